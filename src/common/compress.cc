@@ -18,22 +18,15 @@ Result<std::string> ZstdDecompress(std::string_view data, size_t max_bytes) {
   std::string out;
   ZSTD_inBuffer in{data.data(), data.size(), 0};
   std::string buf(ZSTD_DStreamOutSize(), '\0');
-  size_t last = 0;
-  while (in.pos < in.size) {
-    ZSTD_outBuffer ob{buf.data(), buf.size(), 0};
-    last = ZSTD_decompressStream(dctx.get(), &ob, &in);
-    if (ZSTD_isError(last)) return Status::DataLoss(std::string("zstd: ") + ZSTD_getErrorName(last));
-    out.append(buf.data(), ob.pos);
-    if (out.size() > max_bytes) return Status::DataLoss("zstd: decompressed size over limit");
-    if (ob.pos == 0 && in.pos < in.size && last == 0) break;
-  }
-  // Flush any output still held in the context.
+  size_t last = 1;
+  // Keep calling while there is input left or the output buffer came back full (more may be buffered).
   for (;;) {
     ZSTD_outBuffer ob{buf.data(), buf.size(), 0};
     last = ZSTD_decompressStream(dctx.get(), &ob, &in);
     if (ZSTD_isError(last)) return Status::DataLoss(std::string("zstd: ") + ZSTD_getErrorName(last));
     out.append(buf.data(), ob.pos);
-    if (ob.pos < ob.size) break;
+    if (out.size() > max_bytes) return Status::DataLoss("zstd: decompressed size over limit");
+    if (in.pos == in.size && ob.pos < ob.size) break;
   }
   if (last != 0) return Status::DataLoss("zstd: truncated frame");
   return out;

@@ -1,0 +1,136 @@
+#include "store/migrations.h"
+
+namespace lathe {
+
+const std::vector<const char*>& SqliteMigrations() {
+  static const std::vector<const char*> kMigrations = {
+      // 1: the foundation
+      R"sql(
+CREATE TABLE users (
+  id TEXT PRIMARY KEY,
+  username TEXT NOT NULL UNIQUE,
+  password_hash TEXT NOT NULL,
+  is_admin INTEGER NOT NULL DEFAULT 0,
+  disabled INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE tokens (
+  token_hash TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX tokens_expires ON tokens(expires_at);
+CREATE TABLE projects (
+  name TEXT PRIMARY KEY,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE datasets (
+  project TEXT NOT NULL REFERENCES projects(name),
+  name TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (project, name)
+);
+CREATE TABLE dataset_versions (
+  project TEXT NOT NULL,
+  dataset TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  rows INTEGER NOT NULL,
+  columns TEXT NOT NULL,
+  stats TEXT NOT NULL,
+  blob TEXT NOT NULL,
+  bytes INTEGER NOT NULL,
+  source TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (project, dataset, version),
+  FOREIGN KEY (project, dataset) REFERENCES datasets(project, name)
+);
+CREATE TABLE jobs (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  project TEXT NOT NULL,
+  state TEXT NOT NULL,
+  progress REAL NOT NULL DEFAULT 0,
+  message TEXT NOT NULL DEFAULT '',
+  payload TEXT NOT NULL,
+  result TEXT NOT NULL DEFAULT '{}',
+  error TEXT NOT NULL DEFAULT '',
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  created_by TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  started_at INTEGER NOT NULL DEFAULT 0,
+  finished_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX jobs_state ON jobs(state, created_at);
+CREATE INDEX jobs_project ON jobs(project, created_at);
+CREATE TABLE job_logs (
+  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  seq INTEGER NOT NULL,
+  ts INTEGER NOT NULL,
+  line TEXT NOT NULL,
+  PRIMARY KEY (job_id, seq)
+);
+CREATE TABLE runs (
+  id TEXT PRIMARY KEY,
+  project TEXT NOT NULL REFERENCES projects(name),
+  dataset TEXT NOT NULL,
+  dataset_version INTEGER NOT NULL,
+  target TEXT NOT NULL,
+  task TEXT NOT NULL,
+  learner TEXT NOT NULL,
+  params TEXT NOT NULL,
+  split TEXT NOT NULL,
+  state TEXT NOT NULL,
+  metrics TEXT NOT NULL DEFAULT '{}',
+  signature TEXT NOT NULL DEFAULT '{}',
+  pipeline TEXT NOT NULL DEFAULT '{}',
+  model_blob TEXT NOT NULL DEFAULT '',
+  job_id TEXT NOT NULL,
+  error TEXT NOT NULL DEFAULT '',
+  train_rows INTEGER NOT NULL DEFAULT 0,
+  test_rows INTEGER NOT NULL DEFAULT 0,
+  train_seconds REAL NOT NULL DEFAULT 0,
+  created_by TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  finished_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX runs_project ON runs(project, created_at);
+CREATE TABLE models (
+  project TEXT NOT NULL REFERENCES projects(name),
+  name TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (project, name)
+);
+CREATE TABLE model_versions (
+  project TEXT NOT NULL,
+  model TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  run_id TEXT NOT NULL REFERENCES runs(id),
+  blob TEXT NOT NULL,
+  signature TEXT NOT NULL,
+  metrics TEXT NOT NULL,
+  task TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (project, model, version),
+  FOREIGN KEY (project, model) REFERENCES models(project, name)
+);
+CREATE TABLE deployments (
+  project TEXT NOT NULL REFERENCES projects(name),
+  name TEXT NOT NULL,
+  model TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (project, name),
+  FOREIGN KEY (project, model, version) REFERENCES model_versions(project, model, version)
+);
+)sql",
+  };
+  return kMigrations;
+}
+
+}  // namespace lathe

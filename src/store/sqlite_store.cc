@@ -1,0 +1,681 @@
+// SQLite implementation of Store: one connection in WAL mode, serialized by a mutex (SQLite allows one
+// writer at a time anyway, and metadata calls are short; the predict path does not touch the store).
+#include <sqlite3.h>
+
+#include <mutex>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "store/migrations.h"
+#include "store/sqlite_db.h"
+#include "store/store.h"
+
+namespace lathe {
+
+const char* JobStateName(JobState s) {
+  switch (s) {
+    case JobState::kQueued: return "queued";
+    case JobState::kRunning: return "running";
+    case JobState::kSucceeded: return "succeeded";
+    case JobState::kFailed: return "failed";
+    case JobState::kCancelled: return "cancelled";
+  }
+  return "queued";
+}
+
+Result<JobState> ParseJobState(const std::string& s) {
+  if (s == "queued") return JobState::kQueued;
+  if (s == "running") return JobState::kRunning;
+  if (s == "succeeded") return JobState::kSucceeded;
+  if (s == "failed") return JobState::kFailed;
+  if (s == "cancelled") return JobState::kCancelled;
+  return Status::InvalidArgument("unknown job state '" + s + "'");
+}
+
+int64_t CurrentSchemaVersion() { return static_cast<int64_t>(SqliteMigrations().size()); }
+
+namespace {
+
+using sqlite::Stmt;
+
+Json ParseStoredJson(const std::string& s) {
+  auto r = ParseJson(s, 256);
+  return r.ok() ? std::move(r).value() : Json::object();
+}
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  ~SqliteStore() override { sqlite3_close_v2(db_); }
+
+  Status Init(const std::string& path) {
+    RETURN_IF_ERROR(sqlite::ExecScript(db_, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                                            "PRAGMA foreign_keys=ON;"));
+    sqlite3_busy_timeout(db_, 5000);
+    RETURN_IF_ERROR(sqlite::ExecScript(
+        db_, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at INTEGER NOT NULL);"));
+    int64_t have = SchemaVersionLocked();
+    const auto& migrations = SqliteMigrations();
+    int64_t want = static_cast<int64_t>(migrations.size());
+    if (have > want) {
+      return Status::FailedPrecondition(
+          "the metadata store at " + path + " has schema version " + std::to_string(have) +
+          ", newer than this lathe binary supports (" + std::to_string(want) +
+          "); upgrade lathe or restore a backup made by this version");
+    }
+    for (int64_t v = have + 1; v <= want; ++v) {
+      RETURN_IF_ERROR(sqlite::ExecScript(db_, "BEGIN IMMEDIATE"));
+      Status st = sqlite::ExecScript(db_, migrations[static_cast<size_t>(v - 1)]);
+      if (st.ok()) {
+        Stmt s(db_, "INSERT INTO schema_version(version, applied_at) VALUES (?, ?)");
+        st = s.Bind(1, v).Bind(2, NowMicros()).Exec();
+      }
+      if (!st.ok()) {
+        (void)sqlite::ExecScript(db_, "ROLLBACK");
+        return st.Annotate("applying migration " + std::to_string(v));
+      }
+      RETURN_IF_ERROR(sqlite::ExecScript(db_, "COMMIT"));
+      LogInfo("applied store migration", {{"version", v}});
+    }
+    return Status::Ok();
+  }
+
+  int64_t SchemaVersion() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return SchemaVersionLocked();
+  }
+
+  // ---- users and tokens
+  Status CreateUser(const UserRecord& u) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "INSERT INTO users(id, username, password_hash, is_admin, disabled, created_at) VALUES (?,?,?,?,?,?)");
+    Status st = s.Bind(1, u.id).Bind(2, u.username).Bind(3, u.password_hash).Bind(4, u.is_admin)
+                    .Bind(5, u.disabled).Bind(6, u.created_at).Exec();
+    if (st.code() == StatusCode::kAlreadyExists) return Status::AlreadyExists("user '" + u.username + "' exists");
+    return st;
+  }
+
+  Result<UserRecord> GetUserByName(const std::string& username) override {
+    return GetUser("username", username);
+  }
+  Result<UserRecord> GetUserById(const std::string& id) override { return GetUser("id", id); }
+
+  Result<int64_t> CountUsers() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT COUNT(*) FROM users");
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    return row ? s.Int(0) : 0;
+  }
+
+  Status CreateToken(const TokenRecord& t) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "INSERT INTO tokens(token_hash, user_id, created_at, expires_at, revoked) VALUES (?,?,?,?,0)");
+    return s.Bind(1, t.token_hash).Bind(2, t.user_id).Bind(3, t.created_at).Bind(4, t.expires_at).Exec();
+  }
+
+  Result<TokenRecord> GetToken(const std::string& token_hash) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT token_hash, user_id, created_at, expires_at, revoked FROM tokens WHERE token_hash = ?");
+    s.Bind(1, token_hash);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return Status::NotFound("token not found");
+    return TokenRecord{s.Text(0), s.Text(1), s.Int(2), s.Int(3), s.Int(4) != 0};
+  }
+
+  Status RevokeToken(const std::string& token_hash) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "UPDATE tokens SET revoked = 1 WHERE token_hash = ?");
+    return s.Bind(1, token_hash).Exec();
+  }
+
+  Status DeleteExpiredTokens(int64_t now) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "DELETE FROM tokens WHERE expires_at < ?");
+    return s.Bind(1, now).Exec();
+  }
+
+  // ---- projects
+  Status EnsureProject(const std::string& name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "INSERT OR IGNORE INTO projects(name, created_at) VALUES (?, ?)");
+    return s.Bind(1, name).Bind(2, NowMicros()).Exec();
+  }
+
+  Result<bool> ProjectExists(const std::string& name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT 1 FROM projects WHERE name = ?");
+    s.Bind(1, name);
+    return s.Step();
+  }
+
+  // ---- datasets
+  Result<int64_t> AddDatasetVersion(DatasetVersionRecord rec) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return InTransaction<int64_t>([&]() -> Result<int64_t> {
+      {
+        Stmt s(db_, "INSERT INTO datasets(project, name, created_at, updated_at) VALUES (?,?,?,?) "
+                    "ON CONFLICT(project, name) DO UPDATE SET updated_at = excluded.updated_at");
+        RETURN_IF_ERROR(s.Bind(1, rec.project).Bind(2, rec.dataset).Bind(3, rec.created_at)
+                            .Bind(4, rec.created_at).Exec());
+      }
+      int64_t next = 1;
+      {
+        Stmt s(db_, "SELECT COALESCE(MAX(version), 0) + 1 FROM dataset_versions WHERE project = ? AND dataset = ?");
+        s.Bind(1, rec.project).Bind(2, rec.dataset);
+        ASSIGN_OR_RETURN(bool row, s.Step());
+        if (row) next = s.Int(0);
+      }
+      Stmt s(db_, "INSERT INTO dataset_versions(project, dataset, version, rows, columns, stats, blob, bytes, "
+                  "source, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)");
+      RETURN_IF_ERROR(s.Bind(1, rec.project).Bind(2, rec.dataset).Bind(3, next).Bind(4, rec.rows)
+                          .Bind(5, DumpJson(rec.columns)).Bind(6, DumpJson(rec.stats)).Bind(7, rec.blob)
+                          .Bind(8, rec.bytes).Bind(9, DumpJson(rec.source)).Bind(10, rec.created_at).Exec());
+      return next;
+    });
+  }
+
+  Result<std::vector<DatasetSummary>> ListDatasets(const std::string& project) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT d.project, d.name, MAX(v.version), COUNT(v.version), d.created_at, d.updated_at "
+                "FROM datasets d JOIN dataset_versions v ON v.project = d.project AND v.dataset = d.name "
+                "WHERE d.project = ? GROUP BY d.project, d.name ORDER BY d.name");
+    s.Bind(1, project);
+    std::vector<DatasetSummary> out;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      out.push_back({s.Text(0), s.Text(1), s.Int(2), s.Int(3), s.Int(4), s.Int(5)});
+    }
+    return out;
+  }
+
+  Result<std::vector<DatasetVersionRecord>> ListDatasetVersions(const std::string& project,
+                                                                const std::string& dataset) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, std::string(kDatasetVersionCols) + " WHERE project = ? AND dataset = ? ORDER BY version");
+    s.Bind(1, project).Bind(2, dataset);
+    std::vector<DatasetVersionRecord> out;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      out.push_back(ReadDatasetVersion(s));
+    }
+    if (out.empty()) return Status::NotFound("dataset '" + dataset + "' not found in project '" + project + "'");
+    return out;
+  }
+
+  Result<DatasetVersionRecord> GetDatasetVersion(const std::string& project, const std::string& dataset,
+                                                 int64_t version) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, std::string(kDatasetVersionCols) +
+                    (version > 0 ? " WHERE project = ? AND dataset = ? AND version = ?"
+                                 : " WHERE project = ? AND dataset = ? ORDER BY version DESC LIMIT 1"));
+    s.Bind(1, project).Bind(2, dataset);
+    if (version > 0) s.Bind(3, version);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) {
+      if (version > 0) {
+        return Status::NotFound("dataset '" + dataset + "' has no version " + std::to_string(version));
+      }
+      return Status::NotFound("dataset '" + dataset + "' not found in project '" + project + "'");
+    }
+    return ReadDatasetVersion(s);
+  }
+
+  // ---- jobs
+  Status CreateJob(const JobRecord& j) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "INSERT INTO jobs(id, kind, project, state, progress, message, payload, created_by, created_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?)");
+    return s.Bind(1, j.id).Bind(2, j.kind).Bind(3, j.project).Bind(4, JobStateName(j.state)).Bind(5, j.progress)
+        .Bind(6, j.message).Bind(7, DumpJson(j.payload)).Bind(8, j.created_by).Bind(9, j.created_at).Exec();
+  }
+
+  Result<JobRecord> GetJob(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return GetJobLocked(id);
+  }
+
+  Result<std::vector<JobRecord>> ListJobs(const std::string& project, int64_t limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, std::string(kJobCols) + (project.empty() ? " WHERE ?1 = ?1" : " WHERE project = ?1") +
+                    " ORDER BY created_at DESC LIMIT ?2");
+    s.Bind(1, project).Bind(2, limit);
+    std::vector<JobRecord> out;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      out.push_back(ReadJob(s));
+    }
+    return out;
+  }
+
+  Result<std::optional<JobRecord>> ClaimNextJob(int64_t now) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return InTransaction<std::optional<JobRecord>>([&]() -> Result<std::optional<JobRecord>> {
+      std::string id;
+      {
+        Stmt s(db_, "SELECT id FROM jobs WHERE state = 'queued' ORDER BY created_at, id LIMIT 1");
+        ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) return std::optional<JobRecord>();
+        id = s.Text(0);
+      }
+      Stmt u(db_, "UPDATE jobs SET state = 'running', started_at = ?, attempts = attempts + 1 WHERE id = ?");
+      RETURN_IF_ERROR(u.Bind(1, now).Bind(2, id).Exec());
+      ASSIGN_OR_RETURN(JobRecord job, GetJobLocked(id));
+      return std::optional<JobRecord>(std::move(job));
+    });
+  }
+
+  Status UpdateJobProgress(const std::string& id, double progress, const std::string& message) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "UPDATE jobs SET progress = ?, message = ? WHERE id = ? AND state = 'running'");
+    return s.Bind(1, progress).Bind(2, message).Bind(3, id).Exec();
+  }
+
+  Status AppendJobLog(const std::string& id, const std::string& line, int64_t now) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "INSERT INTO job_logs(job_id, seq, ts, line) VALUES (?1, "
+                "(SELECT COALESCE(MAX(seq), 0) + 1 FROM job_logs WHERE job_id = ?1), ?2, ?3)");
+    return s.Bind(1, id).Bind(2, now).Bind(3, line).Exec();
+  }
+
+  Result<std::vector<std::pair<int64_t, std::string>>> GetJobLog(const std::string& id, int64_t limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT ts, line FROM job_logs WHERE job_id = ? ORDER BY seq LIMIT ?");
+    s.Bind(1, id).Bind(2, limit);
+    std::vector<std::pair<int64_t, std::string>> out;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      out.emplace_back(s.Int(0), s.Text(1));
+    }
+    return out;
+  }
+
+  Status FinishJob(const std::string& id, JobState state, const Json& result, const std::string& error,
+                   int64_t now) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "UPDATE jobs SET state = ?, result = ?, error = ?, finished_at = ?, "
+                "progress = CASE WHEN ? = 'succeeded' THEN 1.0 ELSE progress END "
+                "WHERE id = ? AND state IN ('queued', 'running')");
+    const char* name = JobStateName(state);
+    RETURN_IF_ERROR(s.Bind(1, name).Bind(2, DumpJson(result)).Bind(3, error).Bind(4, now).Bind(5, name)
+                        .Bind(6, id).Exec());
+    if (sqlite3_changes(db_) == 0) return Status::FailedPrecondition("job " + id + " is not active");
+    return Status::Ok();
+  }
+
+  Result<JobRecord> RequestJobCancel(const std::string& id, int64_t now) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return InTransaction<JobRecord>([&]() -> Result<JobRecord> {
+      ASSIGN_OR_RETURN(JobRecord job, GetJobLocked(id));
+      if (job.state == JobState::kQueued) {
+        Stmt s(db_, "UPDATE jobs SET state = 'cancelled', finished_at = ?, cancel_requested = 1, "
+                    "error = 'cancelled before it started' WHERE id = ?");
+        RETURN_IF_ERROR(s.Bind(1, now).Bind(2, id).Exec());
+      } else if (job.state == JobState::kRunning) {
+        Stmt s(db_, "UPDATE jobs SET cancel_requested = 1 WHERE id = ?");
+        RETURN_IF_ERROR(s.Bind(1, id).Exec());
+      }
+      return GetJobLocked(id);
+    });
+  }
+
+  Result<int64_t> FailRunningJobs(const std::string& error, int64_t now) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE state = 'running'");
+    RETURN_IF_ERROR(s.Bind(1, error).Bind(2, now).Exec());
+    return static_cast<int64_t>(sqlite3_changes(db_));
+  }
+
+  Result<std::vector<std::pair<std::string, int64_t>>> CountJobsByState() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT state, COUNT(*) FROM jobs GROUP BY state");
+    std::vector<std::pair<std::string, int64_t>> out;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      out.emplace_back(s.Text(0), s.Int(1));
+    }
+    return out;
+  }
+
+  // ---- runs
+  Status CreateRun(const RunRecord& r) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "INSERT INTO runs(id, project, dataset, dataset_version, target, task, learner, params, split, "
+                "state, job_id, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    return s.Bind(1, r.id).Bind(2, r.project).Bind(3, r.dataset).Bind(4, r.dataset_version).Bind(5, r.target)
+        .Bind(6, r.task).Bind(7, r.learner).Bind(8, DumpJson(r.params)).Bind(9, DumpJson(r.split))
+        .Bind(10, r.state).Bind(11, r.job_id).Bind(12, r.created_by).Bind(13, r.created_at).Exec();
+  }
+
+  Status UpdateRun(const RunRecord& r) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "UPDATE runs SET state = ?, metrics = ?, signature = ?, pipeline = ?, model_blob = ?, error = ?, "
+                "train_rows = ?, test_rows = ?, train_seconds = ?, finished_at = ? WHERE id = ?");
+    RETURN_IF_ERROR(s.Bind(1, r.state).Bind(2, DumpJson(r.metrics)).Bind(3, DumpJson(r.signature))
+                        .Bind(4, DumpJson(r.pipeline)).Bind(5, r.model_blob).Bind(6, r.error).Bind(7, r.train_rows)
+                        .Bind(8, r.test_rows).Bind(9, r.train_seconds).Bind(10, r.finished_at).Bind(11, r.id).Exec());
+    if (sqlite3_changes(db_) == 0) return Status::NotFound("run '" + r.id + "' not found");
+    return Status::Ok();
+  }
+
+  Result<RunRecord> GetRun(const std::string& project, const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, std::string(kRunCols) + " WHERE project = ? AND id = ?");
+    s.Bind(1, project).Bind(2, id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return Status::NotFound("run '" + id + "' not found in project '" + project + "'");
+    return ReadRun(s);
+  }
+
+  Result<std::vector<RunRecord>> ListRuns(const std::string& project, int64_t limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, std::string(kRunCols) + " WHERE project = ? ORDER BY created_at DESC LIMIT ?");
+    s.Bind(1, project).Bind(2, limit);
+    std::vector<RunRecord> out;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      out.push_back(ReadRun(s));
+    }
+    return out;
+  }
+
+  Status SyncRunStatesFromJobs() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "UPDATE runs SET state = j.state, error = j.error, finished_at = j.finished_at FROM jobs j "
+                "WHERE runs.job_id = j.id AND runs.state IN ('queued', 'running') "
+                "AND j.state IN ('failed', 'cancelled')");
+    return s.Exec();
+  }
+
+  // ---- models
+  Result<int64_t> AddModelVersion(ModelVersionRecord rec) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return InTransaction<int64_t>([&]() -> Result<int64_t> {
+      {
+        Stmt s(db_, "INSERT OR IGNORE INTO models(project, name, created_at) VALUES (?,?,?)");
+        RETURN_IF_ERROR(s.Bind(1, rec.project).Bind(2, rec.model).Bind(3, rec.created_at).Exec());
+      }
+      int64_t next = 1;
+      {
+        Stmt s(db_, "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE project = ? AND model = ?");
+        s.Bind(1, rec.project).Bind(2, rec.model);
+        ASSIGN_OR_RETURN(bool row, s.Step());
+        if (row) next = s.Int(0);
+      }
+      Stmt s(db_, "INSERT INTO model_versions(project, model, version, run_id, blob, signature, metrics, task, "
+                  "created_at) VALUES (?,?,?,?,?,?,?,?,?)");
+      RETURN_IF_ERROR(s.Bind(1, rec.project).Bind(2, rec.model).Bind(3, next).Bind(4, rec.run_id)
+                          .Bind(5, rec.blob).Bind(6, DumpJson(rec.signature)).Bind(7, DumpJson(rec.metrics))
+                          .Bind(8, rec.task).Bind(9, rec.created_at).Exec());
+      return next;
+    });
+  }
+
+  Result<std::vector<std::string>> ListModels(const std::string& project) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT name FROM models WHERE project = ? ORDER BY name");
+    s.Bind(1, project);
+    std::vector<std::string> out;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      out.push_back(s.Text(0));
+    }
+    return out;
+  }
+
+  Result<std::vector<ModelVersionRecord>> ListModelVersions(const std::string& project,
+                                                            const std::string& model) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, std::string(kModelCols) + " WHERE project = ? AND model = ? ORDER BY version");
+    s.Bind(1, project).Bind(2, model);
+    std::vector<ModelVersionRecord> out;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      out.push_back(ReadModel(s));
+    }
+    if (out.empty()) return Status::NotFound("model '" + model + "' not found in project '" + project + "'");
+    return out;
+  }
+
+  Result<ModelVersionRecord> GetModelVersion(const std::string& project, const std::string& model,
+                                             int64_t version) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, std::string(kModelCols) +
+                    (version > 0 ? " WHERE project = ? AND model = ? AND version = ?"
+                                 : " WHERE project = ? AND model = ? ORDER BY version DESC LIMIT 1"));
+    s.Bind(1, project).Bind(2, model);
+    if (version > 0) s.Bind(3, version);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) {
+      if (version > 0) return Status::NotFound("model '" + model + "' has no version " + std::to_string(version));
+      return Status::NotFound("model '" + model + "' not found in project '" + project + "'");
+    }
+    return ReadModel(s);
+  }
+
+  // ---- deployments
+  Status CreateDeployment(const DeploymentRecord& d) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "INSERT INTO deployments(project, name, model, version, state, created_at, updated_at) "
+                "VALUES (?,?,?,?,?,?,?)");
+    Status st = s.Bind(1, d.project).Bind(2, d.name).Bind(3, d.model).Bind(4, d.version).Bind(5, d.state)
+                    .Bind(6, d.created_at).Bind(7, d.updated_at).Exec();
+    if (st.code() == StatusCode::kAlreadyExists) {
+      return Status::AlreadyExists("deployment '" + d.name + "' already exists; PATCH it to change its version");
+    }
+    return st;
+  }
+
+  Status UpdateDeployment(const DeploymentRecord& d) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "UPDATE deployments SET model = ?, version = ?, state = ?, updated_at = ? WHERE project = ? AND name = ?");
+    RETURN_IF_ERROR(s.Bind(1, d.model).Bind(2, d.version).Bind(3, d.state).Bind(4, d.updated_at)
+                        .Bind(5, d.project).Bind(6, d.name).Exec());
+    if (sqlite3_changes(db_) == 0) return Status::NotFound("deployment '" + d.name + "' not found");
+    return Status::Ok();
+  }
+
+  Status DeleteDeployment(const std::string& project, const std::string& name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "DELETE FROM deployments WHERE project = ? AND name = ?");
+    RETURN_IF_ERROR(s.Bind(1, project).Bind(2, name).Exec());
+    if (sqlite3_changes(db_) == 0) return Status::NotFound("deployment '" + name + "' not found");
+    return Status::Ok();
+  }
+
+  Result<DeploymentRecord> GetDeployment(const std::string& project, const std::string& name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, std::string(kDeploymentCols) + " WHERE project = ? AND name = ?");
+    s.Bind(1, project).Bind(2, name);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return Status::NotFound("deployment '" + name + "' not found in project '" + project + "'");
+    return ReadDeployment(s);
+  }
+
+  Result<std::vector<DeploymentRecord>> ListDeployments(const std::string& project) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, std::string(kDeploymentCols) + " WHERE project = ? ORDER BY name");
+    s.Bind(1, project);
+    return ReadDeployments(s);
+  }
+
+  Result<std::vector<DeploymentRecord>> ListAllDeployments() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, std::string(kDeploymentCols) + " ORDER BY project, name");
+    return ReadDeployments(s);
+  }
+
+ private:
+  static constexpr const char* kDatasetVersionCols =
+      "SELECT project, dataset, version, rows, columns, stats, blob, bytes, source, created_at FROM dataset_versions";
+  static constexpr const char* kJobCols =
+      "SELECT id, kind, project, state, progress, message, payload, result, error, cancel_requested, attempts, "
+      "created_by, created_at, started_at, finished_at FROM jobs";
+  static constexpr const char* kRunCols =
+      "SELECT id, project, dataset, dataset_version, target, task, learner, params, split, state, metrics, "
+      "signature, pipeline, model_blob, job_id, error, train_rows, test_rows, train_seconds, created_by, "
+      "created_at, finished_at FROM runs";
+  static constexpr const char* kModelCols =
+      "SELECT project, model, version, run_id, blob, signature, metrics, task, created_at FROM model_versions";
+  static constexpr const char* kDeploymentCols =
+      "SELECT project, name, model, version, state, created_at, updated_at FROM deployments";
+
+  int64_t SchemaVersionLocked() {
+    Stmt s(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
+    auto row = s.Step();
+    return (row.ok() && *row) ? s.Int(0) : 0;
+  }
+
+  template <class T, class F>
+  Result<T> InTransaction(F&& body) {
+    RETURN_IF_ERROR(sqlite::ExecScript(db_, "BEGIN IMMEDIATE"));
+    Result<T> r = body();
+    if (!r.ok()) {
+      (void)sqlite::ExecScript(db_, "ROLLBACK");
+      return r;
+    }
+    Status st = sqlite::ExecScript(db_, "COMMIT");
+    if (!st.ok()) {
+      (void)sqlite::ExecScript(db_, "ROLLBACK");
+      return st;
+    }
+    return r;
+  }
+
+  Result<UserRecord> GetUser(const char* key, const std::string& value) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, std::string("SELECT id, username, password_hash, is_admin, disabled, created_at FROM users WHERE ") +
+                    key + " = ?");
+    s.Bind(1, value);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return Status::NotFound("user not found");
+    return UserRecord{s.Text(0), s.Text(1), s.Text(2), s.Int(3) != 0, s.Int(4) != 0, s.Int(5)};
+  }
+
+  Result<JobRecord> GetJobLocked(const std::string& id) {
+    Stmt s(db_, std::string(kJobCols) + " WHERE id = ?");
+    s.Bind(1, id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return Status::NotFound("job '" + id + "' not found");
+    return ReadJob(s);
+  }
+
+  static DatasetVersionRecord ReadDatasetVersion(const Stmt& s) {
+    DatasetVersionRecord r;
+    r.project = s.Text(0);
+    r.dataset = s.Text(1);
+    r.version = s.Int(2);
+    r.rows = s.Int(3);
+    r.columns = ParseStoredJson(s.Text(4));
+    r.stats = ParseStoredJson(s.Text(5));
+    r.blob = s.Text(6);
+    r.bytes = s.Int(7);
+    r.source = ParseStoredJson(s.Text(8));
+    r.created_at = s.Int(9);
+    return r;
+  }
+
+  static JobRecord ReadJob(const Stmt& s) {
+    JobRecord j;
+    j.id = s.Text(0);
+    j.kind = s.Text(1);
+    j.project = s.Text(2);
+    auto st = ParseJobState(s.Text(3));
+    j.state = st.ok() ? *st : JobState::kFailed;
+    j.progress = s.Double(4);
+    j.message = s.Text(5);
+    j.payload = ParseStoredJson(s.Text(6));
+    j.result = ParseStoredJson(s.Text(7));
+    j.error = s.Text(8);
+    j.cancel_requested = s.Int(9) != 0;
+    j.attempts = s.Int(10);
+    j.created_by = s.Text(11);
+    j.created_at = s.Int(12);
+    j.started_at = s.Int(13);
+    j.finished_at = s.Int(14);
+    return j;
+  }
+
+  static RunRecord ReadRun(const Stmt& s) {
+    RunRecord r;
+    r.id = s.Text(0);
+    r.project = s.Text(1);
+    r.dataset = s.Text(2);
+    r.dataset_version = s.Int(3);
+    r.target = s.Text(4);
+    r.task = s.Text(5);
+    r.learner = s.Text(6);
+    r.params = ParseStoredJson(s.Text(7));
+    r.split = ParseStoredJson(s.Text(8));
+    r.state = s.Text(9);
+    r.metrics = ParseStoredJson(s.Text(10));
+    r.signature = ParseStoredJson(s.Text(11));
+    r.pipeline = ParseStoredJson(s.Text(12));
+    r.model_blob = s.Text(13);
+    r.job_id = s.Text(14);
+    r.error = s.Text(15);
+    r.train_rows = s.Int(16);
+    r.test_rows = s.Int(17);
+    r.train_seconds = s.Double(18);
+    r.created_by = s.Text(19);
+    r.created_at = s.Int(20);
+    r.finished_at = s.Int(21);
+    return r;
+  }
+
+  static ModelVersionRecord ReadModel(const Stmt& s) {
+    ModelVersionRecord m;
+    m.project = s.Text(0);
+    m.model = s.Text(1);
+    m.version = s.Int(2);
+    m.run_id = s.Text(3);
+    m.blob = s.Text(4);
+    m.signature = ParseStoredJson(s.Text(5));
+    m.metrics = ParseStoredJson(s.Text(6));
+    m.task = s.Text(7);
+    m.created_at = s.Int(8);
+    return m;
+  }
+
+  static DeploymentRecord ReadDeployment(const Stmt& s) {
+    return DeploymentRecord{s.Text(0), s.Text(1), s.Text(2), s.Int(3), s.Text(4), s.Int(5), s.Int(6)};
+  }
+
+  Result<std::vector<DeploymentRecord>> ReadDeployments(Stmt& s) {
+    std::vector<DeploymentRecord> out;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      out.push_back(ReadDeployment(s));
+    }
+    return out;
+  }
+
+  std::mutex mu_;
+  sqlite3* db_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    Status st = sqlite::ErrorFromSqlite(db, rc, "opening " + path);
+    sqlite3_close_v2(db);
+    return st;
+  }
+  auto store = std::make_unique<SqliteStore>(db);
+  RETURN_IF_ERROR(store->Init(path));
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace lathe

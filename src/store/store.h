@@ -1,0 +1,203 @@
+// Store: lathe's metadata (users, tokens, datasets, runs, models, deployments, jobs) behind one interface.
+// SQL lives only in the implementations (sqlite_store.cc now; PostgreSQL later). Every method is one
+// transaction: it either fully applies or returns an error and changes nothing. Implementations are
+// thread-safe. Timestamps are microseconds since the Unix epoch.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/json.h"
+#include "common/status.h"
+
+namespace lathe {
+
+struct UserRecord {
+  std::string id;
+  std::string username;
+  std::string password_hash;  // argon2id PHC string
+  bool is_admin = false;
+  bool disabled = false;
+  int64_t created_at = 0;
+};
+
+struct TokenRecord {
+  std::string token_hash;  // SHA-256 hex of the bearer token; the token itself is never stored
+  std::string user_id;
+  int64_t created_at = 0;
+  int64_t expires_at = 0;
+  bool revoked = false;
+};
+
+struct DatasetVersionRecord {
+  std::string project;
+  std::string dataset;
+  int64_t version = 0;
+  int64_t rows = 0;
+  Json columns = Json::array();  // [{"name","type","missing"}]
+  Json stats = Json::object();
+  std::string blob;               // blob id of the columnar file
+  int64_t bytes = 0;
+  Json source = Json::object();   // {"kind":"upload","format":"csv","filename":...}
+  int64_t created_at = 0;
+};
+
+struct DatasetSummary {
+  std::string project;
+  std::string name;
+  int64_t latest_version = 0;
+  int64_t versions = 0;
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+};
+
+enum class JobState { kQueued, kRunning, kSucceeded, kFailed, kCancelled };
+const char* JobStateName(JobState s);
+Result<JobState> ParseJobState(const std::string& s);
+inline bool IsTerminal(JobState s) {
+  return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled;
+}
+
+struct JobRecord {
+  std::string id;
+  std::string kind;      // "train", ...
+  std::string project;
+  JobState state = JobState::kQueued;
+  double progress = 0;
+  std::string message;   // latest progress message
+  Json payload = Json::object();
+  Json result = Json::object();
+  std::string error;
+  bool cancel_requested = false;
+  int64_t attempts = 0;
+  std::string created_by;
+  int64_t created_at = 0, started_at = 0, finished_at = 0;
+};
+
+struct RunRecord {
+  std::string id;
+  std::string project;
+  std::string dataset;
+  int64_t dataset_version = 0;
+  std::string target, task, learner;
+  Json params = Json::object();
+  Json split = Json::object();
+  std::string state = "queued";  // mirrors its job: queued|running|succeeded|failed|cancelled
+  Json metrics = Json::object();
+  Json signature = Json::object();
+  Json pipeline = Json::object();
+  std::string model_blob;  // blob id of the model bundle once trained
+  std::string job_id;
+  std::string error;
+  int64_t train_rows = 0, test_rows = 0;
+  double train_seconds = 0;
+  std::string created_by;
+  int64_t created_at = 0, finished_at = 0;
+};
+
+struct ModelVersionRecord {
+  std::string project;
+  std::string model;
+  int64_t version = 0;
+  std::string run_id;
+  std::string blob;
+  Json signature = Json::object();
+  Json metrics = Json::object();
+  std::string task;
+  int64_t created_at = 0;
+};
+
+struct DeploymentRecord {
+  std::string project;
+  std::string name;
+  std::string model;
+  int64_t version = 0;
+  std::string state = "ready";
+  int64_t created_at = 0, updated_at = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Schema
+  virtual int64_t SchemaVersion() = 0;
+
+  // Users and tokens
+  virtual Status CreateUser(const UserRecord& user) = 0;  // kAlreadyExists on a taken username
+  virtual Result<UserRecord> GetUserByName(const std::string& username) = 0;
+  virtual Result<UserRecord> GetUserById(const std::string& id) = 0;
+  virtual Result<int64_t> CountUsers() = 0;
+  virtual Status CreateToken(const TokenRecord& token) = 0;
+  virtual Result<TokenRecord> GetToken(const std::string& token_hash) = 0;
+  virtual Status RevokeToken(const std::string& token_hash) = 0;
+  virtual Status DeleteExpiredTokens(int64_t now) = 0;
+
+  // Projects
+  virtual Status EnsureProject(const std::string& name) = 0;
+  virtual Result<bool> ProjectExists(const std::string& name) = 0;
+
+  // Datasets: a version number is assigned atomically (max+1) and returned in `rec.version`.
+  virtual Result<int64_t> AddDatasetVersion(DatasetVersionRecord rec) = 0;
+  virtual Result<std::vector<DatasetSummary>> ListDatasets(const std::string& project) = 0;
+  virtual Result<std::vector<DatasetVersionRecord>> ListDatasetVersions(const std::string& project,
+                                                                        const std::string& dataset) = 0;
+  // version 0 = latest
+  virtual Result<DatasetVersionRecord> GetDatasetVersion(const std::string& project, const std::string& dataset,
+                                                         int64_t version) = 0;
+
+  // Jobs
+  virtual Status CreateJob(const JobRecord& job) = 0;
+  virtual Result<JobRecord> GetJob(const std::string& id) = 0;
+  virtual Result<std::vector<JobRecord>> ListJobs(const std::string& project, int64_t limit) = 0;
+  // Atomically moves the oldest queued job (of the given kinds, or any if empty) to running.
+  virtual Result<std::optional<JobRecord>> ClaimNextJob(int64_t now) = 0;
+  virtual Status UpdateJobProgress(const std::string& id, double progress, const std::string& message) = 0;
+  virtual Status AppendJobLog(const std::string& id, const std::string& line, int64_t now) = 0;
+  virtual Result<std::vector<std::pair<int64_t, std::string>>> GetJobLog(const std::string& id, int64_t limit) = 0;
+  // Sets a terminal state. Refuses (kFailedPrecondition) if the job is already terminal.
+  virtual Status FinishJob(const std::string& id, JobState state, const Json& result, const std::string& error,
+                           int64_t now) = 0;
+  // Queued -> cancelled immediately; running -> cancel_requested. Returns the updated job.
+  virtual Result<JobRecord> RequestJobCancel(const std::string& id, int64_t now) = 0;
+  // At start: every job left running by a dead process is failed with `error`. Returns how many.
+  virtual Result<int64_t> FailRunningJobs(const std::string& error, int64_t now) = 0;
+  virtual Result<std::vector<std::pair<std::string, int64_t>>> CountJobsByState() = 0;
+
+  // Runs
+  virtual Status CreateRun(const RunRecord& run) = 0;
+  virtual Status UpdateRun(const RunRecord& run) = 0;
+  virtual Result<RunRecord> GetRun(const std::string& project, const std::string& id) = 0;
+  virtual Result<std::vector<RunRecord>> ListRuns(const std::string& project, int64_t limit) = 0;
+  // Runs whose job is no longer running get its terminal state (repairs after a crash).
+  virtual Status SyncRunStatesFromJobs() = 0;
+
+  // Models
+  virtual Result<int64_t> AddModelVersion(ModelVersionRecord rec) = 0;
+  virtual Result<std::vector<std::string>> ListModels(const std::string& project) = 0;
+  virtual Result<std::vector<ModelVersionRecord>> ListModelVersions(const std::string& project,
+                                                                    const std::string& model) = 0;
+  // version 0 = latest
+  virtual Result<ModelVersionRecord> GetModelVersion(const std::string& project, const std::string& model,
+                                                     int64_t version) = 0;
+
+  // Deployments
+  virtual Status CreateDeployment(const DeploymentRecord& d) = 0;  // kAlreadyExists
+  virtual Status UpdateDeployment(const DeploymentRecord& d) = 0;  // kNotFound
+  virtual Status DeleteDeployment(const std::string& project, const std::string& name) = 0;
+  virtual Result<DeploymentRecord> GetDeployment(const std::string& project, const std::string& name) = 0;
+  virtual Result<std::vector<DeploymentRecord>> ListDeployments(const std::string& project) = 0;
+  virtual Result<std::vector<DeploymentRecord>> ListAllDeployments() = 0;
+};
+
+// Opens (creating if needed) the SQLite store at `path`, applying pending migrations. Refuses to open a
+// database whose schema is newer than this binary knows.
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+
+// The schema version this binary writes.
+int64_t CurrentSchemaVersion();
+
+}  // namespace lathe
