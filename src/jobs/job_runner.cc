@@ -67,10 +67,10 @@ void JobRunner::Stop() {
 }
 
 Result<JobRecord> JobRunner::Submit(const std::string& kind, const std::string& project, const Json& payload,
-                                    const std::string& created_by) {
+                                    const std::string& created_by, const std::string& id) {
   if (kinds_.find(kind) == kinds_.end()) return Status::InvalidArgument("unknown job kind '" + kind + "'");
   if (stopping_.load()) return Status::Unavailable("lathe is shutting down; not accepting new jobs");
-  JobRecord job{.id = NewId("job"), .kind = kind, .project = project, .state = JobState::kQueued,
+  JobRecord job{.id = id.empty() ? NewId("job") : id, .kind = kind, .project = project, .state = JobState::kQueued,
                 .payload = payload, .created_by = created_by, .created_at = NowMicros()};
   RETURN_IF_ERROR(store_->CreateJob(job));
   {

@@ -68,7 +68,7 @@ class JobRunner {
   void Stop();
 
   Result<JobRecord> Submit(const std::string& kind, const std::string& project, const Json& payload,
-                           const std::string& created_by);
+                           const std::string& created_by, const std::string& id = "");
   Result<JobRecord> Cancel(const std::string& id);
   int running() const { return running_.load(); }
 

@@ -1,0 +1,187 @@
+#include "api/app.h"
+
+#include <filesystem>
+
+#include "api/problem.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+#ifndef LATHE_VERSION
+#define LATHE_VERSION "0.1.0"
+#endif
+
+namespace lathe {
+
+namespace fs = std::filesystem;
+
+Result<std::unique_ptr<App>> App::Create(const AppConfig& config) {
+  std::unique_ptr<App> app(new App(config));
+  std::error_code ec;
+  fs::create_directories(config.data_dir, ec);
+  if (ec) return Status::FailedPrecondition("cannot create data dir " + config.data_dir + ": " + ec.message());
+  ASSIGN_OR_RETURN(app->store_, OpenSqliteStore((fs::path(config.data_dir) / "lathe.db").string()));
+  ASSIGN_OR_RETURN(app->blobs_, BlobStore::Open((fs::path(config.data_dir) / "blobs").string()));
+  app->auth_ = std::make_unique<AuthService>(app->store_.get(), AuthOptions{.token_ttl_s = config.token_ttl_s});
+  RETURN_IF_ERROR(app->auth_->Bootstrap(config.admin_password));
+  RETURN_IF_ERROR(app->store_->EnsureProject("default"));
+  RETURN_IF_ERROR(app->store_->DeleteExpiredTokens(NowMicros()));
+  app->jobs_ = std::make_unique<JobRunner>(app->store_.get(), config.workers);
+
+  Store* store = app->store_.get();
+  app->metrics_.AddCollector([store] {
+    CollectedFamily f{"lathe_jobs", "Jobs by state", MetricType::kGauge, {}};
+    for (const char* s : {"queued", "running", "succeeded", "failed", "cancelled"}) {
+      f.samples.push_back({{{"state", s}}, 0});
+    }
+    auto counts = store->CountJobsByState();
+    if (counts.ok()) {
+      for (const auto& [state, n] : *counts) {
+        for (auto& sample : f.samples) {
+          if (sample.labels[0].second == state) sample.value = static_cast<double>(n);
+        }
+      }
+    }
+    return std::vector<CollectedFamily>{f};
+  });
+  DeploymentRegistry* live = &app->deployments_;
+  app->metrics_.AddCollector([live] {
+    return std::vector<CollectedFamily>{
+        {"lathe_deployments_live", "Deployments loaded and serving", MetricType::kGauge,
+         {{{}, static_cast<double>(live->size())}}}};
+  });
+
+  RegisterSystemRoutes(app->router_, *app);
+  RegisterAuthRoutes(app->router_, *app);
+  RegisterDatasetRoutes(app->router_, *app);
+  RegisterRunRoutes(app->router_, *app);
+  RegisterJobRoutes(app->router_, *app);
+  RegisterModelRoutes(app->router_, *app);
+  RegisterDeploymentRoutes(app->router_, *app);
+  RegisterTrainJob(*app);
+  return app;
+}
+
+App::~App() { Stop(); }
+
+Status App::Start() {
+  RETURN_IF_ERROR(jobs_->Start());
+  RETURN_IF_ERROR(LoadDeployments(*this));
+  ready_ = true;
+  return Status::Ok();
+}
+
+void App::Stop() {
+  ready_ = false;
+  if (jobs_) jobs_->Stop();
+}
+
+BodyPolicy App::OnHeaders(const HttpRequest& req) {
+  auto m = router_.Find(req.method, req.path);
+  if (m.kind == Router::MatchKind::kMatched && m.route->upload) {
+    return BodyPolicy{.spool_to_file = true, .max_bytes = config_.max_upload_bytes};
+  }
+  return BodyPolicy{.spool_to_file = false, .max_bytes = config_.max_body_bytes};
+}
+
+void App::Handle(HttpRequest& req, HttpResponse& res) {
+  auto m = router_.Find(req.method, req.path);
+  if (m.kind != Router::MatchKind::kMatched) {
+    res.route = "unmatched";
+    if (m.kind == Router::MatchKind::kWrongMethod) {
+      WriteProblem(405, "method " + req.method + " is not allowed on " + req.path + "; allowed: " + m.allow, req, res);
+      res.headers.emplace_back("Allow", m.allow);
+    } else {
+      WriteProblem(404, "no route for " + req.method + " " + req.path, req, res);
+    }
+    return;
+  }
+  const Route& route = *m.route;
+  res.route = route.pattern;
+  RequestContext ctx{req, res, Caller{}, std::move(m.params)};
+  Status st;
+  bool public_route = route.permission == Permission::kPublic ||
+                      (config_.metrics_public && route.pattern == "/metrics");
+  if (!public_route) {
+    const std::string* authz = req.Header("authorization");
+    if (!authz) {
+      st = Status::Unauthenticated("this route needs 'Authorization: Bearer <token or API key>'; log in at "
+                                   "POST /api/v1/auth/login");
+    } else {
+      auto caller = auth_->Authenticate(*authz);
+      if (!caller.ok()) {
+        st = caller.TakeStatus();
+      } else {
+        ctx.caller = std::move(caller).value();
+        res.caller = ctx.caller.username;
+        st = auth_->Authorize(ctx.caller, route.permission, ctx.Project());
+      }
+    }
+    if (st.ok() && !ctx.Project().empty()) {
+      auto exists = store_->ProjectExists(ctx.Project());
+      if (!exists.ok()) st = exists.TakeStatus();
+      else if (!*exists) st = Status::NotFound("project '" + ctx.Project() + "' not found");
+    }
+  }
+  if (st.ok()) {
+    try {
+      st = route.handler(ctx);
+    } catch (const std::exception& e) {
+      st = Status::Internal(std::string("unhandled exception: ") + e.what());
+    }
+  }
+  if (!st.ok()) {
+    if (HttpStatusFor(st.code()) >= 500) {
+      LogError("request failed", {{"request_id", req.request_id}, {"route", route.pattern},
+                                  {"error", st.ToString()}});
+    }
+    WriteProblem(st, req, res);
+  }
+}
+
+void App::OnRejected(const HttpRequest& req, int status, const std::string& detail, HttpResponse& res) {
+  WriteProblem(status, detail, req, res);
+  res.route = "rejected";
+}
+
+// ---- system routes: health, readiness, metrics, OpenAPI
+void RegisterSystemRoutes(Router& router, App& app) {
+  router.Add({.method = "GET", .pattern = "/healthz", .permission = Permission::kPublic,
+              .handler = [](RequestContext& ctx) {
+                WriteJson(200, {{"status", "ok"}}, ctx.res);
+                return Status::Ok();
+              },
+              .summary = "Liveness: the process is up", .tag = "system"});
+  router.Add({.method = "GET", .pattern = "/readyz", .permission = Permission::kPublic,
+              .handler = [&app](RequestContext& ctx) {
+                if (!app.ready()) return Status::Unavailable("lathe is starting or stopping");
+                if (app.store().SchemaVersion() != CurrentSchemaVersion()) {
+                  return Status::Unavailable("metadata store is not reachable");
+                }
+                WriteJson(200, {{"status", "ready"}}, ctx.res);
+                return Status::Ok();
+              },
+              .summary = "Readiness: store reachable, jobs and deployments loaded", .tag = "system"});
+  router.Add({.method = "GET", .pattern = "/metrics", .permission = Permission::kProjectRead,
+              .handler = [&app](RequestContext& ctx) {
+                ctx.res.status = 200;
+                ctx.res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+                ctx.res.body = app.metrics().RenderPrometheus();
+                return Status::Ok();
+              },
+              .summary = "Prometheus metrics (public unless metrics_public=false)", .tag = "system"});
+  router.Add({.method = "POST", .pattern = "/api/v1/ping", .permission = Permission::kAuthenticated,
+              .handler = [](RequestContext& ctx) {
+                WriteJson(200, {{"ok", true}}, ctx.res);
+                return Status::Ok();
+              },
+              .summary = "Authenticated no-op: the floor of the HTTP + auth path (used by benchmarks)",
+              .tag = "system"});
+  router.Add({.method = "GET", .pattern = "/api/v1/openapi.json", .permission = Permission::kAuthenticated,
+              .handler = [&app](RequestContext& ctx) {
+                WriteJson(200, app.router().OpenApi(LATHE_VERSION), ctx.res);
+                return Status::Ok();
+              },
+              .summary = "This API's OpenAPI 3.1 document, generated from the route table", .tag = "system"});
+}
+
+}  // namespace lathe

@@ -1,0 +1,92 @@
+// App: the lathe service. Owns the store, blobs, auth, job runner, live deployments and metrics; builds
+// the route table; and implements HttpService so the HTTP server hands it every request:
+//   route lookup -> authenticate -> authorize(route permission, project) -> handler -> response,
+// with problem+json for every error. (Per-route request metrics are recorded by the server from
+// HttpResponse::route into metrics(); pass it as ServerOptions::metrics.)
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "api/router.h"
+#include "auth/auth.h"
+#include "jobs/job_runner.h"
+#include "monitor/metrics.h"
+#include "serving/deployment_registry.h"
+#include "server/http_server.h"
+#include "store/blob_store.h"
+#include "store/store.h"
+
+namespace lathe {
+
+class DatasetFile;
+
+struct AppConfig {
+  std::string data_dir = "./lathe-data";
+  std::string admin_password;            // LATHE_ADMIN_PASSWORD; empty = generate once and log it
+  int workers = 2;                       // concurrent jobs
+  size_t max_body_bytes = 16 << 20;      // JSON bodies
+  size_t max_upload_bytes = size_t{16} << 30;  // dataset uploads (spooled to disk)
+  size_t max_json_depth = 64;
+  int64_t max_predict_rows = 10000;      // instances per predict request
+  int64_t max_page_rows = 10000;         // rows per browse request
+  int64_t token_ttl_s = 7 * 24 * 3600;
+  bool metrics_public = true;            // GET /metrics without a token
+};
+
+class App : public HttpService {
+ public:
+  static Result<std::unique_ptr<App>> Create(const AppConfig& config);
+  ~App() override;
+
+  // Starts the job workers and loads live deployments; after this /readyz is 200.
+  Status Start();
+  // Stops the job workers (running jobs finish their current step).
+  void Stop();
+
+  BodyPolicy OnHeaders(const HttpRequest& req) override;
+  void Handle(HttpRequest& req, HttpResponse& res) override;
+  void OnRejected(const HttpRequest& req, int status, const std::string& detail, HttpResponse& res) override;
+
+  const AppConfig& config() const { return config_; }
+  Store& store() { return *store_; }
+  BlobStore& blobs() { return *blobs_; }
+  AuthService& auth() { return *auth_; }
+  JobRunner& jobs() { return *jobs_; }
+  DeploymentRegistry& deployments() { return deployments_; }
+  MetricsRegistry& metrics() { return metrics_; }
+  const Router& router() const { return router_; }
+  bool ready() const { return ready_.load(); }
+
+ private:
+  explicit App(const AppConfig& config) : config_(config) {}
+
+  AppConfig config_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<AuthService> auth_;
+  std::unique_ptr<JobRunner> jobs_;
+  DeploymentRegistry deployments_;
+  MetricsRegistry metrics_;
+  Router router_;
+  std::atomic<bool> ready_{false};
+};
+
+// Route registration, one function per resource (routes_*.cc).
+void RegisterSystemRoutes(Router& router, App& app);
+void RegisterAuthRoutes(Router& router, App& app);
+void RegisterDatasetRoutes(Router& router, App& app);
+void RegisterRunRoutes(Router& router, App& app);
+void RegisterJobRoutes(Router& router, App& app);
+void RegisterModelRoutes(Router& router, App& app);
+void RegisterDeploymentRoutes(Router& router, App& app);
+
+// Job kinds (registered with the JobRunner by App::Create).
+void RegisterTrainJob(App& app);
+// Opens the columnar file of a dataset version (memory-mapped).
+Result<std::unique_ptr<DatasetFile>> OpenDatasetVersion(App& app, const DatasetVersionRecord& v);
+// Loads every stored deployment into the live registry (at start).
+Status LoadDeployments(App& app);
+
+}  // namespace lathe

@@ -1,0 +1,329 @@
+// Training runs (each executed as a "train" job), and the job resource.
+#include <set>
+
+#include "api/app.h"
+#include "api/params.h"
+#include "api/problem.h"
+#include "common/clock.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "data/dataset_file.h"
+#include "ml/learner_registry.h"
+#include "ml/train.h"
+
+namespace lathe {
+
+namespace {
+
+std::string Ts(int64_t micros) { return micros > 0 ? FormatRfc3339(micros) : ""; }
+
+Json RunJson(const RunRecord& r) {
+  Json j = {{"id", r.id},
+            {"project", r.project},
+            {"state", r.state},
+            {"dataset", r.dataset},
+            {"version", r.dataset_version},
+            {"target", r.target},
+            {"task", r.task},
+            {"learner", r.learner},
+            {"params", r.params},
+            {"split", r.split},
+            {"metrics", r.metrics},
+            {"job", r.job_id},
+            {"train_rows", r.train_rows},
+            {"test_rows", r.test_rows},
+            {"train_seconds", r.train_seconds},
+            {"created_by", r.created_by},
+            {"created_at", Ts(r.created_at)},
+            {"finished_at", Ts(r.finished_at)}};
+  if (!r.error.empty()) j["error"] = r.error;
+  if (r.state == "succeeded") {
+    j["signature"] = r.signature;
+    j["pipeline"] = r.pipeline;
+  }
+  return j;
+}
+
+Json JobJson(const JobRecord& j, const std::vector<std::pair<int64_t, std::string>>* log) {
+  Json out = {{"id", j.id},
+              {"kind", j.kind},
+              {"project", j.project},
+              {"state", JobStateName(j.state)},
+              {"progress", j.progress},
+              {"message", j.message},
+              {"result", j.result},
+              {"cancel_requested", j.cancel_requested},
+              {"attempts", j.attempts},
+              {"created_by", j.created_by},
+              {"created_at", Ts(j.created_at)},
+              {"started_at", Ts(j.started_at)},
+              {"finished_at", Ts(j.finished_at)}};
+  if (!j.error.empty()) out["error"] = j.error;
+  if (log) {
+    Json lines = Json::array();
+    for (const auto& [ts, line] : *log) lines.push_back({{"ts", FormatRfc3339(ts)}, {"line", line}});
+    out["log"] = lines;
+  }
+  return out;
+}
+
+// Validates a run request against the dataset version's schema, so mistakes are a 400 now rather than a
+// failed job later.
+Result<RunRecord> ParseRunRequest(App& app, const std::string& project, const Json& body) {
+  if (!body.is_object()) return Status::InvalidArgument("body must be a JSON object");
+  static const std::set<std::string> kKnown = {"dataset", "version", "target", "task", "learner", "params", "split"};
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    if (!kKnown.count(it.key())) {
+      return Status::InvalidArgument("unknown field '" + it.key() + "'")
+          .WithDetail(ErrorDetail::Field(it.key(), "is not a run field"));
+    }
+  }
+  RunRecord run;
+  run.project = project;
+  ASSIGN_OR_RETURN(run.dataset, GetString(body, "dataset"));
+  ASSIGN_OR_RETURN(run.dataset_version, OptionalVersionField(body, "version"));
+  ASSIGN_OR_RETURN(run.target, GetString(body, "target"));
+  ASSIGN_OR_RETURN(run.task, GetString(body, "task"));
+  run.learner = GetStringOr(body, "learner", "xgboost");
+  if (run.task != "binary" && run.task != "multiclass" && run.task != "regression") {
+    return Status::InvalidArgument("task must be binary, multiclass or regression, not '" + run.task + "'")
+        .WithDetail(ErrorDetail::Field("task", "must be binary, multiclass or regression"));
+  }
+  if (body.contains("params") && !body["params"].is_object()) {
+    return Status::InvalidArgument("params must be an object").WithDetail(ErrorDetail::Field("params", "must be an object"));
+  }
+  run.params = body.value("params", Json::object());
+  Json split = body.value("split", Json::object());
+  if (!split.is_object()) {
+    return Status::InvalidArgument("split must be an object").WithDetail(ErrorDetail::Field("split", "must be an object"));
+  }
+  double test_fraction = 0.2;
+  if (split.contains("test_fraction")) {
+    if (!split["test_fraction"].is_number()) {
+      return Status::InvalidArgument("split.test_fraction must be a number")
+          .WithDetail(ErrorDetail::Field("split.test_fraction", "must be a number"));
+    }
+    test_fraction = split["test_fraction"].get<double>();
+  }
+  if (!(test_fraction > 0 && test_fraction <= 0.9)) {
+    return Status::InvalidArgument("split.test_fraction must be in (0, 0.9]")
+        .WithDetail(ErrorDetail::Field("split.test_fraction", "must be in (0, 0.9]"));
+  }
+  int64_t seed = 42;
+  if (split.contains("seed")) {
+    if (!split["seed"].is_number_integer() || split["seed"].get<int64_t>() < 0) {
+      return Status::InvalidArgument("split.seed must be a non-negative integer")
+          .WithDetail(ErrorDetail::Field("split.seed", "must be a non-negative integer"));
+    }
+    seed = split["seed"].get<int64_t>();
+  }
+  run.split = {{"test_fraction", test_fraction}, {"seed", seed}};
+
+  auto version = app.store().GetDatasetVersion(project, run.dataset, run.dataset_version);
+  if (!version.ok()) {
+    Status st = version.TakeStatus();
+    return st.code() == StatusCode::kNotFound ? Status::NotFound(st.message()).WithDetail(ErrorDetail::Field("dataset", st.message())) : st;
+  }
+  run.dataset_version = version->version;
+  const Json* target_col = nullptr;
+  for (const auto& c : version->columns) {
+    if (c.value("name", "") == run.target) target_col = &c;
+  }
+  if (!target_col) {
+    return Status::InvalidArgument("target column '" + run.target + "' is not in dataset '" + run.dataset +
+                                   "' version " + std::to_string(run.dataset_version))
+        .WithDetail(ErrorDetail::Field("target", "unknown column"));
+  }
+  if (version->rows > 0 && target_col->value("missing", 0) >= version->rows) {
+    return Status::InvalidArgument("target column '" + run.target + "' has no values")
+        .WithDetail(ErrorDetail::Field("target", "has no values"));
+  }
+  // Column statistics tell a one-class target before any training starts.
+  if (run.task != "regression" && version->stats.is_object()) {
+    const Json& cs = version->stats.contains("columns") ? version->stats["columns"] : version->stats;
+    Json col_stats;
+    if (cs.is_array()) {
+      for (const auto& c : cs) {
+        if (c.value("name", "") == run.target) col_stats = c;
+      }
+    } else if (cs.is_object() && cs.contains(run.target)) {
+      col_stats = cs[run.target];
+    }
+    if (col_stats.is_object()) {
+      bool one_class = (col_stats.contains("distinct") && col_stats["distinct"].is_number() &&
+                        col_stats["distinct"].get<double>() == 1) ||
+                       (col_stats.contains("min") && col_stats.contains("max") && !col_stats["min"].is_null() &&
+                        col_stats["min"] == col_stats["max"]);
+      if (one_class) {
+        return Status::InvalidArgument("target column '" + run.target + "' has only one class; " + run.task +
+                                       " classification needs at least two")
+            .WithDetail(ErrorDetail::Field("target", "has only one class"));
+      }
+    }
+  }
+  return run;
+}
+
+// Checks the learner and its params against the learner registry; returns the canonical params.
+Result<Json> ValidateTrainParams(const std::string& learner, const std::string& task, const Json& params) {
+  const ml::LearnerInfo* info = ml::FindLearner(learner);
+  if (!info) {
+    return Status::InvalidArgument("unknown learner '" + learner + "'; see GET /api/v1/learners")
+        .WithDetail(ErrorDetail::Field("learner", "unknown learner"));
+  }
+  ASSIGN_OR_RETURN(ml::Task t, ml::ParseTask(task));
+  return ml::ValidateParams(*info, params, t);
+}
+
+Result<Json> RunTrainJob(App& app, JobContext& ctx) {
+  std::string run_id = ctx.payload().value("run", "");
+  ASSIGN_OR_RETURN(RunRecord run, app.store().GetRun(ctx.job().project, run_id));
+  run.state = "running";
+  RETURN_IF_ERROR(app.store().UpdateRun(run));
+  ctx.Progress(0.01, "loading dataset");
+  ASSIGN_OR_RETURN(auto version, app.store().GetDatasetVersion(run.project, run.dataset, run.dataset_version));
+  ASSIGN_OR_RETURN(auto file, OpenDatasetVersion(app, version));
+  ASSIGN_OR_RETURN(Table table, file->ReadAll());
+  ctx.Log("loaded " + std::to_string(table.num_rows) + " rows from " + run.dataset + " v" +
+          std::to_string(run.dataset_version));
+  ml::TrainSpec spec;
+  spec.target = run.target;
+  spec.task = run.task;
+  spec.learner = run.learner;
+  spec.params = run.params;
+  spec.test_fraction = run.split.value("test_fraction", 0.2);
+  spec.seed = static_cast<uint64_t>(run.split.value("seed", int64_t{42}));
+  auto out = ml::Train(
+      table, spec, [&ctx](double f, const std::string& msg) { ctx.Progress(0.05 + 0.9 * f, msg); },
+      [&ctx] { return ctx.Cancelled(); });
+  if (!out.ok()) return out.TakeStatus();
+  ctx.Progress(0.97, "saving model");
+  ASSIGN_OR_RETURN(run.model_blob, app.blobs().Put(out->model_bundle));
+  run.state = "succeeded";
+  run.metrics = out->metrics;
+  run.signature = out->signature;
+  run.pipeline = out->pipeline;
+  run.train_rows = out->train_rows;
+  run.test_rows = out->test_rows;
+  run.train_seconds = out->train_seconds;
+  run.finished_at = NowMicros();
+  RETURN_IF_ERROR(app.store().UpdateRun(run));
+  ctx.Log("trained in " + std::to_string(out->train_seconds) + " s; metrics " + DumpJson(out->metrics));
+  return Json{{"run", run.id}, {"metrics", run.metrics}};
+}
+
+}  // namespace
+
+void RegisterTrainJob(App& app) {
+  app.jobs().Register(
+      "train", JobKind{.handler = [&app](JobContext& ctx) { return RunTrainJob(app, ctx); },
+                       .on_finished =
+                           [&app](const JobRecord& job) {
+                             if (job.state == JobState::kSucceeded) return;
+                             auto run = app.store().GetRun(job.project, job.payload.value("run", ""));
+                             if (!run.ok()) return;
+                             run->state = JobStateName(job.state);
+                             run->error = job.error;
+                             run->finished_at = job.finished_at > 0 ? job.finished_at : NowMicros();
+                             (void)app.store().UpdateRun(*run);
+                           }});
+}
+
+void RegisterRunRoutes(Router& router, App& app) {
+  router.Add({.method = "POST", .pattern = "/api/v1/projects/{project}/runs", .permission = Permission::kProjectWrite,
+              .handler = [&app](RequestContext& ctx) -> Status {
+                ASSIGN_OR_RETURN(Json body, ctx.JsonBody(app.config().max_json_depth));
+                ASSIGN_OR_RETURN(RunRecord run, ParseRunRequest(app, ctx.Project(), body));
+                ASSIGN_OR_RETURN(run.params, ValidateTrainParams(run.learner, run.task, run.params));
+                run.id = NewId("run");
+                run.created_by = ctx.caller.username;
+                run.created_at = NowMicros();
+                run.state = "queued";
+                // The run row exists before its job can start, so the job always finds it.
+                run.job_id = NewId("job");
+                RETURN_IF_ERROR(app.store().CreateRun(run));
+                ASSIGN_OR_RETURN(JobRecord job, app.jobs().Submit("train", run.project, {{"run", run.id}},
+                                                                  ctx.caller.username, run.job_id));
+                ctx.res.headers.emplace_back("Location", "/api/v1/projects/" + run.project + "/runs/" + run.id);
+                WriteJson(202, {{"run", run.id}, {"job", job.id}, {"state", "queued"}}, ctx.res);
+                return Status::Ok();
+              },
+              .summary = "Start a training run (a job); returns the run and job ids", .tag = "runs",
+              .success_status = 202,
+              .request_example = {{"dataset", "churn"}, {"target", "churned"}, {"task", "binary"},
+                                  {"learner", "xgboost"}, {"params", {{"n_estimators", 100}, {"max_depth", 6}}},
+                                  {"split", {{"test_fraction", 0.2}, {"seed", 42}}}}});
+  router.Add({.method = "GET", .pattern = "/api/v1/projects/{project}/runs", .permission = Permission::kProjectRead,
+              .handler = [&app](RequestContext& ctx) -> Status {
+                ASSIGN_OR_RETURN(int64_t limit, QueryInt(ctx.req, "limit", 100, 1, 1000));
+                ASSIGN_OR_RETURN(auto runs, app.store().ListRuns(ctx.Project(), limit));
+                Json out = Json::array();
+                for (const auto& r : runs) out.push_back(RunJson(r));
+                WriteJson(200, {{"runs", out}}, ctx.res);
+                return Status::Ok();
+              },
+              .summary = "List runs, newest first", .tag = "runs"});
+  router.Add({.method = "GET", .pattern = "/api/v1/projects/{project}/runs/{id}", .permission = Permission::kProjectRead,
+              .handler = [&app](RequestContext& ctx) -> Status {
+                ASSIGN_OR_RETURN(RunRecord run, app.store().GetRun(ctx.Project(), ctx.Param("id")));
+                Json j = RunJson(run);
+                if (run.state == "queued" || run.state == "running") {
+                  auto job = app.store().GetJob(run.job_id);
+                  if (job.ok()) j["progress"] = job->progress;
+                }
+                WriteJson(200, j, ctx.res);
+                return Status::Ok();
+              },
+              .summary = "A run: state, params, metrics, signature", .tag = "runs"});
+}
+
+void RegisterJobRoutes(Router& router, App& app) {
+  router.Add({.method = "GET", .pattern = "/api/v1/learners", .permission = Permission::kAuthenticated,
+              .handler = [](RequestContext& ctx) {
+                WriteJson(200, ml::LearnerSchemaJson(), ctx.res);
+                return Status::Ok();
+              },
+              .summary = "Learners, their tasks and parameter schemas (types, ranges, defaults)", .tag = "runs"});
+  router.Add({.method = "GET", .pattern = "/api/v1/jobs", .permission = Permission::kAuthenticated,
+              .handler = [&app](RequestContext& ctx) -> Status {
+                ASSIGN_OR_RETURN(int64_t limit, QueryInt(ctx.req, "limit", 100, 1, 1000));
+                const std::string* project = ctx.req.Query("project");
+                ASSIGN_OR_RETURN(auto jobs, app.store().ListJobs(project ? *project : "", limit));
+                Json out = Json::array();
+                for (const auto& j : jobs) {
+                  if (app.auth().Authorize(ctx.caller, Permission::kProjectRead, j.project).ok()) {
+                    out.push_back(JobJson(j, nullptr));
+                  }
+                }
+                WriteJson(200, {{"jobs", out}}, ctx.res);
+                return Status::Ok();
+              },
+              .summary = "List jobs (?project=&limit=), newest first", .tag = "jobs"});
+  router.Add({.method = "GET", .pattern = "/api/v1/jobs/{id}", .permission = Permission::kAuthenticated,
+              .handler = [&app](RequestContext& ctx) -> Status {
+                ASSIGN_OR_RETURN(JobRecord job, app.store().GetJob(ctx.Param("id")));
+                if (!app.auth().Authorize(ctx.caller, Permission::kProjectRead, job.project).ok()) {
+                  return Status::NotFound("job '" + ctx.Param("id") + "' not found");
+                }
+                ASSIGN_OR_RETURN(auto log, app.store().GetJobLog(job.id, 1000));
+                WriteJson(200, JobJson(job, &log), ctx.res);
+                return Status::Ok();
+              },
+              .summary = "A job: state, progress, log, result", .tag = "jobs"});
+  router.Add({.method = "POST", .pattern = "/api/v1/jobs/{id}/cancel", .permission = Permission::kAuthenticated,
+              .handler = [&app](RequestContext& ctx) -> Status {
+                ASSIGN_OR_RETURN(JobRecord job, app.store().GetJob(ctx.Param("id")));
+                if (!app.auth().Authorize(ctx.caller, Permission::kProjectWrite, job.project).ok()) {
+                  return Status::NotFound("job '" + ctx.Param("id") + "' not found");
+                }
+                if (IsTerminal(job.state)) {
+                  return Status::FailedPrecondition("job '" + job.id + "' already " + JobStateName(job.state));
+                }
+                ASSIGN_OR_RETURN(JobRecord updated, app.jobs().Cancel(job.id));
+                WriteJson(200, JobJson(updated, nullptr), ctx.res);
+                return Status::Ok();
+              },
+              .summary = "Cancel a queued or running job", .tag = "jobs"});
+}
+
+}  // namespace lathe

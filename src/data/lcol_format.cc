@@ -1,0 +1,535 @@
+#include "data/lcol_format.h"
+
+#include <zstd.h>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <memory>
+
+#include "data/checksum.h"
+#include "data/value_parse.h"
+
+namespace lathe {
+
+static_assert(std::endian::native == std::endian::little, "the .lcol encoder assumes a little-endian host");
+
+namespace {
+
+int WidthFor(uint64_t range) {
+  if (range <= 0xFFu) return 1;
+  if (range <= 0xFFFFu) return 2;
+  if (range <= 0xFFFFFFFFu) return 4;
+  return 8;
+}
+
+void PutUnsigned(char* dst, uint64_t v, int width) { std::memcpy(dst, &v, static_cast<size_t>(width)); }
+
+uint64_t GetUnsigned(const char* src, int width) {
+  uint64_t v = 0;
+  std::memcpy(&v, src, static_cast<size_t>(width));
+  return v;
+}
+
+struct CCtxDeleter {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+struct DCtxDeleter {
+  void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
+};
+
+Status Corrupt(const std::string& what) { return Status::DataLoss("dataset file is corrupt: " + what); }
+
+constexpr int kMaxDecimalScale = 9;
+constexpr double kPow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+constexpr double kTwo53 = 9007199254740992.0;
+
+// The smallest scale k <= 9 such that every valid value equals m / 10^k (bit for bit) for an integer
+// |m| <= 2^53, written to m[]; -1 if there is none.
+int DecimalScale(const double* v, const uint8_t* valid, size_t n, int64_t* m) {
+  int k = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (valid != nullptr && !valid[i]) continue;
+    double x = v[i];
+    if (!std::isfinite(x) || (x == 0 && std::signbit(x))) return -1;
+    for (;;) {
+      double r = std::nearbyint(x * kPow10[k]);
+      if (std::fabs(r) <= kTwo53 && (k == 0 ? r : r / kPow10[k]) == x) break;
+      if (++k > kMaxDecimalScale) return -1;
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (valid != nullptr && !valid[i]) {
+      m[i] = 0;
+      continue;
+    }
+    double r = std::nearbyint(v[i] * kPow10[k]);
+    if (std::fabs(r) > kTwo53 || (k == 0 ? r : r / kPow10[k]) != v[i]) return -1;
+    m[i] = static_cast<int64_t>(r);
+  }
+  return k;
+}
+
+}  // namespace
+
+Json ChunkMeta::ToJson() const {
+  Json j = {{"encoding", encoding == ChunkEncoding::kNull ? "null" : encoding == ChunkEncoding::kDecimal ? "decimal" : "plain"},
+            {"offset", offset}, {"size", size},   {"raw_size", raw_size}, {"crc32", crc32},
+            {"codec", zstd ? "zstd" : "none"},    {"nulls", nulls},       {"width", width}, {"base", base}};
+  if (encoding == ChunkEncoding::kDecimal) j["scale"] = scale;
+  if (dict_count > 0 || dict_bytes > 0) {
+    j["dict_count"] = dict_count;
+    j["dict_bytes"] = dict_bytes;
+  }
+  return j;
+}
+
+Result<ChunkMeta> ChunkMeta::FromJson(const Json& j) {
+  if (!j.is_object()) return Corrupt("chunk entry is not an object");
+  auto u64 = [&](const char* k, uint64_t* out) -> bool {
+    auto it = j.find(k);
+    if (it == j.end() || !it->is_number_integer() || (it->is_number_integer() && !it->is_number_unsigned() &&
+                                                       it->get<int64_t>() < 0)) {
+      return false;
+    }
+    *out = it->get<uint64_t>();
+    return true;
+  };
+  auto i64 = [&](const char* k, int64_t* out, bool required) -> bool {
+    auto it = j.find(k);
+    if (it == j.end()) return !required;
+    if (!it->is_number_integer()) return false;
+    if (it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) return false;
+    *out = it->get<int64_t>();
+    return true;
+  };
+  ChunkMeta m;
+  uint64_t crc = 0;
+  int64_t width = 0;
+  if (!u64("offset", &m.offset) || !u64("size", &m.size) || !u64("raw_size", &m.raw_size) || !u64("crc32", &crc) ||
+      crc > 0xFFFFFFFFu || !i64("nulls", &m.nulls, true) || !i64("width", &width, true) ||
+      !i64("base", &m.base, true) || !i64("dict_count", &m.dict_count, false) ||
+      !i64("dict_bytes", &m.dict_bytes, false)) {
+    return Corrupt("chunk entry has missing or invalid fields");
+  }
+  m.crc32 = static_cast<uint32_t>(crc);
+  if (width != 1 && width != 2 && width != 4 && width != 8) return Corrupt("chunk width must be 1, 2, 4 or 8");
+  m.width = static_cast<int>(width);
+  auto codec = j.find("codec");
+  if (codec == j.end() || !codec->is_string()) return Corrupt("chunk codec missing");
+  if (*codec == "zstd") m.zstd = true;
+  else if (*codec == "none") m.zstd = false;
+  else return Corrupt("unknown chunk codec");
+  auto enc = j.find("encoding");
+  if (enc == j.end() || !enc->is_string()) return Corrupt("chunk encoding missing");
+  if (*enc == "plain") m.encoding = ChunkEncoding::kPlain;
+  else if (*enc == "null") m.encoding = ChunkEncoding::kNull;
+  else if (*enc == "decimal") m.encoding = ChunkEncoding::kDecimal;
+  else return Corrupt("unknown chunk encoding");
+  int64_t scale = 0;
+  if (!i64("scale", &scale, false) || scale < 0 || scale > kMaxDecimalScale) return Corrupt("bad decimal scale");
+  m.scale = static_cast<int>(scale);
+  if (m.nulls < 0 || m.dict_count < 0 || m.dict_bytes < 0) return Corrupt("negative chunk counts");
+  return m;
+}
+
+// ---- distinct counting
+
+DistinctCounter::DistinctCounter() : hll_(size_t{1} << 14, 0) {}
+
+void DistinctCounter::Add(uint64_t hash) {
+  if (hash == 0) hash = 1;
+  size_t idx = hash >> 50;  // top 14 bits
+  uint64_t rest = (hash << 14) | (uint64_t{1} << 13);
+  uint8_t rank = static_cast<uint8_t>(std::countl_zero(rest) + 1);
+  if (rank > hll_[idx]) hll_[idx] = rank;
+  if (!overflowed_) InsertExact(hash);
+}
+
+void DistinctCounter::InsertExact(uint64_t hash) {
+  if ((used_ + 1) * 2 > slots_.size()) {
+    if (used_ >= kExactLimit) {
+      overflowed_ = true;
+      slots_.clear();
+      slots_.shrink_to_fit();
+      return;
+    }
+    std::vector<uint64_t> old = std::move(slots_);
+    slots_.assign(old.empty() ? 1024 : old.size() * 2, 0);
+    used_ = 0;
+    for (uint64_t h : old) {
+      if (h != 0) InsertExact(h);
+    }
+  }
+  size_t mask = slots_.size() - 1;
+  for (size_t i = hash & mask;; i = (i + 1) & mask) {
+    if (slots_[i] == hash) return;
+    if (slots_[i] == 0) {
+      slots_[i] = hash;
+      ++used_;
+      return;
+    }
+  }
+}
+
+int64_t DistinctCounter::Count() const {
+  if (!overflowed_) return static_cast<int64_t>(used_);
+  double m = static_cast<double>(hll_.size());
+  double sum = 0;
+  int zeros = 0;
+  for (uint8_t r : hll_) {
+    sum += std::ldexp(1.0, -r);
+    zeros += r == 0;
+  }
+  double est = 0.7213 / (1 + 1.079 / m) * m * m / sum;
+  if (est <= 2.5 * m && zeros > 0) est = m * std::log(m / zeros);
+  return static_cast<int64_t>(std::llround(est));
+}
+
+// ---- statistics
+
+void ColumnStats::Merge(ColumnType type, const ColumnStats& c, DistinctCounter* distinct) {
+  count += c.count;
+  missing += c.missing;
+  true_count += c.true_count;
+  if (c.has_range) {
+    if (!has_range) {
+      min_i = c.min_i, max_i = c.max_i, min_f = c.min_f, max_f = c.max_f;
+      has_range = true;
+    } else {
+      min_i = std::min(min_i, c.min_i), max_i = std::max(max_i, c.max_i);
+      min_f = std::min(min_f, c.min_f), max_f = std::max(max_f, c.max_f);
+    }
+  }
+  if (type == ColumnType::kString && distinct != nullptr) {
+    for (uint64_t h : c.dict_hashes) distinct->Add(h);
+  }
+}
+
+Json ColumnStats::ToJson(ColumnType type, const DistinctCounter* distinct) const {
+  Json j = {{"count", count}, {"missing", missing}};
+  switch (type) {
+    case ColumnType::kInt64:
+      if (has_range) j["min"] = min_i, j["max"] = max_i;
+      break;
+    case ColumnType::kDatetime:
+      if (has_range) j["min"] = FormatDatetimeMicros(min_i), j["max"] = FormatDatetimeMicros(max_i);
+      break;
+    case ColumnType::kFloat64:
+      // JSON has no infinities: an infinite bound is written as null.
+      if (has_range) {
+        j["min"] = std::isfinite(min_f) ? Json(min_f) : Json(nullptr);
+        j["max"] = std::isfinite(max_f) ? Json(max_f) : Json(nullptr);
+      }
+      break;
+    case ColumnType::kBool:
+      j["true_count"] = true_count;
+      break;
+    case ColumnType::kString:
+      if (distinct != nullptr) {
+        j["distinct"] = distinct->Count();
+        j["distinct_approximate"] = distinct->approximate();
+      }
+      break;
+  }
+  return j;
+}
+
+// ---- encoding
+
+EncodedChunk EncodeChunk(const ChunkInput& in, int zstd_level) {
+  EncodedChunk out;
+  ChunkMeta& m = out.meta;
+  ColumnStats& st = out.stats;
+  const size_t n = in.rows;
+  auto is_valid = [&](size_t i) { return in.valid == nullptr || in.valid[i] != 0; };
+  for (size_t i = 0; i < n; ++i) m.nulls += !is_valid(i);
+  st.missing = m.nulls;
+  st.count = static_cast<int64_t>(n) - m.nulls;
+  out.physical = in.type;
+  if (n > 0 && m.nulls == static_cast<int64_t>(n)) {
+    out.all_null = true;
+    m.encoding = ChunkEncoding::kNull;
+    m.width = 1;
+    m.crc32 = Crc32(nullptr, 0);
+    return out;
+  }
+
+  std::string payload;
+  size_t bitmap_bytes = m.nulls > 0 ? (n + 7) / 8 : 0;
+  size_t pos = 0;
+  auto grow = [&](size_t extra) {
+    payload.resize(pos + extra);
+    return payload.data() + pos;
+  };
+  if (bitmap_bytes > 0) {
+    char* bm = grow(bitmap_bytes);
+    std::memset(bm, 0, bitmap_bytes);
+    for (size_t i = 0; i < n; ++i) {
+      if (is_valid(i)) bm[i >> 3] = static_cast<char>(bm[i >> 3] | (1 << (i & 7)));
+    }
+    pos += bitmap_bytes;
+  }
+  switch (in.type) {
+    case ColumnType::kInt64:
+    case ColumnType::kDatetime: {
+      int64_t lo = 0, hi = 0;
+      bool any = false;
+      for (size_t i = 0; i < n; ++i) {
+        if (!is_valid(i)) continue;
+        int64_t v = in.i64[i];
+        if (!any) lo = hi = v, any = true;
+        else lo = std::min(lo, v), hi = std::max(hi, v);
+      }
+      m.base = lo;
+      m.width = WidthFor(static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo));
+      if (any) {
+        st.has_range = true, st.min_i = lo, st.max_i = hi;
+        st.min_f = static_cast<double>(lo), st.max_f = static_cast<double>(hi);  // if read as a float column
+      }
+      char* dst = grow(n * static_cast<size_t>(m.width));
+      const int w = m.width;
+      if (w == 1) {
+        for (size_t i = 0; i < n; ++i)
+          dst[i] = static_cast<char>(is_valid(i) ? static_cast<uint64_t>(in.i64[i]) - static_cast<uint64_t>(lo) : 0);
+      } else {
+        for (size_t i = 0; i < n; ++i) {
+          uint64_t u = is_valid(i) ? static_cast<uint64_t>(in.i64[i]) - static_cast<uint64_t>(lo) : 0;
+          PutUnsigned(dst + i * static_cast<size_t>(w), u, w);
+        }
+      }
+      pos += n * static_cast<size_t>(w);
+      break;
+    }
+    case ColumnType::kFloat64: {
+      for (size_t i = 0; i < n; ++i) {
+        double v = in.f64[i];
+        if (is_valid(i) && !std::isnan(v)) {
+          if (!st.has_range) st.has_range = true, st.min_f = st.max_f = v;
+          else st.min_f = std::min(st.min_f, v), st.max_f = std::max(st.max_f, v);
+        }
+      }
+      std::vector<int64_t> mant(n);
+      int k = DecimalScale(in.f64, in.valid, n, mant.data());
+      if (k >= 0) {
+        // Decimal: integers m with value = m / 10^k; far smaller and faster to compress than raw doubles.
+        m.encoding = ChunkEncoding::kDecimal;
+        m.scale = k;
+        int64_t lo = 0, hi = 0;
+        bool any = false;
+        for (size_t i = 0; i < n; ++i) {
+          if (!is_valid(i)) continue;
+          if (!any) lo = hi = mant[i], any = true;
+          else lo = std::min(lo, mant[i]), hi = std::max(hi, mant[i]);
+        }
+        m.base = lo;
+        m.width = WidthFor(static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo));
+        const int w = m.width;
+        char* dst = grow(n * static_cast<size_t>(w));
+        for (size_t i = 0; i < n; ++i) {
+          uint64_t u = is_valid(i) ? static_cast<uint64_t>(mant[i]) - static_cast<uint64_t>(lo) : 0;
+          PutUnsigned(dst + i * static_cast<size_t>(w), u, w);
+        }
+        pos += n * static_cast<size_t>(w);
+        break;
+      }
+      char* dst = grow(n * 8);
+      for (size_t i = 0; i < n; ++i) {
+        double v = is_valid(i) ? in.f64[i] : 0.0;
+        std::memcpy(dst + i * 8, &v, 8);
+      }
+      pos += n * 8;
+      break;
+    }
+    case ColumnType::kBool: {
+      char* dst = grow(n);
+      for (size_t i = 0; i < n; ++i) {
+        bool v = is_valid(i) && in.b[i] != 0;
+        dst[i] = v ? 1 : 0;
+        st.true_count += v;
+      }
+      pos += n;
+      break;
+    }
+    case ColumnType::kString: {
+      m.dict_count = static_cast<int64_t>(in.dict_size);
+      size_t total = 0;
+      for (size_t k = 0; k < in.dict_size; ++k) total += in.dict[k].size();
+      m.dict_bytes = static_cast<int64_t>(total);
+      char* dst = grow(in.dict_size * 4 + total);
+      for (size_t k = 0; k < in.dict_size; ++k) {
+        uint32_t len = static_cast<uint32_t>(in.dict[k].size());
+        std::memcpy(dst + k * 4, &len, 4);
+      }
+      char* bytes = dst + in.dict_size * 4;
+      st.dict_hashes.reserve(in.dict_size);
+      for (size_t k = 0; k < in.dict_size; ++k) {
+        std::memcpy(bytes, in.dict[k].data(), in.dict[k].size());
+        bytes += in.dict[k].size();
+        st.dict_hashes.push_back(Hash64(in.dict[k].data(), in.dict[k].size()));
+      }
+      pos += in.dict_size * 4 + total;
+      m.width = WidthFor(in.dict_size == 0 ? 0 : in.dict_size - 1);
+      if (m.width == 8) m.width = 4;
+      const int w = m.width;
+      char* cd = grow(n * static_cast<size_t>(w));
+      for (size_t i = 0; i < n; ++i) {
+        uint64_t c = is_valid(i) ? static_cast<uint32_t>(in.codes[i]) : 0;
+        PutUnsigned(cd + i * static_cast<size_t>(w), c, w);
+      }
+      pos += n * static_cast<size_t>(w);
+      break;
+    }
+  }
+  m.raw_size = payload.size();
+
+  thread_local std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx(ZSTD_createCCtx());
+  std::string compressed;
+  if (cctx && !payload.empty()) {
+    compressed.resize(ZSTD_compressBound(payload.size()));
+    size_t r = ZSTD_compressCCtx(cctx.get(), compressed.data(), compressed.size(), payload.data(), payload.size(),
+                                 zstd_level);
+    if (ZSTD_isError(r)) compressed.clear();
+    else compressed.resize(r);
+  }
+  if (!compressed.empty() && compressed.size() < payload.size()) {
+    m.zstd = true;
+    out.bytes = std::move(compressed);
+  } else {
+    m.zstd = false;
+    out.bytes = std::move(payload);
+  }
+  m.size = out.bytes.size();
+  m.crc32 = Crc32(out.bytes.data(), out.bytes.size());
+  return out;
+}
+
+// ---- decoding
+
+Status DecodeChunk(std::string_view stored, const ChunkMeta& m, ColumnType type, size_t rows, DecodedChunk* out) {
+  if (stored.size() != m.size) return Corrupt("chunk size mismatch");
+  if (Crc32(stored.data(), stored.size()) != m.crc32) return Corrupt("chunk checksum mismatch");
+  if (m.nulls > static_cast<int64_t>(rows)) return Corrupt("chunk null count exceeds its rows");
+  if (m.encoding == ChunkEncoding::kNull) {
+    if (m.nulls != static_cast<int64_t>(rows) || m.raw_size != 0 || m.zstd) return Corrupt("bad all-null chunk");
+    out->valid.assign(rows, 0);
+    out->i64.assign(type == ColumnType::kInt64 || type == ColumnType::kDatetime ? rows : 0, 0);
+    out->f64.assign(type == ColumnType::kFloat64 ? rows : 0, 0.0);
+    out->b.assign(type == ColumnType::kBool ? rows : 0, 0);
+    out->codes.assign(type == ColumnType::kString ? rows : 0, 0);
+    out->dict.clear();
+    return Status::Ok();
+  }
+  if (m.encoding == ChunkEncoding::kDecimal) {
+    if (type != ColumnType::kFloat64) return Corrupt("decimal encoding in a non-float column");
+    RETURN_IF_ERROR(DecodeChunk(stored, m.WithEncoding(ChunkEncoding::kPlain), ColumnType::kInt64, rows, out));
+    out->f64.resize(rows);
+    const double p10 = kPow10[m.scale];
+    for (size_t i = 0; i < rows; ++i) {
+      out->f64[i] = m.scale == 0 ? static_cast<double>(out->i64[i]) : static_cast<double>(out->i64[i]) / p10;
+    }
+    out->i64.clear();
+    return Status::Ok();
+  }
+  // The payload size is fully determined by the metadata; check it before inflating anything.
+  size_t bitmap_bytes = m.nulls > 0 ? (rows + 7) / 8 : 0;
+  size_t w = static_cast<size_t>(m.width);
+  uint64_t expect = bitmap_bytes;
+  switch (type) {
+    case ColumnType::kInt64:
+    case ColumnType::kDatetime: expect += rows * w; break;
+    case ColumnType::kFloat64: expect += rows * 8; break;
+    case ColumnType::kBool: expect += rows; break;
+    case ColumnType::kString:
+      if (w > 4) return Corrupt("dictionary code width over 4");
+      if (static_cast<uint64_t>(m.dict_count) > rows || static_cast<uint64_t>(m.dict_bytes) > m.raw_size) {
+        return Corrupt("dictionary larger than its chunk");
+      }
+      expect += static_cast<uint64_t>(m.dict_count) * 4 + static_cast<uint64_t>(m.dict_bytes) + rows * w;
+      break;
+  }
+  if (expect != m.raw_size) return Corrupt("chunk payload size does not match its metadata");
+  if (m.zstd) {
+    unsigned long long content = ZSTD_getFrameContentSize(stored.data(), stored.size());
+    if (content != m.raw_size) return Corrupt("zstd frame size does not match the chunk metadata");
+    out->payload.resize(m.raw_size);
+    thread_local std::unique_ptr<ZSTD_DCtx, DCtxDeleter> dctx(ZSTD_createDCtx());
+    if (!dctx) return Status::Internal("zstd: cannot allocate a decompression context");
+    size_t r = ZSTD_decompressDCtx(dctx.get(), out->payload.data(), out->payload.size(), stored.data(), stored.size());
+    if (ZSTD_isError(r) || r != m.raw_size) return Corrupt("zstd frame does not decompress");
+  } else {
+    if (stored.size() != m.raw_size) return Corrupt("raw chunk size mismatch");
+    out->payload.assign(stored.data(), stored.size());
+  }
+  const char* p = out->payload.data();
+  out->valid.assign(rows, 1);
+  if (bitmap_bytes > 0) {
+    int64_t nulls = 0;
+    for (size_t i = 0; i < rows; ++i) {
+      uint8_t v = (static_cast<uint8_t>(p[i >> 3]) >> (i & 7)) & 1;
+      out->valid[i] = v;
+      nulls += !v;
+    }
+    if (nulls != m.nulls) return Corrupt("validity bitmap disagrees with the null count");
+    p += bitmap_bytes;
+  }
+  switch (type) {
+    case ColumnType::kInt64:
+    case ColumnType::kDatetime: {
+      out->i64.resize(rows);
+      uint64_t base = static_cast<uint64_t>(m.base);
+      for (size_t i = 0; i < rows; ++i) {
+        out->i64[i] = out->valid[i] ? static_cast<int64_t>(base + GetUnsigned(p + i * w, m.width)) : 0;
+      }
+      break;
+    }
+    case ColumnType::kFloat64: {
+      out->f64.resize(rows);
+      std::memcpy(out->f64.data(), p, rows * 8);
+      for (size_t i = 0; i < rows; ++i) {
+        if (!out->valid[i]) out->f64[i] = 0;
+      }
+      break;
+    }
+    case ColumnType::kBool: {
+      out->b.resize(rows);
+      for (size_t i = 0; i < rows; ++i) {
+        uint8_t v = static_cast<uint8_t>(p[i]);
+        if (v > 1) return Corrupt("boolean value other than 0 or 1");
+        out->b[i] = out->valid[i] ? v : 0;
+      }
+      break;
+    }
+    case ColumnType::kString: {
+      size_t dc = static_cast<size_t>(m.dict_count);
+      const char* lens = p;
+      const char* bytes = p + dc * 4;
+      uint64_t total = 0;
+      out->dict.clear();
+      out->dict.reserve(dc);
+      for (size_t k = 0; k < dc; ++k) {
+        uint32_t len;
+        std::memcpy(&len, lens + k * 4, 4);
+        if (total + len > static_cast<uint64_t>(m.dict_bytes)) return Corrupt("dictionary lengths overflow");
+        out->dict.emplace_back(bytes + total, len);
+        total += len;
+      }
+      if (total != static_cast<uint64_t>(m.dict_bytes)) return Corrupt("dictionary lengths do not add up");
+      const char* cd = bytes + total;
+      out->codes.resize(rows);
+      for (size_t i = 0; i < rows; ++i) {
+        uint64_t c = GetUnsigned(cd + i * w, m.width);
+        if (!out->valid[i]) {
+          out->codes[i] = 0;
+          continue;
+        }
+        if (c >= dc) return Corrupt("dictionary code out of range");
+        out->codes[i] = static_cast<int32_t>(c);
+      }
+      break;
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace lathe

@@ -1,0 +1,126 @@
+// The building blocks of lathe's columnar dataset file (".lcol", docs/formats.md): constants, the encoding
+// of one column chunk (validity bitmap, frame-of-reference integers, dictionary-encoded strings, zstd), and
+// mergeable column statistics. Internal to src/data: DatasetWriter and DatasetFile use it.
+// Encoding is thread-safe (each thread keeps its own zstd context); decoding validates every length, offset,
+// code and checksum and answers kDataLoss on anything inconsistent — it never reads out of bounds.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/json.h"
+#include "common/status.h"
+#include "data/table.h"
+
+namespace lathe {
+
+inline constexpr char kLcolMagic[8] = {'L', 'A', 'T', 'H', 'E', 'C', 'O', 'L'};
+inline constexpr uint32_t kLcolVersion = 1;
+inline constexpr size_t kLcolHeaderBytes = 16;   // magic(8) version(u32) reserved(u32)
+inline constexpr size_t kLcolTrailerBytes = 32;  // footer_offset(u64) footer_size(u64) footer_crc32(u32) version(u32) magic(8)
+inline constexpr int64_t kLcolRowsPerGroup = 65536;
+inline constexpr size_t kLcolMaxFooterBytes = size_t{256} << 20;
+
+// How a chunk's payload represents its column: kPlain in the column's own type; kNull: every row is
+// missing and there is no payload; kDecimal: a float column chunk stored as integers m (frame of reference)
+// with value = m / 10^scale, used when that reproduces every value bit for bit.
+enum class ChunkEncoding : uint8_t { kPlain = 0, kNull = 1, kDecimal = 2 };
+
+// Where and how one column chunk is stored; serialized in the footer.
+struct ChunkMeta {
+  ChunkEncoding encoding = ChunkEncoding::kPlain;
+  uint64_t offset = 0;    // of the stored bytes in the file
+  uint64_t size = 0;      // stored bytes
+  uint64_t raw_size = 0;  // payload bytes after decompression
+  uint32_t crc32 = 0;     // of the stored bytes
+  bool zstd = false;      // codec: zstd frame, or the raw payload
+  int64_t nulls = 0;      // missing rows; 0 means the validity bitmap is omitted
+  int width = 8;          // bytes per integer offset / dictionary code
+  int64_t base = 0;       // frame of reference for integers and datetimes
+  int64_t dict_count = 0;
+  int64_t dict_bytes = 0;
+  int scale = 0;  // kDecimal: power of ten, 0..9
+
+  Json ToJson() const;
+  static Result<ChunkMeta> FromJson(const Json& j);
+  ChunkMeta WithEncoding(ChunkEncoding e) const {
+    ChunkMeta m = *this;
+    m.encoding = e;
+    return m;
+  }
+};
+
+// Counts distinct 64-bit hashes exactly up to kExactLimit, then estimates with HyperLogLog (p = 14).
+class DistinctCounter {
+ public:
+  static constexpr size_t kExactLimit = size_t{1} << 20;
+  DistinctCounter();
+  void Add(uint64_t hash);
+  int64_t Count() const;
+  bool approximate() const { return overflowed_; }
+
+ private:
+  void InsertExact(uint64_t hash);
+  std::vector<uint64_t> slots_;  // open addressing, 0 = empty (hash 0 is remapped)
+  size_t used_ = 0;
+  bool overflowed_ = false;
+  std::vector<uint8_t> hll_;
+};
+
+// Statistics of one chunk, or (merged) of a whole column.
+struct ColumnStats {
+  int64_t count = 0;    // non-missing values
+  int64_t missing = 0;
+  bool has_range = false;
+  int64_t min_i = 0, max_i = 0;  // integer, datetime
+  double min_f = 0, max_f = 0;   // float (NaN values are ignored)
+  int64_t true_count = 0;        // boolean
+  std::vector<uint64_t> dict_hashes;  // string chunks: hashes of the chunk dictionary (merged into a counter)
+
+  void Merge(ColumnType type, const ColumnStats& chunk, DistinctCounter* distinct);
+  Json ToJson(ColumnType type, const DistinctCounter* distinct) const;
+};
+
+// One column chunk in memory, ready to encode. Pointers cover `rows` entries; only the vector for `type` is
+// used; `valid` may be null (no missing values). Strings: `codes` index into `dict`.
+struct ChunkInput {
+  ColumnType type = ColumnType::kString;
+  size_t rows = 0;
+  const uint8_t* valid = nullptr;
+  const int64_t* i64 = nullptr;
+  const double* f64 = nullptr;
+  const uint8_t* b = nullptr;
+  const int32_t* codes = nullptr;
+  const std::string_view* dict = nullptr;
+  size_t dict_size = 0;
+};
+
+struct EncodedChunk {
+  std::string bytes;  // what goes into the file
+  ChunkMeta meta;     // offset filled in by the writer
+  ColumnStats stats;
+  ColumnType physical = ColumnType::kString;  // the type the payload is encoded in (unless all_null)
+  bool all_null = false;                      // encoding kNull: fits a column of any type
+};
+
+// Encodes in.type; a chunk whose rows are all missing becomes an all_null chunk.
+EncodedChunk EncodeChunk(const ChunkInput& in, int zstd_level);
+
+// A decoded chunk. Strings: `dict` views point into `payload`. Missing slots hold 0 / false / code 0.
+struct DecodedChunk {
+  std::string payload;
+  std::vector<uint8_t> valid;
+  std::vector<int64_t> i64;
+  std::vector<double> f64;
+  std::vector<uint8_t> b;
+  std::vector<int32_t> codes;
+  std::vector<std::string_view> dict;
+};
+
+// `stored` is exactly meta.size bytes at meta.offset. kDataLoss on any inconsistency.
+Status DecodeChunk(std::string_view stored, const ChunkMeta& meta, ColumnType type, size_t rows, DecodedChunk* out);
+
+}  // namespace lathe

@@ -1,0 +1,239 @@
+#include "data/value_parse.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace lathe {
+
+namespace {
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool EqualsNoCase(std::string_view s, std::string_view lower_word) {
+  if (s.size() != lower_word.size()) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (Lower(s[i]) != lower_word[i]) return false;
+  }
+  return true;
+}
+
+// Reads exactly `n` digits at s[pos..]; false if any is not a digit.
+bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
+  if (pos + n > s.size()) return false;
+  int v = 0;
+  for (size_t i = 0; i < n; ++i) {
+    char c = s[pos + i];
+    if (!IsDigit(c)) return false;
+    v = v * 10 + (c - '0');
+  }
+  *out = v;
+  return true;
+}
+
+bool IsLeap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+int DaysInMonth(int y, int m) {
+  static const int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return m == 2 && IsLeap(y) ? 29 : kDays[m - 1];
+}
+
+}  // namespace
+
+IntParse ParseInt64(std::string_view s, int64_t* out) {
+  size_t i = 0, n = s.size();
+  bool neg = false;
+  if (n > 0 && (s[0] == '+' || s[0] == '-')) neg = s[0] == '-', i = 1;
+  if (i == n) return IntParse::kNotInteger;
+  uint64_t acc = 0;
+  bool overflow = false;
+  for (; i < n; ++i) {
+    unsigned d = static_cast<unsigned char>(s[i]) - '0';
+    if (d > 9) return IntParse::kNotInteger;
+    if (!overflow && (__builtin_mul_overflow(acc, uint64_t{10}, &acc) || __builtin_add_overflow(acc, d, &acc))) {
+      overflow = true;
+    }
+  }
+  constexpr uint64_t kMaxPos = static_cast<uint64_t>(INT64_MAX);
+  if (overflow || acc > kMaxPos + (neg ? 1 : 0)) return IntParse::kOverflow;
+  *out = neg ? static_cast<int64_t>(0 - acc) : static_cast<int64_t>(acc);
+  return IntParse::kOk;
+}
+
+bool LooksLikeFloat(std::string_view s) {
+  size_t i = 0, n = s.size();
+  if (i < n && (s[i] == '+' || s[i] == '-')) ++i;
+  if (i == n) return false;
+  if (!IsDigit(s[i]) && s[i] != '.') {
+    std::string_view rest = s.substr(i);
+    return EqualsNoCase(rest, "inf") || EqualsNoCase(rest, "infinity");
+  }
+  size_t int_digits = 0, frac_digits = 0;
+  while (i < n && IsDigit(s[i])) ++i, ++int_digits;
+  if (i < n && s[i] == '.') {
+    ++i;
+    while (i < n && IsDigit(s[i])) ++i, ++frac_digits;
+  }
+  if (int_digits + frac_digits == 0) return false;
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < n && (s[i] == '+' || s[i] == '-')) ++i;
+    size_t exp_digits = 0;
+    while (i < n && IsDigit(s[i])) ++i, ++exp_digits;
+    if (exp_digits == 0) return false;
+  }
+  return i == n;
+}
+
+bool ParseFloat64(std::string_view s, double* out) {
+  // Fast path (Clinger): up to 19 significant digits with mantissa <= 2^53 and a power of ten <= 22 is
+  // exact in one IEEE multiplication or division, hence correctly rounded.
+  static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                      1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  {
+    size_t i = 0, n = s.size();
+    bool neg = false;
+    if (i < n && (s[i] == '+' || s[i] == '-')) neg = s[i] == '-', ++i;
+    uint64_t m = 0;
+    int digits = 0, frac = 0;
+    size_t start = i;
+    while (i < n && IsDigit(s[i])) m = m * 10 + static_cast<uint64_t>(s[i++] - '0'), ++digits;
+    if (i < n && s[i] == '.') {
+      ++i;
+      while (i < n && IsDigit(s[i])) m = m * 10 + static_cast<uint64_t>(s[i++] - '0'), ++digits, ++frac;
+    }
+    if (i == n && digits > 0 && digits <= 19 && i > start && m <= (uint64_t{1} << 53) && frac <= 22) {
+      double v = static_cast<double>(m);
+      v = frac > 0 ? v / kPow10[frac] : v;
+      *out = neg ? -v : v;
+      return true;
+    }
+  }
+  if (!LooksLikeFloat(s)) return false;
+  const char* b = s.data();
+  const char* e = s.data() + s.size();
+  if (*b == '+') ++b;
+  auto [ptr, ec] = std::from_chars(b, e, *out);
+  if (ec == std::errc() && ptr == e) return true;
+  // Out of range (or a spelling from_chars rejects): strtod gives +-inf / 0 with the right sign.
+  std::string copy(b, static_cast<size_t>(e - b));
+  *out = std::strtod(copy.c_str(), nullptr);
+  return true;
+}
+
+bool ParseBool(std::string_view s, bool* out) {
+  switch (s.size()) {
+    case 1:
+      if (Lower(s[0]) == 't') return *out = true, true;
+      if (Lower(s[0]) == 'f') return *out = false, true;
+      return false;
+    case 2: return EqualsNoCase(s, "no") ? (*out = false, true) : false;
+    case 3: return EqualsNoCase(s, "yes") ? (*out = true, true) : false;
+    case 4: return EqualsNoCase(s, "true") ? (*out = true, true) : false;
+    case 5: return EqualsNoCase(s, "false") ? (*out = false, true) : false;
+    default: return false;
+  }
+}
+
+int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+bool ParseDatetimeMicros(std::string_view s, int64_t* out) {
+  int year, month, day;
+  if (s.size() < 10 || !Digits(s, 0, 4, &year) || s[4] != '-' || !Digits(s, 5, 2, &month) || s[7] != '-' ||
+      !Digits(s, 8, 2, &day)) {
+    return false;
+  }
+  if (month < 1 || month > 12 || day < 1 || day > DaysInMonth(year, month)) return false;
+  int64_t micros = DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400000000LL;
+  size_t i = 10;
+  if (i == s.size()) {
+    *out = micros;
+    return true;
+  }
+  if (s[i] != 'T' && s[i] != 't' && s[i] != ' ') return false;
+  ++i;
+  int hh, mm, ss = 0;
+  if (!Digits(s, i, 2, &hh) || i + 2 >= s.size() || s[i + 2] != ':' || !Digits(s, i + 3, 2, &mm)) return false;
+  i += 5;
+  if (hh > 23 || mm > 59) return false;
+  int64_t frac_micros = 0;
+  if (i < s.size() && s[i] == ':') {
+    if (!Digits(s, i + 1, 2, &ss) || ss > 59) return false;
+    i += 3;
+    if (i < s.size() && (s[i] == '.' || s[i] == ',')) {
+      ++i;
+      size_t digits = 0;
+      int64_t scale = 100000;
+      while (i < s.size() && IsDigit(s[i])) {
+        if (digits < 6) frac_micros += (s[i] - '0') * scale, scale /= 10;
+        ++i, ++digits;
+      }
+      if (digits == 0 || digits > 9) return false;
+    }
+  }
+  micros += (hh * 3600LL + mm * 60LL + ss) * 1000000LL + frac_micros;
+  if (i == s.size()) {
+    *out = micros;
+    return true;
+  }
+  if ((s[i] == 'Z' || s[i] == 'z') && i + 1 == s.size()) {
+    *out = micros;
+    return true;
+  }
+  if (s[i] != '+' && s[i] != '-') return false;
+  int sign = s[i] == '-' ? -1 : 1;
+  int oh, om = 0;
+  if (!Digits(s, i + 1, 2, &oh)) return false;
+  i += 3;
+  if (i < s.size()) {
+    if (s[i] == ':') ++i;
+    if (!Digits(s, i, 2, &om)) return false;
+    i += 2;
+  }
+  if (i != s.size() || oh > 23 || om > 59) return false;
+  *out = micros - sign * (oh * 3600LL + om * 60LL) * 1000000LL;
+  return true;
+}
+
+std::string FormatDatetimeMicros(int64_t micros) {
+  int64_t days = micros / 86400000000LL;
+  int64_t rem = micros % 86400000000LL;
+  if (rem < 0) rem += 86400000000LL, --days;
+  // civil_from_days (H. Hinnant).
+  int64_t z = days + 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t y = static_cast<int64_t>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
+  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
+  y += m <= 2;
+  int64_t secs = rem / 1000000;
+  int64_t us = rem % 1000000;
+  char buf[64];
+  int n = std::snprintf(buf, sizeof(buf), "%04lld-%02u-%02uT%02lld:%02lld:%02lld", static_cast<long long>(y), m, d,
+                        static_cast<long long>(secs / 3600), static_cast<long long>(secs / 60 % 60),
+                        static_cast<long long>(secs % 60));
+  std::string out(buf, static_cast<size_t>(n));
+  if (us != 0) {
+    std::snprintf(buf, sizeof(buf), ".%06lld", static_cast<long long>(us));
+    out += buf;
+  }
+  out += 'Z';
+  return out;
+}
+
+}  // namespace lathe

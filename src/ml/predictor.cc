@@ -1,0 +1,171 @@
+#include "ml/predictor.h"
+
+#include <cstdio>
+#include <exception>
+
+#include "ml/model_bundle.h"
+#include "ml/xgb_handle.h"
+
+namespace lathe::ml {
+namespace {
+
+Status InstancesError(const std::string& field, const std::string& message) {
+  return Status::InvalidArgument(field + ": " + message).WithDetail(ErrorDetail::Field(field, message));
+}
+
+Result<std::shared_ptr<Predictor>> Fail(Status s) { return s; }
+
+}  // namespace
+
+Predictor::~Predictor() {
+  if (booster_ != nullptr) XGBoosterFree(booster_);
+}
+
+Result<std::shared_ptr<Predictor>> Predictor::Load(std::string_view model_bundle) {
+  try {
+    ASSIGN_OR_RETURN(ModelBundle bundle, DecodeModelBundle(model_bundle));
+    std::shared_ptr<Predictor> p(new Predictor());
+    p->meta_ = std::move(bundle.meta);
+    if (p->meta_["learner"] != "xgboost") {
+      return Status::InvalidArgument("model bundle: unsupported learner");
+    }
+    if (p->meta_["booster_format"] != "ubj") {
+      return Status::InvalidArgument("model bundle: unsupported booster format");
+    }
+    if (!p->meta_.contains("pipeline")) return Status::InvalidArgument("model bundle: no pipeline");
+    ASSIGN_OR_RETURN(p->pipeline_, FeaturePipeline::FromJson(p->meta_["pipeline"]));
+    if (p->meta_["task"] != TaskName(p->pipeline_.task())) {
+      return Status::InvalidArgument("model bundle: task and pipeline disagree");
+    }
+    // Our own parse of the booster first: it is fully validated, so XGBoost only ever sees a sane model.
+    Json model;
+    try {
+      model = Json::from_ubjson(bundle.booster);
+    } catch (const std::exception& e) {
+      return Status::InvalidArgument(std::string("model bundle: booster is not valid UBJSON: ") + e.what());
+    }
+    ASSIGN_OR_RETURN(p->forest_, CompiledForest::FromXgboostModel(model));
+    if (static_cast<size_t>(p->forest_.num_features()) != p->pipeline_.NumFeatures()) {
+      return Status::InvalidArgument("model bundle: booster and pipeline disagree on the feature count");
+    }
+    const ml::Task task = p->pipeline_.task();
+    const std::string& obj = p->forest_.objective();
+    const bool consistent = (task == ml::Task::kBinary && obj == "binary:logistic") ||
+                            (task == ml::Task::kMulticlass && obj == "multi:softprob" &&
+                             static_cast<size_t>(p->forest_.num_groups()) == p->pipeline_.NumClasses()) ||
+                            (task == ml::Task::kRegression && p->forest_.num_groups() == 1 &&
+                             obj.rfind("reg:", 0) == 0 && obj != "reg:logistic");
+    if (!consistent) return Status::InvalidArgument("model bundle: objective '" + obj + "' does not fit the task");
+
+    BoosterHandle h = nullptr;
+    if (XGBoosterCreate(nullptr, 0, &h) != 0) return Fail(internal::XgbError("creating the booster"));
+    p->booster_ = h;
+    if (XGBoosterLoadModelFromBuffer(h, bundle.booster.data(), bundle.booster.size()) != 0) {
+      return Status::InvalidArgument(std::string("model bundle: XGBoost rejected the booster: ") + XGBGetLastError());
+    }
+    LATHE_XGB(XGBoosterSetParam(h, "nthread", "1"), "setting nthread");
+    LATHE_XGB(XGBoosterSetParam(h, "verbosity", "0"), "setting verbosity");
+    return p;
+  } catch (const std::bad_alloc&) {
+    return Status::ResourceExhausted("out of memory loading the model");
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(std::string("model bundle: ") + e.what());
+  }
+}
+
+std::string Predictor::Task() const { return TaskName(pipeline_.task()); }
+Json Predictor::Signature() const { return pipeline_.Signature(); }
+
+size_t Predictor::OutputWidth() const {
+  return pipeline_.task() == ml::Task::kMulticlass ? pipeline_.NumClasses() : 1;
+}
+
+Status Predictor::EncodeInstances(const Json& instances, std::vector<float>* rows) const {
+  if (!instances.is_array()) {
+    return InstancesError("instances", std::string("expected a JSON array of objects, got ") + instances.type_name());
+  }
+  if (instances.empty()) return InstancesError("instances", "is empty; send at least one instance");
+  if (instances.size() > kMaxInstances) {
+    return Status(StatusCode::kPayloadTooLarge, "instances: " + std::to_string(instances.size()) +
+                                                    " rows exceed the limit of " + std::to_string(kMaxInstances) +
+                                                    " (max_predict_rows)")
+        .WithDetail(ErrorDetail::Field("instances", "too many rows"));
+  }
+  const size_t width = NumFeatures();
+  rows->assign(instances.size() * width, 0.0f);
+  std::string prefix;
+  for (size_t i = 0; i < instances.size(); ++i) {
+    prefix = "instances[";
+    prefix += std::to_string(i);
+    prefix += ']';
+    RETURN_IF_ERROR(pipeline_.EncodeInstanceInto(instances[i], rows->data() + i * width, prefix));
+  }
+  return Status::Ok();
+}
+
+void Predictor::PredictRows(const float* rows, size_t n, float* out, bool margin) const {
+  const size_t width = NumFeatures();
+  const size_t out_width = OutputWidth();
+  // Binary: the forest has one group; regression: one group; multiclass: k groups.
+  for (size_t i = 0; i < n; ++i) {
+    if (margin) forest_.PredictMargin(rows + i * width, out + i * out_width);
+    else forest_.Predict(rows + i * width, out + i * out_width);
+  }
+}
+
+Status Predictor::PredictRowsXgboost(const float* rows, size_t n, std::vector<float>* out, bool margin) const {
+  char array[256];
+  std::snprintf(array, sizeof(array),
+                R"({"data":[%llu,true],"shape":[%zu,%zu],"typestr":"<f4","version":3})",
+                static_cast<unsigned long long>(reinterpret_cast<uintptr_t>(rows)), n, NumFeatures());
+  const char* config = margin ? R"({"type":1,"training":false,"iteration_begin":0,"iteration_end":0,)"
+                                R"("strict_shape":false,"missing":NaN,"cache_id":0})"
+                              : R"({"type":0,"training":false,"iteration_begin":0,"iteration_end":0,)"
+                                R"("strict_shape":false,"missing":NaN,"cache_id":0})";
+  bst_ulong const* shape = nullptr;
+  bst_ulong dim = 0;
+  const float* result = nullptr;
+  LATHE_XGB(XGBoosterPredictFromDense(booster_, array, config, nullptr, &shape, &dim, &result), "xgboost predict");
+  size_t count = 1;
+  for (bst_ulong d = 0; d < dim; ++d) count *= static_cast<size_t>(shape[d]);
+  if (count != n * OutputWidth()) return Status::Internal("unexpected XGBoost prediction shape");
+  out->assign(result, result + count);
+  return Status::Ok();
+}
+
+Json Predictor::FormatPredictions(const float* outputs, size_t n) const {
+  Json preds = Json::array();
+  const size_t k = OutputWidth();
+  for (size_t i = 0; i < n; ++i) {
+    const float* o = outputs + i * k;
+    if (pipeline_.task() != ml::Task::kMulticlass) {
+      preds.push_back(static_cast<double>(o[0]));
+      continue;
+    }
+    size_t best = 0;
+    Json probs = Json::object();
+    for (size_t c = 0; c < k; ++c) {
+      if (o[c] > o[best]) best = c;
+      probs[pipeline_.label_keys()[c]] = static_cast<double>(o[c]);
+    }
+    preds.push_back({{"label", pipeline_.labels()[best]}, {"probabilities", std::move(probs)}});
+  }
+  return preds;
+}
+
+Result<Json> Predictor::PredictInstances(const Json& instances) const {
+  try {
+    std::vector<float> rows;
+    RETURN_IF_ERROR(EncodeInstances(instances, &rows));
+    const size_t n = instances.size();
+    std::vector<float> out(n * OutputWidth());
+    PredictRows(rows.data(), n, out.data());
+    return FormatPredictions(out.data(), n);
+  } catch (const std::bad_alloc&) {
+    return Status::ResourceExhausted("out of memory while predicting");
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("prediction failed: ") + e.what());
+  }
+}
+
+}  // namespace lathe::ml

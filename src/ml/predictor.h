@@ -1,0 +1,63 @@
+// Predictor: a loaded model bundle ready to serve. Load() validates the bundle (checksum, pipeline, booster,
+// compiled trees); afterwards the object is immutable and every const method is safe to call concurrently
+// from any number of threads without locks.
+//
+// The hot path (PredictInstances / PredictRows) uses CompiledForest, lathe's flat-array tree evaluator; the
+// XGBoost in-place predictor (nthread=1 per call) stays available as PredictRowsXgboost for verification and
+// comparison. Both give bit-identical margins (tests/unit/ml/predictor_test.cc).
+//
+// Errors: a corrupt or truncated bundle is kDataLoss/kInvalidArgument (never a crash); bad instances are
+// kInvalidArgument with ErrorDetail::Field("instances[i].name", ...); too many rows is kPayloadTooLarge.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/json.h"
+#include "common/status.h"
+#include "ml/pipeline.h"
+#include "ml/tree_evaluator.h"
+
+namespace lathe::ml {
+
+class Predictor {
+ public:
+  static constexpr size_t kMaxInstances = 10000;  // rows per PredictInstances call (max_predict_rows)
+
+  static Result<std::shared_ptr<Predictor>> Load(std::string_view model_bundle);
+  ~Predictor();
+  Predictor(const Predictor&) = delete;
+  Predictor& operator=(const Predictor&) = delete;
+
+  // instances: JSON array of objects. Output: JSON array — binary: probability of the positive class;
+  // multiclass: {"label": ..., "probabilities": {label: p, ...}}; regression: number.
+  Result<Json> PredictInstances(const Json& instances) const;
+  Json Signature() const;
+  std::string Task() const;
+
+  // Lower-level pieces for micro-batching and tests.
+  const FeaturePipeline& pipeline() const { return pipeline_; }
+  const Json& meta() const { return meta_; }
+  size_t NumFeatures() const { return pipeline_.NumFeatures(); }
+  size_t OutputWidth() const;  // floats per row from PredictRows: classes for multiclass, else 1
+  // Validates + encodes `instances` (same rules as PredictInstances) into a dense row-major buffer.
+  Status EncodeInstances(const Json& instances, std::vector<float>* rows) const;
+  // Compiled evaluator: out has n * OutputWidth() floats (probabilities / values); `margin` gives raw margins.
+  void PredictRows(const float* rows, size_t n, float* out, bool margin = false) const;
+  // XGBoost in-place prediction (XGBoosterPredictFromDense, nthread=1).
+  Status PredictRowsXgboost(const float* rows, size_t n, std::vector<float>* out, bool margin = false) const;
+  // Output JSON for already-computed rows of PredictRows.
+  Json FormatPredictions(const float* outputs, size_t n) const;
+
+ private:
+  Predictor() = default;
+
+  FeaturePipeline pipeline_;
+  CompiledForest forest_;
+  Json meta_;
+  void* booster_ = nullptr;  // BoosterHandle; owned
+};
+
+}  // namespace lathe::ml

@@ -1,0 +1,72 @@
+// CompiledForest: lathe's own evaluator for XGBoost tree ensembles, used on the serving hot path instead of
+// XGBoost's predictor (which costs tens of µs per single-row call in setup and threading).
+//
+// Built from XGBoost's JSON/UBJSON model document (the parsed `learner` object). Trees are re-laid out in
+// depth-first preorder into one flat node array (left child = next node, right child stored), so a traversal
+// walks forward through memory. Semantics match XGBoost 1.7 exactly:
+//   - a missing value (NaN) follows the node's default direction;
+//   - numeric split: value < threshold goes left;
+//   - categorical split: the category goes right iff it is in the node's category set; negative, non-finite
+//     or out-of-range categories go left (xgboost::common::Decision);
+//   - margin = float(base_margin) + leaf_0 + leaf_1 + ... accumulated in float in tree order, so margins are
+//     bit-identical to XGBoost's (checked in tests/unit/ml/predictor_test.cc). Probabilities are computed in
+//     float with the same formulas as XGBoost (sigmoid, max-shifted softmax) and agree to within 1 ulp-scale
+//     float error (the test allows 1e-6) because libm expf may differ from XGBoost's vectorized path.
+// Loading validates everything (indices, cycles, sizes), so a hostile model is an error, never a crash.
+// Immutable after construction; Predict* are const and thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/json.h"
+#include "common/status.h"
+
+namespace lathe::ml {
+
+class CompiledForest {
+ public:
+  static constexpr size_t kMaxNodes = 64u << 20;
+  static constexpr int64_t kMaxCategory = 1 << 20;
+
+  // `model` is the whole XGBoost model document ({"learner": ..., "version": ...}).
+  static Result<CompiledForest> FromXgboostModel(const Json& model);
+
+  int num_features() const { return num_features_; }
+  int num_groups() const { return num_groups_; }  // margins per row (classes for multi:softprob, else 1)
+  size_t num_trees() const { return roots_.size(); }
+  const std::string& objective() const { return objective_; }
+
+  // out[0..num_groups()) = raw margins for one row of num_features() floats (NaN = missing).
+  void PredictMargin(const float* row, float* out) const;
+  // Transformed output: probability (binary:logistic), class probabilities (multi:softprob) or value.
+  void Predict(const float* row, float* out) const;
+
+ private:
+  struct Node {
+    float value;        // split threshold, or leaf value when feature < 0
+    int32_t feature;    // -1 for a leaf
+    int32_t right;      // index of the right child (left child is this index + 1)
+    uint32_t cat_set;   // categorical: index into cat_sets_ + 1; 0 = numeric split
+    uint8_t default_left;
+  };
+  struct CatSet {
+    uint32_t offset;  // into cat_words_
+    uint32_t words;
+  };
+  enum class Transform { kIdentity, kSigmoid, kSoftmax };
+
+  std::vector<Node> nodes_;
+  std::vector<uint32_t> roots_;
+  std::vector<int32_t> groups_;
+  std::vector<CatSet> cat_sets_;
+  std::vector<uint32_t> cat_words_;
+  std::vector<float> base_margin_;
+  int num_features_ = 0;
+  int num_groups_ = 1;
+  std::string objective_;
+  Transform transform_ = Transform::kIdentity;
+};
+
+}  // namespace lathe::ml

@@ -1,0 +1,257 @@
+#include "ml/predictor.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include "ml/model_bundle.h"
+#include "ml/train.h"
+#include "ml_test_tables.h"
+
+namespace lathe::ml {
+namespace {
+
+using testing::MakeMixedTable;
+
+// One trained model per task, shared by the tests in this file.
+const TrainOutput& Trained(const std::string& task) {
+  static std::map<std::string, TrainOutput> cache;
+  auto it = cache.find(task);
+  if (it != cache.end()) return it->second;
+  Table t = MakeMixedTable(2000, 21, task);
+  TrainSpec spec;
+  spec.target = t.columns.back().name;
+  spec.task = task;
+  spec.params = {{"n_estimators", 50}, {"max_depth", 6}, {"learning_rate", 0.1}};
+  spec.nthread = 2;
+  auto out = Train(t, spec, nullptr, nullptr);
+  EXPECT_TRUE(out.ok()) << out.status().ToString();
+  return cache.emplace(task, std::move(*out)).first->second;
+}
+
+std::shared_ptr<Predictor> Load(const std::string& task) {
+  auto p = Predictor::Load(Trained(task).model_bundle);
+  EXPECT_TRUE(p.ok()) << p.status().ToString();
+  return *p;
+}
+
+// Random rows over the model's features: typical ranges, ~15% missing, categorical codes including ones the
+// model has never seen (large codes), negative values and extreme magnitudes.
+std::vector<float> RandomRows(const Predictor& p, size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  const auto& types = p.pipeline().feature_types();
+  const size_t w = p.NumFeatures();
+  std::vector<float> rows(n * w);
+  for (size_t i = 0; i < n; ++i) {
+    for (size_t f = 0; f < w; ++f) {
+      float v;
+      const float r = u(rng);
+      if (r < 0.15f) {
+        v = std::nanf("");
+      } else if (types[f] == "c") {
+        v = r < 0.2f ? static_cast<float>(static_cast<int>(u(rng) * 3000)) : static_cast<float>(static_cast<int>(u(rng) * 6));
+      } else if (r < 0.2f) {
+        v = (u(rng) - 0.5f) * 2e9f;
+      } else {
+        v = (u(rng) - 0.2f) * 120000.0f * (f == 0 ? 0.001f : 1.0f);
+      }
+      rows[i * w + f] = v;
+    }
+  }
+  // Also reuse real encoded values so splits are exercised on both sides of thresholds.
+  return rows;
+}
+
+TEST(Predictor, CompiledEvaluatorMatchesXgboostBitExactOnMargins) {
+  for (const char* task : {"binary", "multiclass", "regression"}) {
+    auto p = Load(task);
+    ASSERT_TRUE(p);
+    const size_t n = 5000;
+    std::vector<float> rows = RandomRows(*p, n, 99);
+    // Add the real training rows' encodings too.
+    Table t = MakeMixedTable(1000, 21, task);
+    auto real = p->pipeline().TransformTable(t);
+    ASSERT_TRUE(real.ok());
+    rows.insert(rows.end(), real->begin(), real->end());
+    const size_t total = rows.size() / p->NumFeatures();
+    const size_t k = p->OutputWidth();
+
+    std::vector<float> ours_margin(total * k), ours(total * k);
+    p->PredictRows(rows.data(), total, ours_margin.data(), /*margin=*/true);
+    p->PredictRows(rows.data(), total, ours.data());
+    std::vector<float> xgb_margin, xgb;
+    ASSERT_TRUE(p->PredictRowsXgboost(rows.data(), total, &xgb_margin, true).ok());
+    ASSERT_TRUE(p->PredictRowsXgboost(rows.data(), total, &xgb).ok());
+    ASSERT_EQ(xgb_margin.size(), total * k);
+    size_t mismatches = 0;
+    for (size_t i = 0; i < total * k; ++i) {
+      if (std::memcmp(&ours_margin[i], &xgb_margin[i], sizeof(float)) != 0) {
+        if (++mismatches < 5) ADD_FAILURE() << task << " margin " << i << ": " << ours_margin[i] << " vs " << xgb_margin[i];
+      }
+      ASSERT_NEAR(ours[i], xgb[i], 1e-6) << task << " output " << i;
+    }
+    EXPECT_EQ(mismatches, 0u) << task;
+  }
+}
+
+TEST(Predictor, PredictInstancesFormats) {
+  const Json inst = {{"age", 61}, {"income", 95000}, {"active", true}, {"city", "rome"}, {"signup", "2020-01-05"}};
+  const Json low = {{"age", 19}, {"income", nullptr}, {"active", false}, {"city", "oslo"}, {"signup", nullptr}};
+  auto b = Load("binary");
+  auto out = b->PredictInstances(Json::array({inst, low}));
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  ASSERT_EQ(out->size(), 2u);
+  EXPECT_GT((*out)[0].get<double>(), 0.8);
+  EXPECT_LT((*out)[1].get<double>(), 0.2);
+  EXPECT_EQ(b->Task(), "binary");
+  EXPECT_EQ(b->Signature()["output"]["positive_class"], "yes");
+
+  auto m = Load("multiclass");
+  auto mo = m->PredictInstances(Json::array({inst}));
+  ASSERT_TRUE(mo.ok()) << mo.status().ToString();
+  EXPECT_EQ((*mo)[0]["label"], "gold");
+  double sum = 0;
+  for (auto& [k, v] : (*mo)[0]["probabilities"].items()) sum += v.get<double>();
+  EXPECT_NEAR(sum, 1.0, 1e-5);
+  EXPECT_EQ((*mo)[0]["probabilities"].size(), 3u);
+
+  auto r = Load("regression");
+  auto ro = r->PredictInstances(Json::array({inst, low}));
+  ASSERT_TRUE(ro.ok());
+  EXPECT_GT((*ro)[0].get<double>(), (*ro)[1].get<double>());
+}
+
+TEST(Predictor, BadInstances) {
+  auto p = Load("binary");
+  auto field_of = [&](const Json& j) {
+    auto r = p->PredictInstances(j);
+    EXPECT_FALSE(r.ok()) << j.dump();
+    if (r.ok() || r.status().details().empty()) return std::string("<none>");
+    return r.status().details()[0].field;
+  };
+  EXPECT_EQ(field_of(Json::object()), "instances");
+  EXPECT_EQ(field_of(Json::array()), "instances");
+  EXPECT_EQ(field_of(Json::array({1})), "instances[0]");
+  const Json ok = {{"age", 30}, {"income", 1.0}, {"active", true}, {"city", "rome"}, {"signup", "2020-01-05"}};
+  Json bad = ok;
+  bad["age"] = Json::array();
+  EXPECT_EQ(field_of(Json::array({ok, ok, bad})), "instances[2].age");
+  Json many = Json::array();
+  for (size_t i = 0; i <= Predictor::kMaxInstances; ++i) many.push_back(ok);
+  auto r = p->PredictInstances(many);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kPayloadTooLarge);
+}
+
+TEST(Predictor, CorruptBundlesAreErrorsNeverCrashes) {
+  const std::string& good = Trained("binary").model_bundle;
+  auto expect_rejected = [](std::string_view bytes) {
+    auto r = Predictor::Load(bytes);
+    EXPECT_FALSE(r.ok());
+    if (!r.ok()) {
+      EXPECT_TRUE(r.status().code() == StatusCode::kDataLoss || r.status().code() == StatusCode::kInvalidArgument)
+          << r.status().ToString();
+    }
+  };
+  expect_rejected("");
+  expect_rejected("LATHEMDL");
+  expect_rejected(std::string(1 << 16, '\xff'));
+  for (size_t len = 0; len < good.size(); len += std::max<size_t>(1, good.size() / 97)) {
+    expect_rejected(std::string_view(good).substr(0, len));
+  }
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < 50; ++i) {
+    std::string flipped = good;
+    flipped[rng() % flipped.size()] ^= static_cast<char>(1 + rng() % 255);
+    expect_rejected(flipped);
+  }
+  // Checksum-valid but hostile contents: the bundle is well-formed, its parts are not.
+  auto decoded = DecodeModelBundle(good);
+  ASSERT_TRUE(decoded.ok());
+  const Json meta = decoded->meta;
+  const Json model = Json::from_ubjson(decoded->booster);
+  expect_rejected(EncodeModelBundle(meta, "not ubjson at all"));
+  expect_rejected(EncodeModelBundle(Json::array(), decoded->booster));
+  Json m2 = meta;
+  m2["pipeline"]["inputs"].erase(0);  // feature count no longer matches the booster
+  expect_rejected(EncodeModelBundle(m2, decoded->booster));
+  m2 = meta;
+  m2["task"] = "regression";
+  expect_rejected(EncodeModelBundle(m2, decoded->booster));
+  auto with_tree_edit = [&](const std::function<void(Json&)>& edit) {
+    Json mm = model;
+    edit(mm["learner"]["gradient_booster"]["model"]["trees"][0]);
+    std::vector<uint8_t> ubj = Json::to_ubjson(mm);
+    expect_rejected(EncodeModelBundle(meta, std::string(ubj.begin(), ubj.end())));
+  };
+  with_tree_edit([](Json& t) { t["left_children"][0] = 0; });                 // cycle
+  with_tree_edit([](Json& t) { t["left_children"][0] = 1 << 30; });           // out of range
+  with_tree_edit([](Json& t) { t["split_indices"][0] = 1000; });              // unknown feature
+  with_tree_edit([](Json& t) { t["split_conditions"] = Json::array(); });     // lengths differ
+  with_tree_edit([](Json& t) { t["right_children"][0] = t["left_children"][0]; });  // shared child
+  with_tree_edit([](Json& t) { t.erase("default_left"); });
+}
+
+TEST(Predictor, ConcurrentPredictionsAgree) {
+  auto p = Load("multiclass");
+  const Json inst = Json::array({{{"age", 40}, {"income", 60000}, {"active", true}, {"city", "lima"},
+                                  {"signup", "2021-06-01T10:00:00Z"}}});
+  auto expected = p->PredictInstances(inst);
+  ASSERT_TRUE(expected.ok());
+  std::atomic<int> bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&]() {
+      for (int i = 0; i < 500; ++i) {
+        auto r = p->PredictInstances(inst);
+        if (!r.ok() || *r != *expected) ++bad;
+        std::vector<float> row(p->NumFeatures()), out;
+        if (!p->EncodeInstances(inst, &row).ok() || !p->PredictRowsXgboost(row.data(), 1, &out).ok()) ++bad;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0);
+}
+
+TEST(Predictor, SingleRowLatency) {
+  auto p = Load("binary");
+  const TrainOutput& t = Trained("binary");
+  const Json inst = Json::array({{{"age", 40}, {"income", 60000}, {"active", true}, {"city", "lima"},
+                                  {"signup", "2021-06-01T10:00:00Z"}}});
+  std::vector<float> row;
+  ASSERT_TRUE(p->EncodeInstances(inst, &row).ok());
+  const int iters = 20000;
+  using Clock = std::chrono::steady_clock;
+  float sink = 0, out = 0;
+  auto t0 = Clock::now();
+  for (int i = 0; i < iters; ++i) {
+    p->PredictRows(row.data(), 1, &out);
+    sink += out;
+  }
+  auto t1 = Clock::now();
+  std::vector<float> xout;
+  for (int i = 0; i < iters / 10; ++i) {
+    ASSERT_TRUE(p->PredictRowsXgboost(row.data(), 1, &xout).ok());
+    sink += xout[0];
+  }
+  auto t2 = Clock::now();
+  for (int i = 0; i < iters / 10; ++i) {
+    auto r = p->PredictInstances(inst);
+    ASSERT_TRUE(r.ok());
+  }
+  auto t3 = Clock::now();
+  auto us = [](Clock::duration d, int n) { return std::chrono::duration<double, std::micro>(d).count() / n; };
+  std::printf("[timing] binary model, depth 6, %zu trees: compiled %.3f us/row, xgboost in-place (nthread=1) %.3f us/row, "
+              "PredictInstances (JSON->row->compiled->JSON) %.3f us/call  (sink %g)\n",
+              static_cast<size_t>(t.params["n_estimators"].get<int>()), us(t1 - t0, iters),
+              us(t2 - t1, iters / 10), us(t3 - t2, iters / 10), static_cast<double>(sink));
+}
+
+}  // namespace
+}  // namespace lathe::ml

@@ -1,0 +1,176 @@
+#include "ml/train.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "ml/learner_registry.h"
+#include "ml_test_tables.h"
+
+namespace lathe::ml {
+namespace {
+
+using testing::MakeMixedTable;
+
+TrainSpec Spec(const std::string& target, const std::string& task, Json params = Json::object()) {
+  TrainSpec s;
+  s.target = target;
+  s.task = task;
+  s.params = std::move(params);
+  s.nthread = 2;
+  return s;
+}
+
+TEST(Train, BinaryLearnsAndReportsEverything) {
+  Table t = MakeMixedTable(3000, 11, "binary");
+  std::vector<double> fractions;
+  auto out = Train(t, Spec("label", "binary", {{"n_estimators", 40}, {"max_depth", 4}, {"learning_rate", 0.2}}),
+                   [&](double f, const std::string&) { fractions.push_back(f); }, nullptr);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->train_rows + out->test_rows, 3000);
+  EXPECT_EQ(out->test_rows, 600);
+  EXPECT_GT(out->metrics["accuracy"].get<double>(), 0.8) << out->metrics.dump();
+  EXPECT_GT(out->metrics["roc_auc"].get<double>(), 0.88) << out->metrics.dump();
+  for (const char* k : {"precision", "recall", "f1", "log_loss"}) EXPECT_TRUE(out->metrics[k].is_number()) << k;
+  EXPECT_EQ(out->signature["output"]["positive_class"], "yes");
+  EXPECT_EQ(out->signature["inputs"].size(), 5u);
+  EXPECT_EQ(out->pipeline["dropped"][0]["name"], "customer_id");
+  EXPECT_EQ(out->params["n_estimators"], 40);
+  EXPECT_EQ(out->params["reg_lambda"], 1.0);  // default filled in
+  ASSERT_EQ(fractions.size(), 42u);            // encode + 40 rounds + done
+  for (size_t i = 1; i < fractions.size(); ++i) EXPECT_GE(fractions[i], fractions[i - 1]);
+  EXPECT_DOUBLE_EQ(fractions.back(), 1.0);
+  EXPECT_GT(out->train_seconds, 0.0);
+}
+
+TEST(Train, SameInputsGiveIdenticalModelBytes) {
+  Table t = MakeMixedTable(1500, 12, "binary");
+  const Json params = {{"n_estimators", 15}, {"subsample", 0.8}, {"colsample_bytree", 0.7}};
+  auto a = Train(t, Spec("label", "binary", params), nullptr, nullptr);
+  auto b = Train(t, Spec("label", "binary", params), nullptr, nullptr);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->model_bundle, b->model_bundle);
+  EXPECT_EQ(a->metrics, b->metrics);
+  TrainSpec other = Spec("label", "binary", params);
+  other.seed = 7;
+  auto c = Train(t, other, nullptr, nullptr);
+  ASSERT_TRUE(c.ok());
+  EXPECT_NE(a->model_bundle, c->model_bundle);
+}
+
+TEST(Train, MulticlassAndRegression) {
+  Table mc = MakeMixedTable(2000, 13, "multiclass");
+  auto m = Train(mc, Spec("tier", "multiclass", {{"n_estimators", 30}}), nullptr, nullptr);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_GT(m->metrics["accuracy"].get<double>(), 0.7) << m->metrics.dump();
+  for (const char* k : {"macro_f1", "weighted_f1", "log_loss"}) EXPECT_TRUE(m->metrics[k].is_number()) << k;
+  EXPECT_EQ(m->signature["output"]["classes"], Json({"bronze", "gold", "silver"}));
+
+  Table rg = MakeMixedTable(2000, 14, "regression");
+  auto r = Train(rg, Spec("spend", "regression", {{"n_estimators", 60}}), nullptr, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_GT(r->metrics["r2"].get<double>(), 0.8) << r->metrics.dump();
+  EXPECT_LT(r->metrics["mae"].get<double>(), r->metrics["rmse"].get<double>() + 1e-9);
+}
+
+TEST(Train, CancelBetweenRounds) {
+  Table t = MakeMixedTable(500, 15, "binary");
+  int rounds = 0;
+  auto out = Train(t, Spec("label", "binary", {{"n_estimators", 50}}),
+                   [&](double, const std::string& msg) { rounds += msg.rfind("round", 0) == 0 ? 1 : 0; },
+                   [&]() { return rounds >= 3; });
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kCancelled);
+  EXPECT_EQ(rounds, 3);
+}
+
+void ExpectFieldError(const Table& t, const TrainSpec& spec, const std::string& field) {
+  auto out = Train(t, spec, nullptr, nullptr);
+  ASSERT_FALSE(out.ok()) << field;
+  EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument) << out.status().ToString();
+  ASSERT_FALSE(out.status().details().empty()) << out.status().ToString();
+  EXPECT_EQ(out.status().details()[0].field, field) << out.status().ToString();
+}
+
+TEST(Train, ValidationNamesTheField) {
+  Table t = MakeMixedTable(200, 16, "binary");
+  ExpectFieldError(t, Spec("nope", "binary"), "target");
+  ExpectFieldError(t, Spec("label", "ranking"), "task");
+  TrainSpec s = Spec("label", "binary");
+  s.learner = "lightgbm";
+  ExpectFieldError(t, s, "learner");
+  ExpectFieldError(t, Spec("label", "binary", {{"max_depht", 3}}), "params.max_depht");
+  ExpectFieldError(t, Spec("label", "binary", {{"max_depth", -1}}), "params.max_depth");
+  ExpectFieldError(t, Spec("label", "binary", {{"max_depth", 2.5}}), "params.max_depth");
+  ExpectFieldError(t, Spec("label", "binary", {{"learning_rate", "0.1"}}), "params.learning_rate");
+  ExpectFieldError(t, Spec("label", "binary", {{"learning_rate", 0}}), "params.learning_rate");
+  ExpectFieldError(t, Spec("label", "binary", {{"eta", 0.1}, {"learning_rate", 0.2}}), "params.learning_rate");
+  ExpectFieldError(t, Spec("label", "binary", {{"subsample", 1.5}}), "params.subsample");
+  ExpectFieldError(t, Spec("label", "binary", {{"grow_policy", "sideways"}}), "params.grow_policy");
+  ExpectFieldError(t, Spec("label", "binary", Json::array()), "params");
+  ExpectFieldError(t, Spec("city", "binary"), "target");         // 5 classes
+  ExpectFieldError(t, Spec("label", "regression"), "target");    // not numeric
+  Table rg = MakeMixedTable(200, 16, "regression");
+  ExpectFieldError(rg, Spec("spend", "regression", {{"scale_pos_weight", 2}}), "params.scale_pos_weight");
+  for (double f : {0.0, -0.1, 0.95, std::nan("")}) {
+    TrainSpec ts = Spec("label", "binary");
+    ts.test_fraction = f;
+    ExpectFieldError(t, ts, "test_fraction");
+  }
+}
+
+TEST(Train, MissingTargetRowsAreDroppedAndAllMissingIsAnError) {
+  Table t = MakeMixedTable(400, 17, "binary");
+  Column& label = t.columns.back();
+  for (size_t r = 0; r < 40; ++r) label.valid[r] = 0;
+  auto out = Train(t, Spec("label", "binary", {{"n_estimators", 5}}), nullptr, nullptr);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->metrics["dropped_rows"], 40);
+  EXPECT_EQ(out->train_rows + out->test_rows, 360);
+  for (auto& v : label.valid) v = 0;
+  ExpectFieldError(t, Spec("label", "binary"), "target");
+}
+
+TEST(Train, StratifiedSplitKeepsClassShares) {
+  std::vector<float> y;
+  for (int i = 0; i < 1000; ++i) y.push_back(i % 10 == 0 ? 1.0f : 0.0f);  // 10% positives
+  y.push_back(2.0f);                                                       // a singleton class
+  std::vector<size_t> train, test;
+  SplitRows(y, true, 0.2, 42, &train, &test);
+  EXPECT_EQ(train.size() + test.size(), y.size());
+  int pos_test = 0;
+  for (size_t i : test) pos_test += y[i] == 1.0f ? 1 : 0;
+  EXPECT_EQ(pos_test, 20);
+  EXPECT_EQ(test.size(), 200u);
+  EXPECT_TRUE(std::find(train.begin(), train.end(), 1000u) != train.end());
+  std::vector<size_t> train2, test2;
+  SplitRows(y, true, 0.2, 42, &train2, &test2);
+  EXPECT_EQ(test, test2);
+  SplitRows(y, true, 0.2, 43, &train2, &test2);
+  EXPECT_NE(test, test2);
+}
+
+TEST(LearnerRegistry, SchemaDescribesXgboost) {
+  Json s = LearnerSchemaJson();
+  ASSERT_EQ(s["learners"].size(), 1u);
+  const Json& x = s["learners"][0];
+  EXPECT_EQ(x["name"], "xgboost");
+  EXPECT_EQ(x["tasks"], Json({"binary", "multiclass", "regression"}));
+  bool found = false;
+  for (const Json& p : x["params"]) {
+    if (p["name"] == "learning_rate") {
+      found = true;
+      EXPECT_EQ(p["type"], "number");
+      EXPECT_EQ(p["aliases"], Json({"eta"}));
+    }
+  }
+  EXPECT_TRUE(found);
+  auto v = ValidateParams(*FindLearner("xgboost"), {{"num_boost_round", 7}, {"eta", 0.05}}, Task::kBinary);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ((*v)["n_estimators"], 7);
+  EXPECT_EQ((*v)["learning_rate"], 0.05);
+  EXPECT_EQ((*v)["max_depth"], 6);
+}
+
+}  // namespace
+}  // namespace lathe::ml
