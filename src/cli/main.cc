@@ -8,11 +8,15 @@
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+  if (args.empty()) {
+    std::fprintf(stderr, "usage: lathe COMMAND [ARGS]; see 'lathe --help'\n");
+    return 2;
+  }
+  if (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
     std::printf("lathe — a self-hosted ML platform in one binary\n\n"
                 "  lathe serve [--help]     start the server\n\n");
     lathe::PrintClientUsage();
-    return args.empty() ? 2 : 0;
+    return 0;
   }
   if (args[0] == "--version" || args[0] == "version") {
     std::printf("lathe %s\n", LATHE_VERSION);

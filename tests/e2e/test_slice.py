@@ -159,3 +159,38 @@ def test_keep_alive_many_requests_one_connection(client):
     s = requests.Session()
     for _ in range(50):
         assert s.get(client.url + "/healthz").status_code == 200
+
+
+def test_switching_a_deployment_version(client):
+    import_csv(client, "swap", churn_csv(rows=300, seed=21))
+    runs = []
+    for depth in (2, 5):
+        job, run = train(client, "swap", "churned", "binary", params={"n_estimators": 10, "max_depth": depth})
+        assert job["state"] == "succeeded", job
+        runs.append(run["id"])
+        assert client.post(f"{P}/models/swap/versions", json={"run": run["id"]}).status_code == 201
+    r = client.post(f"{P}/deployments", json={"name": "swap", "model": "swap", "version": 1})
+    assert r.status_code == 201, r.text
+    inst = {"instances": [{"age": 50, "income": 1.0, "plan": "pro", "signup": "2024-01-01", "visits": 4}]}
+    assert client.post(f"{P}/deployments/swap/predict", json=inst).json()["version"] == 1
+    assert_problem(client.post(f"{P}/deployments", json={"name": "swap", "model": "swap"}), 409, "exists")
+    r = client.patch(f"{P}/deployments/swap", json={"version": 2})
+    assert r.status_code == 200, r.text
+    assert r.json()["version"] == 2
+    assert client.post(f"{P}/deployments/swap/predict", json=inst).json()["version"] == 2
+    # A version that does not exist is refused and the deployment keeps serving the current one.
+    assert_problem(client.patch(f"{P}/deployments/swap", json={"version": 99}), 404)
+    assert client.post(f"{P}/deployments/swap/predict", json=inst).json()["version"] == 2
+    assert client.delete(f"{P}/deployments/swap").status_code == 204
+    assert_problem(client.post(f"{P}/deployments/swap/predict", json=inst), 404)
+
+
+def test_registering_an_unfinished_run_is_a_conflict(client):
+    import_csv(client, "slow", churn_csv(rows=2000, seed=4))
+    r = client.post(f"{P}/runs", json={"dataset": "slow", "target": "churned", "task": "binary",
+                                       "params": {"n_estimators": 5000, "max_depth": 8, "learning_rate": 0.01}})
+    assert r.status_code == 202
+    reg = client.post(f"{P}/models/slow/versions", json={"run": r.json()["run"]})
+    assert_problem(reg, 409, "succeeded")
+    client.post(f"/api/v1/jobs/{r.json()['job']}/cancel")
+    assert client.wait_job(r.json()["job"])["state"] in ("cancelled", "succeeded")
