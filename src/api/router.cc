@@ -35,7 +35,9 @@ const std::string& RequestContext::Param(std::string_view name) const {
 Result<Json> RequestContext::JsonBody(size_t max_depth) const {
   if (!req.body_file.empty()) return Status::InvalidArgument("expected a JSON body");
   const std::string* ct = req.Header("content-type");
-  if (ct && !ct->empty() && ct->find("json") == std::string::npos) {
+  // curl -d sends application/x-www-form-urlencoded by default; the body is still parsed strictly as JSON.
+  if (ct && !ct->empty() && ct->find("json") == std::string::npos &&
+      ct->find("application/x-www-form-urlencoded") == std::string::npos) {
     return Status::UnsupportedMedia("Content-Type must be application/json, not '" + *ct + "'");
   }
   return ParseJson(req.body, max_depth);

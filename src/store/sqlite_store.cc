@@ -297,7 +297,8 @@ class SqliteStore final : public Store {
                    int64_t now) override {
     std::lock_guard<std::mutex> lock(mu_);
     Stmt s(db_, "UPDATE jobs SET state = ?, result = ?, error = ?, finished_at = ?, "
-                "progress = CASE WHEN ? = 'succeeded' THEN 1.0 ELSE progress END "
+                "progress = CASE WHEN ?5 = 'succeeded' THEN 1.0 ELSE progress END, "
+                "message = CASE WHEN ?5 = 'succeeded' THEN 'done' ELSE message END "
                 "WHERE id = ? AND state IN ('queued', 'running')");
     const char* name = JobStateName(state);
     RETURN_IF_ERROR(s.Bind(1, name).Bind(2, DumpJson(result)).Bind(3, error).Bind(4, now).Bind(5, name)
