@@ -98,3 +98,27 @@ def test_help_lists_every_knob_and_flags_beat_env_beat_file(tmp_path):
         s.stop()
     bad = subprocess.run([LATHE_BIN, "serve", "--no-such-flag", "1"], capture_output=True, text=True, timeout=10)
     assert bad.returncode == 2 and "unknown flag" in bad.stderr
+
+
+def test_generated_admin_password_is_logged_once_and_works(tmp_path):
+    import json as _json
+    import os
+    env = {k: v for k, v in os.environ.items() if k != "LATHE_ADMIN_PASSWORD"}
+    s = Server(tmp_path)
+    s.env = env
+    s.start()
+    try:
+        lines = [_json.loads(l) for l in s.log_text().splitlines() if l.startswith("{")]
+        shown = [l for l in lines if "password" in l]
+        assert len(shown) == 1, shown
+        password = shown[0]["password"]
+        assert len(password) >= 16
+        assert login(s.url, password=password)
+    finally:
+        s.stop()
+    s.start()  # restart: the password is not shown again
+    try:
+        lines = [_json.loads(l) for l in s.log_text().splitlines() if l.startswith("{")]
+        assert len([l for l in lines if "password" in l]) == 1
+    finally:
+        s.stop()
