@@ -39,7 +39,9 @@ bool StderrIsTty() { return ::isatty(STDERR_FILENO) == 1; }
 void PrintStatusError(const Status& s) {
   Err("error: " + SanitizeCell(s.message()) + "\n");
   for (const auto& d : s.details()) {
-    std::string where = !d.field.empty() ? d.field : d.line >= 0 ? "line " + std::to_string(d.line) : d.column;
+    std::string where = !d.field.empty() ? d.field
+                        : d.line >= 0    ? "line " + std::to_string(d.line)
+                                         : d.column;
     Err("  " + SanitizeCell(where) + ": " + SanitizeCell(d.message) + "\n");
   }
 }
@@ -51,7 +53,8 @@ void PrintJson(const Json& j) { Out(DumpJson(j, 2) + "\n"); }
 
 class ProgressLine {
  public:
-  explicit ProgressLine(bool plain_lines_when_not_tty) : tty_(StderrIsTty()), plain_(plain_lines_when_not_tty) {}
+  explicit ProgressLine(bool plain_lines_when_not_tty)
+      : tty_(StderrIsTty()), plain_(plain_lines_when_not_tty) {}
   ~ProgressLine() { Finish(); }
 
   void Update(double fraction, const std::string& label) {
@@ -114,8 +117,10 @@ std::string HumanBytes(uint64_t bytes) {
     ++u;
   }
   char buf[32];
-  if (u == 0) std::snprintf(buf, sizeof(buf), "%llu B", static_cast<unsigned long long>(bytes));
-  else std::snprintf(buf, sizeof(buf), "%.1f %s", v, units[u]);
+  if (u == 0)
+    std::snprintf(buf, sizeof(buf), "%llu B", static_cast<unsigned long long>(bytes));
+  else
+    std::snprintf(buf, sizeof(buf), "%.1f %s", v, units[u]);
   return buf;
 }
 
@@ -161,9 +166,12 @@ struct Context {
       for (const auto& e : p["errors"]) {
         if (!e.is_object()) continue;
         std::string where;
-        if (e.contains("field")) where = FormatCell(e["field"]);
-        else if (e.contains("line")) where = "line " + FormatCell(e["line"]);
-        else if (e.contains("column")) where = "column " + FormatCell(e["column"]);
+        if (e.contains("field"))
+          where = FormatCell(e["field"]);
+        else if (e.contains("line"))
+          where = "line " + FormatCell(e["line"]);
+        else if (e.contains("column"))
+          where = "column " + FormatCell(e["column"]);
         std::string msg = GetStringOr(e, "message", "");
         std::string entry = where.empty() ? msg : where + ": " + msg;
         if (entry == detail || msg == detail) continue;  // already said by the detail line
@@ -309,8 +317,10 @@ std::optional<Json> WaitForJob(Context& ctx, const std::string& job_id) {
       // A restarting server or a flaky link should not abandon a long job; give up after a few seconds.
       if (++failures >= kMaxConsecutivePollFailures) {
         progress.Finish();
-        if (!r.ok()) PrintStatusError(r.status());
-        else ctx.PrintApiError(*r);
+        if (!r.ok())
+          PrintStatusError(r.status());
+        else
+          ctx.PrintApiError(*r);
         Err("  the job may still be running: `lathe jobs wait " + job_id + "`\n");
         return std::nullopt;
       }
@@ -326,7 +336,8 @@ std::optional<Json> WaitForJob(Context& ctx, const std::string& job_id) {
     auto job = ctx.ParseOk(*r);
     if (!job) return std::nullopt;
     const std::string state = GetStringOr(*job, "state", "");
-    const double fraction = Member(*job, "progress").is_number() ? Member(*job, "progress").get<double>() : 0.0;
+    const double fraction =
+        Member(*job, "progress").is_number() ? Member(*job, "progress").get<double>() : 0.0;
     std::string label = state;
     const std::string msg = GetStringOr(*job, "message", "");
     if (!msg.empty()) label += ": " + msg;
@@ -358,8 +369,8 @@ std::string JobError(const Json& job) {
 using Handler = int (*)(Context&, const ParsedArgs&);
 
 struct Command {
-  std::string name;       // "datasets import"
-  std::string args;       // "FILE"
+  std::string name;  // "datasets import"
+  std::string args;  // "FILE"
   std::string summary;
   std::vector<FlagSpec> flags;
   size_t min_positionals = 0;
@@ -382,7 +393,8 @@ Result<std::string> ReadPassword(const ParsedArgs& a, const EnvLookup& env) {
     int c;
     while ((c = std::fgetc(stdin)) != EOF && c != '\n') {
       line += static_cast<char>(c);
-      if (line.size() > 4096) return Status::InvalidArgument("the password on stdin is longer than 4096 bytes");
+      if (line.size() > 4096)
+        return Status::InvalidArgument("the password on stdin is longer than 4096 bytes");
     }
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty()) return Status::InvalidArgument("--password-stdin: no password on stdin");
@@ -390,10 +402,11 @@ Result<std::string> ReadPassword(const ParsedArgs& a, const EnvLookup& env) {
   }
   if (auto p = env("LATHE_PASSWORD"); p && !p->empty()) return *p;
   if (::isatty(STDIN_FILENO) != 1) {
-    return Status::InvalidArgument("no password: use --password-stdin, set LATHE_PASSWORD, or run on a terminal");
+    return Status::InvalidArgument(
+        "no password: use --password-stdin, set LATHE_PASSWORD, or run on a terminal");
   }
   Err("Password: ");
-  termios old {};
+  termios old{};
   bool restore = ::tcgetattr(STDIN_FILENO, &old) == 0;
   if (restore) {
     termios quiet = old;
@@ -436,7 +449,8 @@ int CmdLogin(Context& ctx, const ParsedArgs& a) {
   } else {
     Out("Logged in as " + SanitizeCell(GetStringOr(*resp, "user", user)) + " at " + ctx.conn.url + "\n");
     std::string exp = GetStringOr(*resp, "expires_at", "");
-    if (!exp.empty()) Err("Token saved to " + ctx.credentials_path + " (expires " + SanitizeCell(exp) + ")\n");
+    if (!exp.empty())
+      Err("Token saved to " + ctx.credentials_path + " (expires " + SanitizeCell(exp) + ")\n");
   }
   return kExitOk;
 }
@@ -540,32 +554,39 @@ int CmdDatasetsImport(Context& ctx, const ParsedArgs& a) {
     return kExitOk;
   }
   const Json& cols = Member(*resp, "columns");
-  Out("Imported " + SanitizeCell(MemberText(*resp, "name")) + " version " + MemberText(*resp, "version") + ": " +
-      MemberText(*resp, "rows") + " rows, " + std::to_string(cols.is_array() ? cols.size() : 0) + " columns (" +
-      HumanBytes(static_cast<uint64_t>(st.st_size)) + ")\n");
+  Out("Imported " + SanitizeCell(MemberText(*resp, "name")) + " version " + MemberText(*resp, "version") +
+      ": " + MemberText(*resp, "rows") + " rows, " + std::to_string(cols.is_array() ? cols.size() : 0) +
+      " columns (" + HumanBytes(static_cast<uint64_t>(st.st_size)) + ")\n");
   if (cols.is_array() && !cols.empty()) {
     PrintObjectTable(cols, {{"COLUMN", "name"}, {"TYPE", "type"}, {"MISSING", "missing"}});
   }
   return kExitOk;
 }
 
-int CmdDatasetsList(Context& ctx, const ParsedArgs&) {
-  auto resp = ctx.Call("GET", ctx.ProjectPath("/datasets"));
+// GET a project collection and print it: raw JSON with --json, else a table of `columns`.
+int ListProjectCollection(Context& ctx, const std::string& collection,
+                          const std::vector<ColumnSpec>& columns) {
+  auto resp = ctx.Call("GET", ctx.ProjectPath("/" + collection));
   if (!resp) return kExitError;
   if (ctx.json) {
     PrintJson(*resp);
     return kExitOk;
   }
-  const Json& list = Member(*resp, "datasets");
+  const Json& list = Member(*resp, collection);
   if (!list.is_array() || list.empty()) {
-    Out("No datasets in project " + ctx.project + "\n");
+    Out("No " + collection + " in project " + ctx.project + "\n");
     return kExitOk;
   }
-  PrintObjectTable(list, {{"NAME", "name"},
-                          {"LATEST", "latest_version"},
-                          {"VERSIONS", "versions", CountOrValue},
-                          {"UPDATED", "updated_at"}});
+  PrintObjectTable(list, columns);
   return kExitOk;
+}
+
+int CmdDatasetsList(Context& ctx, const ParsedArgs&) {
+  return ListProjectCollection(ctx, "datasets",
+                               {{"NAME", "name"},
+                                {"LATEST", "latest_version"},
+                                {"VERSIONS", "versions", CountOrValue},
+                                {"UPDATED", "updated_at"}});
 }
 
 int CmdDatasetsShow(Context& ctx, const ParsedArgs& a) {
@@ -627,9 +648,9 @@ int CmdDatasetsRows(Context& ctx, const ParsedArgs& a) {
     if (!latest) return kExitError;
     v = *latest;
   }
-  auto resp = ctx.Call("GET", ctx.ProjectPath("/datasets/" + UrlEncode(name) + "/versions/" + std::to_string(v) +
-                                              "/rows?offset=" + std::to_string(*offset) +
-                                              "&limit=" + std::to_string(*limit)));
+  auto resp = ctx.Call(
+      "GET", ctx.ProjectPath("/datasets/" + UrlEncode(name) + "/versions/" + std::to_string(v) +
+                             "/rows?offset=" + std::to_string(*offset) + "&limit=" + std::to_string(*limit)));
   if (!resp) return kExitError;
   if (ctx.json) {
     PrintJson(*resp);
@@ -649,9 +670,12 @@ int CmdDatasetsRows(Context& ctx, const ParsedArgs& a) {
       std::vector<std::string> cells;
       for (size_t i = 0; i < names.size(); ++i) {
         // Data keeps 10 significant digits; the 4-digit rounding is for metrics.
-        if (row.is_object()) cells.push_back(FormatCell(Member(row, names[i]), kDataDigits));
-        else if (row.is_array() && i < row.size()) cells.push_back(FormatCell(row[i], kDataDigits));
-        else cells.emplace_back();
+        if (row.is_object())
+          cells.push_back(FormatCell(Member(row, names[i]), kDataDigits));
+        else if (row.is_array() && i < row.size())
+          cells.push_back(FormatCell(row[i], kDataDigits));
+        else
+          cells.emplace_back();
       }
       t.AddRow(std::move(cells));
     }
@@ -672,12 +696,15 @@ int PrintRunResult(Context& ctx, const std::string& run_id) {
   if (ctx.json) {
     PrintJson(*run);
   } else {
-    std::string line = "Run " + SanitizeCell(run_id) + " " + SanitizeCell(GetStringOr(*run, "state", "succeeded"));
+    std::string line =
+        "Run " + SanitizeCell(run_id) + " " + SanitizeCell(GetStringOr(*run, "state", "succeeded"));
     const Json& tr = Member(*run, "train_rows");
     const Json& te = Member(*run, "test_rows");
-    if (tr.is_number() && te.is_number()) line += " (" + FormatCell(tr) + " train rows, " + FormatCell(te) + " test rows";
+    if (tr.is_number() && te.is_number())
+      line += " (" + FormatCell(tr) + " train rows, " + FormatCell(te) + " test rows";
     const Json& secs = Member(*run, "train_seconds");
-    if (tr.is_number() && te.is_number()) line += secs.is_number() ? ", " + FormatSignificant(secs.get<double>(), 3) + " s)" : ")";
+    if (tr.is_number() && te.is_number())
+      line += secs.is_number() ? ", " + FormatSignificant(secs.get<double>(), 3) + " s)" : ")";
     Out(line + "\n");
     PrintMetricsTable(Member(*run, "metrics"));
   }
@@ -689,14 +716,17 @@ int FinishJob(Context& ctx, const std::string& job_id, const std::string& run_id
   if (!job) return kExitError;
   const std::string state = GetStringOr(*job, "state", "");
   if (state != "succeeded") {
-    Err("error: job " + SanitizeCell(job_id) + " " + SanitizeCell(state) + ": " + SanitizeCell(JobError(*job)) + "\n");
+    Err("error: job " + SanitizeCell(job_id) + " " + SanitizeCell(state) + ": " +
+        SanitizeCell(JobError(*job)) + "\n");
     if (!run_id.empty()) Err("  run: " + SanitizeCell(run_id) + "\n");
     if (ctx.json) PrintJson(*job);
     return kExitError;
   }
   if (run_id.empty()) {
-    if (ctx.json) PrintJson(*job);
-    else Out("Job " + SanitizeCell(job_id) + " succeeded\n");
+    if (ctx.json)
+      PrintJson(*job);
+    else
+      Out("Job " + SanitizeCell(job_id) + " succeeded\n");
     return kExitOk;
   }
   return PrintRunResult(ctx, run_id);
@@ -739,8 +769,10 @@ int CmdTrain(Context& ctx, const ParsedArgs& a) {
   const std::string run_id = IdText(Member(*resp, "run"));
   const std::string job_id = IdText(Member(*resp, "job"));
   if (a.Has("no-wait")) {
-    if (ctx.json) PrintJson(*resp);
-    else Out("Run " + SanitizeCell(run_id) + " queued (job " + SanitizeCell(job_id) + ")\n");
+    if (ctx.json)
+      PrintJson(*resp);
+    else
+      Out("Run " + SanitizeCell(run_id) + " queued (job " + SanitizeCell(job_id) + ")\n");
     return kExitOk;
   }
   if (job_id.empty()) {
@@ -765,34 +797,25 @@ int CmdRunsShow(Context& ctx, const ParsedArgs& a) {
 }
 
 int CmdRunsList(Context& ctx, const ParsedArgs&) {
-  auto resp = ctx.Call("GET", ctx.ProjectPath("/runs"));
-  if (!resp) return kExitError;
-  if (ctx.json) {
-    PrintJson(*resp);
-    return kExitOk;
-  }
-  const Json& runs = Member(*resp, "runs");
-  if (!runs.is_array() || runs.empty()) {
-    Out("No runs in project " + ctx.project + "\n");
-    return kExitOk;
-  }
-  PrintObjectTable(runs, {{"ID", "id"},
-                          {"STATE", "state"},
-                          {"DATASET", "dataset"},
-                          {"VERSION", "version"},
-                          {"TARGET", "target"},
-                          {"TASK", "task"},
-                          {"LEARNER", "learner"},
-                          {"METRICS", "metrics", CompactMetrics},
-                          {"CREATED", "created_at"}});
-  return kExitOk;
+  return ListProjectCollection(ctx, "runs",
+                               {{"ID", "id"},
+                                {"STATE", "state"},
+                                {"DATASET", "dataset"},
+                                {"VERSION", "version"},
+                                {"TARGET", "target"},
+                                {"TASK", "task"},
+                                {"LEARNER", "learner"},
+                                {"METRICS", "metrics", CompactMetrics},
+                                {"CREATED", "created_at"}});
 }
 
 int CmdJobsShow(Context& ctx, const ParsedArgs& a) {
   auto job = ctx.Call("GET", "/api/v1/jobs/" + UrlEncode(a.positionals[0]));
   if (!job) return kExitError;
-  if (ctx.json) PrintJson(*job);
-  else PrintKeyValues(*job, {"log"});
+  if (ctx.json)
+    PrintJson(*job);
+  else
+    PrintKeyValues(*job, {"log"});
   return kExitOk;
 }
 
@@ -801,10 +824,13 @@ int CmdJobsWait(Context& ctx, const ParsedArgs& a) {
   auto job = WaitForJob(ctx, id);
   if (!job) return kExitError;
   const std::string state = GetStringOr(*job, "state", "");
-  if (ctx.json) PrintJson(*job);
-  else Out("Job " + SanitizeCell(id) + " " + SanitizeCell(state) + "\n");
+  if (ctx.json)
+    PrintJson(*job);
+  else
+    Out("Job " + SanitizeCell(id) + " " + SanitizeCell(state) + "\n");
   if (state != "succeeded") {
-    Err("error: job " + SanitizeCell(id) + " " + SanitizeCell(state) + ": " + SanitizeCell(JobError(*job)) + "\n");
+    Err("error: job " + SanitizeCell(id) + " " + SanitizeCell(state) + ": " + SanitizeCell(JobError(*job)) +
+        "\n");
     return kExitError;
   }
   return kExitOk;
@@ -814,8 +840,11 @@ int CmdJobsCancel(Context& ctx, const ParsedArgs& a) {
   const std::string& id = a.positionals[0];
   auto job = ctx.Call("POST", "/api/v1/jobs/" + UrlEncode(id) + "/cancel");
   if (!job) return kExitError;
-  if (ctx.json) PrintJson(*job);
-  else Out("Cancel requested for job " + SanitizeCell(id) + " (state: " + SanitizeCell(GetStringOr(*job, "state", "?")) + ")\n");
+  if (ctx.json)
+    PrintJson(*job);
+  else
+    Out("Cancel requested for job " + SanitizeCell(id) +
+        " (state: " + SanitizeCell(GetStringOr(*job, "state", "?")) + ")\n");
   return kExitOk;
 }
 
@@ -830,31 +859,23 @@ int CmdModelsRegister(Context& ctx, const ParsedArgs& a) {
   Json body = {{"run", a.Get("run")}};
   auto resp = ctx.Call("POST", ctx.ProjectPath("/models/" + UrlEncode(name) + "/versions"), &body);
   if (!resp) return kExitError;
-  if (ctx.json) PrintJson(*resp);
-  else Out("Registered model " + SanitizeCell(GetStringOr(*resp, "name", name)) + " version " +
-           MemberText(*resp, "version") + " from run " + SanitizeCell(GetStringOr(*resp, "run", a.Get("run"))) + "\n");
+  if (ctx.json)
+    PrintJson(*resp);
+  else
+    Out("Registered model " + SanitizeCell(GetStringOr(*resp, "name", name)) + " version " +
+        MemberText(*resp, "version") + " from run " + SanitizeCell(GetStringOr(*resp, "run", a.Get("run"))) +
+        "\n");
   return kExitOk;
 }
 
 int CmdModelsList(Context& ctx, const ParsedArgs&) {
-  auto resp = ctx.Call("GET", ctx.ProjectPath("/models"));
-  if (!resp) return kExitError;
-  if (ctx.json) {
-    PrintJson(*resp);
-    return kExitOk;
-  }
-  const Json& models = Member(*resp, "models");
-  if (!models.is_array() || models.empty()) {
-    Out("No models in project " + ctx.project + "\n");
-    return kExitOk;
-  }
-  PrintObjectTable(models, {{"NAME", "name"},
-                            {"LATEST", "latest_version"},
-                            {"VERSIONS", "versions", CountOrValue},
-                            {"TASK", "task"},
-                            {"METRICS", "metrics", CompactMetrics},
-                            {"UPDATED", "updated_at"}});
-  return kExitOk;
+  return ListProjectCollection(ctx, "models",
+                               {{"NAME", "name"},
+                                {"LATEST", "latest_version"},
+                                {"VERSIONS", "versions", CountOrValue},
+                                {"TASK", "task"},
+                                {"METRICS", "metrics", CompactMetrics},
+                                {"UPDATED", "updated_at"}});
 }
 
 int CmdModelsShow(Context& ctx, const ParsedArgs& a) {
@@ -929,30 +950,21 @@ int CmdDeploy(Context& ctx, const ParsedArgs& a) {
 }
 
 int CmdDeploymentsList(Context& ctx, const ParsedArgs&) {
-  auto resp = ctx.Call("GET", ctx.ProjectPath("/deployments"));
-  if (!resp) return kExitError;
-  if (ctx.json) {
-    PrintJson(*resp);
-    return kExitOk;
-  }
-  const Json& list = Member(*resp, "deployments");
-  if (!list.is_array() || list.empty()) {
-    Out("No deployments in project " + ctx.project + "\n");
-    return kExitOk;
-  }
-  PrintObjectTable(list, {{"NAME", "name"},
-                          {"MODEL", "model"},
-                          {"VERSION", "version"},
-                          {"STATE", "state"},
-                          {"UPDATED", "updated_at"}});
-  return kExitOk;
+  return ListProjectCollection(ctx, "deployments",
+                               {{"NAME", "name"},
+                                {"MODEL", "model"},
+                                {"VERSION", "version"},
+                                {"STATE", "state"},
+                                {"UPDATED", "updated_at"}});
 }
 
 int CmdDeploymentsShow(Context& ctx, const ParsedArgs& a) {
   auto resp = ctx.Call("GET", ctx.ProjectPath("/deployments/" + UrlEncode(a.positionals[0])));
   if (!resp) return kExitError;
-  if (ctx.json) PrintJson(*resp);
-  else PrintKeyValues(*resp);
+  if (ctx.json)
+    PrintJson(*resp);
+  else
+    PrintKeyValues(*resp);
   return kExitOk;
 }
 
@@ -960,8 +972,10 @@ int CmdDeploymentsDelete(Context& ctx, const ParsedArgs& a) {
   const std::string& name = a.positionals[0];
   auto resp = ctx.Call("DELETE", ctx.ProjectPath("/deployments/" + UrlEncode(name)));
   if (!resp) return kExitError;
-  if (ctx.json) PrintJson(*resp);
-  else Out("Deleted deployment " + SanitizeCell(name) + "\n");
+  if (ctx.json)
+    PrintJson(*resp);
+  else
+    Out("Deleted deployment " + SanitizeCell(name) + "\n");
   return kExitOk;
 }
 
@@ -972,8 +986,8 @@ Result<std::string> ReadAll(std::FILE* f, const std::string& what) {
   while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) {
     text.append(buf, n);
     if (text.size() > kMaxInstancesBytes) {
-      return Status::InvalidArgument(what + " is larger than the limit of " + std::to_string(kMaxInstancesBytes) +
-                                     " bytes");
+      return Status::InvalidArgument(what + " is larger than the limit of " +
+                                     std::to_string(kMaxInstancesBytes) + " bytes");
     }
   }
   if (std::ferror(f)) return Status::InvalidArgument("reading " + what + " failed: " + std::strerror(errno));
@@ -985,7 +999,8 @@ Result<std::string> ReadPredictInput(const ParsedArgs& a) {
   if (a.Has("data")) return a.Get("data");
   std::string file = a.Get("file", "-");
   if (file == "-") {
-    if (::isatty(STDIN_FILENO) == 1) Err("Reading instances from stdin (JSON or JSON Lines; Ctrl-D to end)\n");
+    if (::isatty(STDIN_FILENO) == 1)
+      Err("Reading instances from stdin (JSON or JSON Lines; Ctrl-D to end)\n");
     return ReadAll(stdin, "stdin");
   }
   std::FILE* f = std::fopen(file.c_str(), "rb");
@@ -1007,7 +1022,8 @@ int CmdPredict(Context& ctx, const ParsedArgs& a) {
     return kExitUsage;
   }
   Json body = {{"instances", std::move(*instances)}};
-  auto resp = ctx.Call("POST", ctx.ProjectPath("/deployments/" + UrlEncode(a.positionals[0]) + "/predict"), &body);
+  auto resp =
+      ctx.Call("POST", ctx.ProjectPath("/deployments/" + UrlEncode(a.positionals[0]) + "/predict"), &body);
   if (!resp) return kExitError;
   if (ctx.json) {
     PrintJson(*resp);
@@ -1029,23 +1045,38 @@ int CmdPredict(Context& ctx, const ParsedArgs& a) {
 
 const std::vector<Command>& Commands() {
   static const std::vector<Command> kCommands = {
-      {"login", "", "log in and save the token for later commands",
+      {"login",
+       "",
+       "log in and save the token for later commands",
        {{"username", "USER", "user name (default: admin)"},
-        {"password-stdin", "", "read the password from the first line of stdin (else $LATHE_PASSWORD, else a prompt)"}},
-       0, 0, CmdLogin},
+        {"password-stdin", "",
+         "read the password from the first line of stdin (else $LATHE_PASSWORD, else a prompt)"}},
+       0,
+       0,
+       CmdLogin},
       {"logout", "", "revoke the saved token and forget it", {}, 0, 0, CmdLogout},
-      {"datasets import", "FILE", "upload a file (streamed) as a new dataset version",
+      {"datasets import",
+       "FILE",
+       "upload a file (streamed) as a new dataset version",
        {{"name", "N", "dataset name (default: the file name without extension)"},
         {"format", "F", "csv|tsv|jsonl|json|xlsx (default: from the file extension, else csv)"}},
-       1, 1, CmdDatasetsImport},
+       1,
+       1,
+       CmdDatasetsImport},
       {"datasets list", "", "list the project's datasets", {}, 0, 0, CmdDatasetsList},
       {"datasets show", "NAME", "show a dataset's versions", {}, 1, 1, CmdDatasetsShow},
-      {"datasets rows", "NAME", "print rows of a dataset version",
+      {"datasets rows",
+       "NAME",
+       "print rows of a dataset version",
        {{"version", "V", "dataset version (default: latest)"},
         {"offset", "N", "first row, from 0 (default: 0)"},
         {"limit", "N", "rows to print, 1..100000 (default: 20)"}},
-       1, 1, CmdDatasetsRows},
-      {"train", "", "train a model on a dataset and wait for the run",
+       1,
+       1,
+       CmdDatasetsRows},
+      {"train",
+       "",
+       "train a model on a dataset and wait for the run",
        {{"dataset", "N", "dataset name (required)"},
         {"version", "V", "dataset version (default: latest)"},
         {"target", "T", "target column (required)"},
@@ -1055,26 +1086,48 @@ const std::vector<Command>& Commands() {
         {"test-fraction", "F", "held-out fraction, 0..0.99 (default: 0.2)"},
         {"seed", "N", "split seed (default: 42)"},
         {"no-wait", "", "print the run and job ids and return at once"}},
-       0, 0, CmdTrain},
+       0,
+       0,
+       CmdTrain},
       {"runs list", "", "list training runs", {}, 0, 0, CmdRunsList},
       {"runs show", "ID", "show a run and its metrics", {}, 1, 1, CmdRunsShow},
       {"jobs show", "ID", "show a job's state and progress", {}, 1, 1, CmdJobsShow},
-      {"jobs wait", "ID", "wait for a job to finish, with a progress bar; exit 1 unless it succeeded", {}, 1, 1,
+      {"jobs wait",
+       "ID",
+       "wait for a job to finish, with a progress bar; exit 1 unless it succeeded",
+       {},
+       1,
+       1,
        CmdJobsWait},
       {"jobs cancel", "ID", "ask a job to stop", {}, 1, 1, CmdJobsCancel},
-      {"models register", "NAME", "register a run's model as a new version of model NAME",
-       {{"run", "RUN", "run id (required)"}}, 1, 1, CmdModelsRegister},
+      {"models register",
+       "NAME",
+       "register a run's model as a new version of model NAME",
+       {{"run", "RUN", "run id (required)"}},
+       1,
+       1,
+       CmdModelsRegister},
       {"models list", "", "list registered models", {}, 0, 0, CmdModelsList},
       {"models show", "NAME", "show a model's versions", {}, 1, 1, CmdModelsShow},
-      {"deploy", "NAME", "serve a model version at deployment NAME (switches it if NAME exists)",
-       {{"model", "M", "registered model name (required)"}, {"version", "V", "model version (default: latest)"}},
-       1, 1, CmdDeploy},
+      {"deploy",
+       "NAME",
+       "serve a model version at deployment NAME (switches it if NAME exists)",
+       {{"model", "M", "registered model name (required)"},
+        {"version", "V", "model version (default: latest)"}},
+       1,
+       1,
+       CmdDeploy},
       {"deployments list", "", "list deployments", {}, 0, 0, CmdDeploymentsList},
       {"deployments show", "NAME", "show a deployment", {}, 1, 1, CmdDeploymentsShow},
       {"deployments delete", "NAME", "delete a deployment", {}, 1, 1, CmdDeploymentsDelete},
-      {"predict", "DEPLOYMENT", "score instances: one JSON object, an array of objects, or JSON Lines",
-       {{"data", "JSON", "the instances inline"}, {"file", "F", "read the instances from F ('-' = stdin, the default)"}},
-       1, 1, CmdPredict},
+      {"predict",
+       "DEPLOYMENT",
+       "score instances: one JSON object, an array of objects, or JSON Lines",
+       {{"data", "JSON", "the instances inline"},
+        {"file", "F", "read the instances from F ('-' = stdin, the default)"}},
+       1,
+       1,
+       CmdPredict},
   };
   return kCommands;
 }
@@ -1088,13 +1141,16 @@ std::string FlagLine(const FlagSpec& f) {
   std::string left = "  ";
   left += f.short_name ? std::string("-") + f.short_name + ", " : "";
   left += "--" + f.name + (f.value_name.empty() ? "" : " " + f.value_name);
-  if (left.size() < 26) left += std::string(26 - left.size(), ' ');
-  else left += "  ";
+  if (left.size() < 26)
+    left += std::string(26 - left.size(), ' ');
+  else
+    left += "  ";
   return left + f.help + "\n";
 }
 
 std::string CommandUsage(const Command& c) {
-  std::string s = "usage: lathe " + c.name + (c.args.empty() ? "" : " " + c.args) + " [flags]\n\n" + c.summary + "\n";
+  std::string s =
+      "usage: lathe " + c.name + (c.args.empty() ? "" : " " + c.args) + " [flags]\n\n" + c.summary + "\n";
   if (!c.flags.empty()) {
     s += "\nflags:\n";
     for (const auto& f : c.flags) s += FlagLine(f);
@@ -1109,8 +1165,10 @@ std::string CommandList(const std::string& group) {
   for (const auto& c : Commands()) {
     if (!group.empty() && c.name.rfind(group + " ", 0) != 0) continue;
     std::string left = "  lathe " + c.name + (c.args.empty() ? "" : " " + c.args);
-    if (left.size() < 36) left += std::string(36 - left.size(), ' ');
-    else left += "  ";
+    if (left.size() < 36)
+      left += std::string(36 - left.size(), ' ');
+    else
+      left += "  ";
     s += left + c.summary + "\n";
   }
   return s;
@@ -1120,7 +1178,8 @@ std::string TopUsage() {
   std::string s = "usage: lathe <command> [args] [flags]\n\ncommands:\n" + CommandList("");
   s += "\nglobal flags (anywhere on the line):\n";
   for (const auto& f : GlobalFlags()) s += FlagLine(f);
-  s += "\nRun `lathe <command> --help` for a command's flags. Exit codes: 0 ok, 1 server or job error, 2 usage.\n";
+  s += "\nRun `lathe <command> --help` for a command's flags. Exit codes: 0 ok, 1 server or job error, 2 "
+       "usage.\n";
   return s;
 }
 
@@ -1174,7 +1233,8 @@ int RunClient(const std::vector<std::string>& args) {
     if (c.name == name) cmd = &c;
   }
   if (!cmd) {
-    std::string s = is_group ? "usage: lathe " + first + " <command>\n\ncommands:\n" + CommandList(first) : TopUsage();
+    std::string s =
+        is_group ? "usage: lathe " + first + " <command>\n\ncommands:\n" + CommandList(first) : TopUsage();
     Err("error: unknown command '" + SanitizeCell(name) + "'\n\n" + s);
     return kExitUsage;
   }
@@ -1191,7 +1251,8 @@ int RunClient(const std::vector<std::string>& args) {
     return UsageError("missing " + cmd->args, *cmd);
   }
   if (a.positionals.size() > cmd->max_positionals) {
-    return UsageError("unexpected argument '" + SanitizeCell(a.positionals[cmd->max_positionals]) + "'", *cmd);
+    return UsageError("unexpected argument '" + SanitizeCell(a.positionals[cmd->max_positionals]) + "'",
+                      *cmd);
   }
 
   Context ctx;
@@ -1207,8 +1268,8 @@ int RunClient(const std::vector<std::string>& args) {
   ctx.json = a.Has("json");
   if (ctx.project.empty()) return UsageError("--project must not be empty", *cmd);
   if (ctx.conn.url.rfind("http://", 0) != 0 && ctx.conn.url.rfind("https://", 0) != 0) {
-    return UsageError("the server URL must start with http:// or https:// (got '" + SanitizeCell(ctx.conn.url) +
-                          "' from " + ctx.conn.url_source + ")",
+    return UsageError("the server URL must start with http:// or https:// (got '" +
+                          SanitizeCell(ctx.conn.url) + "' from " + ctx.conn.url_source + ")",
                       *cmd);
   }
   int rc = cmd->run(ctx, a);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
@@ -45,6 +46,17 @@ class Stmt {
   sqlite3_stmt* stmt_ = nullptr;
   Status prepare_status_;
 };
+
+// Steps `s` to the end, converting each row with `read(s)`.
+template <class F>
+auto CollectRows(Stmt& s, F&& read) -> Result<std::vector<decltype(read(s))>> {
+  std::vector<decltype(read(s))> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return out;
+    out.push_back(read(s));
+  }
+}
 
 Status ExecScript(sqlite3* db, const char* sql);
 Status ErrorFromSqlite(sqlite3* db, int rc, std::string_view what);

@@ -14,11 +14,16 @@ namespace lathe {
 
 const char* JobStateName(JobState s) {
   switch (s) {
-    case JobState::kQueued: return "queued";
-    case JobState::kRunning: return "running";
-    case JobState::kSucceeded: return "succeeded";
-    case JobState::kFailed: return "failed";
-    case JobState::kCancelled: return "cancelled";
+    case JobState::kQueued:
+      return "queued";
+    case JobState::kRunning:
+      return "running";
+    case JobState::kSucceeded:
+      return "succeeded";
+    case JobState::kFailed:
+      return "failed";
+    case JobState::kCancelled:
+      return "cancelled";
   }
   return "queued";
 }
@@ -49,19 +54,21 @@ class SqliteStore final : public Store {
   ~SqliteStore() override { sqlite3_close_v2(db_); }
 
   Status Init(const std::string& path) {
-    RETURN_IF_ERROR(sqlite::ExecScript(db_, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                                            "PRAGMA foreign_keys=ON;"));
+    RETURN_IF_ERROR(sqlite::ExecScript(db_,
+                                       "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                                       "PRAGMA foreign_keys=ON;"));
     sqlite3_busy_timeout(db_, 5000);
-    RETURN_IF_ERROR(sqlite::ExecScript(
-        db_, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at INTEGER NOT NULL);"));
+    RETURN_IF_ERROR(sqlite::ExecScript(db_,
+                                       "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, "
+                                       "applied_at INTEGER NOT NULL);"));
     int64_t have = SchemaVersionLocked();
     const auto& migrations = SqliteMigrations();
     int64_t want = static_cast<int64_t>(migrations.size());
     if (have > want) {
-      return Status::FailedPrecondition(
-          "the metadata store at " + path + " has schema version " + std::to_string(have) +
-          ", newer than this lathe binary supports (" + std::to_string(want) +
-          "); upgrade lathe or restore a backup made by this version");
+      return Status::FailedPrecondition("the metadata store at " + path + " has schema version " +
+                                        std::to_string(have) + ", newer than this lathe binary supports (" +
+                                        std::to_string(want) +
+                                        "); upgrade lathe or restore a backup made by this version");
     }
     for (int64_t v = have + 1; v <= want; ++v) {
       RETURN_IF_ERROR(sqlite::ExecScript(db_, "BEGIN IMMEDIATE"));
@@ -88,10 +95,18 @@ class SqliteStore final : public Store {
   // ---- users and tokens
   Status CreateUser(const UserRecord& u) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_, "INSERT INTO users(id, username, password_hash, is_admin, disabled, created_at) VALUES (?,?,?,?,?,?)");
-    Status st = s.Bind(1, u.id).Bind(2, u.username).Bind(3, u.password_hash).Bind(4, u.is_admin)
-                    .Bind(5, u.disabled).Bind(6, u.created_at).Exec();
-    if (st.code() == StatusCode::kAlreadyExists) return Status::AlreadyExists("user '" + u.username + "' exists");
+    Stmt s(db_,
+           "INSERT INTO users(id, username, password_hash, is_admin, disabled, created_at) VALUES "
+           "(?,?,?,?,?,?)");
+    Status st = s.Bind(1, u.id)
+                    .Bind(2, u.username)
+                    .Bind(3, u.password_hash)
+                    .Bind(4, u.is_admin)
+                    .Bind(5, u.disabled)
+                    .Bind(6, u.created_at)
+                    .Exec();
+    if (st.code() == StatusCode::kAlreadyExists)
+      return Status::AlreadyExists("user '" + u.username + "' exists");
     return st;
   }
 
@@ -109,13 +124,15 @@ class SqliteStore final : public Store {
 
   Status CreateToken(const TokenRecord& t) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_, "INSERT INTO tokens(token_hash, user_id, created_at, expires_at, revoked) VALUES (?,?,?,?,0)");
+    Stmt s(db_,
+           "INSERT INTO tokens(token_hash, user_id, created_at, expires_at, revoked) VALUES (?,?,?,?,0)");
     return s.Bind(1, t.token_hash).Bind(2, t.user_id).Bind(3, t.created_at).Bind(4, t.expires_at).Exec();
   }
 
   Result<TokenRecord> GetToken(const std::string& token_hash) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_, "SELECT token_hash, user_id, created_at, expires_at, revoked FROM tokens WHERE token_hash = ?");
+    Stmt s(db_,
+           "SELECT token_hash, user_id, created_at, expires_at, revoked FROM tokens WHERE token_hash = ?");
     s.Bind(1, token_hash);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return Status::NotFound("token not found");
@@ -153,40 +170,52 @@ class SqliteStore final : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     return InTransaction<int64_t>([&]() -> Result<int64_t> {
       {
-        Stmt s(db_, "INSERT INTO datasets(project, name, created_at, updated_at) VALUES (?,?,?,?) "
-                    "ON CONFLICT(project, name) DO UPDATE SET updated_at = excluded.updated_at");
-        RETURN_IF_ERROR(s.Bind(1, rec.project).Bind(2, rec.dataset).Bind(3, rec.created_at)
-                            .Bind(4, rec.created_at).Exec());
+        Stmt s(db_,
+               "INSERT INTO datasets(project, name, created_at, updated_at) VALUES (?,?,?,?) "
+               "ON CONFLICT(project, name) DO UPDATE SET updated_at = excluded.updated_at");
+        RETURN_IF_ERROR(s.Bind(1, rec.project)
+                            .Bind(2, rec.dataset)
+                            .Bind(3, rec.created_at)
+                            .Bind(4, rec.created_at)
+                            .Exec());
       }
       int64_t next = 1;
       {
-        Stmt s(db_, "SELECT COALESCE(MAX(version), 0) + 1 FROM dataset_versions WHERE project = ? AND dataset = ?");
+        Stmt s(
+            db_,
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM dataset_versions WHERE project = ? AND dataset = ?");
         s.Bind(1, rec.project).Bind(2, rec.dataset);
         ASSIGN_OR_RETURN(bool row, s.Step());
         if (row) next = s.Int(0);
       }
-      Stmt s(db_, "INSERT INTO dataset_versions(project, dataset, version, rows, columns, stats, blob, bytes, "
-                  "source, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)");
-      RETURN_IF_ERROR(s.Bind(1, rec.project).Bind(2, rec.dataset).Bind(3, next).Bind(4, rec.rows)
-                          .Bind(5, DumpJson(rec.columns)).Bind(6, DumpJson(rec.stats)).Bind(7, rec.blob)
-                          .Bind(8, rec.bytes).Bind(9, DumpJson(rec.source)).Bind(10, rec.created_at).Exec());
+      Stmt s(db_,
+             "INSERT INTO dataset_versions(project, dataset, version, rows, columns, stats, blob, bytes, "
+             "source, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)");
+      RETURN_IF_ERROR(s.Bind(1, rec.project)
+                          .Bind(2, rec.dataset)
+                          .Bind(3, next)
+                          .Bind(4, rec.rows)
+                          .Bind(5, DumpJson(rec.columns))
+                          .Bind(6, DumpJson(rec.stats))
+                          .Bind(7, rec.blob)
+                          .Bind(8, rec.bytes)
+                          .Bind(9, DumpJson(rec.source))
+                          .Bind(10, rec.created_at)
+                          .Exec());
       return next;
     });
   }
 
   Result<std::vector<DatasetSummary>> ListDatasets(const std::string& project) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_, "SELECT d.project, d.name, MAX(v.version), COUNT(v.version), d.created_at, d.updated_at "
-                "FROM datasets d JOIN dataset_versions v ON v.project = d.project AND v.dataset = d.name "
-                "WHERE d.project = ? GROUP BY d.project, d.name ORDER BY d.name");
+    Stmt s(db_,
+           "SELECT d.project, d.name, MAX(v.version), COUNT(v.version), d.created_at, d.updated_at "
+           "FROM datasets d JOIN dataset_versions v ON v.project = d.project AND v.dataset = d.name "
+           "WHERE d.project = ? GROUP BY d.project, d.name ORDER BY d.name");
     s.Bind(1, project);
-    std::vector<DatasetSummary> out;
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      out.push_back({s.Text(0), s.Text(1), s.Int(2), s.Int(3), s.Int(4), s.Int(5)});
-    }
-    return out;
+    return sqlite::CollectRows(s, [](const Stmt& r) {
+      return DatasetSummary{r.Text(0), r.Text(1), r.Int(2), r.Int(3), r.Int(4), r.Int(5)};
+    });
   }
 
   Result<std::vector<DatasetVersionRecord>> ListDatasetVersions(const std::string& project,
@@ -194,13 +223,9 @@ class SqliteStore final : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     Stmt s(db_, std::string(kDatasetVersionCols) + " WHERE project = ? AND dataset = ? ORDER BY version");
     s.Bind(1, project).Bind(2, dataset);
-    std::vector<DatasetVersionRecord> out;
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      out.push_back(ReadDatasetVersion(s));
-    }
-    if (out.empty()) return Status::NotFound("dataset '" + dataset + "' not found in project '" + project + "'");
+    ASSIGN_OR_RETURN(auto out, sqlite::CollectRows(s, ReadDatasetVersion));
+    if (out.empty())
+      return Status::NotFound("dataset '" + dataset + "' not found in project '" + project + "'");
     return out;
   }
 
@@ -225,10 +250,19 @@ class SqliteStore final : public Store {
   // ---- jobs
   Status CreateJob(const JobRecord& j) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_, "INSERT INTO jobs(id, kind, project, state, progress, message, payload, created_by, created_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?)");
-    return s.Bind(1, j.id).Bind(2, j.kind).Bind(3, j.project).Bind(4, JobStateName(j.state)).Bind(5, j.progress)
-        .Bind(6, j.message).Bind(7, DumpJson(j.payload)).Bind(8, j.created_by).Bind(9, j.created_at).Exec();
+    Stmt s(db_,
+           "INSERT INTO jobs(id, kind, project, state, progress, message, payload, created_by, created_at) "
+           "VALUES (?,?,?,?,?,?,?,?,?)");
+    return s.Bind(1, j.id)
+        .Bind(2, j.kind)
+        .Bind(3, j.project)
+        .Bind(4, JobStateName(j.state))
+        .Bind(5, j.progress)
+        .Bind(6, j.message)
+        .Bind(7, DumpJson(j.payload))
+        .Bind(8, j.created_by)
+        .Bind(9, j.created_at)
+        .Exec();
   }
 
   Result<JobRecord> GetJob(const std::string& id) override {
@@ -241,13 +275,7 @@ class SqliteStore final : public Store {
     Stmt s(db_, std::string(kJobCols) + (project.empty() ? " WHERE ?1 = ?1" : " WHERE project = ?1") +
                     " ORDER BY created_at DESC LIMIT ?2");
     s.Bind(1, project).Bind(2, limit);
-    std::vector<JobRecord> out;
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      out.push_back(ReadJob(s));
-    }
-    return out;
+    return sqlite::CollectRows(s, ReadJob);
   }
 
   Result<std::optional<JobRecord>> ClaimNextJob(int64_t now) override {
@@ -275,34 +303,37 @@ class SqliteStore final : public Store {
 
   Status AppendJobLog(const std::string& id, const std::string& line, int64_t now) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_, "INSERT INTO job_logs(job_id, seq, ts, line) VALUES (?1, "
-                "(SELECT COALESCE(MAX(seq), 0) + 1 FROM job_logs WHERE job_id = ?1), ?2, ?3)");
+    Stmt s(db_,
+           "INSERT INTO job_logs(job_id, seq, ts, line) VALUES (?1, "
+           "(SELECT COALESCE(MAX(seq), 0) + 1 FROM job_logs WHERE job_id = ?1), ?2, ?3)");
     return s.Bind(1, id).Bind(2, now).Bind(3, line).Exec();
   }
 
-  Result<std::vector<std::pair<int64_t, std::string>>> GetJobLog(const std::string& id, int64_t limit) override {
+  Result<std::vector<std::pair<int64_t, std::string>>> GetJobLog(const std::string& id,
+                                                                 int64_t limit) override {
     std::lock_guard<std::mutex> lock(mu_);
     Stmt s(db_, "SELECT ts, line FROM job_logs WHERE job_id = ? ORDER BY seq LIMIT ?");
     s.Bind(1, id).Bind(2, limit);
-    std::vector<std::pair<int64_t, std::string>> out;
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      out.emplace_back(s.Int(0), s.Text(1));
-    }
-    return out;
+    return sqlite::CollectRows(
+        s, [](const Stmt& r) { return std::pair<int64_t, std::string>(r.Int(0), r.Text(1)); });
   }
 
   Status FinishJob(const std::string& id, JobState state, const Json& result, const std::string& error,
                    int64_t now) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_, "UPDATE jobs SET state = ?, result = ?, error = ?, finished_at = ?, "
-                "progress = CASE WHEN ?5 = 'succeeded' THEN 1.0 ELSE progress END, "
-                "message = CASE WHEN ?5 = 'succeeded' THEN 'done' ELSE message END "
-                "WHERE id = ? AND state IN ('queued', 'running')");
+    Stmt s(db_,
+           "UPDATE jobs SET state = ?, result = ?, error = ?, finished_at = ?, "
+           "progress = CASE WHEN ?5 = 'succeeded' THEN 1.0 ELSE progress END, "
+           "message = CASE WHEN ?5 = 'succeeded' THEN 'done' ELSE message END "
+           "WHERE id = ? AND state IN ('queued', 'running')");
     const char* name = JobStateName(state);
-    RETURN_IF_ERROR(s.Bind(1, name).Bind(2, DumpJson(result)).Bind(3, error).Bind(4, now).Bind(5, name)
-                        .Bind(6, id).Exec());
+    RETURN_IF_ERROR(s.Bind(1, name)
+                        .Bind(2, DumpJson(result))
+                        .Bind(3, error)
+                        .Bind(4, now)
+                        .Bind(5, name)
+                        .Bind(6, id)
+                        .Exec());
     if (sqlite3_changes(db_) == 0) return Status::FailedPrecondition("job " + id + " is not active");
     return Status::Ok();
   }
@@ -312,8 +343,9 @@ class SqliteStore final : public Store {
     return InTransaction<JobRecord>([&]() -> Result<JobRecord> {
       ASSIGN_OR_RETURN(JobRecord job, GetJobLocked(id));
       if (job.state == JobState::kQueued) {
-        Stmt s(db_, "UPDATE jobs SET state = 'cancelled', finished_at = ?, cancel_requested = 1, "
-                    "error = 'cancelled before it started' WHERE id = ?");
+        Stmt s(db_,
+               "UPDATE jobs SET state = 'cancelled', finished_at = ?, cancel_requested = 1, "
+               "error = 'cancelled before it started' WHERE id = ?");
         RETURN_IF_ERROR(s.Bind(1, now).Bind(2, id).Exec());
       } else if (job.state == JobState::kRunning) {
         Stmt s(db_, "UPDATE jobs SET cancel_requested = 1 WHERE id = ?");
@@ -333,32 +365,49 @@ class SqliteStore final : public Store {
   Result<std::vector<std::pair<std::string, int64_t>>> CountJobsByState() override {
     std::lock_guard<std::mutex> lock(mu_);
     Stmt s(db_, "SELECT state, COUNT(*) FROM jobs GROUP BY state");
-    std::vector<std::pair<std::string, int64_t>> out;
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      out.emplace_back(s.Text(0), s.Int(1));
-    }
-    return out;
+    return sqlite::CollectRows(
+        s, [](const Stmt& r) { return std::pair<std::string, int64_t>(r.Text(0), r.Int(1)); });
   }
 
   // ---- runs
   Status CreateRun(const RunRecord& r) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_, "INSERT INTO runs(id, project, dataset, dataset_version, target, task, learner, params, split, "
-                "state, job_id, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    return s.Bind(1, r.id).Bind(2, r.project).Bind(3, r.dataset).Bind(4, r.dataset_version).Bind(5, r.target)
-        .Bind(6, r.task).Bind(7, r.learner).Bind(8, DumpJson(r.params)).Bind(9, DumpJson(r.split))
-        .Bind(10, r.state).Bind(11, r.job_id).Bind(12, r.created_by).Bind(13, r.created_at).Exec();
+    Stmt s(db_,
+           "INSERT INTO runs(id, project, dataset, dataset_version, target, task, learner, params, split, "
+           "state, job_id, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    return s.Bind(1, r.id)
+        .Bind(2, r.project)
+        .Bind(3, r.dataset)
+        .Bind(4, r.dataset_version)
+        .Bind(5, r.target)
+        .Bind(6, r.task)
+        .Bind(7, r.learner)
+        .Bind(8, DumpJson(r.params))
+        .Bind(9, DumpJson(r.split))
+        .Bind(10, r.state)
+        .Bind(11, r.job_id)
+        .Bind(12, r.created_by)
+        .Bind(13, r.created_at)
+        .Exec();
   }
 
   Status UpdateRun(const RunRecord& r) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_, "UPDATE runs SET state = ?, metrics = ?, signature = ?, pipeline = ?, model_blob = ?, error = ?, "
-                "train_rows = ?, test_rows = ?, train_seconds = ?, finished_at = ? WHERE id = ?");
-    RETURN_IF_ERROR(s.Bind(1, r.state).Bind(2, DumpJson(r.metrics)).Bind(3, DumpJson(r.signature))
-                        .Bind(4, DumpJson(r.pipeline)).Bind(5, r.model_blob).Bind(6, r.error).Bind(7, r.train_rows)
-                        .Bind(8, r.test_rows).Bind(9, r.train_seconds).Bind(10, r.finished_at).Bind(11, r.id).Exec());
+    Stmt s(db_,
+           "UPDATE runs SET state = ?, metrics = ?, signature = ?, pipeline = ?, model_blob = ?, error = ?, "
+           "train_rows = ?, test_rows = ?, train_seconds = ?, finished_at = ? WHERE id = ?");
+    RETURN_IF_ERROR(s.Bind(1, r.state)
+                        .Bind(2, DumpJson(r.metrics))
+                        .Bind(3, DumpJson(r.signature))
+                        .Bind(4, DumpJson(r.pipeline))
+                        .Bind(5, r.model_blob)
+                        .Bind(6, r.error)
+                        .Bind(7, r.train_rows)
+                        .Bind(8, r.test_rows)
+                        .Bind(9, r.train_seconds)
+                        .Bind(10, r.finished_at)
+                        .Bind(11, r.id)
+                        .Exec());
     if (sqlite3_changes(db_) == 0) return Status::NotFound("run '" + r.id + "' not found");
     return Status::Ok();
   }
@@ -376,20 +425,15 @@ class SqliteStore final : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     Stmt s(db_, std::string(kRunCols) + " WHERE project = ? ORDER BY created_at DESC LIMIT ?");
     s.Bind(1, project).Bind(2, limit);
-    std::vector<RunRecord> out;
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      out.push_back(ReadRun(s));
-    }
-    return out;
+    return sqlite::CollectRows(s, ReadRun);
   }
 
   Status SyncRunStatesFromJobs() override {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_, "UPDATE runs SET state = j.state, error = j.error, finished_at = j.finished_at FROM jobs j "
-                "WHERE runs.job_id = j.id AND runs.state IN ('queued', 'running') "
-                "AND j.state IN ('failed', 'cancelled')");
+    Stmt s(db_,
+           "UPDATE runs SET state = j.state, error = j.error, finished_at = j.finished_at FROM jobs j "
+           "WHERE runs.job_id = j.id AND runs.state IN ('queued', 'running') "
+           "AND j.state IN ('failed', 'cancelled')");
     return s.Exec();
   }
 
@@ -403,16 +447,25 @@ class SqliteStore final : public Store {
       }
       int64_t next = 1;
       {
-        Stmt s(db_, "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE project = ? AND model = ?");
+        Stmt s(db_,
+               "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE project = ? AND model = ?");
         s.Bind(1, rec.project).Bind(2, rec.model);
         ASSIGN_OR_RETURN(bool row, s.Step());
         if (row) next = s.Int(0);
       }
-      Stmt s(db_, "INSERT INTO model_versions(project, model, version, run_id, blob, signature, metrics, task, "
-                  "created_at) VALUES (?,?,?,?,?,?,?,?,?)");
-      RETURN_IF_ERROR(s.Bind(1, rec.project).Bind(2, rec.model).Bind(3, next).Bind(4, rec.run_id)
-                          .Bind(5, rec.blob).Bind(6, DumpJson(rec.signature)).Bind(7, DumpJson(rec.metrics))
-                          .Bind(8, rec.task).Bind(9, rec.created_at).Exec());
+      Stmt s(db_,
+             "INSERT INTO model_versions(project, model, version, run_id, blob, signature, metrics, task, "
+             "created_at) VALUES (?,?,?,?,?,?,?,?,?)");
+      RETURN_IF_ERROR(s.Bind(1, rec.project)
+                          .Bind(2, rec.model)
+                          .Bind(3, next)
+                          .Bind(4, rec.run_id)
+                          .Bind(5, rec.blob)
+                          .Bind(6, DumpJson(rec.signature))
+                          .Bind(7, DumpJson(rec.metrics))
+                          .Bind(8, rec.task)
+                          .Bind(9, rec.created_at)
+                          .Exec());
       return next;
     });
   }
@@ -421,13 +474,7 @@ class SqliteStore final : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     Stmt s(db_, "SELECT name FROM models WHERE project = ? ORDER BY name");
     s.Bind(1, project);
-    std::vector<std::string> out;
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      out.push_back(s.Text(0));
-    }
-    return out;
+    return sqlite::CollectRows(s, [](const Stmt& r) { return r.Text(0); });
   }
 
   Result<std::vector<ModelVersionRecord>> ListModelVersions(const std::string& project,
@@ -435,12 +482,7 @@ class SqliteStore final : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     Stmt s(db_, std::string(kModelCols) + " WHERE project = ? AND model = ? ORDER BY version");
     s.Bind(1, project).Bind(2, model);
-    std::vector<ModelVersionRecord> out;
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      out.push_back(ReadModel(s));
-    }
+    ASSIGN_OR_RETURN(auto out, sqlite::CollectRows(s, ReadModel));
     if (out.empty()) return Status::NotFound("model '" + model + "' not found in project '" + project + "'");
     return out;
   }
@@ -455,7 +497,8 @@ class SqliteStore final : public Store {
     if (version > 0) s.Bind(3, version);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) {
-      if (version > 0) return Status::NotFound("model '" + model + "' has no version " + std::to_string(version));
+      if (version > 0)
+        return Status::NotFound("model '" + model + "' has no version " + std::to_string(version));
       return Status::NotFound("model '" + model + "' not found in project '" + project + "'");
     }
     return ReadModel(s);
@@ -464,21 +507,36 @@ class SqliteStore final : public Store {
   // ---- deployments
   Status CreateDeployment(const DeploymentRecord& d) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_, "INSERT INTO deployments(project, name, model, version, state, created_at, updated_at) "
-                "VALUES (?,?,?,?,?,?,?)");
-    Status st = s.Bind(1, d.project).Bind(2, d.name).Bind(3, d.model).Bind(4, d.version).Bind(5, d.state)
-                    .Bind(6, d.created_at).Bind(7, d.updated_at).Exec();
+    Stmt s(db_,
+           "INSERT INTO deployments(project, name, model, version, state, created_at, updated_at) "
+           "VALUES (?,?,?,?,?,?,?)");
+    Status st = s.Bind(1, d.project)
+                    .Bind(2, d.name)
+                    .Bind(3, d.model)
+                    .Bind(4, d.version)
+                    .Bind(5, d.state)
+                    .Bind(6, d.created_at)
+                    .Bind(7, d.updated_at)
+                    .Exec();
     if (st.code() == StatusCode::kAlreadyExists) {
-      return Status::AlreadyExists("deployment '" + d.name + "' already exists; PATCH it to change its version");
+      return Status::AlreadyExists("deployment '" + d.name +
+                                   "' already exists; PATCH it to change its version");
     }
     return st;
   }
 
   Status UpdateDeployment(const DeploymentRecord& d) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_, "UPDATE deployments SET model = ?, version = ?, state = ?, updated_at = ? WHERE project = ? AND name = ?");
-    RETURN_IF_ERROR(s.Bind(1, d.model).Bind(2, d.version).Bind(3, d.state).Bind(4, d.updated_at)
-                        .Bind(5, d.project).Bind(6, d.name).Exec());
+    Stmt s(db_,
+           "UPDATE deployments SET model = ?, version = ?, state = ?, updated_at = ? WHERE project = ? AND "
+           "name = ?");
+    RETURN_IF_ERROR(s.Bind(1, d.model)
+                        .Bind(2, d.version)
+                        .Bind(3, d.state)
+                        .Bind(4, d.updated_at)
+                        .Bind(5, d.project)
+                        .Bind(6, d.name)
+                        .Exec());
     if (sqlite3_changes(db_) == 0) return Status::NotFound("deployment '" + d.name + "' not found");
     return Status::Ok();
   }
@@ -515,16 +573,19 @@ class SqliteStore final : public Store {
 
  private:
   static constexpr const char* kDatasetVersionCols =
-      "SELECT project, dataset, version, rows, columns, stats, blob, bytes, source, created_at FROM dataset_versions";
+      "SELECT project, dataset, version, rows, columns, stats, blob, bytes, source, created_at FROM "
+      "dataset_versions";
   static constexpr const char* kJobCols =
-      "SELECT id, kind, project, state, progress, message, payload, result, error, cancel_requested, attempts, "
+      "SELECT id, kind, project, state, progress, message, payload, result, error, cancel_requested, "
+      "attempts, "
       "created_by, created_at, started_at, finished_at FROM jobs";
   static constexpr const char* kRunCols =
       "SELECT id, project, dataset, dataset_version, target, task, learner, params, split, state, metrics, "
       "signature, pipeline, model_blob, job_id, error, train_rows, test_rows, train_seconds, created_by, "
       "created_at, finished_at FROM runs";
   static constexpr const char* kModelCols =
-      "SELECT project, model, version, run_id, blob, signature, metrics, task, created_at FROM model_versions";
+      "SELECT project, model, version, run_id, blob, signature, metrics, task, created_at FROM "
+      "model_versions";
   static constexpr const char* kDeploymentCols =
       "SELECT project, name, model, version, state, created_at, updated_at FROM deployments";
 
@@ -552,7 +613,8 @@ class SqliteStore final : public Store {
 
   Result<UserRecord> GetUser(const char* key, const std::string& value) {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_, std::string("SELECT id, username, password_hash, is_admin, disabled, created_at FROM users WHERE ") +
+    Stmt s(db_, std::string(
+                    "SELECT id, username, password_hash, is_admin, disabled, created_at FROM users WHERE ") +
                     key + " = ?");
     s.Bind(1, value);
     ASSIGN_OR_RETURN(bool row, s.Step());
@@ -650,13 +712,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<DeploymentRecord>> ReadDeployments(Stmt& s) {
-    std::vector<DeploymentRecord> out;
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      out.push_back(ReadDeployment(s));
-    }
-    return out;
+    return sqlite::CollectRows(s, ReadDeployment);
   }
 
   std::mutex mu_;
@@ -667,8 +723,8 @@ class SqliteStore final : public Store {
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     Status st = sqlite::ErrorFromSqlite(db, rc, "opening " + path);
     sqlite3_close_v2(db);
