@@ -38,8 +38,11 @@ bench: build
 format:
 	find src tests bench -name '*.cc' -o -name '*.h' | xargs clang-format -i
 
+# clang-tidy (.clang-tidy) on the .cc files changed since HEAD~1 and uncommitted; LINT_ALL=1 for all of src/.
 lint: $(BUILD)/build.ninja
-	git diff --name-only --diff-filter=AM HEAD -- 'src/*.cc' | xargs -r clang-tidy -p $(BUILD) --quiet
+	@if [ -n "$(LINT_ALL)" ]; then find src -name '*.cc'; else \
+	  { git diff --name-only --diff-filter=AM HEAD~1 -- 'src/*.cc'; git diff --name-only --diff-filter=AM -- 'src/*.cc'; } | sort -u; fi \
+	  | xargs -r -P $(JOBS) -n 4 clang-tidy -p $(BUILD) --quiet
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
