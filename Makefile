@@ -42,7 +42,7 @@ format:
 lint: $(BUILD)/build.ninja
 	@if [ -n "$(LINT_ALL)" ]; then find src -name '*.cc'; else \
 	  { git diff --name-only --diff-filter=AM HEAD~1 -- 'src/*.cc'; git diff --name-only --diff-filter=AM -- 'src/*.cc'; } | sort -u; fi \
-	  | xargs -r -P $(JOBS) -n 4 clang-tidy -p $(BUILD) --quiet
+	  | xargs -r -P $(JOBS) -n 4 clang-tidy -p $(BUILD) --quiet --extra-arg=-Wno-unknown-warning-option
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
