@@ -16,6 +16,10 @@
 #include <thread>
 #include <unordered_map>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "data/checksum.h"
 #include "data/csv_tokenizer.h"
 #include "data/lcol_format.h"
@@ -149,52 +153,161 @@ Result<int64_t> NextLineStart(const InputFile& f, int64_t from) {
   return f.size();
 }
 
-// A chunk-local string dictionary: open addressing over views into the row group's buffer.
+// Number of leading ASCII digits among the 8 bytes at p (which may extend past the field: callers clamp).
+inline uint32_t LeadingDigits8(const char* p) {
+  uint64_t w;
+  std::memcpy(&w, p, 8);
+  uint64_t d = w - 0x3030303030303030ULL;
+  // A byte is a digit iff it is in [0, 9] after the subtraction; the first non-digit is found exactly (any
+  // borrow it causes only affects later bytes).
+  uint64_t bad = (d | (d + 0x7676767676767676ULL)) & 0x8080808080808080ULL;
+  return bad == 0 ? 8 : static_cast<uint32_t>(__builtin_ctzll(bad)) / 8;
+}
+
+// The value of the n ASCII digits at p (1 <= n <= 8, all known to be digits), eight bytes read at once.
+inline uint64_t DigitsValue8(const char* p, uint32_t n) {
+  uint64_t w;
+  std::memcpy(&w, p, 8);
+  uint64_t v = (w - 0x3030303030303030ULL) << (8 * (8 - n));  // leading zero digits in the low bytes
+  v = (v * 10) + (v >> 8);
+  v = (((v & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32))) +
+       (((v >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32)))) >>
+      32;
+  return v;
+}
+
+// Parses the run of digits at p[0..n) into *m (at most 19 digits); returns how many digits there were.
+// Reads up to 8 bytes past the run (the segment buffer is padded).
+__attribute__((always_inline)) inline uint32_t ParseDigitRun(const char* p, uint32_t n, uint64_t* m,
+                                                              bool* too_long) {
+  uint32_t k = LeadingDigits8(p);
+  if (k < 8 || n <= 8) {
+    k = std::min(k, n);
+    *m = k == 0 ? 0 : DigitsValue8(p, k);
+    return k;
+  }
+  uint64_t acc = DigitsValue8(p, 8);
+  uint32_t i = 8;
+  for (;;) {
+    k = std::min(LeadingDigits8(p + i), n - i);
+    if (i + k > 19) {
+      *too_long = true;
+      return i + k;
+    }
+    if (k > 0) {
+      static constexpr uint64_t kPow10u[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
+      acc = acc * kPow10u[k] + DigitsValue8(p + i, k);
+      i += k;
+    }
+    if (k < 8 || i == n) break;
+  }
+  *m = acc;
+  return i;
+}
+
+// A fast hash for dictionary lookups (not persisted; Hash64 stays the stable hash for statistics).
+inline uint64_t DictHash(const char* p, size_t n) {
+  constexpr uint64_t kMul = 0x9E3779B97F4A7C15ULL;
+  uint64_t a, b;
+  if (n >= 8) {
+    std::memcpy(&a, p, 8);
+    std::memcpy(&b, p + n - 8, 8);
+    for (size_t i = 8; i + 8 < n; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      a = (a ^ w) * kMul;
+      a ^= a >> 29;
+    }
+  } else if (n >= 4) {
+    uint32_t x, y;
+    std::memcpy(&x, p, 4);
+    std::memcpy(&y, p + n - 4, 4);
+    a = x, b = y;
+  } else {
+    a = n == 0 ? 0 : (static_cast<uint64_t>(static_cast<unsigned char>(p[0])) |
+                      static_cast<uint64_t>(static_cast<unsigned char>(p[n / 2])) << 8 |
+                      static_cast<uint64_t>(static_cast<unsigned char>(p[n - 1])) << 16);
+    b = 0;
+  }
+  unsigned __int128 x = static_cast<unsigned __int128>(a ^ (n * kMul)) * (b ^ 0xC2B2AE3D27D4EB4FULL);
+  return static_cast<uint64_t>(x) ^ static_cast<uint64_t>(x >> 64);
+}
+
+// Equality of two n-byte strings; short ones by overlapping word loads that stay inside both strings.
+inline bool SameBytes(const char* a, const char* b, size_t n) {
+  if (n >= 8 && n <= 16) {
+    uint64_t a0, a1, b0, b1;
+    std::memcpy(&a0, a, 8), std::memcpy(&a1, a + n - 8, 8);
+    std::memcpy(&b0, b, 8), std::memcpy(&b1, b + n - 8, 8);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+  }
+  if (n >= 4 && n < 8) {
+    uint32_t a0, a1, b0, b1;
+    std::memcpy(&a0, a, 4), std::memcpy(&a1, a + n - 4, 4);
+    std::memcpy(&b0, b, 4), std::memcpy(&b1, b + n - 4, 4);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+  }
+  if (n < 4) {
+    for (size_t i = 0; i < n; ++i) {
+      if (a[i] != b[i]) return false;
+    }
+    return true;
+  }
+  return std::memcmp(a, b, n) == 0;
+}
+
+// A chunk-local string dictionary: open addressing over views into the row group's buffer. A slot holds the
+// high 32 bits of the hash and the value's index + 1, so a probe touches the value only on a likely match.
 class ChunkDict {
  public:
   void Clear() {
-    slots_.assign(64, 0);
+    if (slots_.size() != 64 || !values_.empty()) slots_.assign(64, 0);
     values_.clear();
-    hashes_.clear();
     owned_.clear();
   }
   int32_t Insert(std::string_view v, bool stable) {
-    uint64_t h = Hash64(v.data(), v.size());
+    uint64_t h = DictHash(v.data(), v.size());
+    uint64_t tag = h & 0xFFFFFFFF00000000ULL;
     size_t mask = slots_.size() - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
-      uint32_t s = slots_[i];
+      uint64_t s = slots_[i];
       if (s == 0) {
         if (!stable) {
           owned_.emplace_back(v);
           v = owned_.back();
         }
         values_.push_back(v);
-        hashes_.push_back(h);
-        slots_[i] = static_cast<uint32_t>(values_.size());
+        slots_[i] = tag | values_.size();
         if (values_.size() * 2 > slots_.size()) Grow();
         return static_cast<int32_t>(values_.size() - 1);
       }
-      if (hashes_[s - 1] == h && values_[s - 1] == v) return static_cast<int32_t>(s - 1);
+      if ((s & 0xFFFFFFFF00000000ULL) == tag) {
+        size_t k = static_cast<size_t>(s & 0xFFFFFFFFu) - 1;
+        const std::string_view& e = values_[k];
+        if (e.size() == v.size() && SameBytes(e.data(), v.data(), v.size())) return static_cast<int32_t>(k);
+      }
     }
   }
   const std::vector<std::string_view>& values() const { return values_; }
 
  private:
   void Grow() {
-    std::vector<uint32_t> next(slots_.size() * 2, 0);
+    std::vector<uint64_t> next(slots_.size() * 2, 0);
     size_t mask = next.size() - 1;
     for (size_t k = 0; k < values_.size(); ++k) {
-      size_t i = hashes_[k] & mask;
+      uint64_t h = DictHash(values_[k].data(), values_[k].size());
+      size_t i = h & mask;
       while (next[i] != 0) i = (i + 1) & mask;
-      next[i] = static_cast<uint32_t>(k + 1);
+      next[i] = (h & 0xFFFFFFFF00000000ULL) | (k + 1);
     }
     slots_ = std::move(next);
   }
-  std::vector<uint32_t> slots_;
+  std::vector<uint64_t> slots_;
   std::vector<std::string_view> values_;
-  std::vector<uint64_t> hashes_;
   std::deque<std::string> owned_;
 };
+
+constexpr uint8_t kNoDecimal = 0xFF;  // ColumnScratch::frac: the value's digits were not seen
 
 // Buffers for converting one column of a row group, sized to the group capacity.
 struct ColumnScratch {
@@ -204,6 +317,11 @@ struct ColumnScratch {
   std::vector<double> f64;
   std::vector<uint8_t> b;
   std::vector<int32_t> codes;
+  // Float columns: the signed decimal mantissa and digits after the point of each value parsed by the
+  // fast path (frac = kNoDecimal otherwise), so encoding need not search for a decimal scale.
+  std::vector<int64_t> mant;
+  std::vector<uint8_t> frac;
+  std::vector<int64_t> scaled;
   ChunkDict dict;
   std::string unescaped;
 
@@ -217,6 +335,8 @@ struct ColumnScratch {
         break;
       case ColumnType::kFloat64:
         if (f64.size() < cap) f64.resize(cap);
+        if (mant.size() < cap) mant.resize(cap);
+        if (frac.size() < cap) frac.resize(cap);
         break;
       case ColumnType::kBool:
         if (b.size() < cap) b.resize(cap);
@@ -228,8 +348,137 @@ struct ColumnScratch {
     }
   }
 
-  // Converts the value of row r; false if it does not parse as `type`.
+  // Converts the value of row r; false if it does not parse as `type`. The common spellings (plain
+  // integers and decimals, empty fields, unpadded strings) take a fast path that yields exactly what the
+  // general parsers in value_parse.h yield; anything else goes through them.
   bool Put(size_t r, const char* data, uint32_t size, bool escaped) {
+    if (!escaped && PutFast(r, data, size)) return true;
+    if (type == ColumnType::kFloat64) frac[r] = kNoDecimal;
+    return PutGeneral(r, data, size, escaped);
+  }
+
+  // Converts rows [row, end) given by refs[] until one does not parse; returns that row, or `end`.
+  size_t PutRange(size_t row, size_t end, const FieldRef* refs, const char* base) {
+    for (; row < end; ++row) {
+      const FieldRef& f = refs[row];
+      const char* data = base + f.offset;
+      uint32_t size = f.len_flags & ~kEscapedBit;
+      bool escaped = (f.len_flags & kEscapedBit) != 0;
+      if (!escaped && PutFast(row, data, size)) continue;
+      if (type == ColumnType::kFloat64) frac[row] = kNoDecimal;
+      if (!PutGeneral(row, data, size, escaped)) break;
+    }
+    return row;
+  }
+
+  // The fast path of Put for an unescaped field; false means "use PutGeneral" (not "does not parse").
+  __attribute__((always_inline)) bool PutFast(size_t r, const char* data, uint32_t size) {
+    switch (type) {
+      case ColumnType::kInt64: {
+        if (size == 0) {
+          valid[r] = 0, i64[r] = 0;
+          return true;
+        }
+        if (size > 19) return false;
+        uint32_t i = (data[0] == '-' || data[0] == '+') ? 1 : 0;
+        uint64_t acc = 0;
+        bool too_long = false;
+        if (i < size && ParseDigitRun(data + i, size - i, &acc, &too_long) == size - i && !too_long &&
+            size - i <= 18) {
+          valid[r] = 1;
+          i64[r] = data[0] == '-' ? static_cast<int64_t>(0 - acc) : static_cast<int64_t>(acc);
+          return true;
+        }
+        return false;
+      }
+      case ColumnType::kFloat64:
+        if (size == 0) {
+          valid[r] = 0, f64[r] = 0, frac[r] = 0;
+          return true;
+        }
+        return PutDecimal(r, data, size);
+      case ColumnType::kString: {
+        if (size == 0) {
+          valid[r] = 0, codes[r] = 0;
+          return true;
+        }
+        char first = data[0], last = data[size - 1];
+        if (first == ' ' || first == '\t' || last == ' ' || last == '\t') return false;
+        std::string_view v(data, size);
+        if (size <= 4 && IsMissingToken(v)) {
+          valid[r] = 0, codes[r] = 0;
+          return true;
+        }
+        valid[r] = 1;
+        codes[r] = dict.Insert(v, true);
+        return true;
+      }
+      case ColumnType::kDatetime:
+        if (size >= 10 && data[0] >= '0' && data[0] <= '9' && data[size - 1] != ' ' && data[size - 1] != '\t' &&
+            ParseDatetimeMicros(std::string_view(data, size), &i64[r])) {
+          valid[r] = 1;
+          return true;
+        }
+        return false;
+      case ColumnType::kBool:
+        return false;
+    }
+    return false;
+  }
+
+  // [+-]?digits[.digits] with at most 19 digits and a mantissa <= 2^53: the same value ParseFloat64's exact
+  // fast path computes, plus the mantissa and scale for the decimal encoding.
+  bool PutDecimal(size_t r, const char* s, uint32_t n) {
+    static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                        1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    uint32_t i = 0;
+    bool neg = false;
+    if (s[0] == '+' || s[0] == '-') neg = s[0] == '-', i = 1;
+    uint64_t m = 0, fm = 0;
+    uint32_t digits = 0, fr = 0;
+    bool too_long = false;
+    digits = ParseDigitRun(s + i, n - i, &m, &too_long);
+    i += digits;
+    if (i < n && s[i] == '.') {
+      ++i;
+      fr = ParseDigitRun(s + i, n - i, &fm, &too_long);
+      i += fr;
+      digits += fr;
+      if (too_long || digits > 19) return false;
+      static constexpr uint64_t kPow10u[] = {1,
+                                             10,
+                                             100,
+                                             1000,
+                                             10000,
+                                             100000,
+                                             1000000,
+                                             10000000,
+                                             100000000,
+                                             1000000000,
+                                             10000000000ULL,
+                                             100000000000ULL,
+                                             1000000000000ULL,
+                                             10000000000000ULL,
+                                             100000000000000ULL,
+                                             1000000000000000ULL,
+                                             10000000000000000ULL,
+                                             100000000000000000ULL,
+                                             1000000000000000000ULL,
+                                             10000000000000000000ULL};
+      m = m * kPow10u[fr] + fm;
+    }
+    if (too_long) return false;
+    if (i != n || digits == 0 || digits > 19 || m > (uint64_t{1} << 53) || fr > 22) return false;
+    double v = static_cast<double>(m);
+    v = fr > 0 ? v / kPow10[fr] : v;
+    valid[r] = 1;
+    f64[r] = neg ? -v : v;
+    mant[r] = neg ? -static_cast<int64_t>(m) : static_cast<int64_t>(m);
+    frac[r] = static_cast<uint8_t>(fr);
+    return true;
+  }
+
+  bool PutGeneral(size_t r, const char* data, uint32_t size, bool escaped) {
     std::string_view raw(data, size);
     if (escaped) raw = CsvTokenizer::Unescape(CsvField{data, size, true, true}, &unescaped);
     std::string_view v = TrimBlanks(raw);
@@ -260,7 +509,7 @@ struct ColumnScratch {
     return false;
   }
 
-  EncodedChunk Encode(size_t n, int zstd_level) const {
+  EncodedChunk Encode(size_t n, int zstd_level) {
     ChunkInput in;
     in.type = type;
     in.rows = n;
@@ -271,7 +520,33 @@ struct ColumnScratch {
     in.codes = codes.data();
     in.dict = dict.values().data();
     in.dict_size = dict.values().size();
+    if (type == ColumnType::kFloat64) DecimalHint(n, &in);
     return EncodeChunk(in, zstd_level);
+  }
+
+  // Rescales the parsed mantissas to the chunk's largest number of decimals, if every value came through
+  // the fast path and the result stays exact (EncodeChunk verifies the claim anyway).
+  void DecimalHint(size_t n, ChunkInput* in) {
+    uint8_t k = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (valid[i]) k = std::max(k, frac[i]);
+    }
+    if (k > 9) return;  // also kNoDecimal
+    static constexpr int64_t kPow10i[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000};
+    if (scaled.size() < n) scaled.resize(n);
+    constexpr int64_t kTwo53 = int64_t{1} << 53;
+    for (size_t i = 0; i < n; ++i) {
+      if (!valid[i]) {
+        scaled[i] = 0;
+        continue;
+      }
+      int64_t mul = kPow10i[k - frac[i]];
+      int64_t x = mant[i];
+      if (x > kTwo53 / mul || x < -kTwo53 / mul) return;
+      scaled[i] = x * mul;
+    }
+    in->decimal_mantissa = scaled.data();
+    in->decimal_scale = k;
   }
 };
 
@@ -289,7 +564,7 @@ ColumnType NextCandidate(ColumnType t) {
 // Per-thread working memory, reused across segments (pooled) so large buffers are faulted in only once.
 struct Workspace {
   ByteBuffer buf;
-  std::vector<FieldRef> refs;  // column-major: refs[c * cap + row]
+  std::vector<FieldRef> refs;  // column-major: refs[c * stride + row]
   std::vector<ColumnScratch> cols;
 };
 
@@ -311,6 +586,80 @@ class WorkspacePool {
   std::mutex mu_;
   std::vector<std::unique_ptr<Workspace>> free_;
 };
+
+// Readable bytes kept after the data in a segment buffer, so the row scanner may load whole 64-byte blocks.
+constexpr size_t kScanPadding = 64;
+
+// Bit i set if p[i] is the delimiter, a quote, CR or LF (i < 64); *high gets the bytes' top bits.
+inline uint64_t SpecialMask64(const char* p, char delim, uint64_t* high) {
+#if defined(__SSE2__)
+  const __m128i d = _mm_set1_epi8(delim), q = _mm_set1_epi8('"'), lf = _mm_set1_epi8('\n'),
+                cr = _mm_set1_epi8('\r');
+  uint64_t m = 0, h = 0;
+  for (int k = 0; k < 4; ++k) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * k));
+    __m128i x = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, d), _mm_cmpeq_epi8(v, q)),
+                             _mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)));
+    m |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(x))) << (16 * k);
+    h |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(v))) << (16 * k);
+  }
+  *high = h;
+  return m;
+#else
+  uint64_t m = 0, h = 0;
+  for (int i = 0; i < 64; ++i) {
+    char c = p[i];
+    m |= static_cast<uint64_t>(c == delim || c == '"' || c == '\n' || c == '\r') << i;
+    h |= static_cast<uint64_t>(static_cast<unsigned char>(c) >> 7) << i;
+  }
+  *high = h;
+  return m;
+#endif
+}
+
+// The fast path for the common row: exactly `ncols` unquoted fields, no CR, ending in LF before `end`, within
+// the field and line limits. Writes the fields to refs[c * stride + row] and returns the first byte after the
+// row, or nullptr if the row needs the general tokenizer (which also produces any error). *ascii says
+// whether the row's bytes are all ASCII. Reads up to kScanPadding bytes past `end`.
+inline const char* ScanSimpleRow(const char* p, const char* end, const char* base, char delim, size_t ncols,
+                                 size_t max_field, size_t max_line, FieldRef* refs, size_t stride, size_t row,
+                                 bool* ascii) {
+  const char* field = p;
+  size_t c = 0;
+  uint64_t high = 0;
+  for (const char* blk = p; blk < end; blk += 64) {
+    uint64_t h;
+    uint64_t m = SpecialMask64(blk, delim, &h);
+    if (end - blk < 64) {
+      uint64_t keep = (uint64_t{1} << (end - blk)) - 1;
+      m &= keep, h &= keep;
+    }
+    while (m != 0) {
+      int bit = __builtin_ctzll(m);
+      m &= m - 1;
+      const char* at = blk + bit;
+      size_t len = static_cast<size_t>(at - field);
+      if (len > max_field) return nullptr;
+      if (*at == delim) {
+        if (c + 1 >= ncols) return nullptr;
+        refs[c * stride + row] = {static_cast<uint32_t>(field - base), static_cast<uint32_t>(len)};
+        ++c;
+        field = at + 1;
+      } else if (*at == '\n') {
+        if (c + 1 != ncols || at == p || static_cast<size_t>(at + 1 - p) > max_line) return nullptr;
+        refs[c * stride + row] = {static_cast<uint32_t>(field - base), static_cast<uint32_t>(len)};
+        high |= h & (bit == 63 ? ~uint64_t{0} : (uint64_t{2} << bit) - 1);
+        *ascii = high == 0;
+        return at + 1;
+      } else {
+        return nullptr;  // a quote or CR
+      }
+    }
+    high |= h;
+    if (static_cast<size_t>(blk + 64 - p) > max_line + 64) return nullptr;
+  }
+  return nullptr;
+}
 
 // Tokenizes the rows that start in [start, nominal_end), validating them, and converts and encodes them
 // in row groups. With known_start < 0 the segment starts at the first line start at/after nominal_begin.
@@ -335,7 +684,7 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
   size_t len = static_cast<size_t>(std::max<int64_t>(0, std::min(nominal_end, f.size()) - r.start));
   // Room for the segment plus its last row at the longest allowed length: the buffer never moves, so
   // dictionary views into it stay valid.
-  size_t room = len + plan.opts->max_line_bytes + 2;
+  size_t room = len + plan.opts->max_line_bytes + 2 + kScanPadding;
   if (buf.capacity() < room) {
     buf = ByteBuffer();
     buf.Reserve(room);
@@ -345,12 +694,23 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
     r.io = f.ReadAt(r.start, buf.data(), len);
     if (!r.io.ok()) return r;
   }
+  std::memset(buf.data() + len, 0, kScanPadding);
+  bool eof = r.start + static_cast<int64_t>(len) == f.size();
+  const char* end = buf.data() + len;
+  const char* base = buf.data();
   CsvTokenizer tok(plan.delim, plan.opts->max_field_bytes, plan.opts->max_line_bytes);
-  tok.SetBuffer(buf.data(), buf.data() + len, r.start + static_cast<int64_t>(len) == f.size());
-  auto offset_of = [&](const char* p) { return r.start + (p - buf.data()); };
+  auto offset_of = [&](const char* p) { return r.start + (p - base); };
   const size_t ncols = plan.ncols, cap = plan.group_rows;
+  const size_t max_field = plan.opts->max_field_bytes, max_line = plan.opts->max_line_bytes;
+  // Columns of refs are a cache line apart modulo 4 KB, so the per-row writes to all columns do not compete
+  // for the same cache sets.
+  const size_t stride = cap + 8;
   std::vector<FieldRef>& refs = ws.refs;
-  if (refs.size() < ncols * cap) refs.resize(ncols * cap);
+  if (refs.size() < ncols * stride) refs.resize(ncols * stride);
+  auto changed = [](SegmentResult& res) -> SegmentResult {
+    res.io = Status::Internal("the input file changed during the import (a value no longer parses)");
+    return std::move(res);
+  };
   ws.cols.resize(ncols);
   auto start_group = [&]() {
     for (size_t c = 0; c < ncols; ++c) {
@@ -359,10 +719,15 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
     }
   };
   start_group();
+  const char* p = base;   // the next row
+  int64_t lines = 0;      // newlines consumed before p
+  const char* utf8_ok = base;  // [base, utf8_ok) is known to be valid UTF-8
   GroupSpan group{r.start, r.start, 0, 0};
+  size_t converted = 0;  // rows of the current group already converted
   auto flush = [&]() {
     size_t n = static_cast<size_t>(group.rows);
-    group.end = offset_of(tok.pos());
+    converted = 0;
+    group.end = offset_of(p);
     std::vector<EncodedChunk> chunks(ncols);
     for (size_t c = 0; c < ncols; ++c) {
       if (only != nullptr && !(*only)[c]) continue;
@@ -370,15 +735,16 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
     }
     r.groups.push_back(group);
     r.chunks.push_back(std::move(chunks));
-    group = GroupSpan{group.end, group.end, 0, tok.lines()};
+    group = GroupSpan{group.end, group.end, 0, lines};
     start_group();
   };
   // Converts field (row, c); when a value does not fit the column's current type, moves the column to the
   // next candidate type and converts its earlier rows of this group again.
   auto put = [&](size_t c, size_t row) -> bool {
     ColumnScratch& col = ws.cols[c];
-    const FieldRef& ref = refs[c * cap + row];
-    if (col.Put(row, buf.data() + ref.offset, ref.len_flags & ~kEscapedBit, (ref.len_flags & kEscapedBit) != 0)) {
+    const FieldRef* cref = refs.data() + c * stride;
+    const FieldRef& ref = cref[row];
+    if (col.Put(row, base + ref.offset, ref.len_flags & ~kEscapedBit, (ref.len_flags & kEscapedBit) != 0)) {
       return true;
     }
     if (forced_types != nullptr) return false;
@@ -386,77 +752,118 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
       col.Start(NextCandidate(col.type), cap);
       size_t k = 0;
       for (; k <= row; ++k) {
-        const FieldRef& rk = refs[c * cap + k];
-        if (!col.Put(k, buf.data() + rk.offset, rk.len_flags & ~kEscapedBit, (rk.len_flags & kEscapedBit) != 0)) break;
+        const FieldRef& rk = cref[k];
+        if (!col.Put(k, base + rk.offset, rk.len_flags & ~kEscapedBit, (rk.len_flags & kEscapedBit) != 0)) break;
       }
       if (k > row) return true;
     }
   };
-  const char* error_pos = nullptr;
-  for (;;) {
-    if (offset_of(tok.pos()) >= nominal_end) break;
-    CsvRowStatus st = tok.NextRow();
-    if (st == CsvRowStatus::kRow) {
-      const auto& fields = tok.fields();
-      if (fields.size() != ncols) {
-        r.has_error = true;
-        r.error = RaggedMessage(ncols, fields.size());
-        r.error_line = tok.row_line();
-        error_pos = tok.row_start();
-        break;
+  // Rows are tokenized first and converted in batches, column by column: each column's values and output
+  // arrays are then walked sequentially, and the row bytes are still in cache.
+  constexpr size_t kConvertBatchRows = 256;
+  auto convert_pending = [&]() -> bool {
+    size_t upto = static_cast<size_t>(group.rows);
+    for (size_t c = 0; c < ncols; ++c) {
+      if (only != nullptr && !(*only)[c]) continue;
+      ColumnScratch& col = ws.cols[c];
+      const FieldRef* cref = refs.data() + c * stride;
+      for (size_t row = col.PutRange(converted, upto, cref, base); row < upto;
+           row = col.PutRange(row + 1, upto, cref, base)) {
+        if (!put(c, row)) return false;  // promotes the column's type, or fails for forced types
       }
-      size_t row = static_cast<size_t>(group.rows);
-      for (size_t c = 0; c < ncols; ++c) {
-        refs[c * cap + row] = {static_cast<uint32_t>(fields[c].data - buf.data()),
-                               fields[c].size | (fields[c].escaped ? kEscapedBit : 0)};
-        if (only != nullptr && !(*only)[c]) continue;
-        if (!put(c, row)) {
-          r.io = Status::Internal("the input file changed during the import (a value no longer parses)");
+    }
+    converted = upto;
+    return true;
+  };
+  const char* error_pos = nullptr;
+  while (offset_of(p) < nominal_end) {
+    size_t row = static_cast<size_t>(group.rows);
+    bool ascii = false;
+    const char* next =
+        ScanSimpleRow(p, end, base, plan.delim, ncols, max_field, max_line, refs.data(), stride, row, &ascii);
+    if (next != nullptr) {
+      if (utf8_ok == p && (ascii || FindInvalidUtf8(p, static_cast<size_t>(next - p)) < 0)) utf8_ok = next;
+      p = next;
+      ++lines;
+    } else {
+      tok.SetBuffer(p, end, eof);
+      int64_t before = tok.lines();
+      CsvRowStatus st = tok.NextRow();
+      if (st == CsvRowStatus::kRow) {
+        const auto& fields = tok.fields();
+        if (fields.size() != ncols) {
+          r.has_error = true;
+          r.error = RaggedMessage(ncols, fields.size());
+          r.error_line = lines + (tok.row_line() - before);
+          error_pos = tok.row_start();
+          break;
+        }
+        for (size_t c = 0; c < ncols; ++c) {
+          refs[c * stride + row] = {static_cast<uint32_t>(fields[c].data - base),
+                                 fields[c].size | (fields[c].escaped ? kEscapedBit : 0)};
+        }
+        if (utf8_ok == p && FindInvalidUtf8(p, static_cast<size_t>(tok.pos() - p)) < 0) utf8_ok = tok.pos();
+        p = tok.pos();
+        lines += tok.lines() - before;
+      } else if (st == CsvRowStatus::kNeedMore) {
+        // The last row continues past the segment: read more of the file behind the buffer.
+        lines += tok.lines() - before;  // blank lines skipped before the unfinished row
+        if (utf8_ok == p) utf8_ok = tok.row_start();  // only blank lines in between
+        p = tok.row_start();
+        int64_t have_end = r.start + static_cast<int64_t>(buf.size());
+        size_t more = static_cast<size_t>(std::min<int64_t>(std::max<size_t>(size_t{1} << 20, buf.size() / 2),
+                                                            f.size() - have_end));
+        more = std::min(more, buf.capacity() - kScanPadding - buf.size());
+        if (more == 0) {
+          r.io = Status::Internal("CSV segment buffer exhausted");
           return r;
         }
+        size_t old = buf.size();
+        buf.Resize(old + more);
+        r.io = f.ReadAt(have_end, buf.data() + old, more);
+        if (!r.io.ok()) return r;
+        std::memset(buf.data() + buf.size(), 0, kScanPadding);
+        end = buf.data() + buf.size();
+        eof = have_end + static_cast<int64_t>(more) == f.size();
+        continue;
+      } else if (st == CsvRowStatus::kEnd) {
+        lines += tok.lines() - before;
+        p = tok.pos();
+        break;
+      } else {
+        r.has_error = true;
+        r.error = tok.error_message();
+        r.error_line = lines + (tok.error_line() - before);
+        error_pos = tok.error_pos();
+        break;
       }
-      ++r.rows;
-      if (static_cast<size_t>(++group.rows) == cap) flush();
-    } else if (st == CsvRowStatus::kNeedMore) {
-      // The last row continues past the segment: read more of the file behind the buffer.
-      size_t row_off = static_cast<size_t>(tok.row_start() - buf.data());
-      int64_t have_end = r.start + static_cast<int64_t>(buf.size());
-      size_t more = static_cast<size_t>(std::min<int64_t>(std::max<size_t>(size_t{1} << 20, buf.size() / 2),
-                                                          f.size() - have_end));
-      more = std::min(more, buf.capacity() - buf.size());
-      if (more == 0) {
-        r.io = Status::Internal("CSV segment buffer exhausted");
-        return r;
-      }
-      size_t old = buf.size();
-      buf.Resize(old + more);
-      r.io = f.ReadAt(have_end, buf.data() + old, more);
-      if (!r.io.ok()) return r;
-      tok.SetBuffer(buf.data() + row_off, buf.data() + buf.size(), have_end + static_cast<int64_t>(more) == f.size());
-    } else if (st == CsvRowStatus::kEnd) {
-      break;
-    } else {
-      r.has_error = true;
-      r.error = tok.error_message();
-      r.error_line = tok.error_line();
-      error_pos = tok.error_pos();
-      break;
+    }
+    ++r.rows;
+    ++group.rows;
+    if (static_cast<size_t>(group.rows) - converted == kConvertBatchRows || static_cast<size_t>(group.rows) == cap) {
+      if (!convert_pending()) return changed(r);
+      if (static_cast<size_t>(group.rows) == cap) flush();
     }
   }
-  r.end_pos = offset_of(tok.pos());
-  r.lines = tok.lines();
+  r.end_pos = offset_of(p);
+  r.lines = lines;
   // UTF-8 of everything consumed (or up to the first error). Rows start after '\n', so no sequence is split.
-  const char* check_end = r.has_error ? error_pos : tok.pos();
-  int64_t bad = FindInvalidUtf8(buf.data(), static_cast<size_t>(check_end - buf.data()));
+  const char* check_end = r.has_error ? error_pos : p;
+  int64_t bad = -1;
+  if (check_end > utf8_ok) {
+    bad = FindInvalidUtf8(utf8_ok, static_cast<size_t>(check_end - utf8_ok));
+    if (bad >= 0) bad += utf8_ok - base;
+  }
   if (bad >= 0) {
     r.has_error = true;
-    r.error_line = std::count(buf.data(), buf.data() + bad, '\n');
-    const char* line_start = buf.data() + bad;
-    while (line_start > buf.data() && line_start[-1] != '\n') --line_start;
-    r.error = "invalid UTF-8 at byte " + std::to_string(bad - (line_start - buf.data()) + 1) +
+    r.error_line = std::count(base, base + bad, '\n');
+    const char* line_start = base + bad;
+    while (line_start > base && line_start[-1] != '\n') --line_start;
+    r.error = "invalid UTF-8 at byte " + std::to_string(bad - (line_start - base) + 1) +
               " of the line (file offset " + std::to_string(r.start + bad) + "); save the file as UTF-8";
   }
   if (r.has_error) return r;  // the import fails: skip converting the rest
+  if (!convert_pending()) return changed(r);
   if (group.rows > 0) flush();
   return r;
 }
@@ -610,8 +1017,16 @@ Result<ImportResult> Import(const std::string& input_path, const std::string& ou
   // One pass: segments are tokenized, validated, converted and compressed in parallel, each from the first
   // line start after its nominal offset; results are joined in file order on this thread. A segment whose
   // start guess was wrong (a quoted field spans the boundary) is redone from the true row boundary.
+  // Segments are at most segment_bytes; their number is rounded up to a multiple of the thread count so all
+  // threads finish together instead of one working alone on the last segment.
   int64_t seg_bytes = static_cast<int64_t>(std::max<size_t>(opts.segment_bytes, 1024));
   size_t nseg = body <= 0 ? 0 : static_cast<size_t>((body + seg_bytes - 1) / seg_bytes);
+  if (nseg > 1 && threads > 1) {
+    size_t t = static_cast<size_t>(threads);
+    nseg = (nseg + t - 1) / t * t;
+    seg_bytes = std::max<int64_t>(1024, (body + static_cast<int64_t>(nseg) - 1) / static_cast<int64_t>(nseg));
+    nseg = static_cast<size_t>((body + seg_bytes - 1) / seg_bytes);
+  }
   auto nominal = [&](size_t k) { return k >= nseg ? size : plan.data_start + static_cast<int64_t>(k) * seg_bytes; };
   std::vector<std::optional<ColumnType>> joined(plan.ncols);
   std::vector<GroupSpan> groups;

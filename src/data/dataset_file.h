@@ -95,6 +95,7 @@ class DatasetWriter {
  private:
   DatasetWriter() = default;
   Status WriteAll(const char* data, size_t size);
+  void StartWriteback();
 
   struct ChunkRecord {
     ChunkMeta meta;
@@ -113,6 +114,7 @@ class DatasetWriter {
   int fd_ = -1;
   bool finished_ = false;
   uint64_t offset_ = 0;
+  uint64_t writeback_offset_ = 0;  // bytes before this were handed to sync_file_range
   int64_t num_rows_ = 0;
   std::vector<std::string> names_;
   std::vector<ColumnStats> stats_;

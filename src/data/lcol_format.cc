@@ -19,11 +19,10 @@ namespace {
 int WidthFor(uint64_t range) {
   if (range <= 0xFFu) return 1;
   if (range <= 0xFFFFu) return 2;
+  if (range <= 0xFFFFFFu) return 3;
   if (range <= 0xFFFFFFFFu) return 4;
   return 8;
 }
-
-void PutUnsigned(char* dst, uint64_t v, int width) { std::memcpy(dst, &v, static_cast<size_t>(width)); }
 
 uint64_t GetUnsigned(const char* src, int width) {
   uint64_t v = 0;
@@ -113,7 +112,9 @@ Result<ChunkMeta> ChunkMeta::FromJson(const Json& j) {
     return Corrupt("chunk entry has missing or invalid fields");
   }
   m.crc32 = static_cast<uint32_t>(crc);
-  if (width != 1 && width != 2 && width != 4 && width != 8) return Corrupt("chunk width must be 1, 2, 4 or 8");
+  if (width != 1 && width != 2 && width != 3 && width != 4 && width != 8) {
+    return Corrupt("chunk width must be 1, 2, 3, 4 or 8");
+  }
   m.width = static_cast<int>(width);
   auto codec = j.find("codec");
   if (codec == j.end() || !codec->is_string()) return Corrupt("chunk codec missing");
@@ -237,13 +238,102 @@ Json ColumnStats::ToJson(ColumnType type, const DistinctCounter* distinct) const
 
 // ---- encoding
 
+namespace {
+
+// Reusable per-thread scratch so encoding a chunk allocates only its output.
+struct EncodeScratch {
+  std::string payload;
+  std::string compressed;
+  std::vector<int64_t> mantissa;
+  std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx{ZSTD_createCCtx()};
+  int cctx_level = 1 << 30;
+};
+
+EncodeScratch& Scratch() {
+  thread_local EncodeScratch s;
+  return s;
+}
+
+// Writes n offsets v[i] - lo of W bytes each (little-endian), 0 for missing rows.
+template <int W>
+void PackOffsets(char* dst, const int64_t* v, const uint8_t* valid, size_t n, uint64_t lo) {
+  for (size_t i = 0; i < n; ++i) {
+    uint64_t u = static_cast<uint64_t>(v[i]) - lo;
+    if (valid != nullptr && !valid[i]) u = 0;
+    std::memcpy(dst + i * W, &u, W);
+  }
+}
+
+void PackOffsetsWidth(char* dst, int w, const int64_t* v, const uint8_t* valid, size_t n, uint64_t lo) {
+  switch (w) {
+    case 1: PackOffsets<1>(dst, v, valid, n, lo); break;
+    case 2: PackOffsets<2>(dst, v, valid, n, lo); break;
+    case 3: PackOffsets<3>(dst, v, valid, n, lo); break;
+    case 4: PackOffsets<4>(dst, v, valid, n, lo); break;
+    default: PackOffsets<8>(dst, v, valid, n, lo); break;
+  }
+}
+
+template <int W>
+void PackCodes(char* dst, const int32_t* codes, const uint8_t* valid, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t c = static_cast<uint32_t>(codes[i]);
+    if (valid != nullptr && !valid[i]) c = 0;
+    std::memcpy(dst + i * W, &c, W);
+  }
+}
+
+// Min and max of the valid values; false if there are none.
+bool IntRange(const int64_t* v, const uint8_t* valid, size_t n, int64_t* lo, int64_t* hi) {
+  int64_t a = INT64_MAX, b = INT64_MIN;
+  bool any = false;
+  if (valid == nullptr) {
+    for (size_t i = 0; i < n; ++i) a = std::min(a, v[i]), b = std::max(b, v[i]);
+    any = n > 0;
+  } else {
+    for (size_t i = 0; i < n; ++i) {
+      if (!valid[i]) continue;
+      a = std::min(a, v[i]), b = std::max(b, v[i]);
+      any = true;
+    }
+  }
+  *lo = any ? a : 0;
+  *hi = any ? b : 0;
+  return any;
+}
+
+// Checks the producer's claim that valid values are mantissa[i] / 10^scale (bit for bit).
+bool DecimalClaimHolds(const double* v, const uint8_t* valid, size_t n, const int64_t* mantissa, int scale) {
+  if (scale < 0 || scale > kMaxDecimalScale) return false;
+  const double p = kPow10[scale];
+  bool ok = true;
+  for (size_t i = 0; i < n; ++i) {
+    if (valid != nullptr && !valid[i]) continue;
+    double m = static_cast<double>(mantissa[i]);
+    double x = scale == 0 ? m : m / p;
+    // Exact comparison of the bits: -0.0 must not pass as 0, and |m| must stay within 2^53.
+    uint64_t xb, vb;
+    std::memcpy(&xb, &x, 8);
+    std::memcpy(&vb, &v[i], 8);
+    ok &= (xb == vb) & (std::fabs(m) <= kTwo53);
+  }
+  return ok;
+}
+
+}  // namespace
+
 EncodedChunk EncodeChunk(const ChunkInput& in, int zstd_level) {
   EncodedChunk out;
   ChunkMeta& m = out.meta;
   ColumnStats& st = out.stats;
   const size_t n = in.rows;
-  auto is_valid = [&](size_t i) { return in.valid == nullptr || in.valid[i] != 0; };
-  for (size_t i = 0; i < n; ++i) m.nulls += !is_valid(i);
+  const uint8_t* valid = in.valid;
+  if (valid != nullptr) {
+    size_t ones = 0;
+    for (size_t i = 0; i < n; ++i) ones += valid[i] != 0;
+    m.nulls = static_cast<int64_t>(n - ones);
+    if (m.nulls == 0) valid = nullptr;  // no missing rows: skip per-row checks below
+  }
   st.missing = m.nulls;
   st.count = static_cast<int64_t>(n) - m.nulls;
   out.physical = in.type;
@@ -255,87 +345,81 @@ EncodedChunk EncodeChunk(const ChunkInput& in, int zstd_level) {
     return out;
   }
 
-  std::string payload;
+  EncodeScratch& sc = Scratch();
+  std::string& payload = sc.payload;
+  payload.clear();
   size_t bitmap_bytes = m.nulls > 0 ? (n + 7) / 8 : 0;
   size_t pos = 0;
   auto grow = [&](size_t extra) {
-    payload.resize(pos + extra);
+    if (payload.size() < pos + extra) payload.resize(pos + extra);
     return payload.data() + pos;
   };
   if (bitmap_bytes > 0) {
     char* bm = grow(bitmap_bytes);
-    std::memset(bm, 0, bitmap_bytes);
-    for (size_t i = 0; i < n; ++i) {
-      if (is_valid(i)) bm[i >> 3] = static_cast<char>(bm[i >> 3] | (1 << (i & 7)));
+    for (size_t byte = 0; byte < bitmap_bytes; ++byte) {
+      unsigned v = 0;
+      size_t base = byte * 8;
+      size_t lim = std::min<size_t>(8, n - base);
+      for (size_t k = 0; k < lim; ++k) v |= static_cast<unsigned>(valid[base + k] != 0) << k;
+      bm[byte] = static_cast<char>(v);
     }
     pos += bitmap_bytes;
   }
   switch (in.type) {
     case ColumnType::kInt64:
     case ColumnType::kDatetime: {
-      int64_t lo = 0, hi = 0;
-      bool any = false;
-      for (size_t i = 0; i < n; ++i) {
-        if (!is_valid(i)) continue;
-        int64_t v = in.i64[i];
-        if (!any) lo = hi = v, any = true;
-        else lo = std::min(lo, v), hi = std::max(hi, v);
-      }
-      m.base = lo;
-      m.width = WidthFor(static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo));
-      if (any) {
+      int64_t lo, hi;
+      if (IntRange(in.i64, valid, n, &lo, &hi)) {
         st.has_range = true, st.min_i = lo, st.max_i = hi;
         st.min_f = static_cast<double>(lo), st.max_f = static_cast<double>(hi);  // if read as a float column
       }
-      char* dst = grow(n * static_cast<size_t>(m.width));
+      m.base = lo;
+      m.width = WidthFor(static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo));
       const int w = m.width;
-      if (w == 1) {
-        for (size_t i = 0; i < n; ++i)
-          dst[i] = static_cast<char>(is_valid(i) ? static_cast<uint64_t>(in.i64[i]) - static_cast<uint64_t>(lo) : 0);
-      } else {
-        for (size_t i = 0; i < n; ++i) {
-          uint64_t u = is_valid(i) ? static_cast<uint64_t>(in.i64[i]) - static_cast<uint64_t>(lo) : 0;
-          PutUnsigned(dst + i * static_cast<size_t>(w), u, w);
-        }
-      }
+      char* dst = grow(n * static_cast<size_t>(w));
+      PackOffsetsWidth(dst, w, in.i64, valid, n, static_cast<uint64_t>(lo));
       pos += n * static_cast<size_t>(w);
       break;
     }
     case ColumnType::kFloat64: {
+      double lo = 0, hi = 0;
+      bool any = false;
       for (size_t i = 0; i < n; ++i) {
         double v = in.f64[i];
-        if (is_valid(i) && !std::isnan(v)) {
-          if (!st.has_range) st.has_range = true, st.min_f = st.max_f = v;
-          else st.min_f = std::min(st.min_f, v), st.max_f = std::max(st.max_f, v);
+        if ((valid == nullptr || valid[i]) && !std::isnan(v)) {
+          if (!any) any = true, lo = hi = v;
+          else lo = std::min(lo, v), hi = std::max(hi, v);
         }
       }
-      std::vector<int64_t> mant(n);
-      int k = DecimalScale(in.f64, in.valid, n, mant.data());
+      if (any) st.has_range = true, st.min_f = lo, st.max_f = hi;
+      const int64_t* mant = nullptr;
+      int k = -1;
+      if (in.decimal_mantissa != nullptr &&
+          DecimalClaimHolds(in.f64, valid, n, in.decimal_mantissa, in.decimal_scale)) {
+        mant = in.decimal_mantissa;
+        k = in.decimal_scale;
+      } else {
+        if (sc.mantissa.size() < n) sc.mantissa.resize(n);
+        k = DecimalScale(in.f64, valid, n, sc.mantissa.data());
+        mant = sc.mantissa.data();
+      }
       if (k >= 0) {
         // Decimal: integers m with value = m / 10^k; far smaller and faster to compress than raw doubles.
         m.encoding = ChunkEncoding::kDecimal;
         m.scale = k;
-        int64_t lo = 0, hi = 0;
-        bool any = false;
-        for (size_t i = 0; i < n; ++i) {
-          if (!is_valid(i)) continue;
-          if (!any) lo = hi = mant[i], any = true;
-          else lo = std::min(lo, mant[i]), hi = std::max(hi, mant[i]);
-        }
-        m.base = lo;
-        m.width = WidthFor(static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo));
+        int64_t mlo, mhi;
+        IntRange(mant, valid, n, &mlo, &mhi);
+        m.base = mlo;
+        m.width = WidthFor(static_cast<uint64_t>(mhi) - static_cast<uint64_t>(mlo));
         const int w = m.width;
         char* dst = grow(n * static_cast<size_t>(w));
-        for (size_t i = 0; i < n; ++i) {
-          uint64_t u = is_valid(i) ? static_cast<uint64_t>(mant[i]) - static_cast<uint64_t>(lo) : 0;
-          PutUnsigned(dst + i * static_cast<size_t>(w), u, w);
-        }
+        PackOffsetsWidth(dst, w, mant, valid, n, static_cast<uint64_t>(mlo));
         pos += n * static_cast<size_t>(w);
         break;
       }
       char* dst = grow(n * 8);
       for (size_t i = 0; i < n; ++i) {
-        double v = is_valid(i) ? in.f64[i] : 0.0;
+        double v = (valid == nullptr || valid[i]) ? in.f64[i] : 0.0;
         std::memcpy(dst + i * 8, &v, 8);
       }
       pos += n * 8;
@@ -344,7 +428,7 @@ EncodedChunk EncodeChunk(const ChunkInput& in, int zstd_level) {
     case ColumnType::kBool: {
       char* dst = grow(n);
       for (size_t i = 0; i < n; ++i) {
-        bool v = is_valid(i) && in.b[i] != 0;
+        bool v = (valid == nullptr || valid[i]) && in.b[i] != 0;
         dst[i] = v ? 1 : 0;
         st.true_count += v;
       }
@@ -373,32 +457,36 @@ EncodedChunk EncodeChunk(const ChunkInput& in, int zstd_level) {
       if (m.width == 8) m.width = 4;
       const int w = m.width;
       char* cd = grow(n * static_cast<size_t>(w));
-      for (size_t i = 0; i < n; ++i) {
-        uint64_t c = is_valid(i) ? static_cast<uint32_t>(in.codes[i]) : 0;
-        PutUnsigned(cd + i * static_cast<size_t>(w), c, w);
+      switch (w) {
+        case 1: PackCodes<1>(cd, in.codes, valid, n); break;
+        case 2: PackCodes<2>(cd, in.codes, valid, n); break;
+        case 3: PackCodes<3>(cd, in.codes, valid, n); break;
+        default: PackCodes<4>(cd, in.codes, valid, n); break;
       }
       pos += n * static_cast<size_t>(w);
       break;
     }
   }
+  payload.resize(pos);
   m.raw_size = payload.size();
 
-  thread_local std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx(ZSTD_createCCtx());
-  std::string compressed;
-  if (cctx && !payload.empty()) {
-    compressed.resize(ZSTD_compressBound(payload.size()));
-    size_t r = ZSTD_compressCCtx(cctx.get(), compressed.data(), compressed.size(), payload.data(), payload.size(),
-                                 zstd_level);
-    if (ZSTD_isError(r)) compressed.clear();
-    else compressed.resize(r);
+  bool compressed_ok = false;
+  if (sc.cctx && !payload.empty()) {
+    size_t bound = ZSTD_compressBound(payload.size());
+    if (sc.compressed.size() < bound) sc.compressed.resize(bound);
+    if (sc.cctx_level != zstd_level) {
+      ZSTD_CCtx_reset(sc.cctx.get(), ZSTD_reset_session_and_parameters);
+      ZSTD_CCtx_setParameter(sc.cctx.get(), ZSTD_c_compressionLevel, zstd_level);
+      sc.cctx_level = zstd_level;
+    }
+    size_t r = ZSTD_compress2(sc.cctx.get(), sc.compressed.data(), bound, payload.data(), payload.size());
+    if (!ZSTD_isError(r) && r < payload.size()) {
+      out.bytes.assign(sc.compressed.data(), r);
+      compressed_ok = true;
+    }
   }
-  if (!compressed.empty() && compressed.size() < payload.size()) {
-    m.zstd = true;
-    out.bytes = std::move(compressed);
-  } else {
-    m.zstd = false;
-    out.bytes = std::move(payload);
-  }
+  m.zstd = compressed_ok;
+  if (!compressed_ok) out.bytes.assign(payload.data(), payload.size());
   m.size = out.bytes.size();
   m.crc32 = Crc32(out.bytes.data(), out.bytes.size());
   return out;

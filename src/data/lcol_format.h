@@ -38,7 +38,7 @@ struct ChunkMeta {
   uint32_t crc32 = 0;     // of the stored bytes
   bool zstd = false;      // codec: zstd frame, or the raw payload
   int64_t nulls = 0;      // missing rows; 0 means the validity bitmap is omitted
-  int width = 8;          // bytes per integer offset / dictionary code
+  int width = 8;          // bytes per integer offset / dictionary code: 1, 2, 3, 4 or 8
   int64_t base = 0;       // frame of reference for integers and datetimes
   int64_t dict_count = 0;
   int64_t dict_bytes = 0;
@@ -96,6 +96,11 @@ struct ChunkInput {
   const int32_t* codes = nullptr;
   const std::string_view* dict = nullptr;
   size_t dict_size = 0;
+  // Optional, kFloat64 only: when decimal_scale is in [0, 9], the producer claims every valid value equals
+  // decimal_mantissa[i] / 10^decimal_scale (it saw the digits while parsing). The encoder checks the claim
+  // value by value (one division each) and falls back to searching for a scale if it does not hold.
+  const int64_t* decimal_mantissa = nullptr;
+  int decimal_scale = -1;
 };
 
 struct EncodedChunk {

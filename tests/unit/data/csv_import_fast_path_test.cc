@@ -1,0 +1,239 @@
+// The importer's fast paths (SIMD row scanner, SWAR number parsing, decimal hints, the chunk dictionary)
+// must give exactly what the general tokenizer and the value_parse.h parsers give. These tests generate
+// hostile mixes of spellings and compare every imported value with an oracle built from value_parse.h.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "data/csv_import.h"
+#include "data/lcol_format.h"
+#include "data/value_parse.h"
+#include "data_test_util.h"
+
+namespace lathe {
+namespace {
+
+using testing::ImportText;
+using testing::ScratchDir;
+
+std::string RandomDigits(std::mt19937_64& rng, int n) {
+  std::string s;
+  for (int i = 0; i < n; ++i) s += static_cast<char>('0' + rng() % 10);
+  return s;
+}
+
+// A float-column spelling: mostly plain decimals of every length (including > 19 digits and mantissas
+// over 2^53), plus signs, -0, exponents, infinities, missing tokens and blanks around values.
+std::string FloatSpelling(std::mt19937_64& rng) {
+  switch (rng() % 12) {
+    case 0: return "";
+    case 1: return "NA";
+    case 2: return "-0.0";
+    case 3: return RandomDigits(rng, 1 + static_cast<int>(rng() % 3)) + "e" + std::to_string(rng() % 30);
+    case 4: return " " + RandomDigits(rng, 2) + ".5 ";
+    case 5: return RandomDigits(rng, 10 + static_cast<int>(rng() % 15)) + "." + RandomDigits(rng, 1 + rng() % 12);
+    case 6: return "+." + RandomDigits(rng, 1 + static_cast<int>(rng() % 9));
+    case 7: return "-" + RandomDigits(rng, 1 + static_cast<int>(rng() % 17)) + ".";
+    case 8: return rng() % 2 ? "inf" : "-Infinity";
+    default:
+      return (rng() % 2 ? "-" : "") + RandomDigits(rng, 1 + static_cast<int>(rng() % 9)) + "." +
+             RandomDigits(rng, static_cast<int>(rng() % 10));
+  }
+}
+
+std::string IntSpelling(std::mt19937_64& rng) {
+  switch (rng() % 8) {
+    case 0: return "";
+    case 1: return "-" + RandomDigits(rng, 1 + static_cast<int>(rng() % 18));
+    case 2: return "+" + RandomDigits(rng, 1 + static_cast<int>(rng() % 8));
+    case 3: return "9223372036854775807";
+    case 4: return "-9223372036854775808";
+    case 5: return " 42";
+    default: return RandomDigits(rng, 1 + static_cast<int>(rng() % 18));
+  }
+}
+
+std::string StringSpelling(std::mt19937_64& rng) {
+  static const char* kWords[] = {"a", "bb", "ccc", "dddd", "eeeeeeee", "fffffffffffffffff", "N/A", " padded ",
+                                 "caf\xC3\xA9", "\xE2\x82\xAC uro", "NULL", "x y", "abcdefgh12345678"};
+  if (rng() % 20 == 0) return "\"quoted, \"\"with\"\" comma\"";
+  if (rng() % 20 == 0) return "\"two\nlines\"";
+  return kWords[rng() % (sizeof(kWords) / sizeof(kWords[0]))];
+}
+
+struct Generated {
+  std::string csv;
+  std::vector<std::string> f, i, s;  // raw values (unquoted/unescaped for s)
+};
+
+Generated Generate(uint64_t seed, int rows) {
+  std::mt19937_64 rng(seed);
+  Generated g;
+  g.csv = "f,i,s,d\n";
+  for (int r = 0; r < rows; ++r) {
+    std::string f = FloatSpelling(rng), i = IntSpelling(rng), s = StringSpelling(rng);
+    g.f.push_back(f), g.i.push_back(i);
+    std::string unq = s;
+    if (!s.empty() && s[0] == '"') {
+      unq.clear();
+      for (size_t k = 1; k + 1 < s.size(); ++k) {
+        unq += s[k];
+        if (s[k] == '"') ++k;
+      }
+    }
+    g.s.push_back(unq);
+    std::string d = "2021-0" + std::to_string(1 + rng() % 9) + "-1" + std::to_string(rng() % 10);
+    const char* eol = rng() % 50 == 0 ? "\r\n" : "\n";
+    g.csv += f + "," + i + "," + s + "," + d + eol;
+    if (rng() % 200 == 0) g.csv += "\n";  // a blank line
+  }
+  return g;
+}
+
+TEST(CsvImportFastPath, ValuesEqualTheGeneralParsers) {
+  Generated g = Generate(11, 30000);
+  ScratchDir dir;
+  auto x = ImportText(g.csv, dir);
+  ASSERT_TRUE(x.status.ok()) << x.status.ToString();
+  ASSERT_EQ(x.table.num_rows, 30000);
+  const Column& f = x.table.columns[0];
+  const Column& i = x.table.columns[1];
+  const Column& s = x.table.columns[2];
+  ASSERT_EQ(f.type, ColumnType::kFloat64);
+  ASSERT_EQ(i.type, ColumnType::kInt64);
+  ASSERT_EQ(s.type, ColumnType::kString);
+  for (size_t r = 0; r < g.f.size(); ++r) {
+    std::string_view fv = TrimBlanks(g.f[r]);
+    if (IsMissingToken(fv)) {
+      EXPECT_FALSE(f.IsValid(r)) << r;
+    } else {
+      double want;
+      ASSERT_TRUE(ParseFloat64(fv, &want)) << g.f[r];
+      ASSERT_TRUE(f.IsValid(r)) << r;
+      EXPECT_EQ(std::memcmp(&want, &f.f64[r], 8), 0) << "row " << r << " '" << g.f[r] << "' got " << f.f64[r];
+    }
+    std::string_view iv = TrimBlanks(g.i[r]);
+    if (IsMissingToken(iv)) {
+      EXPECT_FALSE(i.IsValid(r)) << r;
+    } else {
+      int64_t want;
+      ASSERT_EQ(ParseInt64(iv, &want), IntParse::kOk) << g.i[r];
+      ASSERT_TRUE(i.IsValid(r));
+      EXPECT_EQ(want, i.i64[r]) << "row " << r << " '" << g.i[r] << "'";
+    }
+    if (IsMissingToken(TrimBlanks(g.s[r]))) {
+      EXPECT_FALSE(s.IsValid(r)) << r;
+    } else {
+      ASSERT_TRUE(s.IsValid(r)) << r;
+      EXPECT_EQ(s.StringAt(r), g.s[r]) << r;
+    }
+  }
+}
+
+TEST(CsvImportFastPath, IntegersOfEveryLengthStayExact) {
+  std::mt19937_64 rng(5);
+  std::string csv = "i\n";
+  std::vector<int64_t> want;
+  for (int r = 0; r < 5000; ++r) {
+    int digits = 1 + static_cast<int>(rng() % 18);
+    std::string v = (rng() % 3 == 0 ? "-" : "") + RandomDigits(rng, digits);
+    int64_t x;
+    ASSERT_EQ(ParseInt64(v, &x), IntParse::kOk);
+    want.push_back(x);
+    csv += v + "\n";
+  }
+  csv += "9223372036854775807\n-9223372036854775808\n";
+  want.push_back(INT64_MAX), want.push_back(INT64_MIN);
+  ScratchDir dir;
+  auto x = ImportText(csv, dir);
+  ASSERT_TRUE(x.status.ok()) << x.status.ToString();
+  ASSERT_EQ(x.table.columns[0].type, ColumnType::kInt64);
+  EXPECT_EQ(x.table.columns[0].i64, want);
+}
+
+// Every combination of thread count and segment size yields the same table, to the bit.
+TEST(CsvImportFastPath, ThreadsAndSegmentSizesAgreeExactly) {
+  Generated g = Generate(23, 20000);
+  ScratchDir dir;
+  CsvOptions base;
+  base.num_threads = 1;
+  auto ref = ImportText(g.csv, dir, base);
+  ASSERT_TRUE(ref.status.ok()) << ref.status.ToString();
+  for (int threads : {1, 2, 3}) {
+    for (size_t seg : {size_t{1024}, size_t{5000}, size_t{65536}, size_t{16} << 20}) {
+      CsvOptions o;
+      o.num_threads = threads;
+      o.segment_bytes = seg;
+      auto y = ImportText(g.csv, dir, o);
+      ASSERT_TRUE(y.status.ok()) << y.status.ToString();
+      ASSERT_EQ(y.table.num_rows, ref.table.num_rows);
+      for (size_t c = 0; c < ref.table.columns.size(); ++c) {
+        const Column& a = ref.table.columns[c];
+        const Column& b = y.table.columns[c];
+        ASSERT_EQ(a.type, b.type) << threads << " " << seg;
+        ASSERT_EQ(a.valid, b.valid);
+        for (size_t r = 0; r < a.size(); ++r) {
+          if (!a.valid[r]) continue;
+          switch (a.type) {
+            case ColumnType::kFloat64: ASSERT_EQ(std::memcmp(&a.f64[r], &b.f64[r], 8), 0) << r; break;
+            case ColumnType::kString: ASSERT_EQ(a.StringAt(r), b.StringAt(r)) << r; break;
+            default: ASSERT_EQ(a.i64[r], b.i64[r]) << r; break;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(CsvImportFastPath, InvalidUtf8AndRaggedRowsAfterFastRows) {
+  std::string good;
+  for (int r = 0; r < 3000; ++r) good += std::to_string(r) + ",x" + std::to_string(r % 7) + "\n";
+  ScratchDir dir;
+  auto bad_utf8 = ImportText("a,b\n" + good + "1,\xC3\x28\n" + good, dir);
+  ASSERT_FALSE(bad_utf8.status.ok());
+  EXPECT_NE(bad_utf8.status.message().find("line 3002"), std::string::npos) << bad_utf8.status.ToString();
+  EXPECT_NE(bad_utf8.status.message().find("UTF-8"), std::string::npos);
+  auto ragged = ImportText("a,b\n" + good + "1,2,3\n" + good, dir);
+  ASSERT_FALSE(ragged.status.ok());
+  EXPECT_NE(ragged.status.message().find("line 3002"), std::string::npos) << ragged.status.ToString();
+  // The last row without a newline, and a row ending exactly at the end of the file.
+  auto tail = ImportText("a,b\n" + good + "77,last", dir);
+  ASSERT_TRUE(tail.status.ok()) << tail.status.ToString();
+  EXPECT_EQ(tail.table.num_rows, 3001);
+  EXPECT_EQ(tail.table.columns[1].StringAt(3000), "last");
+}
+
+// The encoder verifies a producer's decimal claim and ignores a wrong one; width-3 offsets round-trip.
+TEST(LcolEncoding, WrongDecimalHintIsIgnoredAndWidth3RoundTrips) {
+  std::vector<double> v = {1.25, -3.5, 1e5 + 0.75, 0.0};
+  std::vector<int64_t> wrong = {125, -350, 10000075, 1};  // the last one is wrong
+  ChunkInput in;
+  in.type = ColumnType::kFloat64;
+  in.rows = v.size();
+  in.f64 = v.data();
+  in.decimal_mantissa = wrong.data();
+  in.decimal_scale = 2;
+  EncodedChunk e = EncodeChunk(in, 1);
+  DecodedChunk d;
+  ASSERT_TRUE(DecodeChunk(e.bytes, e.meta, ColumnType::kFloat64, v.size(), &d).ok());
+  for (size_t i = 0; i < v.size(); ++i) EXPECT_EQ(std::memcmp(&d.f64[i], &v[i], 8), 0) << i;
+  EXPECT_EQ(e.meta.encoding, ChunkEncoding::kDecimal);
+  EXPECT_EQ(e.meta.width, 3);  // 10^7 + 75 - (-350) fits three bytes
+
+  std::vector<int64_t> ints(1000);
+  for (size_t i = 0; i < ints.size(); ++i) ints[i] = static_cast<int64_t>(i * 16000) - 7;
+  ChunkInput ii;
+  ii.type = ColumnType::kInt64;
+  ii.rows = ints.size();
+  ii.i64 = ints.data();
+  EncodedChunk ei = EncodeChunk(ii, 1);
+  EXPECT_EQ(ei.meta.width, 3);
+  DecodedChunk di;
+  ASSERT_TRUE(DecodeChunk(ei.bytes, ei.meta, ColumnType::kInt64, ints.size(), &di).ok());
+  EXPECT_EQ(di.i64, ints);
+}
+
+}  // namespace
+}  // namespace lathe
