@@ -116,11 +116,7 @@ void App::Handle(HttpRequest& req, HttpResponse& res) {
         st = auth_->Authorize(ctx.caller, route.permission, ctx.Project());
       }
     }
-    if (st.ok() && !ctx.Project().empty()) {
-      auto exists = store_->ProjectExists(ctx.Project());
-      if (!exists.ok()) st = exists.TakeStatus();
-      else if (!*exists) st = Status::NotFound("project '" + ctx.Project() + "' not found");
-    }
+    if (st.ok() && !ctx.Project().empty()) st = CheckProject(ctx.Project());
   }
   if (st.ok()) {
     try {
@@ -136,6 +132,18 @@ void App::Handle(HttpRequest& req, HttpResponse& res) {
     }
     WriteProblem(st, req, res);
   }
+}
+
+Status App::CheckProject(const std::string& project) {
+  {
+    std::shared_lock lock(projects_mu_);
+    if (known_projects_.count(project)) return Status::Ok();
+  }
+  ASSIGN_OR_RETURN(bool exists, store_->ProjectExists(project));
+  if (!exists) return Status::NotFound("project '" + project + "' not found");
+  std::unique_lock lock(projects_mu_);
+  known_projects_.insert(project);
+  return Status::Ok();
 }
 
 void App::OnRejected(const HttpRequest& req, int status, const std::string& detail, HttpResponse& res) {

@@ -7,6 +7,8 @@
 
 #include <atomic>
 #include <memory>
+#include <set>
+#include <shared_mutex>
 #include <string>
 
 #include "api/router.h"
@@ -58,6 +60,8 @@ class App : public HttpService {
   MetricsRegistry& metrics() { return metrics_; }
   const Router& router() const { return router_; }
   bool ready() const { return ready_.load(); }
+  // kNotFound unless the project exists. Known projects are cached: this is on every request's path.
+  Status CheckProject(const std::string& project);
 
  private:
   explicit App(const AppConfig& config) : config_(config) {}
@@ -71,6 +75,8 @@ class App : public HttpService {
   MetricsRegistry metrics_;
   Router router_;
   std::atomic<bool> ready_{false};
+  std::shared_mutex projects_mu_;
+  std::set<std::string> known_projects_;  // guarded by projects_mu_; projects are never deleted today
 };
 
 // Route registration, one function per resource (routes_*.cc).
