@@ -153,7 +153,9 @@ Result<RunRecord> ParseRunRequest(App& app, const std::string& project, const Js
       bool one_class = (col_stats.contains("distinct") && col_stats["distinct"].is_number() &&
                         col_stats["distinct"].get<double>() == 1) ||
                        (col_stats.contains("min") && col_stats.contains("max") && !col_stats["min"].is_null() &&
-                        col_stats["min"] == col_stats["max"]);
+                        col_stats["min"] == col_stats["max"]) ||
+                       (col_stats.contains("true_count") && col_stats.contains("count") &&
+                        (col_stats["true_count"] == 0 || col_stats["true_count"] == col_stats["count"]));
       if (one_class) {
         return Status::InvalidArgument("target column '" + run.target + "' has only one class; " + run.task +
                                        " classification needs at least two")

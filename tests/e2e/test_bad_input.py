@@ -183,3 +183,9 @@ def test_protocol_limits(tmp_path):
         assert Client(s.url).get("/healthz").status_code == 200
     finally:
         s.stop()
+
+
+def test_one_class_boolean_target_is_refused(client):
+    assert upload(client, "oneclassbool", b"x,y\n1,true\n2,true\n3,\n").status_code == 201
+    r = client.post(f"{P}/runs", json={"dataset": "oneclassbool", "target": "y", "task": "binary"})
+    assert_problem(r, 400, "one class")
