@@ -42,15 +42,16 @@ Status Corrupt(const std::string& what) { return Status::DataLoss("dataset file 
 constexpr int kMaxDecimalScale = 9;
 constexpr double kPow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
 constexpr double kTwo53 = 9007199254740992.0;
+constexpr uint64_t kNegZeroBits = uint64_t{1} << 63;
 
-// The smallest scale k <= 9 such that every valid value equals m / 10^k (bit for bit) for an integer
-// |m| <= 2^53, written to m[]; -1 if there is none.
+// The smallest scale k <= 9 such that every valid value equals m / 10^k (bit for bit, except that -0.0
+// counts as m = 0) for an integer |m| <= 2^53, written to m[]; -1 if there is none.
 int DecimalScale(const double* v, const uint8_t* valid, size_t n, int64_t* m) {
   int k = 0;
   for (size_t i = 0; i < n; ++i) {
     if (valid != nullptr && !valid[i]) continue;
     double x = v[i];
-    if (!std::isfinite(x) || (x == 0 && std::signbit(x))) return -1;
+    if (!std::isfinite(x)) return -1;  // -0.0 passes as m = 0; the caller records its sign
     for (;;) {
       double r = std::nearbyint(x * kPow10[k]);
       if (std::fabs(r) <= kTwo53 && (k == 0 ? r : r / kPow10[k]) == x) break;
@@ -72,10 +73,20 @@ int DecimalScale(const double* v, const uint8_t* valid, size_t n, int64_t* m) {
 }  // namespace
 
 Json ChunkMeta::ToJson() const {
-  Json j = {{"encoding", encoding == ChunkEncoding::kNull ? "null" : encoding == ChunkEncoding::kDecimal ? "decimal" : "plain"},
+  const char* enc = "plain";
+  switch (encoding) {
+    case ChunkEncoding::kPlain: enc = "plain"; break;
+    case ChunkEncoding::kNull: enc = "null"; break;
+    case ChunkEncoding::kDecimal: enc = "decimal"; break;
+    case ChunkEncoding::kDecimalNegZero: enc = "decimal_negzero"; break;
+    case ChunkEncoding::kScaled: enc = "scaled"; break;
+  }
+  Json j = {{"encoding", enc},
             {"offset", offset}, {"size", size},   {"raw_size", raw_size}, {"crc32", crc32},
             {"codec", zstd ? "zstd" : "none"},    {"nulls", nulls},       {"width", width}, {"base", base}};
-  if (encoding == ChunkEncoding::kDecimal) j["scale"] = scale;
+  if (encoding == ChunkEncoding::kDecimal || encoding == ChunkEncoding::kDecimalNegZero) j["scale"] = scale;
+  if (encoding == ChunkEncoding::kDecimalNegZero) j["neg_zeros"] = neg_zeros;
+  if (encoding == ChunkEncoding::kScaled) j["step"] = step;
   if (dict_count > 0 || dict_bytes > 0) {
     j["dict_count"] = dict_count;
     j["dict_bytes"] = dict_bytes;
@@ -126,7 +137,15 @@ Result<ChunkMeta> ChunkMeta::FromJson(const Json& j) {
   if (*enc == "plain") m.encoding = ChunkEncoding::kPlain;
   else if (*enc == "null") m.encoding = ChunkEncoding::kNull;
   else if (*enc == "decimal") m.encoding = ChunkEncoding::kDecimal;
+  else if (*enc == "decimal_negzero") m.encoding = ChunkEncoding::kDecimalNegZero;
+  else if (*enc == "scaled") m.encoding = ChunkEncoding::kScaled;
   else return Corrupt("unknown chunk encoding");
+  if (m.encoding == ChunkEncoding::kDecimalNegZero) {
+    if (!i64("neg_zeros", &m.neg_zeros, true) || m.neg_zeros <= 0) return Corrupt("bad negative-zero count");
+  }
+  if (m.encoding == ChunkEncoding::kScaled) {
+    if (!i64("step", &m.step, true) || m.step < 2) return Corrupt("bad scaled step");
+  }
   int64_t scale = 0;
   if (!i64("scale", &scale, false) || scale < 0 || scale > kMaxDecimalScale) return Corrupt("bad decimal scale");
   m.scale = static_cast<int>(scale);
@@ -312,12 +331,57 @@ bool DecimalClaimHolds(const double* v, const uint8_t* valid, size_t n, const in
     double m = static_cast<double>(mantissa[i]);
     double x = scale == 0 ? m : m / p;
     // Exact comparison of the bits: -0.0 must not pass as 0, and |m| must stay within 2^53.
+    // -0.0 is accepted as m = 0 (its sign is recorded separately).
     uint64_t xb, vb;
     std::memcpy(&xb, &x, 8);
     std::memcpy(&vb, &v[i], 8);
+    vb = vb == kNegZeroBits ? 0 : vb;
     ok &= (xb == vb) & (std::fabs(m) <= kTwo53);
   }
   return ok;
+}
+
+// True when every valid v[i] - lo is a multiple of Step.
+template <uint64_t Step>
+bool AllMultiples(const int64_t* v, const uint8_t* valid, size_t n, uint64_t lo) {
+  uint64_t bad = 0;
+  for (size_t i = 0; i < n; ++i) {
+    uint64_t r = (static_cast<uint64_t>(v[i]) - lo) % Step;
+    bad |= (valid == nullptr || valid[i]) ? r : 0;
+  }
+  return bad == 0;
+}
+
+template <uint64_t Step, int W>
+void PackScaled(char* dst, const int64_t* v, const uint8_t* valid, size_t n, uint64_t lo) {
+  for (size_t i = 0; i < n; ++i) {
+    uint64_t u = (static_cast<uint64_t>(v[i]) - lo) / Step;
+    if (valid != nullptr && !valid[i]) u = 0;
+    std::memcpy(dst + i * W, &u, W);
+  }
+}
+
+template <uint64_t Step>
+void PackScaledWidth(char* dst, int w, const int64_t* v, const uint8_t* valid, size_t n, uint64_t lo) {
+  switch (w) {
+    case 1: PackScaled<Step, 1>(dst, v, valid, n, lo); break;
+    case 2: PackScaled<Step, 2>(dst, v, valid, n, lo); break;
+    case 3: PackScaled<Step, 3>(dst, v, valid, n, lo); break;
+    case 4: PackScaled<Step, 4>(dst, v, valid, n, lo); break;
+    default: PackScaled<Step, 8>(dst, v, valid, n, lo); break;
+  }
+}
+
+constexpr uint64_t kMicrosPerDay = 86400000000ull;
+constexpr uint64_t kMicrosPerSecond = 1000000ull;
+constexpr uint64_t kMicrosPerMilli = 1000ull;
+
+// Datetime chunks: the largest of days / seconds / milliseconds that divides every valid value - lo; 1 if none.
+uint64_t DatetimeStep(const int64_t* v, const uint8_t* valid, size_t n, uint64_t lo) {
+  if (AllMultiples<kMicrosPerDay>(v, valid, n, lo)) return kMicrosPerDay;
+  if (AllMultiples<kMicrosPerSecond>(v, valid, n, lo)) return kMicrosPerSecond;
+  if (AllMultiples<kMicrosPerMilli>(v, valid, n, lo)) return kMicrosPerMilli;
+  return 1;
 }
 
 }  // namespace
@@ -374,7 +438,22 @@ EncodedChunk EncodeChunk(const ChunkInput& in, int zstd_level) {
         st.min_f = static_cast<double>(lo), st.max_f = static_cast<double>(hi);  // if read as a float column
       }
       m.base = lo;
-      m.width = WidthFor(static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo));
+      const uint64_t range = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);
+      m.width = WidthFor(range);
+      // Datetimes that are whole days / seconds / milliseconds shrink 2-4x before zstd as `scaled`.
+      const uint64_t step = in.type == ColumnType::kDatetime && range > 0 ? DatetimeStep(in.i64, valid, n, lo) : 1;
+      if (step > 1 && WidthFor(range / step) < m.width) {
+        m.encoding = ChunkEncoding::kScaled;
+        m.step = static_cast<int64_t>(step);
+        m.width = WidthFor(range / step);
+        char* dst = grow(n * static_cast<size_t>(m.width));
+        const uint64_t ulo = static_cast<uint64_t>(lo);
+        if (step == kMicrosPerDay) PackScaledWidth<kMicrosPerDay>(dst, m.width, in.i64, valid, n, ulo);
+        else if (step == kMicrosPerSecond) PackScaledWidth<kMicrosPerSecond>(dst, m.width, in.i64, valid, n, ulo);
+        else PackScaledWidth<kMicrosPerMilli>(dst, m.width, in.i64, valid, n, ulo);
+        pos += n * static_cast<size_t>(m.width);
+        break;
+      }
       const int w = m.width;
       char* dst = grow(n * static_cast<size_t>(w));
       PackOffsetsWidth(dst, w, in.i64, valid, n, static_cast<uint64_t>(lo));
@@ -405,7 +484,15 @@ EncodedChunk EncodeChunk(const ChunkInput& in, int zstd_level) {
       }
       if (k >= 0) {
         // Decimal: integers m with value = m / 10^k; far smaller and faster to compress than raw doubles.
-        m.encoding = ChunkEncoding::kDecimal;
+        // Rows holding -0.0 (stored as m = 0) are listed after the values (encoding decimal_negzero).
+        size_t neg_zeros = 0;
+        for (size_t i = 0; i < n; ++i) {
+          uint64_t b;
+          std::memcpy(&b, &in.f64[i], 8);
+          neg_zeros += (b == kNegZeroBits) & (valid == nullptr || valid[i] != 0);
+        }
+        m.encoding = neg_zeros > 0 ? ChunkEncoding::kDecimalNegZero : ChunkEncoding::kDecimal;
+        m.neg_zeros = static_cast<int64_t>(neg_zeros);
         m.scale = k;
         int64_t mlo, mhi;
         IntRange(mant, valid, n, &mlo, &mhi);
@@ -415,6 +502,18 @@ EncodedChunk EncodeChunk(const ChunkInput& in, int zstd_level) {
         char* dst = grow(n * static_cast<size_t>(w));
         PackOffsetsWidth(dst, w, mant, valid, n, static_cast<uint64_t>(mlo));
         pos += n * static_cast<size_t>(w);
+        if (neg_zeros > 0) {
+          char* idx = grow(neg_zeros * 4);
+          for (size_t i = 0; i < n; ++i) {
+            uint64_t b;
+            std::memcpy(&b, &in.f64[i], 8);
+            if (b != kNegZeroBits || (valid != nullptr && !valid[i])) continue;
+            uint32_t row = static_cast<uint32_t>(i);
+            std::memcpy(idx, &row, 4);
+            idx += 4;
+          }
+          pos += neg_zeros * 4;
+        }
         break;
       }
       char* dst = grow(n * 8);
@@ -508,13 +607,39 @@ Status DecodeChunk(std::string_view stored, const ChunkMeta& m, ColumnType type,
     out->dict.clear();
     return Status::Ok();
   }
-  if (m.encoding == ChunkEncoding::kDecimal) {
+  if (m.encoding == ChunkEncoding::kScaled) {
+    if (type != ColumnType::kInt64 && type != ColumnType::kDatetime) return Corrupt("scaled encoding in a non-integer column");
+    if (m.step < 2) return Corrupt("bad scaled step");
+    RETURN_IF_ERROR(DecodeChunk(stored, m.WithEncoding(ChunkEncoding::kPlain), type, rows, out));
+    const uint64_t base = static_cast<uint64_t>(m.base), step = static_cast<uint64_t>(m.step);
+    for (size_t i = 0; i < rows; ++i) {
+      if (out->valid[i]) out->i64[i] = static_cast<int64_t>(base + (static_cast<uint64_t>(out->i64[i]) - base) * step);
+    }
+    return Status::Ok();
+  }
+  if (m.encoding == ChunkEncoding::kDecimal || m.encoding == ChunkEncoding::kDecimalNegZero) {
     if (type != ColumnType::kFloat64) return Corrupt("decimal encoding in a non-float column");
-    RETURN_IF_ERROR(DecodeChunk(stored, m.WithEncoding(ChunkEncoding::kPlain), ColumnType::kInt64, rows, out));
+    const bool nz = m.encoding == ChunkEncoding::kDecimalNegZero;
+    if (nz && (m.neg_zeros <= 0 || static_cast<uint64_t>(m.neg_zeros) > rows)) return Corrupt("bad negative-zero count");
+    ChunkMeta inner = m.WithEncoding(ChunkEncoding::kPlain);
+    inner.neg_zeros = nz ? m.neg_zeros : 0;  // the plain decoder leaves the row list at the payload's end
+    RETURN_IF_ERROR(DecodeChunk(stored, inner, ColumnType::kInt64, rows, out));
     out->f64.resize(rows);
     const double p10 = kPow10[m.scale];
     for (size_t i = 0; i < rows; ++i) {
       out->f64[i] = m.scale == 0 ? static_cast<double>(out->i64[i]) : static_cast<double>(out->i64[i]) / p10;
+    }
+    if (nz) {
+      const char* idx = out->payload.data() + out->payload.size() - static_cast<size_t>(m.neg_zeros) * 4;
+      int64_t prev = -1;
+      for (int64_t k = 0; k < m.neg_zeros; ++k) {
+        uint32_t row;
+        std::memcpy(&row, idx + k * 4, 4);
+        if (static_cast<int64_t>(row) <= prev || row >= rows) return Corrupt("negative-zero rows out of order or range");
+        if (!out->valid[row] || out->i64[row] != 0) return Corrupt("negative-zero row that does not hold zero");
+        out->f64[row] = -0.0;
+        prev = row;
+      }
     }
     out->i64.clear();
     return Status::Ok();
@@ -536,6 +661,9 @@ Status DecodeChunk(std::string_view stored, const ChunkMeta& m, ColumnType type,
       expect += static_cast<uint64_t>(m.dict_count) * 4 + static_cast<uint64_t>(m.dict_bytes) + rows * w;
       break;
   }
+  // Only reached with neg_zeros > 0 from the decimal_negzero branch (FromJson reads it for no other encoding).
+  if (m.neg_zeros < 0 || static_cast<uint64_t>(m.neg_zeros) > rows) return Corrupt("bad negative-zero count");
+  expect += static_cast<uint64_t>(m.neg_zeros) * 4;
   if (expect != m.raw_size) return Corrupt("chunk payload size does not match its metadata");
   if (m.zstd) {
     unsigned long long content = ZSTD_getFrameContentSize(stored.data(), stored.size());

@@ -26,8 +26,11 @@ inline constexpr size_t kLcolMaxFooterBytes = size_t{256} << 20;
 
 // How a chunk's payload represents its column: kPlain in the column's own type; kNull: every row is
 // missing and there is no payload; kDecimal: a float column chunk stored as integers m (frame of reference)
-// with value = m / 10^scale, used when that reproduces every value bit for bit.
-enum class ChunkEncoding : uint8_t { kPlain = 0, kNull = 1, kDecimal = 2 };
+// with value = m / 10^scale, used when that reproduces every value bit for bit; kDecimalNegZero: kDecimal
+// plus a list of the rows that hold -0.0; kScaled: an integer/datetime chunk stored as u with
+// value = base + u * step (step >= 2, e.g. whole days or seconds of a datetime column).
+// Readers from before kDecimalNegZero / kScaled reject them as an unknown encoding (never misread them).
+enum class ChunkEncoding : uint8_t { kPlain = 0, kNull = 1, kDecimal = 2, kDecimalNegZero = 3, kScaled = 4 };
 
 // Where and how one column chunk is stored; serialized in the footer.
 struct ChunkMeta {
@@ -42,7 +45,9 @@ struct ChunkMeta {
   int64_t base = 0;       // frame of reference for integers and datetimes
   int64_t dict_count = 0;
   int64_t dict_bytes = 0;
-  int scale = 0;  // kDecimal: power of ten, 0..9
+  int scale = 0;  // kDecimal / kDecimalNegZero: power of ten, 0..9
+  int64_t neg_zeros = 0;  // kDecimalNegZero: number of u32 row indices after the values (> 0)
+  int64_t step = 1;       // kScaled: multiplier of the stored offsets (>= 2)
 
   Json ToJson() const;
   static Result<ChunkMeta> FromJson(const Json& j);

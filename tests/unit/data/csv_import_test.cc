@@ -376,7 +376,12 @@ TEST(CsvImportMemory, LargeFileImportsWithBoundedMemory) {
   int64_t growth_mb = (after - before) / 1024;
   std::printf("imported %lld rows (%lld MB): peak RSS growth %lld MB\n", static_cast<long long>(r->rows),
               static_cast<long long>(r->input_bytes >> 20), static_cast<long long>(growth_mb));
+  // ASan's quarantine keeps up to 256 MB of freed memory resident, so the bound is looser under it.
+#if defined(__SANITIZE_ADDRESS__)
+  EXPECT_LT(growth_mb, 300 + 256);
+#else
   EXPECT_LT(growth_mb, 300);
+#endif
   auto f = DatasetFile::Open(dir.Path("big.lcol"));
   ASSERT_TRUE(f.ok()) << f.status().ToString();
   EXPECT_EQ((*f)->num_rows(), r->rows);
