@@ -1059,7 +1059,7 @@ const std::vector<Command>& Commands() {
        "FILE",
        "upload a file (streamed) as a new dataset version",
        {{"name", "N", "dataset name (default: the file name without extension)"},
-        {"format", "F", "csv|tsv|jsonl|json|xlsx (default: from the file extension, else csv)"}},
+        {"format", "F", "csv|tsv (default: from the file extension, else csv)"}},
        1,
        1,
        CmdDatasetsImport},
