@@ -27,6 +27,7 @@
 
 #include "common/status.h"
 #include "data/dataset_file.h"
+#include "data/import_options.h"
 #include "data/table.h"
 
 namespace lathe {
@@ -39,16 +40,6 @@ struct CsvOptions {
   int zstd_level = 1;                  // compression level of column chunks
   size_t segment_bytes = 16 << 20;     // pass-1 work unit; smaller in tests to exercise segment joins
 };
-
-struct ImportResult {
-  int64_t rows = 0;
-  std::vector<ColumnInfo> columns;
-  int64_t input_bytes = 0;
-  int64_t output_bytes = 0;
-};
-
-using ProgressFn = std::function<void(double fraction)>;  // may be empty; fraction of the work in [0, 1]
-using CancelFn = std::function<bool()>;                   // may be empty; true = stop with kCancelled
 
 Result<ImportResult> ImportCsvFile(const std::string& input_path, const std::string& output_path,
                                    const CsvOptions& options, const ProgressFn& progress, const CancelFn& cancel);
