@@ -81,8 +81,9 @@ void WriteProblem(int http_status, const std::string& detail, const HttpRequest&
     for (const auto& d : details) {
       Json e = Json::object();
       if (!d.field.empty()) e["field"] = d.field;
-      else if (d.line >= 0) e["line"] = d.line;
-      else if (!d.column.empty()) e["column"] = d.column;
+      if (d.line >= 0) e["line"] = d.line;
+      if (!d.column.empty()) e["column"] = d.column;
+      if (d.position >= 0) e["position"] = d.position;
       e["message"] = d.message;
       errors.push_back(std::move(e));
     }

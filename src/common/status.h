@@ -39,10 +39,17 @@ struct ErrorDetail {
   int64_t line = -1;
   std::string column;
   std::string message;
+  int64_t position = -1;  // 1-based character offset into the text named by `field` (an expression), or -1
 
   static ErrorDetail Field(std::string f, std::string m) { return {std::move(f), -1, {}, std::move(m)}; }
   static ErrorDetail Line(int64_t l, std::string m) { return {{}, l, {}, std::move(m)}; }
   static ErrorDetail Column(std::string c, std::string m) { return {{}, -1, std::move(c), std::move(m)}; }
+  // A row-level problem: line (or row) number and column name together.
+  static ErrorDetail Cell(int64_t l, std::string c, std::string m) { return {{}, l, std::move(c), std::move(m)}; }
+  // A character position inside the text of `field` (expression errors).
+  static ErrorDetail Position(std::string f, int64_t pos, std::string m) {
+    return {std::move(f), -1, {}, std::move(m), pos};
+  }
 };
 
 class [[nodiscard]] Status {
