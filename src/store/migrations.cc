@@ -129,6 +129,34 @@ CREATE TABLE deployments (
   FOREIGN KEY (project, model, version) REFERENCES model_versions(project, model, version)
 );
 )sql",
+      // 2: data layer — lineage, profile, quarantine and quality per version; versioned documents
+      // (recipes, connections, dataset settings); labels
+      R"sql(
+ALTER TABLE dataset_versions ADD COLUMN lineage TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE dataset_versions ADD COLUMN profile_blob TEXT NOT NULL DEFAULT '';
+ALTER TABLE dataset_versions ADD COLUMN quarantine_blob TEXT NOT NULL DEFAULT '';
+ALTER TABLE dataset_versions ADD COLUMN bad_rows INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE dataset_versions ADD COLUMN quality TEXT NOT NULL DEFAULT '{}';
+CREATE TABLE documents (
+  project TEXT NOT NULL REFERENCES projects(name),
+  kind TEXT NOT NULL,
+  name TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  body TEXT NOT NULL,
+  created_by TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (project, kind, name, version)
+);
+CREATE TABLE labels (
+  project TEXT NOT NULL REFERENCES projects(name),
+  queue TEXT NOT NULL,
+  row_index INTEGER NOT NULL,
+  labeler TEXT NOT NULL,
+  label TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (project, queue, row_index, labeler)
+);
+)sql",
   };
   return kMigrations;
 }

@@ -2,6 +2,7 @@
 // writer at a time anyway, and metadata calls are short; the predict path does not touch the store).
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <mutex>
 
 #include "common/clock.h"
@@ -190,7 +191,8 @@ class SqliteStore final : public Store {
       }
       Stmt s(db_,
              "INSERT INTO dataset_versions(project, dataset, version, rows, columns, stats, blob, bytes, "
-             "source, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)");
+             "source, created_at, lineage, profile_blob, quarantine_blob, bad_rows, quality) "
+             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
       RETURN_IF_ERROR(s.Bind(1, rec.project)
                           .Bind(2, rec.dataset)
                           .Bind(3, next)
@@ -201,6 +203,11 @@ class SqliteStore final : public Store {
                           .Bind(8, rec.bytes)
                           .Bind(9, DumpJson(rec.source))
                           .Bind(10, rec.created_at)
+                          .Bind(11, DumpJson(rec.lineage))
+                          .Bind(12, rec.profile_blob)
+                          .Bind(13, rec.quarantine_blob)
+                          .Bind(14, rec.bad_rows)
+                          .Bind(15, DumpJson(rec.quality))
                           .Exec());
       return next;
     });
@@ -245,6 +252,169 @@ class SqliteStore final : public Store {
       return Status::NotFound("dataset '" + dataset + "' not found in project '" + project + "'");
     }
     return ReadDatasetVersion(s);
+  }
+
+  Status SetDatasetVersionProfile(const std::string& project, const std::string& dataset, int64_t version,
+                                  const std::string& profile_blob) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "UPDATE dataset_versions SET profile_blob = ? WHERE project = ? AND dataset = ? AND version = ?");
+    RETURN_IF_ERROR(s.Bind(1, profile_blob).Bind(2, project).Bind(3, dataset).Bind(4, version).Exec());
+    if (sqlite3_changes(db_) == 0) {
+      return Status::NotFound("dataset '" + dataset + "' has no version " + std::to_string(version));
+    }
+    return Status::Ok();
+  }
+
+  Result<std::vector<std::string>> ModelsUsingDatasetVersion(const std::string& project, const std::string& dataset,
+                                                             int64_t version) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ModelsUsingLocked(project, dataset, version);
+  }
+
+  Result<DatasetVersionRecord> DeleteDatasetVersion(const std::string& project, const std::string& dataset,
+                                                    int64_t version) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return InTransaction<DatasetVersionRecord>([&]() -> Result<DatasetVersionRecord> {
+      Stmt get(db_, std::string(kDatasetVersionCols) + " WHERE project = ? AND dataset = ? AND version = ?");
+      get.Bind(1, project).Bind(2, dataset).Bind(3, version);
+      ASSIGN_OR_RETURN(bool row, get.Step());
+      if (!row) return Status::NotFound("dataset '" + dataset + "' has no version " + std::to_string(version));
+      DatasetVersionRecord rec = ReadDatasetVersion(get);
+      ASSIGN_OR_RETURN(auto models, ModelsUsingLocked(project, dataset, version));
+      if (!models.empty()) {
+        std::string names;
+        for (const auto& m : models) names += (names.empty() ? "" : ", ") + m;
+        return Status::FailedPrecondition("dataset '" + dataset + "' version " + std::to_string(version) +
+                                          " is referenced by registered model " + names +
+                                          "; delete or archive those model versions first");
+      }
+      Stmt del(db_, "DELETE FROM dataset_versions WHERE project = ? AND dataset = ? AND version = ?");
+      RETURN_IF_ERROR(del.Bind(1, project).Bind(2, dataset).Bind(3, version).Exec());
+      Stmt gone(db_,
+                "DELETE FROM datasets WHERE project = ? AND name = ? AND NOT EXISTS (SELECT 1 FROM "
+                "dataset_versions WHERE project = ? AND dataset = ?)");
+      RETURN_IF_ERROR(gone.Bind(1, project).Bind(2, dataset).Bind(3, project).Bind(4, dataset).Exec());
+      return rec;
+    });
+  }
+
+  Result<bool> BlobReferenced(const std::string& blob) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_,
+           "SELECT 1 FROM dataset_versions WHERE blob = ?1 OR profile_blob = ?1 OR quarantine_blob = ?1 "
+           "UNION ALL SELECT 1 FROM runs WHERE model_blob = ?1 UNION ALL SELECT 1 FROM model_versions "
+           "WHERE blob = ?1 LIMIT 1");
+    s.Bind(1, blob);
+    return s.Step();
+  }
+
+  // ---- documents
+  Result<int64_t> PutDocument(DocumentRecord doc) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return InTransaction<int64_t>([&]() -> Result<int64_t> {
+      int64_t next = 1;
+      {
+        Stmt s(db_,
+               "SELECT COALESCE(MAX(version), 0) + 1 FROM documents WHERE project = ? AND kind = ? AND name = ?");
+        s.Bind(1, doc.project).Bind(2, doc.kind).Bind(3, doc.name);
+        ASSIGN_OR_RETURN(bool row, s.Step());
+        if (row) next = s.Int(0);
+      }
+      Stmt s(db_,
+             "INSERT INTO documents(project, kind, name, version, body, created_by, created_at) "
+             "VALUES (?,?,?,?,?,?,?)");
+      RETURN_IF_ERROR(s.Bind(1, doc.project)
+                          .Bind(2, doc.kind)
+                          .Bind(3, doc.name)
+                          .Bind(4, next)
+                          .Bind(5, DumpJson(doc.body))
+                          .Bind(6, doc.created_by)
+                          .Bind(7, doc.created_at)
+                          .Exec());
+      return next;
+    });
+  }
+
+  Result<DocumentRecord> GetDocument(const std::string& project, const std::string& kind, const std::string& name,
+                                     int64_t version) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, std::string(kDocumentCols) +
+                    (version > 0 ? " WHERE project = ? AND kind = ? AND name = ? AND version = ?"
+                                 : " WHERE project = ? AND kind = ? AND name = ? ORDER BY version DESC LIMIT 1"));
+    s.Bind(1, project).Bind(2, kind).Bind(3, name);
+    if (version > 0) s.Bind(4, version);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) {
+      std::string what = kind;
+      std::replace(what.begin(), what.end(), '_', ' ');
+      if (version > 0) return Status::NotFound(what + " '" + name + "' has no version " + std::to_string(version));
+      return Status::NotFound(what + " '" + name + "' not found in project '" + project + "'");
+    }
+    return ReadDocument(s);
+  }
+
+  Result<std::vector<DocumentRecord>> ListDocuments(const std::string& project, const std::string& kind) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, std::string(kDocumentCols) +
+                    " d WHERE project = ?1 AND kind = ?2 AND version = (SELECT MAX(version) FROM documents x "
+                    "WHERE x.project = d.project AND x.kind = d.kind AND x.name = d.name) ORDER BY name");
+    s.Bind(1, project).Bind(2, kind);
+    return sqlite::CollectRows(s, ReadDocument);
+  }
+
+  Result<std::vector<DocumentRecord>> ListDocumentVersions(const std::string& project, const std::string& kind,
+                                                           const std::string& name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, std::string(kDocumentCols) + " WHERE project = ? AND kind = ? AND name = ? ORDER BY version");
+    s.Bind(1, project).Bind(2, kind).Bind(3, name);
+    return sqlite::CollectRows(s, ReadDocument);
+  }
+
+  Status DeleteDocument(const std::string& project, const std::string& kind, const std::string& name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "DELETE FROM documents WHERE project = ? AND kind = ? AND name = ?");
+    RETURN_IF_ERROR(s.Bind(1, project).Bind(2, kind).Bind(3, name).Exec());
+    if (sqlite3_changes(db_) == 0) return Status::NotFound(kind + " '" + name + "' not found");
+    return Status::Ok();
+  }
+
+  // ---- labels
+  Status PutLabels(const std::vector<LabelRecord>& labels) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return InTransaction<bool>([&]() -> Result<bool> {
+             for (const auto& l : labels) {
+               Stmt s(db_,
+                      "INSERT INTO labels(project, queue, row_index, labeler, label, created_at) VALUES "
+                      "(?,?,?,?,?,?) ON CONFLICT(project, queue, row_index, labeler) DO UPDATE SET "
+                      "label = excluded.label, created_at = excluded.created_at");
+               RETURN_IF_ERROR(s.Bind(1, l.project)
+                                   .Bind(2, l.queue)
+                                   .Bind(3, l.row_index)
+                                   .Bind(4, l.labeler)
+                                   .Bind(5, l.label)
+                                   .Bind(6, l.created_at)
+                                   .Exec());
+             }
+             return true;
+           })
+        .status();
+  }
+
+  Result<std::vector<LabelRecord>> ListLabels(const std::string& project, const std::string& queue) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_,
+           "SELECT project, queue, row_index, labeler, label, created_at FROM labels WHERE project = ? AND "
+           "queue = ? ORDER BY row_index, labeler");
+    s.Bind(1, project).Bind(2, queue);
+    return sqlite::CollectRows(s, [](const Stmt& r) {
+      return LabelRecord{r.Text(0), r.Text(1), r.Int(2), r.Text(3), r.Text(4), r.Int(5)};
+    });
+  }
+
+  Status DeleteLabels(const std::string& project, const std::string& queue) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "DELETE FROM labels WHERE project = ? AND queue = ?");
+    return s.Bind(1, project).Bind(2, queue).Exec();
   }
 
   // ---- jobs
@@ -573,8 +743,10 @@ class SqliteStore final : public Store {
 
  private:
   static constexpr const char* kDatasetVersionCols =
-      "SELECT project, dataset, version, rows, columns, stats, blob, bytes, source, created_at FROM "
-      "dataset_versions";
+      "SELECT project, dataset, version, rows, columns, stats, blob, bytes, source, created_at, lineage, "
+      "profile_blob, quarantine_blob, bad_rows, quality FROM dataset_versions";
+  static constexpr const char* kDocumentCols =
+      "SELECT project, kind, name, version, body, created_by, created_at FROM documents";
   static constexpr const char* kJobCols =
       "SELECT id, kind, project, state, progress, message, payload, result, error, cancel_requested, "
       "attempts, "
@@ -642,7 +814,25 @@ class SqliteStore final : public Store {
     r.bytes = s.Int(7);
     r.source = ParseStoredJson(s.Text(8));
     r.created_at = s.Int(9);
+    r.lineage = ParseStoredJson(s.Text(10));
+    r.profile_blob = s.Text(11);
+    r.quarantine_blob = s.Text(12);
+    r.bad_rows = s.Int(13);
+    r.quality = ParseStoredJson(s.Text(14));
     return r;
+  }
+
+  static DocumentRecord ReadDocument(const Stmt& s) {
+    return DocumentRecord{s.Text(0), s.Text(1), s.Text(2), s.Int(3), ParseStoredJson(s.Text(4)), s.Text(5), s.Int(6)};
+  }
+
+  Result<std::vector<std::string>> ModelsUsingLocked(const std::string& project, const std::string& dataset,
+                                                     int64_t version) {
+    Stmt s(db_,
+           "SELECT m.model || '@' || m.version FROM model_versions m JOIN runs r ON r.id = m.run_id WHERE "
+           "r.project = ? AND r.dataset = ? AND r.dataset_version = ? ORDER BY m.model, m.version");
+    s.Bind(1, project).Bind(2, dataset).Bind(3, version);
+    return sqlite::CollectRows(s, [](const Stmt& r) { return r.Text(0); });
   }
 
   static JobRecord ReadJob(const Stmt& s) {

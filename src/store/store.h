@@ -43,6 +43,32 @@ struct DatasetVersionRecord {
   int64_t bytes = 0;
   Json source = Json::object();   // {"kind":"upload","format":"csv","filename":...}
   int64_t created_at = 0;
+  Json lineage = Json::object();  // {"parent":{"dataset","version"},"recipe":{"name","version","steps"}} or {}
+  std::string profile_blob;       // blob id of the profile JSON (zstd), "" if not computed
+  std::string quarantine_blob;    // blob id of the quarantined bad rows (JSON lines), "" if none
+  int64_t bad_rows = 0;           // rows skipped or quarantined at import
+  Json quality = Json::object();  // the data-contract report: {"passed":bool,"checks":[...]} or {}
+};
+
+// A named, versioned JSON document in a project: recipes ("recipe"), connections ("connection"),
+// dataset settings ("dataset_settings"), label queues ("label_queue"). Every Put adds a version.
+struct DocumentRecord {
+  std::string project;
+  std::string kind;
+  std::string name;
+  int64_t version = 0;
+  Json body = Json::object();
+  std::string created_by;
+  int64_t created_at = 0;
+};
+
+struct LabelRecord {
+  std::string project;
+  std::string queue;
+  int64_t row_index = 0;  // 0-based row of the queue's dataset version
+  std::string labeler;    // user id
+  std::string label;
+  int64_t created_at = 0;
 };
 
 struct DatasetSummary {
@@ -148,6 +174,35 @@ class Store {
   // version 0 = latest
   virtual Result<DatasetVersionRecord> GetDatasetVersion(const std::string& project, const std::string& dataset,
                                                          int64_t version) = 0;
+  virtual Status SetDatasetVersionProfile(const std::string& project, const std::string& dataset, int64_t version,
+                                          const std::string& profile_blob) = 0;
+  // "model@version" for every registered model version trained on this dataset version.
+  virtual Result<std::vector<std::string>> ModelsUsingDatasetVersion(const std::string& project,
+                                                                     const std::string& dataset,
+                                                                     int64_t version) = 0;
+  // Deletes one version. kFailedPrecondition naming the models if a registered model version references it.
+  // Returns the deleted record (its blobs are the caller's to release). The dataset disappears with its
+  // last version.
+  virtual Result<DatasetVersionRecord> DeleteDatasetVersion(const std::string& project, const std::string& dataset,
+                                                            int64_t version) = 0;
+  // True if any dataset version, run or model version still points at blob id `blob`.
+  virtual Result<bool> BlobReferenced(const std::string& blob) = 0;
+
+  // Documents: Put assigns version max+1 and returns it; version 0 = latest; Delete removes every version.
+  virtual Result<int64_t> PutDocument(DocumentRecord doc) = 0;
+  virtual Result<DocumentRecord> GetDocument(const std::string& project, const std::string& kind,
+                                             const std::string& name, int64_t version) = 0;
+  // The latest version of each document of `kind` in the project, by name.
+  virtual Result<std::vector<DocumentRecord>> ListDocuments(const std::string& project, const std::string& kind) = 0;
+  virtual Result<std::vector<DocumentRecord>> ListDocumentVersions(const std::string& project,
+                                                                   const std::string& kind,
+                                                                   const std::string& name) = 0;
+  virtual Status DeleteDocument(const std::string& project, const std::string& kind, const std::string& name) = 0;
+
+  // Labels: one label per (queue, row, labeler); a later submission by the same labeler replaces it.
+  virtual Status PutLabels(const std::vector<LabelRecord>& labels) = 0;
+  virtual Result<std::vector<LabelRecord>> ListLabels(const std::string& project, const std::string& queue) = 0;
+  virtual Status DeleteLabels(const std::string& project, const std::string& queue) = 0;
 
   // Jobs
   virtual Status CreateJob(const JobRecord& job) = 0;

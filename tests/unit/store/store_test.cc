@@ -153,5 +153,90 @@ TEST_F(StoreTest, BlobStoreRoundTripDedupAndCorruptionDetected) {
   EXPECT_EQ(blobs->Get(*id).status().code(), StatusCode::kDataLoss);
 }
 
+
+TEST_F(StoreTest, DatasetLineageProfileAndDeletionGuardedByModels) {
+  auto store = std::move(OpenSqliteStore(DbPath())).value();
+  ASSERT_TRUE(store->EnsureProject("default").ok());
+  DatasetVersionRecord rec;
+  rec.project = "default";
+  rec.dataset = "sales";
+  rec.blob = "r-a";
+  ASSERT_EQ(*store->AddDatasetVersion(rec), 1);
+  rec.lineage = {{"parent", {{"dataset", "sales"}, {"version", 1}}}, {"recipe", {{"steps", Json::array()}}}};
+  rec.quarantine_blob = "z-q";
+  rec.bad_rows = 3;
+  rec.quality = {{"passed", false}};
+  ASSERT_EQ(*store->AddDatasetVersion(rec), 2);
+  auto v2 = std::move(store->GetDatasetVersion("default", "sales", 2)).value();
+  EXPECT_EQ(v2.lineage["parent"]["version"], 1);
+  EXPECT_EQ(v2.quarantine_blob, "z-q");
+  EXPECT_EQ(v2.bad_rows, 3);
+  EXPECT_EQ(v2.quality["passed"], false);
+  ASSERT_TRUE(store->SetDatasetVersionProfile("default", "sales", 2, "z-p").ok());
+  EXPECT_EQ(store->GetDatasetVersion("default", "sales", 2)->profile_blob, "z-p");
+  EXPECT_EQ(store->SetDatasetVersionProfile("default", "sales", 9, "z-p").code(), StatusCode::kNotFound);
+  EXPECT_TRUE(*store->BlobReferenced("z-p"));
+  EXPECT_FALSE(*store->BlobReferenced("z-nothing"));
+
+  // A registered model trained on version 1 protects it.
+  RunRecord run{.id = "run_1", .project = "default", .dataset = "sales", .dataset_version = 1, .job_id = "j"};
+  ASSERT_TRUE(store->CreateRun(run).ok());
+  ModelVersionRecord mv{.project = "default", .model = "churn", .run_id = "run_1", .blob = "z-m"};
+  ASSERT_EQ(*store->AddModelVersion(mv), 1);
+  auto refused = store->DeleteDatasetVersion("default", "sales", 1);
+  ASSERT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("churn@1"), std::string::npos);
+  EXPECT_TRUE(store->GetDatasetVersion("default", "sales", 1).ok());
+
+  auto deleted = store->DeleteDatasetVersion("default", "sales", 2);
+  ASSERT_TRUE(deleted.ok()) << deleted.status().ToString();
+  EXPECT_EQ(deleted->blob, "r-a");
+  EXPECT_EQ(store->GetDatasetVersion("default", "sales", 2).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store->DeleteDatasetVersion("default", "sales", 2).status().code(), StatusCode::kNotFound);
+  // The next version number does not reuse a deleted one while a later version exists; here 1 is the max.
+  EXPECT_EQ(store->GetDatasetVersion("default", "sales", 0)->version, 1);
+}
+
+TEST_F(StoreTest, DocumentsAreVersionedPerProjectKindAndName) {
+  auto store = std::move(OpenSqliteStore(DbPath())).value();
+  ASSERT_TRUE(store->EnsureProject("default").ok());
+  DocumentRecord d{.project = "default", .kind = "recipe", .name = "clean", .body = {{"steps", 1}}};
+  EXPECT_EQ(*store->PutDocument(d), 1);
+  d.body = {{"steps", 2}};
+  EXPECT_EQ(*store->PutDocument(d), 2);
+  d.name = "other";
+  EXPECT_EQ(*store->PutDocument(d), 1);
+  d.kind = "connection";
+  EXPECT_EQ(*store->PutDocument(d), 1);
+  EXPECT_EQ(store->GetDocument("default", "recipe", "clean", 0)->body["steps"], 2);
+  EXPECT_EQ(store->GetDocument("default", "recipe", "clean", 1)->body["steps"], 1);
+  EXPECT_EQ(store->GetDocument("default", "recipe", "clean", 5).status().code(), StatusCode::kNotFound);
+  auto list = std::move(store->ListDocuments("default", "recipe")).value();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].name, "clean");
+  EXPECT_EQ(list[0].version, 2);
+  EXPECT_EQ(store->ListDocumentVersions("default", "recipe", "clean")->size(), 2u);
+  ASSERT_TRUE(store->DeleteDocument("default", "recipe", "clean").ok());
+  EXPECT_EQ(store->GetDocument("default", "recipe", "clean", 0).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store->DeleteDocument("default", "recipe", "clean").code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store->GetDocument("default", "connection", "other", 0).ok());
+}
+
+TEST_F(StoreTest, LabelsKeepOnePerRowAndLabeler) {
+  auto store = std::move(OpenSqliteStore(DbPath())).value();
+  ASSERT_TRUE(store->EnsureProject("default").ok());
+  ASSERT_TRUE(store
+                  ->PutLabels({{"default", "q", 3, "u1", "cat", 1}, {"default", "q", 3, "u2", "dog", 2},
+                               {"default", "q", 1, "u1", "dog", 3}})
+                  .ok());
+  ASSERT_TRUE(store->PutLabels({{"default", "q", 3, "u1", "dog", 4}}).ok());
+  auto labels = std::move(store->ListLabels("default", "q")).value();
+  ASSERT_EQ(labels.size(), 3u);
+  EXPECT_EQ(labels[0].row_index, 1);
+  EXPECT_EQ(labels[1].label, "dog");  // u1 changed its mind on row 3
+  EXPECT_EQ(labels[2].labeler, "u2");
+  ASSERT_TRUE(store->DeleteLabels("default", "q").ok());
+  EXPECT_TRUE(store->ListLabels("default", "q")->empty());
+}
 }  // namespace
 }  // namespace lathe
