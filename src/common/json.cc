@@ -105,4 +105,46 @@ std::string DumpJson(const Json& j, int indent) {
   return j.dump(indent, ' ', false, Json::error_handler_t::replace);
 }
 
+Json StatusToJson(const Status& st) {
+  Json j = {{"code", StatusCodeName(st.code())}, {"message", st.message()}};
+  if (!st.details().empty()) {
+    Json errors = Json::array();
+    for (const auto& d : st.details()) {
+      Json e = {{"message", d.message}};
+      if (!d.field.empty()) e["field"] = d.field;
+      if (d.line >= 0) e["line"] = d.line;
+      if (!d.column.empty()) e["column"] = d.column;
+      if (d.position >= 0) e["position"] = d.position;
+      errors.push_back(std::move(e));
+    }
+    j["errors"] = std::move(errors);
+  }
+  return j;
+}
+
+Status StatusFromJson(const Json& j) {
+  if (!j.is_object() || !j.contains("code") || !j["code"].is_string()) {
+    return Status::Internal("unrecognised error record: " + DumpJson(j).substr(0, 200));
+  }
+  const std::string code_name = j["code"].get<std::string>();
+  StatusCode code = StatusCode::kInternal;
+  for (int c = 1; c <= static_cast<int>(StatusCode::kInternal); ++c) {
+    if (code_name == StatusCodeName(static_cast<StatusCode>(c))) code = static_cast<StatusCode>(c);
+  }
+  Status st(code, GetStringOr(j, "message", ""));
+  if (j.contains("errors") && j["errors"].is_array()) {
+    for (const auto& e : j["errors"]) {
+      if (!e.is_object()) continue;
+      ErrorDetail d;
+      d.message = GetStringOr(e, "message", "");
+      d.field = GetStringOr(e, "field", "");
+      d.line = GetIntOr(e, "line", -1);
+      d.column = GetStringOr(e, "column", "");
+      d.position = GetIntOr(e, "position", -1);
+      st = std::move(st).WithDetail(std::move(d));
+    }
+  }
+  return st;
+}
+
 }  // namespace lathe

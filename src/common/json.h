@@ -31,4 +31,10 @@ double GetNumberOr(const Json& obj, const std::string& field, double fallback);
 // Dumps with invalid UTF-8 replaced rather than throwing.
 std::string DumpJson(const Json& j, int indent = -1);
 
+// A Status as JSON and back, details included: {"code":"invalid_argument","message":…,"errors":[{"line",…}]}.
+// Lets a job record the structured error its caller turns into problem+json. StatusFromJson of anything
+// unrecognised is kInternal with the text it found.
+Json StatusToJson(const Status& st);
+Status StatusFromJson(const Json& j);
+
 }  // namespace lathe

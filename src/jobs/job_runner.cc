@@ -131,10 +131,16 @@ void JobRunner::RunOne(JobRecord job) {
       error = stopping_.load() ? "interrupted by shutdown" : "cancelled";
     } else {
       error = r.status().message();
+      result = {{"error", StatusToJson(r.status())}};
     }
   }
   Status st = store_->FinishJob(job.id, state, result, error, NowMicros());
   if (!st.ok()) LogWarn("job finish not recorded", {{"job", job.id}, {"error", st.ToString()}});
+  {
+    std::lock_guard<std::mutex> lock(finished_mu_);
+    ++finished_count_;
+  }
+  finished_cv_.notify_all();
   LogInfo("job finished", {{"job", job.id}, {"kind", job.kind}, {"state", JobStateName(state)},
                            {"duration_ms", (MonotonicMicros() - started) / 1000}, {"error", error}});
   if (it != kinds_.end() && it->second.on_finished) {
@@ -142,6 +148,25 @@ void JobRunner::RunOne(JobRecord job) {
     if (fresh.ok()) it->second.on_finished(*fresh);
   }
   running_--;
+}
+
+Result<JobRecord> JobRunner::Wait(const std::string& id, int64_t timeout_ms) {
+  const int64_t deadline = MonotonicMicros() + timeout_ms * 1000;
+  for (;;) {
+    uint64_t seen;
+    {
+      std::lock_guard<std::mutex> lock(finished_mu_);
+      seen = finished_count_;
+    }
+    ASSIGN_OR_RETURN(JobRecord job, store_->GetJob(id));
+    if (IsTerminal(job.state)) return job;
+    const int64_t left_us = deadline - MonotonicMicros();
+    if (left_us <= 0) return job;
+    std::unique_lock<std::mutex> lock(finished_mu_);
+    // Another process (or node) may finish the job: poll at least every 250 ms.
+    finished_cv_.wait_for(lock, std::chrono::microseconds(std::min<int64_t>(left_us, 250000)),
+                          [&] { return finished_count_ != seen; });
+  }
 }
 
 }  // namespace lathe

@@ -70,6 +70,9 @@ class JobRunner {
   Result<JobRecord> Submit(const std::string& kind, const std::string& project, const Json& payload,
                            const std::string& created_by, const std::string& id = "");
   Result<JobRecord> Cancel(const std::string& id);
+  // Blocks until job `id` is terminal or `timeout_ms` passes; returns its latest record either way.
+  // A failed job's result holds {"error": StatusToJson(status)} so callers can rebuild the structured error.
+  Result<JobRecord> Wait(const std::string& id, int64_t timeout_ms);
   int running() const { return running_.load(); }
 
  private:
@@ -85,6 +88,9 @@ class JobRunner {
   bool wake_ = false;  // guarded by mu_
   std::atomic<bool> stopping_{false};
   std::atomic<int> running_{0};
+  std::mutex finished_mu_;
+  std::condition_variable finished_cv_;
+  uint64_t finished_count_ = 0;  // guarded by finished_mu_; bumps on every finished job
 };
 
 }  // namespace lathe

@@ -85,6 +85,9 @@ void HttpResponse::Clear() {
   content_type = "application/json";
   headers.clear();
   body.clear();
+  if (body_file_owned && !body_file.empty()) ::unlink(body_file.c_str());
+  body_file.clear();
+  body_file_owned = false;
   route.clear();
   caller.clear();
 }
@@ -620,6 +623,32 @@ class Session : public std::enable_shared_from_this<Session> {
     if (status < 100 || status > 999) status = 500;
     const bool body_allowed = BodyAllowed(status);
     const bool head_request = req_.method == "HEAD";
+    // A file body: opened now so its size goes into Content-Length; a file that vanished is a 500.
+    int file_fd = -1;
+    uint64_t file_size = 0;
+    if (!res_.body_file.empty()) {
+      file_fd = ::open(res_.body_file.c_str(), O_RDONLY | O_CLOEXEC);
+      struct stat st;
+      if (file_fd < 0 || ::fstat(file_fd, &st) != 0) {
+        if (file_fd >= 0) ::close(file_fd);
+        file_fd = -1;
+        status = 500;
+        res_.content_type = "application/problem+json";
+        res_.body = R"({"type":"about:blank","title":"Internal Server Error","status":500,"detail":"the response file is gone"})";
+      } else {
+        file_size = static_cast<uint64_t>(st.st_size);
+      }
+    }
+    struct FdCloser {
+      int& fd;
+      HttpResponse& res;
+      ~FdCloser() {
+        if (fd >= 0) ::close(fd);
+        if (res.body_file_owned && !res.body_file.empty()) ::unlink(res.body_file.c_str());
+        res.body_file.clear();
+        res.body_file_owned = false;
+      }
+    } closer{file_fd, res_};
     std::string& h = head_;
     h.clear();
     h.append("HTTP/1.1 ");
@@ -634,7 +663,7 @@ class Session : public std::enable_shared_from_this<Session> {
         h.append("Content-Type: ").append(res_.content_type).append("\r\n");
       }
       h.append("Content-Length: ");
-      AppendInt(&h, res_.body.size());
+      AppendInt(&h, file_fd >= 0 ? file_size : res_.body.size());
       h.append("\r\n");
     }
     h.append("X-Request-Id: ").append(req_.request_id).append("\r\n");
@@ -663,6 +692,27 @@ class Session : public std::enable_shared_from_this<Session> {
     RecordMetrics(status);
     SetDeadline(srv_->opt.request_timeout_ms);
     error_code ec;
+    if (file_fd >= 0) {
+      co_await asio::async_write(sock_, asio::buffer(h), asio::redirect_error(asio::use_awaitable, ec));
+      uint64_t sent = 0;
+      if (body_allowed && !head_request) {
+        std::string block(256 * 1024, '\0');
+        while (!ec && sent < file_size) {
+          ssize_t n = ::read(file_fd, block.data(), block.size());
+          if (n <= 0) {
+            // The file shrank under us: the client sees a short body and the connection closes.
+            ec = boost::asio::error::broken_pipe;
+            break;
+          }
+          SetDeadline(srv_->opt.request_timeout_ms);
+          co_await asio::async_write(sock_, asio::buffer(block.data(), static_cast<size_t>(n)),
+                                     asio::redirect_error(asio::use_awaitable, ec));
+          sent += static_cast<uint64_t>(n);
+        }
+      }
+      LogAccess(status, sent, ec);
+      co_return !ec;
+    }
     size_t body_bytes = (body_allowed && !head_request) ? res_.body.size() : 0;
     std::array<asio::const_buffer, 2> bufs = {asio::buffer(h), asio::buffer(res_.body.data(), body_bytes)};
     co_await asio::async_write(sock_, bufs, asio::redirect_error(asio::use_awaitable, ec));

@@ -63,6 +63,10 @@ struct HttpResponse {
                                                              // Content-Length/Transfer-Encoding/Date/Server
                                                              // are ignored; "Connection: close" is honoured
   std::string body;
+  // When set, the body is this file's contents instead of `body`, streamed in blocks (bounded memory for
+  // exports of any size). The file is removed after the response if body_file_owned.
+  std::string body_file;
+  bool body_file_owned = false;
   std::string route;    // set by the handler: route pattern for logs/metrics ("/api/v1/jobs/{id}")
   std::string caller;   // set by the handler: who made the call, for the access log
 

@@ -107,5 +107,39 @@ TEST_F(JobRunnerTest, StopInterruptsRunningJobsAfterTheirStep) {
   EXPECT_EQ(after->error, "interrupted by shutdown");
 }
 
+TEST_F(JobRunnerTest, WaitReturnsTheTerminalJobWithItsStructuredError) {
+  JobRunner runner(store_.get(), 1);
+  runner.Register("parse", {.handler = [](JobContext& ctx) -> Result<Json> {
+                              std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                              if (ctx.payload().value("bad", false)) {
+                                return Status::InvalidArgument("line 7: expected 3 fields")
+                                    .WithDetail(ErrorDetail::Cell(7, "price", "expected 3 fields"));
+                              }
+                              return Json{{"rows", 10}};
+                            }});
+  ASSERT_TRUE(runner.Start().ok());
+  auto good = runner.Submit("parse", "default", Json::object(), "t");
+  auto bad = runner.Submit("parse", "default", {{"bad", true}}, "t");
+  ASSERT_TRUE(good.ok() && bad.ok());
+  auto g = runner.Wait(good->id, 10000);
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->state, JobState::kSucceeded);
+  EXPECT_EQ(g->result["rows"], 10);
+  auto b = runner.Wait(bad->id, 10000);
+  ASSERT_TRUE(b.ok());
+  ASSERT_EQ(b->state, JobState::kFailed);
+  Status st = StatusFromJson(b->result["error"]);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  ASSERT_EQ(st.details().size(), 1u);
+  EXPECT_EQ(st.details()[0].line, 7);
+  EXPECT_EQ(st.details()[0].column, "price");
+  // A timeout returns the job as it is.
+  auto slow = runner.Submit("parse", "default", Json::object(), "t");
+  auto w = runner.Wait(slow->id, 1);
+  ASSERT_TRUE(w.ok());
+  EXPECT_FALSE(IsTerminal(w->state));
+  EXPECT_EQ(runner.Wait("job_missing", 10).status().code(), StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace lathe
