@@ -1,9 +1,15 @@
 #include "api/app.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "api/problem.h"
 #include "common/clock.h"
+#include "common/crypto.h"
 #include "common/log.h"
 
 #ifndef LATHE_VERSION
@@ -14,6 +20,47 @@ namespace lathe {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// The master key file holds 64 hex characters (32 bytes). Created with mode 0600 when absent; a file that
+// exists but is malformed is an error (never silently replaced: that would orphan every stored secret).
+Result<std::string> LoadOrCreateMasterKey(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    std::string key = RandomBytes(32);
+    std::string hex = HexEncode(key) + "\n";
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return Status::FailedPrecondition("cannot create master key file " + path + ": " + std::strerror(errno));
+    bool ok = ::write(fd, hex.data(), hex.size()) == static_cast<ssize_t>(hex.size()) && ::fsync(fd) == 0;
+    ::close(fd);
+    if (!ok) return Status::Internal("cannot write master key file " + path);
+    LogInfo("created master key", {{"path", path}});
+    return key;
+  }
+  ASSIGN_OR_RETURN(std::string text, ReadFile(path, 4096));
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
+  std::string key;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  if (text.size() == 64) {
+    for (size_t i = 0; i < 64; i += 2) {
+      int hi = nibble(text[i]), lo = nibble(text[i + 1]);
+      if (hi < 0 || lo < 0) break;
+      key.push_back(static_cast<char>(hi * 16 + lo));
+    }
+  }
+  if (key.size() != 32) {
+    return Status::FailedPrecondition("master key file " + path + " must hold exactly 64 hex characters");
+  }
+  return key;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<App>> App::Create(const AppConfig& config) {
   std::unique_ptr<App> app(new App(config));
   std::error_code ec;
@@ -21,6 +68,10 @@ Result<std::unique_ptr<App>> App::Create(const AppConfig& config) {
   if (ec) return Status::FailedPrecondition("cannot create data dir " + config.data_dir + ": " + ec.message());
   ASSIGN_OR_RETURN(app->store_, OpenSqliteStore((fs::path(config.data_dir) / "lathe.db").string()));
   ASSIGN_OR_RETURN(app->blobs_, BlobStore::Open((fs::path(config.data_dir) / "blobs").string()));
+  ASSIGN_OR_RETURN(app->master_key_,
+                   LoadOrCreateMasterKey(config.master_key_file.empty()
+                                             ? (fs::path(config.data_dir) / "master.key").string()
+                                             : config.master_key_file));
   app->auth_ = std::make_unique<AuthService>(app->store_.get(), AuthOptions{.token_ttl_s = config.token_ttl_s});
   RETURN_IF_ERROR(app->auth_->Bootstrap(config.admin_password));
   RETURN_IF_ERROR(app->store_->EnsureProject("default"));
@@ -57,7 +108,13 @@ Result<std::unique_ptr<App>> App::Create(const AppConfig& config) {
   RegisterJobRoutes(app->router_, *app);
   RegisterModelRoutes(app->router_, *app);
   RegisterDeploymentRoutes(app->router_, *app);
+  RegisterDatasetSettingsRoutes(app->router_, *app);
+  RegisterRecipeRoutes(app->router_, *app);
+  RegisterConnectionRoutes(app->router_, *app);
+  RegisterLabelRoutes(app->router_, *app);
   RegisterTrainJob(*app);
+  RegisterImportJob(*app);
+  RegisterRecipeJob(*app);
   return app;
 }
 

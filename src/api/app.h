@@ -33,8 +33,12 @@ struct AppConfig {
   size_t max_json_depth = 64;
   int64_t max_predict_rows = 10000;      // instances per predict request
   int64_t max_page_rows = 10000;         // rows per browse request
+  int64_t max_browse_rows = 5000000;     // largest version that browse may sort or filter in memory
   int64_t token_ttl_s = 7 * 24 * 3600;
   bool metrics_public = true;            // GET /metrics without a token
+  std::string master_key_file;           // "" = data_dir/master.key (created with mode 0600 if absent)
+  std::string sqlite_dir;                // SQLite files users may import from; "" = disabled
+  int64_t import_wait_s = 3600;          // an upload waits this long for its import job, then 202
 };
 
 class App : public HttpService {
@@ -59,6 +63,8 @@ class App : public HttpService {
   DeploymentRegistry& deployments() { return deployments_; }
   MetricsRegistry& metrics() { return metrics_; }
   const Router& router() const { return router_; }
+  // 32 bytes; encrypts secrets at rest (connection passwords, header values).
+  const std::string& master_key() const { return master_key_; }
   bool ready() const { return ready_.load(); }
   // kNotFound unless the project exists. Known projects are cached: this is on every request's path.
   Status CheckProject(const std::string& project);
@@ -67,6 +73,7 @@ class App : public HttpService {
   explicit App(const AppConfig& config) : config_(config) {}
 
   AppConfig config_;
+  std::string master_key_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<BlobStore> blobs_;
   std::unique_ptr<AuthService> auth_;
@@ -87,9 +94,15 @@ void RegisterRunRoutes(Router& router, App& app);
 void RegisterJobRoutes(Router& router, App& app);
 void RegisterModelRoutes(Router& router, App& app);
 void RegisterDeploymentRoutes(Router& router, App& app);
+void RegisterDatasetSettingsRoutes(Router& router, App& app);
+void RegisterRecipeRoutes(Router& router, App& app);
+void RegisterConnectionRoutes(Router& router, App& app);
+void RegisterLabelRoutes(Router& router, App& app);
 
 // Job kinds (registered with the JobRunner by App::Create).
 void RegisterTrainJob(App& app);
+void RegisterImportJob(App& app);
+void RegisterRecipeJob(App& app);
 // Opens the columnar file of a dataset version (memory-mapped).
 Result<std::unique_ptr<DatasetFile>> OpenDatasetVersion(App& app, const DatasetVersionRecord& v);
 // Loads every stored deployment into the live registry (at start).

@@ -1,6 +1,7 @@
 // Model registry (versions registered from finished runs), deployments (a name bound to a model version,
 // loaded and serving), and the predict endpoint.
 #include "api/app.h"
+#include "api/data_import.h"
 #include "api/params.h"
 #include "api/problem.h"
 #include "common/clock.h"
@@ -36,7 +37,7 @@ Result<std::shared_ptr<const LoadedDeployment>> LoadVersion(App& app, const Depl
     return Status::FailedPrecondition("model '" + d.model + "' version " + std::to_string(d.version) +
                                       " cannot be loaded: " + bytes.status().message());
   }
-  auto predictor = ml::Predictor::Load(*bytes);
+  auto predictor = ml::Predictor::Load(*bytes, PiiSalt(app, d.project));
   if (!predictor.ok()) {
     return Status::FailedPrecondition("model '" + d.model + "' version " + std::to_string(d.version) +
                                       " cannot be loaded: " + predictor.status().message());

@@ -2,6 +2,7 @@
 #include <set>
 
 #include "api/app.h"
+#include "api/data_import.h"
 #include "api/params.h"
 #include "api/problem.h"
 #include "common/clock.h"
@@ -195,6 +196,12 @@ Result<Json> RunTrainJob(App& app, JobContext& ctx) {
   spec.params = run.params;
   spec.test_fraction = run.split.value("test_fraction", 0.2);
   spec.seed = static_cast<uint64_t>(run.split.value("seed", int64_t{42}));
+  ASSIGN_OR_RETURN(spec.preprocess, PreprocessFromLineage(app, version));
+  if (!spec.preprocess.empty()) {
+    ctx.Log("the model will replay " + std::to_string(spec.preprocess["recipes"].size()) +
+            " recipe(s) on raw input from " + spec.preprocess["root"].value("dataset", std::string()) + " v" +
+            std::to_string(spec.preprocess["root"].value("version", int64_t{0})));
+  }
   auto out = ml::Train(
       table, spec, [&ctx](double f, const std::string& msg) { ctx.Progress(0.05 + 0.9 * f, msg); },
       [&ctx] { return ctx.Cancelled(); });

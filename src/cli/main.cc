@@ -12,7 +12,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: lathe COMMAND [ARGS]; see 'lathe --help'\n");
     return 2;
   }
-  if (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+  // `lathe help COMMAND …` is answered by the client's per-command help.
+  if (args[0] == "-h" || args[0] == "--help" || (args[0] == "help" && args.size() == 1)) {
     std::printf("lathe — a self-hosted ML platform in one binary\n\n"
                 "  lathe serve [--help]     start the server\n\n");
     lathe::PrintClientUsage();

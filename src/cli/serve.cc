@@ -109,6 +109,13 @@ std::vector<Knob> Knobs(ServeConfig* c) {
          ASSIGN_OR_RETURN(c->app.metrics_public, ParseBoolValue("metrics-public", v));
          return Status::Ok();
        }},
+      {"master-key-file", "", "file holding the 32-byte master key (64 hex chars) that encrypts stored secrets; "
+       "empty = DATA_DIR/master.key, created on first start",
+       [c](const std::string& v) { c->app.master_key_file = v; return Status::Ok(); }},
+      {"sqlite-dir", "", "directory whose SQLite files users may import from (empty = SQLite sources disabled)",
+       [c](const std::string& v) { c->app.sqlite_dir = v; return Status::Ok(); }},
+      int_knob("import-wait-s", &c->app.import_wait_s, 3600, 0, 86400,
+               "an upload waits this long for its import job before answering 202 with the job"),
       {"log-level", "info", "debug, info, warn or error",
        [c](const std::string& v) -> Status {
          if (v != "debug" && v != "info" && v != "warn" && v != "error") {

@@ -3,8 +3,11 @@
 #include <argon2.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
+#include <memory>
 #include <stdexcept>
 
 namespace lathe {
@@ -88,6 +91,139 @@ Result<std::string> HashPassword(std::string_view password) {
 
 bool VerifyPassword(std::string_view password, const std::string& encoded) {
   return argon2id_verify(encoded.c_str(), password.data(), password.size()) == ARGON2_OK;
+}
+
+std::string HmacSha256(std::string_view key, std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  // An empty key is legal for HMAC; HMAC() wants a non-null pointer either way.
+  static const unsigned char kEmpty = 0;
+  const void* key_ptr = key.empty() ? static_cast<const void*>(&kEmpty) : key.data();
+  if (HMAC(EVP_sha256(), key_ptr, static_cast<int>(key.size()),
+           reinterpret_cast<const unsigned char*>(data.data()), data.size(), md, &len) == nullptr) {
+    throw std::runtime_error("HMAC-SHA256 failed");  // only on allocation failure inside OpenSSL
+  }
+  return std::string(reinterpret_cast<char*>(md), len);
+}
+
+namespace {
+
+struct CipherCtxFree {
+  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
+};
+using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree>;
+
+const unsigned char* Bytes(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
+
+Status CheckGcmKey(std::string_view key) {
+  if (key.size() != kAesGcmKeyBytes) {
+    return Status::InvalidArgument("AES-256-GCM key must be 32 bytes, got " + std::to_string(key.size()));
+  }
+  return Status::Ok();
+}
+
+// ciphertext || tag of `plaintext` under key/nonce/aad.
+Result<std::string> GcmSeal(std::string_view key, std::string_view nonce, std::string_view plaintext,
+                            std::string_view aad) {
+  if (plaintext.size() > (size_t{1} << 36)) return Status::InvalidArgument("AES-GCM plaintext too large");
+  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  if (!ctx) return Status::Internal("EVP_CIPHER_CTX_new failed");
+  int len = 0;
+  if (EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(nonce.size()), nullptr) != 1 ||
+      EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, Bytes(key), Bytes(nonce)) != 1) {
+    return Status::Internal("AES-GCM init failed");
+  }
+  if (!aad.empty() &&
+      EVP_EncryptUpdate(ctx.get(), nullptr, &len, Bytes(aad), static_cast<int>(aad.size())) != 1) {
+    return Status::Internal("AES-GCM aad failed");
+  }
+  std::string out(plaintext.size() + kAesGcmTagBytes, '\0');
+  auto* dst = reinterpret_cast<unsigned char*>(out.data());
+  size_t done = 0;
+  // EVP takes int lengths: feed in chunks so multi-GiB inputs cannot overflow.
+  constexpr size_t kChunk = size_t{1} << 30;
+  while (done < plaintext.size()) {
+    size_t n = std::min(kChunk, plaintext.size() - done);
+    if (EVP_EncryptUpdate(ctx.get(), dst + done, &len, Bytes(plaintext) + done, static_cast<int>(n)) != 1) {
+      return Status::Internal("AES-GCM encrypt failed");
+    }
+    done += static_cast<size_t>(len);
+  }
+  if (EVP_EncryptFinal_ex(ctx.get(), dst + done, &len) != 1) return Status::Internal("AES-GCM final failed");
+  done += static_cast<size_t>(len);
+  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(kAesGcmTagBytes), dst + done) !=
+      1) {
+    return Status::Internal("AES-GCM tag failed");
+  }
+  out.resize(done + kAesGcmTagBytes);
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> AesGcmSealWithNonceForTest(std::string_view key, std::string_view nonce,
+                                               std::string_view plaintext, std::string_view aad) {
+  RETURN_IF_ERROR(CheckGcmKey(key));
+  if (nonce.size() != kAesGcmNonceBytes) return Status::InvalidArgument("AES-GCM nonce must be 12 bytes");
+  return GcmSeal(key, nonce, plaintext, aad);
+}
+
+Result<std::string> EncryptAesGcm(std::string_view key, std::string_view plaintext, std::string_view aad) {
+  RETURN_IF_ERROR(CheckGcmKey(key));
+  std::string nonce = RandomBytes(kAesGcmNonceBytes);
+  ASSIGN_OR_RETURN(std::string body, GcmSeal(key, nonce, plaintext, aad));
+  std::string out;
+  out.reserve(1 + nonce.size() + body.size());
+  out.push_back(static_cast<char>(kAesGcmVersion));
+  out += nonce;
+  out += body;
+  return out;
+}
+
+Result<std::string> DecryptAesGcm(std::string_view key, std::string_view sealed, std::string_view aad) {
+  RETURN_IF_ERROR(CheckGcmKey(key));
+  const Status kAuthFailed = Status::DataLoss("authentication failed");
+  if (sealed.size() < kAesGcmOverheadBytes) return kAuthFailed;
+  if (static_cast<uint8_t>(sealed[0]) != kAesGcmVersion) return kAuthFailed;
+  std::string_view nonce = sealed.substr(1, kAesGcmNonceBytes);
+  std::string_view body = sealed.substr(1 + kAesGcmNonceBytes);
+  std::string_view ct = body.substr(0, body.size() - kAesGcmTagBytes);
+  std::string tag(body.substr(body.size() - kAesGcmTagBytes));
+
+  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  if (!ctx) return Status::Internal("EVP_CIPHER_CTX_new failed");
+  int len = 0;
+  if (EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(nonce.size()), nullptr) != 1 ||
+      EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, Bytes(key), Bytes(nonce)) != 1) {
+    return Status::Internal("AES-GCM init failed");
+  }
+  if (!aad.empty() &&
+      EVP_DecryptUpdate(ctx.get(), nullptr, &len, Bytes(aad), static_cast<int>(aad.size())) != 1) {
+    return Status::Internal("AES-GCM aad failed");
+  }
+  std::string out(ct.size(), '\0');
+  auto* dst = reinterpret_cast<unsigned char*>(out.data());
+  size_t done = 0;
+  constexpr size_t kChunk = size_t{1} << 30;
+  while (done < ct.size()) {
+    size_t n = std::min(kChunk, ct.size() - done);
+    if (EVP_DecryptUpdate(ctx.get(), dst + done, &len, Bytes(ct) + done, static_cast<int>(n)) != 1) {
+      return kAuthFailed;
+    }
+    done += static_cast<size_t>(len);
+  }
+  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(kAesGcmTagBytes), tag.data()) !=
+      1) {
+    return Status::Internal("AES-GCM set tag failed");
+  }
+  if (EVP_DecryptFinal_ex(ctx.get(), dst + done, &len) != 1) {
+    OPENSSL_cleanse(out.data(), out.size());  // never release unauthenticated plaintext
+    return kAuthFailed;
+  }
+  out.resize(done + static_cast<size_t>(len));
+  return out;
 }
 
 }  // namespace lathe

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <future>
@@ -23,9 +24,15 @@
 #include "data/checksum.h"
 #include "data/csv_tokenizer.h"
 #include "data/lcol_format.h"
+#include "data/text_encoding.h"
+#include "data/value_hints.h"
 #include "data/value_parse.h"
 
 namespace lathe {
+
+// The converters below call IsMissingToken for nearly every string value; inlined, its comparisons fold to
+// a few instructions (out of line, GCC emits string_view::compare and memcmp calls: +1.5% per row).
+__attribute__((always_inline)) inline bool IsMissingToken(std::string_view s);
 
 namespace {
 
@@ -109,6 +116,13 @@ struct FieldRef {
 };
 constexpr uint32_t kEscapedBit = 1u << 31;
 
+// A row dropped under BadRowPolicy::kSkip / kQuarantine.
+struct BadRow {
+  int64_t line = 0;  // relative newline count in a SegmentResult; absolute (1-based) once merged
+  std::string reason;
+  std::string raw;   // the row's text without its line break, capped (kQuarantine only)
+};
+
 // What one segment of the file produced: its rows, converted and encoded in the types the rows themselves
 // support (joined across segments later).
 struct SegmentResult {
@@ -117,10 +131,23 @@ struct SegmentResult {
   int64_t rows = 0, lines = 0;
   std::vector<GroupSpan> groups;
   std::vector<std::vector<EncodedChunk>> chunks;  // per group, per column
+  std::vector<BadRow> bad;                         // in file order
   bool has_error = false;
   std::string error;
-  int64_t error_line = 0;  // relative newline count
+  std::string error_column;  // the column the error is in, if known
+  int64_t error_line = 0;    // relative newline count
 };
+
+// How one column's values are read, from the schema hints.
+struct ColumnRule {
+  bool fixed = false;                      // the type is forced: never promoted, a value that does not parse is bad
+  ColumnType type = ColumnType::kInt64;    // the first candidate type (the forced one if fixed)
+  const DateFormat* date = nullptr;        // datetime values are read with this pattern
+};
+
+constexpr size_t kQuarantineRawBytes = 64 << 10;
+constexpr int64_t kEncodingSampleBytes = 2 << 20;  // bytes read to detect the encoding
+constexpr size_t kHeaderSampleRows = 200;          // rows after the first that HeaderMode::kAuto looks at
 
 struct ImportPlan {
   const InputFile* file = nullptr;
@@ -129,6 +156,16 @@ struct ImportPlan {
   size_t ncols = 0;
   int64_t data_start = 0;
   size_t group_rows = 0;  // rows per group: 65536, fewer for very wide files so buffers stay bounded
+  const std::vector<std::string>* names = nullptr;
+  std::vector<ColumnRule> rules;  // per column
+  std::vector<size_t> checked;    // columns with a fixed type, validated row by row
+  bool decimal_comma = false;
+  const MissingTokens* missing = nullptr;
+  BadRowPolicy policy = BadRowPolicy::kFail;
+  int64_t max_bad_rows = 0;
+  TextEncoding encoding = TextEncoding::kUtf8;
+  bool exact_offsets = true;  // the file read is the input itself (not a decoded/requoted copy)
+  int zstd_level = 1;
 };
 
 std::string Plural(int64_t n, const char* word) { return std::to_string(n) + " " + word + (n == 1 ? "" : "s"); }
@@ -324,6 +361,21 @@ struct ColumnScratch {
   std::vector<int64_t> scaled;
   ChunkDict dict;
   std::string unescaped;
+  // How values are read (import hints). fast == false sends every value through PutGeneral (custom missing
+  // tokens may look like numbers or dates, which the fast paths would take as values).
+  bool fast = true;
+  bool plain = true;  // no hint changes how values are read: PutRange runs the original loop
+  bool decimal_comma = false;
+  const DateFormat* date = nullptr;
+  const MissingTokens* missing = nullptr;  // nullptr: the default spellings
+
+  void Configure(bool decimal_comma_in, const DateFormat* date_in, const MissingTokens* missing_in) {
+    decimal_comma = decimal_comma_in;
+    date = date_in;
+    missing = missing_in != nullptr && missing_in->custom() ? missing_in : nullptr;
+    fast = missing == nullptr;
+    plain = fast && !decimal_comma && date == nullptr;
+  }
 
   void Start(ColumnType t, size_t cap) {
     type = t;
@@ -352,19 +404,23 @@ struct ColumnScratch {
   // integers and decimals, empty fields, unpadded strings) take a fast path that yields exactly what the
   // general parsers in value_parse.h yield; anything else goes through them.
   bool Put(size_t r, const char* data, uint32_t size, bool escaped) {
-    if (!escaped && PutFast(r, data, size)) return true;
+    if (!escaped && fast && PutFast<false>(r, data, size)) return true;
     if (type == ColumnType::kFloat64) frac[r] = kNoDecimal;
     return PutGeneral(r, data, size, escaped);
   }
 
   // Converts rows [row, end) given by refs[] until one does not parse; returns that row, or `end`.
   size_t PutRange(size_t row, size_t end, const FieldRef* refs, const char* base) {
+    return plain ? PutRangeT<true>(row, end, refs, base) : PutRangeT<false>(row, end, refs, base);
+  }
+  template <bool kPlain>
+  size_t PutRangeT(size_t row, size_t end, const FieldRef* refs, const char* base) {
     for (; row < end; ++row) {
       const FieldRef& f = refs[row];
       const char* data = base + f.offset;
       uint32_t size = f.len_flags & ~kEscapedBit;
       bool escaped = (f.len_flags & kEscapedBit) != 0;
-      if (!escaped && PutFast(row, data, size)) continue;
+      if (!escaped && (kPlain || fast) && PutFast<kPlain>(row, data, size)) continue;
       if (type == ColumnType::kFloat64) frac[row] = kNoDecimal;
       if (!PutGeneral(row, data, size, escaped)) break;
     }
@@ -372,6 +428,8 @@ struct ColumnScratch {
   }
 
   // The fast path of Put for an unescaped field; false means "use PutGeneral" (not "does not parse").
+  // kPlain: the column has no hint that changes parsing (decimal comma, date format), so skip those checks.
+  template <bool kPlain>
   __attribute__((always_inline)) bool PutFast(size_t r, const char* data, uint32_t size) {
     switch (type) {
       case ColumnType::kInt64: {
@@ -396,6 +454,9 @@ struct ColumnScratch {
           valid[r] = 0, f64[r] = 0, frac[r] = 0;
           return true;
         }
+        if constexpr (!kPlain) {
+          if (decimal_comma) return false;
+        }
         return PutDecimal(r, data, size);
       case ColumnType::kString: {
         if (size == 0) {
@@ -414,6 +475,9 @@ struct ColumnScratch {
         return true;
       }
       case ColumnType::kDatetime:
+        if constexpr (!kPlain) {
+          if (date != nullptr) return false;
+        }
         if (size >= 10 && data[0] >= '0' && data[0] <= '9' && data[size - 1] != ' ' && data[size - 1] != '\t' &&
             ParseDatetimeMicros(std::string_view(data, size), &i64[r])) {
           valid[r] = 1;
@@ -482,7 +546,7 @@ struct ColumnScratch {
     std::string_view raw(data, size);
     if (escaped) raw = CsvTokenizer::Unescape(CsvField{data, size, true, true}, &unescaped);
     std::string_view v = TrimBlanks(raw);
-    if (IsMissingToken(v)) {
+    if (missing != nullptr ? missing->Contains(v) : IsMissingToken(v)) {
       valid[r] = 0;
       switch (type) {
         case ColumnType::kInt64:
@@ -496,14 +560,15 @@ struct ColumnScratch {
     valid[r] = 1;
     switch (type) {
       case ColumnType::kInt64: return ParseInt64(v, &i64[r]) == IntParse::kOk;
-      case ColumnType::kFloat64: return ParseFloat64(v, &f64[r]);
+      case ColumnType::kFloat64:
+        return decimal_comma ? ParseDecimalCommaFloat(v, &f64[r]) : ParseFloat64(v, &f64[r]);
       case ColumnType::kBool: {
         bool x;
         if (!ParseBool(v, &x)) return false;
         b[r] = x;
         return true;
       }
-      case ColumnType::kDatetime: return ParseDatetimeMicros(v, &i64[r]);
+      case ColumnType::kDatetime: return date != nullptr ? date->Parse(v, &i64[r]) : ParseDatetimeMicros(v, &i64[r]);
       case ColumnType::kString: codes[r] = dict.Insert(raw, !escaped); return true;
     }
     return false;
@@ -559,6 +624,45 @@ ColumnType NextCandidate(ColumnType t) {
     case ColumnType::kBool: return ColumnType::kDatetime;
     default: return ColumnType::kString;
   }
+}
+
+// True if the trimmed value v is missing or parses as the rule's fixed type (the same parsers that convert it).
+bool ValueFitsRule(const ColumnRule& rule, std::string_view v, bool decimal_comma, const MissingTokens& missing) {
+  if (missing.Contains(v)) return true;
+  int64_t i;
+  double d;
+  bool b;
+  switch (rule.type) {
+    case ColumnType::kInt64: return ParseInt64(v, &i) == IntParse::kOk;
+    case ColumnType::kFloat64: return decimal_comma ? ParseDecimalCommaFloat(v, &d) : ParseFloat64(v, &d);
+    case ColumnType::kBool: return ParseBool(v, &b);
+    case ColumnType::kDatetime: return rule.date != nullptr ? rule.date->Parse(v, &i) : ParseDatetimeMicros(v, &i);
+    case ColumnType::kString: return true;
+  }
+  return false;
+}
+
+// A value for a message: at most 60 bytes, not cut inside a UTF-8 sequence.
+std::string ShownValue(std::string_view v) {
+  if (v.size() <= 60) return std::string(v);
+  size_t n = 60;
+  while (n > 0 && (static_cast<unsigned char>(v[n]) & 0xC0) == 0x80) --n;
+  return std::string(v.substr(0, n)) + "...";
+}
+
+std::string HintViolation(const ColumnRule& rule, std::string_view v) {
+  if (rule.date != nullptr) {
+    return "value '" + ShownValue(v) + "' does not match the date format '" + rule.date->pattern() + "' (schema hint)";
+  }
+  const char* what = "a valid value";
+  switch (rule.type) {
+    case ColumnType::kInt64: what = "a valid integer"; break;
+    case ColumnType::kFloat64: what = "a valid number"; break;
+    case ColumnType::kBool: what = "a valid boolean"; break;
+    case ColumnType::kDatetime: what = "a valid ISO 8601 date/time"; break;
+    case ColumnType::kString: break;
+  }
+  return "value '" + ShownValue(v) + "' is not " + what + " (schema hint: " + ColumnTypeName(rule.type) + ")";
 }
 
 // Per-thread working memory, reused across segments (pooled) so large buffers are faulted in only once.
@@ -712,16 +816,16 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
     return std::move(res);
   };
   ws.cols.resize(ncols);
+  for (size_t c = 0; c < ncols; ++c) ws.cols[c].Configure(plan.decimal_comma, plan.rules[c].date, plan.missing);
   auto start_group = [&]() {
     for (size_t c = 0; c < ncols; ++c) {
       if (only != nullptr && !(*only)[c]) continue;
-      ws.cols[c].Start(forced_types ? (*forced_types)[c] : ColumnType::kInt64, cap);
+      ws.cols[c].Start(forced_types ? (*forced_types)[c] : plan.rules[c].type, cap);
     }
   };
   start_group();
   const char* p = base;   // the next row
   int64_t lines = 0;      // newlines consumed before p
-  const char* utf8_ok = base;  // [base, utf8_ok) is known to be valid UTF-8
   GroupSpan group{r.start, r.start, 0, 0};
   size_t converted = 0;  // rows of the current group already converted
   auto flush = [&]() {
@@ -731,7 +835,7 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
     std::vector<EncodedChunk> chunks(ncols);
     for (size_t c = 0; c < ncols; ++c) {
       if (only != nullptr && !(*only)[c]) continue;
-      chunks[c] = ws.cols[c].Encode(n, plan.opts->zstd_level);
+      chunks[c] = ws.cols[c].Encode(n, plan.zstd_level);
     }
     r.groups.push_back(group);
     r.chunks.push_back(std::move(chunks));
@@ -747,7 +851,7 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
     if (col.Put(row, base + ref.offset, ref.len_flags & ~kEscapedBit, (ref.len_flags & kEscapedBit) != 0)) {
       return true;
     }
-    if (forced_types != nullptr) return false;
+    if (forced_types != nullptr || plan.rules[c].fixed) return false;
     for (;;) {
       col.Start(NextCandidate(col.type), cap);
       size_t k = 0;
@@ -775,14 +879,40 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
     converted = upto;
     return true;
   };
-  const char* error_pos = nullptr;
+  // A bad row: fails the segment (kFail) or is recorded and dropped. Returns true to stop the segment.
+  auto reject = [&](const char* row_begin, const char* row_end, int64_t line, std::string column,
+                    std::string reason) -> bool {
+    if (plan.policy == BadRowPolicy::kFail) {
+      r.has_error = true;
+      r.error = std::move(reason);
+      r.error_column = std::move(column);
+      r.error_line = line;
+      return true;
+    }
+    BadRow b;
+    b.line = line;
+    b.reason = column.empty() ? std::move(reason) : "column '" + column + "': " + reason;
+    if (plan.policy == BadRowPolicy::kQuarantine) {
+      const char* e = row_end;
+      if (e > row_begin && e[-1] == '\n') --e;
+      if (e > row_begin && e[-1] == '\r') --e;
+      b.raw.assign(row_begin, std::min<size_t>(static_cast<size_t>(e - row_begin), kQuarantineRawBytes));
+    }
+    r.bad.push_back(std::move(b));
+    // Past the cap the import fails at the merge anyway; stop reading this segment.
+    return static_cast<int64_t>(r.bad.size()) > plan.max_bad_rows;
+  };
+  std::string scratch;
+  bool stop = false;
   while (offset_of(p) < nominal_end) {
     size_t row = static_cast<size_t>(group.rows);
     bool ascii = false;
+    const char* row_begin = p;
+    int64_t row_line = lines;
+    size_t ragged_fields = ncols;  // != ncols: the row has that many fields
     const char* next =
         ScanSimpleRow(p, end, base, plan.delim, ncols, max_field, max_line, refs.data(), stride, row, &ascii);
     if (next != nullptr) {
-      if (utf8_ok == p && (ascii || FindInvalidUtf8(p, static_cast<size_t>(next - p)) < 0)) utf8_ok = next;
       p = next;
       ++lines;
     } else {
@@ -791,24 +921,21 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
       CsvRowStatus st = tok.NextRow();
       if (st == CsvRowStatus::kRow) {
         const auto& fields = tok.fields();
+        row_begin = tok.row_start();
+        row_line = lines + (tok.row_line() - before);
         if (fields.size() != ncols) {
-          r.has_error = true;
-          r.error = RaggedMessage(ncols, fields.size());
-          r.error_line = lines + (tok.row_line() - before);
-          error_pos = tok.row_start();
-          break;
+          ragged_fields = fields.size();
+        } else {
+          for (size_t c = 0; c < ncols; ++c) {
+            refs[c * stride + row] = {static_cast<uint32_t>(fields[c].data - base),
+                                      fields[c].size | (fields[c].escaped ? kEscapedBit : 0)};
+          }
         }
-        for (size_t c = 0; c < ncols; ++c) {
-          refs[c * stride + row] = {static_cast<uint32_t>(fields[c].data - base),
-                                 fields[c].size | (fields[c].escaped ? kEscapedBit : 0)};
-        }
-        if (utf8_ok == p && FindInvalidUtf8(p, static_cast<size_t>(tok.pos() - p)) < 0) utf8_ok = tok.pos();
         p = tok.pos();
         lines += tok.lines() - before;
       } else if (st == CsvRowStatus::kNeedMore) {
         // The last row continues past the segment: read more of the file behind the buffer.
         lines += tok.lines() - before;  // blank lines skipped before the unfinished row
-        if (utf8_ok == p) utf8_ok = tok.row_start();  // only blank lines in between
         p = tok.row_start();
         int64_t have_end = r.start + static_cast<int64_t>(buf.size());
         size_t more = static_cast<size_t>(std::min<int64_t>(std::max<size_t>(size_t{1} << 20, buf.size() / 2),
@@ -834,9 +961,61 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
         r.has_error = true;
         r.error = tok.error_message();
         r.error_line = lines + (tok.error_line() - before);
-        error_pos = tok.error_pos();
         break;
       }
+    }
+    // The row is read; is it good? Structure, then text, then the hinted columns' values.
+    if (ragged_fields != ncols) {
+      stop = reject(row_begin, p, row_line, {}, RaggedMessage(ncols, ragged_fields));
+      if (stop) break;
+      continue;
+    }
+    if (!ascii) {
+      int64_t bad = FindInvalidUtf8(row_begin, static_cast<size_t>(p - row_begin));
+      if (bad >= 0) {
+        const char* at = row_begin + bad;
+        uint32_t at_off = static_cast<uint32_t>(at - base);
+        std::string column;
+        for (size_t c = 0; c < ncols; ++c) {
+          const FieldRef& fr = refs[c * stride + row];
+          if (at_off >= fr.offset && at_off < fr.offset + (fr.len_flags & ~kEscapedBit)) {
+            column = (*plan.names)[c];
+            break;
+          }
+        }
+        std::string msg;
+        if (plan.encoding != TextEncoding::kUtf8) {
+          msg = std::string("holds bytes that are not valid ") + TextEncodingName(plan.encoding) + " text";
+        } else if (plan.exact_offsets) {
+          const char* line_start = at;
+          while (line_start > base && line_start[-1] != '\n') --line_start;
+          msg = "invalid UTF-8 at byte " + std::to_string(at - line_start + 1) + " of the line (file offset " +
+                std::to_string(offset_of(at)) + "); save the file as UTF-8";
+        } else {
+          msg = "invalid UTF-8 on this line; save the file as UTF-8";
+        }
+        stop = reject(row_begin, p, row_line + std::count(row_begin, at, '\n'), std::move(column), std::move(msg));
+        if (stop) break;
+        continue;
+      }
+    }
+    bool hint_broken = false;
+    for (size_t c : plan.checked) {
+      const FieldRef& fr = refs[c * stride + row];
+      std::string_view raw(base + fr.offset, fr.len_flags & ~kEscapedBit);
+      if ((fr.len_flags & kEscapedBit) != 0) {
+        raw = CsvTokenizer::Unescape(CsvField{raw.data(), static_cast<uint32_t>(raw.size()), true, true}, &scratch);
+      }
+      std::string_view v = TrimBlanks(raw);
+      if (ValueFitsRule(plan.rules[c], v, plan.decimal_comma, *plan.missing)) continue;
+      hint_broken = true;
+      stop = reject(row_begin, p, row_line + std::count(row_begin, base + fr.offset, '\n'), (*plan.names)[c],
+                    HintViolation(plan.rules[c], v));
+      break;
+    }
+    if (hint_broken) {
+      if (stop) break;
+      continue;
     }
     ++r.rows;
     ++group.rows;
@@ -847,22 +1026,7 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
   }
   r.end_pos = offset_of(p);
   r.lines = lines;
-  // UTF-8 of everything consumed (or up to the first error). Rows start after '\n', so no sequence is split.
-  const char* check_end = r.has_error ? error_pos : p;
-  int64_t bad = -1;
-  if (check_end > utf8_ok) {
-    bad = FindInvalidUtf8(utf8_ok, static_cast<size_t>(check_end - utf8_ok));
-    if (bad >= 0) bad += utf8_ok - base;
-  }
-  if (bad >= 0) {
-    r.has_error = true;
-    r.error_line = std::count(base, base + bad, '\n');
-    const char* line_start = base + bad;
-    while (line_start > base && line_start[-1] != '\n') --line_start;
-    r.error = "invalid UTF-8 at byte " + std::to_string(bad - (line_start - base) + 1) +
-              " of the line (file offset " + std::to_string(r.start + bad) + "); save the file as UTF-8";
-  }
-  if (r.has_error) return r;  // the import fails: skip converting the rest
+  if (r.has_error || stop) return r;  // the import fails: skip converting the rest
   if (!convert_pending()) return changed(r);
   if (group.rows > 0) flush();
   return r;
@@ -929,14 +1093,329 @@ Status LineError(int64_t line, const std::string& message) {
       .WithDetail(ErrorDetail::Line(line, message));
 }
 
+Status CellError(int64_t line, const std::string& column, const std::string& message) {
+  if (column.empty()) return LineError(line, message);
+  return Status::InvalidArgument("line " + std::to_string(line) + ", column '" + column + "': " + message)
+      .WithDetail(ErrorDetail::Cell(line, column, message));
+}
+
+Status FieldError(const std::string& field, const std::string& problem) {
+  return Status::InvalidArgument(field + " " + problem).WithDetail(ErrorDetail::Field(field, problem));
+}
+
+// A file created next to a final path (mkstemp), removed on destruction unless committed by a rename.
+class TempFile {
+ public:
+  TempFile() = default;
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  ~TempFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!path_.empty()) ::unlink(path_.c_str());
+  }
+  Status Create(const std::string& prefix) {
+    std::string t = prefix + "XXXXXX";
+    fd_ = ::mkstemp(t.data());
+    if (fd_ < 0) return Status::Internal("cannot create a temporary file " + t + ": " + std::strerror(errno));
+    path_ = t;
+    return Status::Ok();
+  }
+  bool open() const { return !path_.empty(); }
+  const std::string& path() const { return path_; }
+  Status Write(const char* p, size_t n) {
+    while (n > 0) {
+      ssize_t w = ::write(fd_, p, n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return Status::Internal("writing " + path_ + ": " + std::strerror(errno));
+      }
+      p += w;
+      n -= static_cast<size_t>(w);
+    }
+    return Status::Ok();
+  }
+  Status Close(bool sync) {
+    if (fd_ < 0) return Status::Ok();
+    int fd = fd_;
+    fd_ = -1;
+    if (sync && ::fsync(fd) != 0) {
+      ::close(fd);
+      return Status::Internal("fsync " + path_ + ": " + std::strerror(errno));
+    }
+    if (::close(fd) != 0) return Status::Internal("closing " + path_ + ": " + std::strerror(errno));
+    return Status::Ok();
+  }
+  // Moves the (closed) file to `dest`; it is then no longer removed.
+  Status Commit(const std::string& dest) {
+    if (::rename(path_.c_str(), dest.c_str()) != 0) {
+      return Status::Internal("renaming " + path_ + " to " + dest + ": " + std::strerror(errno));
+    }
+    path_.clear();
+    return Status::Ok();
+  }
+
+ private:
+  int fd_ = -1;
+  std::string path_;
+};
+
+// Rewrites CSV quoted with `quote` (not '"') as RFC 4180 text quoted with '"', streamed. Every byte that is
+// not a quote stays, so line breaks stay on their lines: 'a''b' -> "a'b", 'say "x"' -> "say ""x""", and an
+// unquoted field that starts with '"' is wrapped in quotes so the '"' stays literal. Malformed input stays
+// malformed in the same line (an unclosed quote stays unclosed; text after a closing quote stays there).
+class Requoter {
+ public:
+  Requoter(char delim, char quote) : delim_(delim), quote_(quote) {}
+  void Feed(std::string_view in, std::string* out) {
+    for (char c : in) Put(c, out);
+  }
+  void Finish(std::string* out) {
+    if (state_ == State::kWrapped) {
+      out->push_back('"');
+      if (pending_cr_) out->push_back('\r');
+      pending_cr_ = false;
+    } else if (state_ == State::kQuoteInQuoted) {
+      out->push_back('"');
+    }
+    state_ = State::kFieldStart;
+  }
+
+ private:
+  enum class State : uint8_t { kFieldStart, kUnquoted, kWrapped, kQuoted, kQuoteInQuoted };
+  void Put(char c, std::string* out) {
+    switch (state_) {
+      case State::kFieldStart:
+        if (c == quote_) {
+          out->push_back('"');
+          state_ = State::kQuoted;
+        } else if (c == '"') {
+          out->append("\"\"\"");
+          state_ = State::kWrapped;
+        } else {
+          out->push_back(c);
+          if (c != delim_ && c != '\n') state_ = State::kUnquoted;
+        }
+        return;
+      case State::kUnquoted:
+        out->push_back(c);
+        if (c == delim_ || c == '\n') state_ = State::kFieldStart;
+        return;
+      case State::kWrapped:
+        if (pending_cr_) {
+          pending_cr_ = false;
+          if (c == '\n') {
+            out->append("\"\r\n");
+            state_ = State::kFieldStart;
+            return;
+          }
+          out->push_back('\r');
+        }
+        if (c == '\r') {
+          pending_cr_ = true;
+        } else if (c == '"') {
+          out->append("\"\"");
+        } else if (c == delim_ || c == '\n') {
+          out->push_back('"');
+          out->push_back(c);
+          state_ = State::kFieldStart;
+        } else {
+          out->push_back(c);
+        }
+        return;
+      case State::kQuoted:
+        if (c == quote_) {
+          state_ = State::kQuoteInQuoted;
+        } else if (c == '"') {
+          out->append("\"\"");
+        } else {
+          out->push_back(c);
+        }
+        return;
+      case State::kQuoteInQuoted:
+        if (c == quote_) {  // a doubled quote: one literal quote character
+          out->push_back(c);
+          state_ = State::kQuoted;
+          return;
+        }
+        out->push_back('"');  // the closing quote
+        out->push_back(c);
+        state_ = (c == delim_ || c == '\n') ? State::kFieldStart : State::kUnquoted;
+        return;
+    }
+  }
+
+  char delim_, quote_;
+  State state_ = State::kFieldStart;
+  bool pending_cr_ = false;
+};
+
+bool IsFieldBoundary(char c) { return c == ',' || c == '\t' || c == ';' || c == '|' || c == '\n' || c == '\r'; }
+
+// Picks the quote character: the one of '"' and '\'' that more often encloses a whole field in the sample.
+char DetectQuote(std::string_view s) {
+  constexpr size_t kWindow = 1024;  // longest quoted field considered
+  const char quotes[2] = {'"', '\''};
+  int64_t counts[2] = {0, 0};
+  for (int k = 0; k < 2; ++k) {
+    char q = quotes[k];
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (s[i] != q || (i > 0 && !IsFieldBoundary(s[i - 1]))) continue;
+      size_t j = i + 1;
+      bool closed = false;
+      for (; j < s.size() && j < i + kWindow; ++j) {
+        if (s[j] != q) continue;
+        if (j + 1 < s.size() && s[j + 1] == q) {
+          ++j;
+          continue;
+        }
+        closed = true;
+        break;
+      }
+      if (closed && (j + 1 == s.size() || IsFieldBoundary(s[j + 1]))) {
+        ++counts[k];
+        i = j;
+      }
+    }
+  }
+  return counts[1] > counts[0] ? '\'' : '"';
+}
+
+// Writes the input as UTF-8 with '"' quoting into `out` (decoding from `encoding` and/or requoting),
+// streamed in 1 MB blocks. A UTF-8 BOM is dropped; line breaks stay where they are.
+Status NormalizeInput(const InputFile& in, int64_t skip, TextEncoding encoding, Utf8Decoder::OnInvalid on_invalid,
+                      bool requote, char delim, char quote, TempFile* out, const std::function<void(double)>& report,
+                      const std::function<bool()>& cancelled) {
+  std::unique_ptr<Utf8Decoder> decoder;
+  if (encoding != TextEncoding::kUtf8) {
+    ASSIGN_OR_RETURN(decoder, Utf8Decoder::Create(encoding, on_invalid));
+  }
+  Requoter requoter(delim, quote);
+  constexpr size_t kBlock = 1 << 20;
+  std::unique_ptr<char[]> block(new char[kBlock]);
+  std::string decoded, requoted;
+  bool first = true;
+  for (int64_t off = skip; off < in.size();) {
+    if (cancelled()) return Status::Cancelled("import cancelled");
+    size_t n = static_cast<size_t>(std::min<int64_t>(kBlock, in.size() - off));
+    RETURN_IF_ERROR(in.ReadAt(off, block.get(), n));
+    off += static_cast<int64_t>(n);
+    bool last = off == in.size();
+    std::string_view text(block.get(), n);
+    if (decoder) {
+      decoded.clear();
+      RETURN_IF_ERROR(decoder->Decode(block.get(), n, last, &decoded));
+      text = decoded;
+    }
+    if (first && !text.empty()) {
+      if (text.size() >= 3 && std::memcmp(text.data(), "\xEF\xBB\xBF", 3) == 0) text.remove_prefix(3);
+      first = false;
+    }
+    if (requote) {
+      requoted.clear();
+      requoter.Feed(text, &requoted);
+      if (last) requoter.Finish(&requoted);
+      text = requoted;
+    }
+    RETURN_IF_ERROR(out->Write(text.data(), text.size()));
+    report(static_cast<double>(off) / static_cast<double>(in.size()));
+  }
+  return out->Close(false);
+}
+
+// Bad rows of a kQuarantine import, streamed as JSON lines to a temp file next to quarantine_path; created
+// at the first bad row.
+class QuarantineWriter {
+ public:
+  explicit QuarantineWriter(std::string path) : path_(std::move(path)) {}
+  Status Add(const BadRow& b) {
+    if (!file_.open()) RETURN_IF_ERROR(file_.Create(path_ + ".tmp-"));
+    Json j = {{"line", b.line}, {"reason", b.reason}, {"raw", b.raw}};
+    buf_ += j.dump(-1, ' ', false, Json::error_handler_t::replace);
+    buf_.push_back('\n');
+    if (buf_.size() >= (size_t{1} << 20)) return Flush();
+    return Status::Ok();
+  }
+  bool empty() const { return !file_.open(); }
+  // Flushes and syncs; then Commit renames it into place.
+  Status Seal() {
+    if (!file_.open()) return Status::Ok();
+    RETURN_IF_ERROR(Flush());
+    return file_.Close(true);
+  }
+  Status Commit() { return file_.open() ? file_.Commit(path_) : Status::Ok(); }
+
+ private:
+  Status Flush() {
+    Status st = file_.Write(buf_.data(), buf_.size());
+    buf_.clear();
+    return st;
+  }
+  std::string path_;
+  TempFile file_;
+  std::string buf_;
+};
+
 struct Header {
   std::vector<std::string> names;
   int64_t data_start = 0;
-  int64_t lines = 0;  // newlines consumed by the BOM/blank lines/header
-  char delim = ',';
+  int64_t lines = 0;  // newlines before data_start
+  bool present = true;
 };
 
-Result<Header> ReadHeader(const InputFile& f, const CsvOptions& opts) {
+// Does a column named `name` look like a default name column_K (1 <= K <= ncols)?
+bool IsDefaultColumnName(const std::string& name, size_t ncols) {
+  if (name.rfind("column_", 0) != 0 || name.size() == 7 || name.size() > 17) return false;
+  size_t k = 0;
+  for (size_t i = 7; i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return false;
+    k = k * 10 + static_cast<size_t>(name[i] - '0');
+  }
+  return k >= 1 && k <= ncols && name[7] != '0';
+}
+
+// The header decision of HeaderMode::kAuto (see csv_import.h). `rows` are the sample rows after the first.
+bool LooksLikeHeader(const std::vector<std::string>& first, const std::vector<std::vector<std::string>>& rows,
+                     const SchemaHints& hints, bool decimal_comma, const MissingTokens& missing) {
+  // Hints name columns: their names decide when they are the first row's fields, or column_K names.
+  std::vector<std::string> hinted;
+  for (const auto& [c, t] : hints.types) hinted.push_back(c);
+  for (const auto& [c, f] : hints.date_formats) hinted.push_back(c);
+  bool all_default = !hinted.empty();
+  for (const auto& name : hinted) {
+    if (std::find(first.begin(), first.end(), name) != first.end()) return true;
+    all_default = all_default && IsDefaultColumnName(name, first.size());
+  }
+  if (all_default) return false;
+  int64_t votes = 0;
+  for (size_t c = 0; c < first.size(); ++c) {
+    std::optional<ColumnType> below;
+    size_t len = std::string::npos;
+    bool same_len = true;
+    int64_t values = 0;
+    for (const auto& row : rows) {
+      if (row.size() != first.size()) continue;
+      std::string_view v = TrimBlanks(row[c]);
+      auto t = InferValueType(v, decimal_comma, missing);
+      if (!t) continue;
+      below = JoinTypes(below, t);
+      ++values;
+      if (len == std::string::npos) len = v.size();
+      else if (len != v.size()) same_len = false;
+    }
+    std::string_view v = TrimBlanks(first[c]);
+    auto tv = InferValueType(v, decimal_comma, missing);
+    if (!below || !tv) continue;
+    if (*below != ColumnType::kString) {
+      votes += JoinTypes(below, tv) == ColumnType::kString ? 1 : -1;
+    } else if (same_len && values >= 2 && v.size() != len) {
+      votes += 1;
+    }
+  }
+  return votes >= 0;
+}
+
+Result<Header> ReadHeader(const InputFile& f, const CsvOptions& opts, char delim, const SchemaHints& hints,
+                          bool decimal_comma, const MissingTokens& missing, TextEncoding encoding) {
   if (f.size() == 0) return LineError(1, "the file is empty; expected a header row and data rows");
   ByteBuffer buf;
   size_t len = static_cast<size_t>(std::min<int64_t>(f.size(), 1 << 20));
@@ -944,13 +1423,7 @@ Result<Header> ReadHeader(const InputFile& f, const CsvOptions& opts) {
   RETURN_IF_ERROR(f.ReadAt(0, buf.data(), len));
   size_t bom = (len >= 3 && std::memcmp(buf.data(), "\xEF\xBB\xBF", 3) == 0) ? 3 : 0;
   Header h;
-  h.delim = opts.delimiter;
-  if (h.delim == 0) h.delim = DetectDelimiter(std::string_view(buf.data() + bom, std::min<size_t>(len - bom, 1 << 16)));
-  if (h.delim == '"' || h.delim == '\n' || h.delim == '\r') {
-    return Status::InvalidArgument("the delimiter cannot be a quote or a line break")
-        .WithDetail(ErrorDetail::Field("delimiter", "cannot be a quote or a line break"));
-  }
-  CsvTokenizer tok(h.delim, opts.max_field_bytes, opts.max_line_bytes);
+  CsvTokenizer tok(delim, opts.max_field_bytes, opts.max_line_bytes);
   tok.SetBuffer(buf.data() + bom, buf.data() + len, static_cast<int64_t>(len) == f.size());
   for (;;) {
     CsvRowStatus st = tok.NextRow();
@@ -964,16 +1437,44 @@ Result<Header> ReadHeader(const InputFile& f, const CsvOptions& opts) {
     RETURN_IF_ERROR(f.ReadAt(static_cast<int64_t>(old), buf.data() + old, more));
     tok.SetBuffer(buf.data() + row_off, buf.data() + buf.size(), static_cast<int64_t>(buf.size()) == f.size());
   }
-  int64_t header_line = tok.row_line() + 1;
-  int64_t bad = FindInvalidUtf8(buf.data() + bom, static_cast<size_t>(tok.pos() - (buf.data() + bom)));
+  int64_t first_line = tok.row_line();
+  int64_t first_start = tok.row_start() - buf.data();
+  int64_t after_pos = tok.pos() - buf.data();
+  int64_t after_lines = tok.lines();
+  std::string scratch;
+  std::vector<std::string> first;
+  for (const CsvField& field : tok.fields()) first.emplace_back(CsvTokenizer::Unescape(field, &scratch));
+  bool present = opts.header != HeaderMode::kNo;
+  if (opts.header == HeaderMode::kAuto) {
+    // Up to kHeaderSampleRows rows that are already in the buffer; a malformed one ends the sample (the import reports it).
+    std::vector<std::vector<std::string>> sample;
+    while (sample.size() < kHeaderSampleRows && tok.NextRow() == CsvRowStatus::kRow) {
+      std::vector<std::string> row;
+      for (const CsvField& field : tok.fields()) row.emplace_back(CsvTokenizer::Unescape(field, &scratch));
+      sample.push_back(std::move(row));
+    }
+    present = LooksLikeHeader(first, sample, hints, decimal_comma, missing);
+  }
+  h.present = present;
+  if (!present) {
+    for (size_t i = 0; i < first.size(); ++i) h.names.push_back("column_" + std::to_string(i + 1));
+    h.data_start = first_start;
+    h.lines = first_line;
+    return h;
+  }
+  int64_t header_line = first_line + 1;
+  int64_t bad = FindInvalidUtf8(buf.data() + first_start, static_cast<size_t>(after_pos - first_start));
   if (bad >= 0) {
+    if (encoding != TextEncoding::kUtf8) {
+      return LineError(header_line, std::string("the header holds bytes that are not valid ") +
+                                        TextEncodingName(encoding) + " text");
+    }
     return LineError(header_line, "invalid UTF-8 in the header at byte " + std::to_string(bad + 1) +
                                       "; save the file as UTF-8");
   }
-  std::string scratch;
   std::unordered_map<std::string, size_t> seen;
-  for (size_t i = 0; i < tok.fields().size(); ++i) {
-    std::string name(CsvTokenizer::Unescape(tok.fields()[i], &scratch));
+  for (size_t i = 0; i < first.size(); ++i) {
+    std::string& name = first[i];
     if (TrimBlanks(name).empty()) {
       return LineError(header_line, "column " + std::to_string(i + 1) + " of the header has an empty name");
     }
@@ -985,34 +1486,173 @@ Result<Header> ReadHeader(const InputFile& f, const CsvOptions& opts) {
     }
     h.names.push_back(std::move(name));
   }
-  h.data_start = tok.pos() - buf.data();
-  h.lines = tok.lines();
+  h.data_start = after_pos;
+  h.lines = after_lines;
   return h;
 }
 
+// Checks the hints against the options and the file's columns and turns them into per-column rules.
+// `formats` keeps the compiled date formats the rules point into.
+Status BuildRules(const SchemaHints& hints, const std::vector<std::string>& names,
+                  const std::map<std::string, DateFormat>& formats, ImportPlan* plan) {
+  auto known = [&](const std::string& col) { return std::find(names.begin(), names.end(), col) != names.end(); };
+  auto list = [&]() {
+    std::string s;
+    for (size_t i = 0; i < names.size() && i < 20; ++i) s += (i ? ", " : "") + names[i];
+    if (names.size() > 20) s += ", ...";
+    return s;
+  };
+  for (const auto& [col, type] : hints.types) {
+    if (!known(col)) return FieldError("hints.types." + col, "names no column of the file (columns: " + list() + ")");
+  }
+  for (const auto& [col, fmt] : hints.date_formats) {
+    if (!known(col)) {
+      return FieldError("hints.date_formats." + col, "names no column of the file (columns: " + list() + ")");
+    }
+  }
+  plan->rules.assign(names.size(), ColumnRule{});
+  for (size_t c = 0; c < names.size(); ++c) {
+    ColumnRule& rule = plan->rules[c];
+    auto t = hints.types.find(names[c]);
+    if (t != hints.types.end()) rule.fixed = true, rule.type = t->second;
+    auto d = formats.find(names[c]);
+    if (d != formats.end()) rule.fixed = true, rule.type = ColumnType::kDatetime, rule.date = &d->second;
+    if (rule.fixed && rule.type != ColumnType::kString) plan->checked.push_back(c);
+  }
+  return Status::Ok();
+}
+
 Result<ImportResult> Import(const std::string& input_path, const std::string& output_path, const CsvOptions& opts,
-                            const ProgressFn& progress, const CancelFn& cancel) {
-  InputFile file;
-  RETURN_IF_ERROR(file.Open(input_path));
-  ASSIGN_OR_RETURN(Header header, ReadHeader(file, opts));
-  ImportPlan plan;
-  plan.file = &file;
-  plan.opts = &opts;
-  plan.delim = header.delim;
-  plan.ncols = header.names.size();
-  plan.data_start = header.data_start;
-  // At most ~8M buffered fields per row group, so very wide files use shorter groups.
-  plan.group_rows = static_cast<size_t>(
-      std::clamp<int64_t>(static_cast<int64_t>((size_t{8} << 20) / plan.ncols), 1, kLcolRowsPerGroup));
-  int threads = opts.num_threads > 0 ? opts.num_threads
-                                     : static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 16u));
+                            const ImportOptions& import, const ProgressFn& progress, const CancelFn& cancel) {
+  // Options first: they are the caller's mistakes, reported before the file is read.
+  if (import.bad_rows == BadRowPolicy::kQuarantine && import.quarantine_path.empty()) {
+    return FieldError("quarantine_path", "is required when bad_rows is quarantine");
+  }
+  if (import.max_bad_rows < 0) return FieldError("max_bad_rows", "must not be negative");
+  if (opts.quote != 0 && opts.quote != '"' && opts.quote != '\'') {
+    return FieldError("quote", "must be '\"' or '\\'' (or empty to detect)");
+  }
+  std::optional<TextEncoding> forced_encoding;
+  if (!opts.encoding.empty()) {
+    ASSIGN_OR_RETURN(forced_encoding, ParseTextEncoding(opts.encoding));
+  }
+  const SchemaHints& hints = import.hints;
+  std::map<std::string, DateFormat> formats;
+  for (const auto& [col, pattern] : hints.date_formats) {
+    auto f = DateFormat::Compile(pattern);
+    if (!f.ok()) return FieldError("hints.date_formats." + col, f.status().message());
+    auto t = hints.types.find(col);
+    if (t != hints.types.end() && t->second != ColumnType::kDatetime) {
+      return FieldError("hints.date_formats." + col, std::string("needs the column's type to be datetime, not ") +
+                                                         ColumnTypeName(t->second) + " (hints.types." + col + ")");
+    }
+    formats.emplace(col, std::move(*f));
+  }
+  MissingTokens missing(hints.missing_tokens);
+  const bool decimal_comma = hints.decimal_comma;
+
+  InputFile original;
+  RETURN_IF_ERROR(original.Open(input_path));
+  const int64_t size = original.size();
+  if (size == 0) return LineError(1, "the file is empty; expected a header row and data rows");
   auto cancelled = [&] { return cancel && cancel(); };
   auto report = [&](double f) {
     if (progress) progress(std::clamp(f, 0.0, 1.0));
   };
-  const int64_t size = file.size();
-  const int64_t body = size - plan.data_start;
+
+  // Encoding, quote and delimiter, from the first bytes.
+  const size_t sample_bytes = static_cast<size_t>(std::min<int64_t>(size, kEncodingSampleBytes));
+  std::unique_ptr<char[]> sample_buf(new char[sample_bytes]);
+  RETURN_IF_ERROR(original.ReadAt(0, sample_buf.get(), sample_bytes));
+  std::string_view sample(sample_buf.get(), sample_bytes);
+  if (HasUtf16Or32Bom(sample)) {
+    return LineError(1, "the file is UTF-16 or UTF-32 (it starts with a byte order mark); save it as UTF-8");
+  }
+  TextEncoding encoding = forced_encoding ? *forced_encoding
+                                          : DetectTextEncoding(sample, static_cast<int64_t>(sample.size()) == size);
+  size_t bom = (encoding == TextEncoding::kUtf8 && sample.substr(0, 3) == "\xEF\xBB\xBF") ? 3 : 0;
+  constexpr size_t kSniffBytes = 64 << 10;
+  std::string decoded_sample;
+  std::string_view text = sample.substr(bom, kSniffBytes);
+  if (encoding != TextEncoding::kUtf8) {
+    ASSIGN_OR_RETURN(auto dec, Utf8Decoder::Create(encoding, Utf8Decoder::OnInvalid::kMark));
+    RETURN_IF_ERROR(dec->Decode(sample.data(), std::min(sample.size(), kSniffBytes), false, &decoded_sample));
+    text = decoded_sample;
+    if (text.size() >= 3 && text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+  }
+  char quote = opts.quote != 0 ? opts.quote : DetectQuote(text);
+  char delim = opts.delimiter;
+  if (delim == 0) {
+    std::string probe;
+    const bool swap = quote != '"';
+    if (swap || decimal_comma) {
+      // DetectDelimiter knows '"' as the quote: swap the two quote characters so it skips quoted text;
+      // with decimal commas, ',' cannot be the delimiter.
+      probe.assign(text);
+      for (char& ch : probe) {
+        if (swap && ch == '\'') ch = '"';
+        else if (swap && ch == '"') ch = '\'';
+        else if (decimal_comma && ch == ',') ch = ' ';
+      }
+      text = probe;
+    }
+    delim = DetectDelimiter(text);
+    if (decimal_comma && delim == ',') delim = ';';
+  }
+  if (delim == '"' || delim == '\'' || delim == '\n' || delim == '\r') {
+    return FieldError("delimiter", "cannot be a quote or a line break");
+  }
+  if (decimal_comma && delim == ',') {
+    return FieldError("hints.decimal_comma", "needs a delimiter other than ',' (the comma is the decimal mark)");
+  }
+  text = {};
+  decoded_sample = std::string();
+  sample = {};
+  sample_buf.reset();
+
+  // Non-UTF-8 or single-quoted input: read a normalized copy instead.
+  const bool requote = quote != '"';
+  double prep_share = 0;
+  TempFile normalized;
+  InputFile normalized_file;
+  const InputFile* file = &original;
+  if (encoding != TextEncoding::kUtf8 || requote) {
+    prep_share = 0.3;
+    RETURN_IF_ERROR(normalized.Create(output_path + ".text-"));
+    Utf8Decoder::OnInvalid on_invalid = import.bad_rows == BadRowPolicy::kFail ? Utf8Decoder::OnInvalid::kFail
+                                                                              : Utf8Decoder::OnInvalid::kMark;
+    RETURN_IF_ERROR(NormalizeInput(original, static_cast<int64_t>(bom), encoding, on_invalid, requote, delim, quote,
+                                   &normalized, [&](double f) { report(prep_share * f); }, cancelled));
+    RETURN_IF_ERROR(normalized_file.Open(normalized.path()));
+    file = &normalized_file;
+  }
+
+  ASSIGN_OR_RETURN(Header header, ReadHeader(*file, opts, delim, hints, decimal_comma, missing, encoding));
+  ImportPlan plan;
+  plan.file = file;
+  plan.opts = &opts;
+  plan.delim = delim;
+  plan.ncols = header.names.size();
+  plan.data_start = header.data_start;
+  plan.names = &header.names;
+  plan.decimal_comma = decimal_comma;
+  plan.missing = &missing;
+  plan.policy = import.bad_rows;
+  plan.max_bad_rows = import.max_bad_rows;
+  plan.encoding = encoding;
+  plan.exact_offsets = file == &original;
+  plan.zstd_level = import.zstd_level != 1 ? import.zstd_level : opts.zstd_level;
+  RETURN_IF_ERROR(BuildRules(hints, header.names, formats, &plan));
+  // At most ~8M buffered fields per row group, so very wide files use shorter groups.
+  plan.group_rows = static_cast<size_t>(
+      std::clamp<int64_t>(static_cast<int64_t>((size_t{8} << 20) / plan.ncols), 1, kLcolRowsPerGroup));
+  int threads = import.num_threads > 0 ? import.num_threads : opts.num_threads;
+  if (threads <= 0) threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 16u));
+  const int64_t file_size = file->size();
+  const int64_t body = file_size - plan.data_start;
   ASSIGN_OR_RETURN(auto writer, DatasetWriter::Create(output_path, header.names));
+  std::optional<QuarantineWriter> quarantine;
+  if (import.bad_rows == BadRowPolicy::kQuarantine) quarantine.emplace(import.quarantine_path);
 
   // One pass: segments are tokenized, validated, converted and compressed in parallel, each from the first
   // line start after its nominal offset; results are joined in file order on this thread. A segment whose
@@ -1027,10 +1667,13 @@ Result<ImportResult> Import(const std::string& input_path, const std::string& ou
     seg_bytes = std::max<int64_t>(1024, (body + static_cast<int64_t>(nseg) - 1) / static_cast<int64_t>(nseg));
     nseg = static_cast<size_t>((body + seg_bytes - 1) / seg_bytes);
   }
-  auto nominal = [&](size_t k) { return k >= nseg ? size : plan.data_start + static_cast<int64_t>(k) * seg_bytes; };
+  auto nominal = [&](size_t k) {
+    return k >= nseg ? file_size : plan.data_start + static_cast<int64_t>(k) * seg_bytes;
+  };
   std::vector<std::optional<ColumnType>> joined(plan.ncols);
   std::vector<GroupSpan> groups;
   int64_t rows = 0;
+  int64_t bad_rows = 0;
   int64_t expected_start = plan.data_start;
   int64_t line_base = header.lines;  // newlines before expected_start
   WorkspacePool pool;
@@ -1053,7 +1696,16 @@ Result<ImportResult> Import(const std::string& input_path, const std::string& ou
     if (r.io.ok() && r.start != expected_start) {
       r = run_segment(expected_start, nominal(k), nominal(k + 1), nullptr, nullptr);
     }
-    if (r.has_error) return LineError(line_base + r.error_line + 1, r.error);
+    // Bad rows come before the segment's error in file order (a segment stops at its error).
+    for (BadRow& b : r.bad) {
+      b.line += line_base + 1;
+      if (++bad_rows > plan.max_bad_rows) {
+        return LineError(b.line, "more than max_bad_rows (" + std::to_string(plan.max_bad_rows) +
+                                     ") bad rows; this one: " + b.reason);
+      }
+      if (quarantine) RETURN_IF_ERROR(quarantine->Add(b));
+    }
+    if (r.has_error) return CellError(line_base + r.error_line + 1, r.error_column, r.error);
     RETURN_IF_ERROR(r.io);
     for (size_t g = 0; g < r.groups.size(); ++g) {
       for (size_t c = 0; c < plan.ncols; ++c) {
@@ -1068,15 +1720,23 @@ Result<ImportResult> Import(const std::string& input_path, const std::string& ou
     rows += r.rows;
     line_base += r.lines;
     expected_start = r.end_pos;
-    report(0.95 * static_cast<double>(expected_start - plan.data_start) /
-           static_cast<double>(std::max<int64_t>(body, 1)));
+    report(prep_share + (1 - prep_share) * 0.95 * static_cast<double>(expected_start - plan.data_start) /
+                            static_cast<double>(std::max<int64_t>(body, 1)));
     return Status::Ok();
   });
   RETURN_IF_ERROR(st);
-  if (rows == 0) return LineError(line_base + 1, "the file has a header row but no data rows");
+  if (rows == 0) {
+    if (bad_rows > 0) {
+      return LineError(line_base + 1, "no rows left: all " + Plural(bad_rows, "data row") + " are bad");
+    }
+    return LineError(line_base + 1, header.present ? "the file has a header row but no data rows"
+                                                   : "the file has no data rows");
+  }
 
   std::vector<ColumnType> types(plan.ncols);
-  for (size_t c = 0; c < plan.ncols; ++c) types[c] = joined[c].value_or(ColumnType::kString);
+  for (size_t c = 0; c < plan.ncols; ++c) {
+    types[c] = plan.rules[c].fixed ? plan.rules[c].type : joined[c].value_or(ColumnType::kString);
+  }
 
   // Row groups whose chunks were encoded in a narrower type than the column's final one (say integers in
   // a column that later turned out to hold text) are converted again from the input.
@@ -1099,11 +1759,21 @@ Result<ImportResult> Import(const std::string& input_path, const std::string& ou
     }
   }
   if (cancelled()) return Status::Cancelled("import cancelled");
+  if (quarantine) RETURN_IF_ERROR(quarantine->Seal());
   ASSIGN_OR_RETURN(int64_t out_bytes, writer->Finish(types));
+  if (quarantine) {
+    Status moved = quarantine->Commit();
+    if (!moved.ok()) {
+      ::unlink(output_path.c_str());  // all or nothing
+      return moved;
+    }
+  }
   ImportResult result;
   result.rows = rows;
   result.input_bytes = size;
   result.output_bytes = out_bytes;
+  result.bad_rows = bad_rows;
+  result.encoding = TextEncodingName(encoding);
   for (size_t c = 0; c < plan.ncols; ++c) {
     result.columns.push_back(ColumnInfo{header.names[c], types[c], writer->stats()[c].missing});
   }
@@ -1114,17 +1784,23 @@ Result<ImportResult> Import(const std::string& input_path, const std::string& ou
 }  // namespace
 
 Result<ImportResult> ImportCsvFile(const std::string& input_path, const std::string& output_path,
-                                   const CsvOptions& options, const ProgressFn& progress, const CancelFn& cancel) {
+                                   const CsvOptions& options, const ImportOptions& import, const ProgressFn& progress,
+                                   const CancelFn& cancel) {
   if (options.max_field_bytes == 0 || options.max_line_bytes == 0) {
     return Status::InvalidArgument("max_field_bytes and max_line_bytes must be positive");
   }
   try {
-    return Import(input_path, output_path, options, progress, cancel);
+    return Import(input_path, output_path, options, import, progress, cancel);
   } catch (const std::bad_alloc&) {
     return Status::ResourceExhausted("out of memory while importing " + input_path);
   } catch (const std::exception& e) {
     return Status::Internal(std::string("import failed: ") + e.what());
   }
+}
+
+Result<ImportResult> ImportCsvFile(const std::string& input_path, const std::string& output_path,
+                                   const CsvOptions& options, const ProgressFn& progress, const CancelFn& cancel) {
+  return ImportCsvFile(input_path, output_path, options, ImportOptions{}, progress, cancel);
 }
 
 }  // namespace lathe

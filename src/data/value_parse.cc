@@ -12,6 +12,9 @@ namespace {
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
+// c - '0' as an unsigned number: > 9 for anything that is not a digit.
+unsigned DigitValue(char c) { return static_cast<unsigned>(static_cast<unsigned char>(c)) - '0'; }
+
 char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
 bool EqualsNoCase(std::string_view s, std::string_view lower_word) {
@@ -90,27 +93,62 @@ bool LooksLikeFloat(std::string_view s) {
 }
 
 bool ParseFloat64(std::string_view s, double* out) {
-  // Fast path (Clinger): up to 19 significant digits with mantissa <= 2^53 and a power of ten <= 22 is
-  // exact in one IEEE multiplication or division, hence correctly rounded.
+  // Fast path (Clinger): the decimal digits as an integer m <= 2^53 (at most 19 digits, so no overflow)
+  // times 10^e with |e| <= 22 is one IEEE multiplication or division of exact operands, hence correctly
+  // rounded, i.e. the value strtod gives. Larger exponents still qualify while m * 10^(e - 22) stays an
+  // exact integer <= 2^53. Everything else goes to std::from_chars (also correctly rounded).
   static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
                                       1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  static constexpr uint64_t kTwo53 = uint64_t{1} << 53;
   {
-    size_t i = 0, n = s.size();
+    const char* p = s.data();
+    const char* const end = p + s.size();
     bool neg = false;
-    if (i < n && (s[i] == '+' || s[i] == '-')) neg = s[i] == '-', ++i;
+    if (p < end && (*p == '+' || *p == '-')) neg = *p == '-', ++p;
     uint64_t m = 0;
     int digits = 0, frac = 0;
-    size_t start = i;
-    while (i < n && IsDigit(s[i])) m = m * 10 + static_cast<uint64_t>(s[i++] - '0'), ++digits;
-    if (i < n && s[i] == '.') {
-      ++i;
-      while (i < n && IsDigit(s[i])) m = m * 10 + static_cast<uint64_t>(s[i++] - '0'), ++digits, ++frac;
+    while (p < end && IsDigit(*p)) m = m * 10 + static_cast<uint64_t>(*p++ - '0'), ++digits;
+    if (p < end && *p == '.') {
+      ++p;
+      while (p < end && IsDigit(*p)) m = m * 10 + static_cast<uint64_t>(*p++ - '0'), ++digits, ++frac;
     }
-    if (i == n && digits > 0 && digits <= 19 && i > start && m <= (uint64_t{1} << 53) && frac <= 22) {
-      double v = static_cast<double>(m);
-      v = frac > 0 ? v / kPow10[frac] : v;
-      *out = neg ? -v : v;
-      return true;
+    int exp10 = 0;
+    bool exp_ok = true;
+    if (p < end && (*p == 'e' || *p == 'E') && digits > 0) {
+      ++p;
+      bool exp_neg = false;
+      if (p < end && (*p == '+' || *p == '-')) exp_neg = *p == '-', ++p;
+      exp_ok = p < end && IsDigit(*p);
+      while (p < end && IsDigit(*p)) {
+        if (exp10 < 100000) exp10 = exp10 * 10 + (*p - '0');  // beyond that only the digits are checked
+        ++p;
+      }
+      if (exp_neg) exp10 = -exp10;
+    }
+    if (p == end && exp_ok && digits > 0 && digits <= 19 && m <= kTwo53) {
+      const int e = exp10 - frac;  // |exp10| < 10^6 and frac <= 19: no overflow
+      double v;
+      bool exact = true;
+      if (m == 0) {
+        v = 0;
+      } else if (e >= 0 && e <= 22) {
+        v = static_cast<double>(m) * kPow10[e];
+      } else if (e < 0 && e >= -22) {
+        v = static_cast<double>(m) / kPow10[-e];
+      } else if (e > 22 && e <= 22 + 15) {
+        uint64_t scale = 1;
+        for (int k = 0; k < e - 22; ++k) scale *= 10;  // <= 10^15
+        unsigned __int128 big = static_cast<unsigned __int128>(m) * scale;
+        exact = big <= kTwo53;
+        v = static_cast<double>(static_cast<uint64_t>(exact ? big : 0)) * 1e22;
+      } else {
+        exact = false;
+        v = 0;
+      }
+      if (exact) {
+        *out = neg ? -v : v;
+        return true;
+      }
     }
   }
   if (!LooksLikeFloat(s)) return false;
@@ -148,14 +186,32 @@ int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
   return era * 146097 + static_cast<int64_t>(doe) - 719468;
 }
 
+namespace {
+
+// DaysFromCivil for years 0..9999 in unsigned arithmetic: shifted by one 400-year era (146097 days) so the
+// year before March stays non-negative, the divisions by constants need no sign fix-ups.
+int64_t DaysFromCivilYear0To9999(unsigned y, unsigned m, unsigned d) {
+  const uint32_t yy = y + 400 - (m <= 2 ? 1 : 0);
+  const uint32_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const uint32_t days = yy * 365 + yy / 4 - yy / 100 + yy / 400 + doy;
+  return static_cast<int64_t>(days) - 719468 - 146097;
+}
+
+}  // namespace
+
 bool ParseDatetimeMicros(std::string_view s, int64_t* out) {
-  int year, month, day;
-  if (s.size() < 10 || !Digits(s, 0, 4, &year) || s[4] != '-' || !Digits(s, 5, 2, &month) || s[7] != '-' ||
-      !Digits(s, 8, 2, &day)) {
-    return false;
-  }
+  if (s.size() < 10) return false;
+  // YYYY-MM-DD without branches per character: all ten bytes are checked, then the values combined.
+  const unsigned y0 = DigitValue(s[0]), y1 = DigitValue(s[1]), y2 = DigitValue(s[2]), y3 = DigitValue(s[3]);
+  const unsigned m0 = DigitValue(s[5]), m1 = DigitValue(s[6]), d0 = DigitValue(s[8]), d1 = DigitValue(s[9]);
+  const bool digits = (y0 <= 9) & (y1 <= 9) & (y2 <= 9) & (y3 <= 9) & (m0 <= 9) & (m1 <= 9) & (d0 <= 9) & (d1 <= 9);
+  if (!digits | (s[4] != '-') | (s[7] != '-')) return false;
+  const int year = static_cast<int>(y0 * 1000 + y1 * 100 + y2 * 10 + y3);
+  const int month = static_cast<int>(m0 * 10 + m1), day = static_cast<int>(d0 * 10 + d1);
   if (month < 1 || month > 12 || day < 1 || day > DaysInMonth(year, month)) return false;
-  int64_t micros = DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400000000LL;
+  int64_t micros = DaysFromCivilYear0To9999(static_cast<unsigned>(year), static_cast<unsigned>(month),
+                                             static_cast<unsigned>(day)) *
+                   86400000000LL;
   size_t i = 10;
   if (i == s.size()) {
     *out = micros;

@@ -21,7 +21,7 @@ Predictor::~Predictor() {
   if (booster_ != nullptr) XGBoosterFree(booster_);
 }
 
-Result<std::shared_ptr<Predictor>> Predictor::Load(std::string_view model_bundle) {
+Result<std::shared_ptr<Predictor>> Predictor::Load(std::string_view model_bundle, const std::string& secret_salt) {
   try {
     ASSIGN_OR_RETURN(ModelBundle bundle, DecodeModelBundle(model_bundle));
     std::shared_ptr<Predictor> p(new Predictor());
@@ -34,6 +34,10 @@ Result<std::shared_ptr<Predictor>> Predictor::Load(std::string_view model_bundle
     }
     if (!p->meta_.contains("pipeline")) return Status::InvalidArgument("model bundle: no pipeline");
     ASSIGN_OR_RETURN(p->pipeline_, FeaturePipeline::FromJson(p->meta_["pipeline"]));
+    if (p->meta_.contains("preprocess")) {
+      ASSIGN_OR_RETURN(p->preprocess_, Preprocess::Parse(p->meta_["preprocess"]));
+    }
+    p->secret_salt_ = secret_salt;
     if (p->meta_["task"] != TaskName(p->pipeline_.task())) {
       return Status::InvalidArgument("model bundle: task and pipeline disagree");
     }
@@ -74,7 +78,19 @@ Result<std::shared_ptr<Predictor>> Predictor::Load(std::string_view model_bundle
 }
 
 std::string Predictor::Task() const { return TaskName(pipeline_.task()); }
-Json Predictor::Signature() const { return pipeline_.Signature(); }
+Json Predictor::Signature() const {
+  Json sig = pipeline_.Signature();
+  // A model trained on a recipe's output takes the raw columns the recipe started from.
+  if (!preprocess_.empty()) {
+    Json inputs = Json::array();
+    for (const auto& in : preprocess_.Signature()) {
+      if (in.value("name", std::string()) != pipeline_.target()) inputs.push_back(in);
+    }
+    sig["inputs"] = inputs;
+    sig["preprocessed"] = true;
+  }
+  return sig;
+}
 
 size_t Predictor::OutputWidth() const {
   return pipeline_.task() == ml::Task::kMulticlass ? pipeline_.NumClasses() : 1;
@@ -90,6 +106,11 @@ Status Predictor::EncodeInstances(const Json& instances, std::vector<float>* row
                                                     " rows exceed the limit of " + std::to_string(kMaxInstances) +
                                                     " (max_predict_rows)")
         .WithDetail(ErrorDetail::Field("instances", "too many rows"));
+  }
+  if (!preprocess_.empty()) {
+    ASSIGN_OR_RETURN(Table raw, preprocess_.Apply(instances, pipeline_.target(), secret_salt_));
+    ASSIGN_OR_RETURN(*rows, pipeline_.TransformTable(raw));
+    return Status::Ok();
   }
   const size_t width = NumFeatures();
   rows->assign(instances.size() * width, 0.0f);

@@ -10,6 +10,8 @@
 // kInvalidArgument with ErrorDetail::Field("instances[i].name", ...); too many rows is kPayloadTooLarge.
 #pragma once
 
+#include "ml/preprocess.h"
+
 #include <memory>
 #include <string>
 #include <string_view>
@@ -26,7 +28,8 @@ class Predictor {
  public:
   static constexpr size_t kMaxInstances = 10000;  // rows per PredictInstances call (max_predict_rows)
 
-  static Result<std::shared_ptr<Predictor>> Load(std::string_view model_bundle);
+  // `secret_salt` is the mask_pii salt of the project (used only by models trained on masked data).
+  static Result<std::shared_ptr<Predictor>> Load(std::string_view model_bundle, const std::string& secret_salt = "");
   ~Predictor();
   Predictor(const Predictor&) = delete;
   Predictor& operator=(const Predictor&) = delete;
@@ -55,6 +58,8 @@ class Predictor {
   Predictor() = default;
 
   FeaturePipeline pipeline_;
+  Preprocess preprocess_;  // recipe steps replayed on raw input; empty for models trained on raw data
+  std::string secret_salt_;
   CompiledForest forest_;
   Json meta_;
   void* booster_ = nullptr;  // BoosterHandle; owned

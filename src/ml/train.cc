@@ -183,12 +183,21 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
   TrainOutput result;
   result.pipeline = pipe.ToJson();
   result.signature = pipe.Signature();
-  const Json meta = {{"learner", learner->name},
-                     {"task", TaskName(task)},
-                     {"params", params},
-                     {"pipeline", result.pipeline},
-                     {"booster_format", "ubj"},
-                     {"xgboost_version", {major, minor, patch}}};
+  Json meta = {{"learner", learner->name},
+               {"task", TaskName(task)},
+               {"params", params},
+               {"pipeline", result.pipeline},
+               {"booster_format", "ubj"},
+               {"xgboost_version", {major, minor, patch}}};
+  if (spec.preprocess.is_object() && !spec.preprocess.empty()) {
+    meta["preprocess"] = spec.preprocess;
+    Json inputs = Json::array();
+    for (const auto& in : spec.preprocess["inputs"]) {
+      if (in.value("name", std::string()) != spec.target) inputs.push_back(in);
+    }
+    result.signature["inputs"] = inputs;
+    result.signature["preprocessed"] = true;
+  }
   result.model_bundle = EncodeModelBundle(meta, booster_bytes);
   result.metrics = std::move(metrics);
   result.params = std::move(params);

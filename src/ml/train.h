@@ -34,6 +34,8 @@ struct TrainSpec {
   double test_fraction = 0.2;    // in (0, 0.9]
   uint64_t seed = 42;
   int nthread = 0;               // 0 = all cores
+  // Recipe steps the training table went through, replayed at serving (ml/preprocess.h); {} = none.
+  Json preprocess = Json::object();
 };
 
 struct TrainOutput {

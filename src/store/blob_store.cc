@@ -198,4 +198,12 @@ bool BlobStore::Exists(const std::string& id) const {
   return p.ok() && fs::exists(*p, ec);
 }
 
+Status BlobStore::Remove(const std::string& id) {
+  ASSIGN_OR_RETURN(std::string path, PathFor(id));
+  std::error_code ec;
+  fs::remove(path, ec);
+  if (ec) return Status::Internal("removing blob " + id + ": " + ec.message());
+  return Status::Ok();
+}
+
 }  // namespace lathe

@@ -28,6 +28,8 @@ class BlobStore {
   // Filesystem path of a raw blob (AdoptFile), for memory-mapping.
   Result<std::string> PathOf(const std::string& id) const;
   bool Exists(const std::string& id) const;
+  // Deletes a blob's file (a missing blob is not an error). The caller checks that nothing references it.
+  Status Remove(const std::string& id);
   // A fresh temp path inside the store's directory (same filesystem, so AdoptFile is a rename).
   std::string TempPath(std::string_view hint) const;
 

@@ -60,6 +60,7 @@ TEST(CsvImportErrors, EveryErrorNamesItsPlace) {
     CsvOptions opts;
     opts.max_field_bytes = 160;
     opts.max_line_bytes = 250;
+    opts.encoding = "utf-8";  // detection would read the invalid UTF-8 cases as Latin-1
     auto r = ImportText(c.csv, dir, opts);
     ASSERT_FALSE(r.status.ok());
     EXPECT_EQ(r.status.code(), StatusCode::kInvalidArgument) << r.status.ToString();
@@ -85,9 +86,16 @@ TEST(CsvImportErrors, FixtureFilesReportLines) {
   auto unclosed = ImportPath(Fixture("unclosed.csv"), dir);
   ASSERT_EQ(unclosed.status.details().size(), 1u);
   EXPECT_EQ(unclosed.status.details()[0].line, 2);
-  auto latin1 = ImportPath(Fixture("latin1.csv"), dir);
+  CsvOptions utf8;
+  utf8.encoding = "utf-8";
+  auto latin1 = ImportPath(Fixture("latin1.csv"), dir, utf8);
   EXPECT_NE(latin1.status.message().find("invalid UTF-8"), std::string::npos);
   EXPECT_EQ(dir.FileCount(), 0u);
+  // Detected, the same file is Latin-1.
+  auto detected = ImportPath(Fixture("latin1.csv"), dir);
+  ASSERT_TRUE(detected.status.ok()) << detected.status.ToString();
+  EXPECT_EQ(detected.result.encoding, "latin-1");
+  EXPECT_EQ(detected.table.columns[1].StringAt(0), "caf\xC3\xA9");
 }
 
 TEST(CsvImportErrors, MissingInputIsNotFound) {

@@ -1,0 +1,19 @@
+// The `lathe` data commands: datasets (import from files and sources, rows, profile, export, quarantine,
+// delete, settings and contracts), recipes, connections and label queues. Each mirrors a route of the data
+// API (src/api/routes_datasets.cc, data_settings.cc, data_sources.cc, routes_recipes.cc, routes_labels.cc),
+// prints a table for people and the server's JSON with --json, and waits on jobs with a progress line.
+//
+// Secrets are never taken from the command line: a source password comes from stdin (--password-stdin) or
+// $LATHE_SOURCE_PASSWORD. Not thread-safe (process stdio); called by RunClient on the main thread.
+#pragma once
+
+#include <vector>
+
+#include "cli/client_context.h"
+
+namespace lathe::cli {
+
+// Every data command, grouped (datasets …, recipes …, connections …, labels …).
+std::vector<Command> DataCommands();
+
+}  // namespace lathe::cli

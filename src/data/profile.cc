@@ -1,0 +1,1569 @@
+#include "data/profile.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+#include "data/checksum.h"
+#include "data/lcol_format.h"
+#include "data/sketches.h"
+#include "data/value_parse.h"
+
+namespace lathe {
+
+namespace {
+
+constexpr int64_t kGroupRows = kLcolRowsPerGroup;
+constexpr size_t kRowSetMaxEntries = size_t{1} << 20;
+constexpr size_t kMaxCramerColumns = 30;
+constexpr int kMaxCategories = 50;
+constexpr int64_t kPatternCheckLimit = 200000;  // string values examined for semantic kinds, per worker
+constexpr uint64_t kSignBit = uint64_t{1} << 63;
+constexpr uint64_t kMissingHash = 0x6d697373696e6721ULL;
+
+// ---------------------------------------------------------------- keys: order-preserving uint64 encodings
+
+uint64_t IntKey(int64_t v) { return static_cast<uint64_t>(v) ^ kSignBit; }
+int64_t KeyInt(uint64_t k) { return static_cast<int64_t>(k ^ kSignBit); }
+uint64_t FloatKey(double v) {
+  if (v == 0) v = 0.0;  // -0.0 and 0.0 are one value
+  uint64_t b;
+  std::memcpy(&b, &v, 8);
+  return (b & kSignBit) ? ~b : (b | kSignBit);
+}
+double KeyFloat(uint64_t k) {
+  uint64_t b = (k & kSignBit) ? (k & ~kSignBit) : ~k;
+  double v;
+  std::memcpy(&v, &b, 8);
+  return v;
+}
+
+// LSD radix sort, 11 bits per pass; digits that are the same in every key are skipped (small integer ranges
+// sort in one or two passes).
+void RadixSort(std::vector<uint64_t>& v, std::vector<uint64_t>& tmp) {
+  constexpr int kBits = 11, kPasses = 6;
+  constexpr size_t kBuckets = size_t{1} << kBits;
+  size_t n = v.size();
+  if (n < 2) return;
+  if (n < 256) {
+    std::sort(v.begin(), v.end());
+    return;
+  }
+  uint64_t all_and = ~uint64_t{0}, all_or = 0;
+  for (uint64_t x : v) all_and &= x, all_or |= x;
+  uint64_t varying = all_and ^ all_or;
+  int passes[kPasses];
+  int np = 0;
+  for (int p = 0; p < kPasses; ++p) {
+    if ((varying >> (p * kBits)) & (kBuckets - 1)) passes[np++] = p;
+  }
+  if (np == 0) return;
+  std::vector<uint32_t> hist(static_cast<size_t>(np) * kBuckets, 0);
+  for (uint64_t x : v) {
+    for (int q = 0; q < np; ++q) ++hist[static_cast<size_t>(q) * kBuckets + ((x >> (passes[q] * kBits)) & (kBuckets - 1))];
+  }
+  tmp.resize(n);
+  for (int q = 0; q < np; ++q) {
+    uint32_t* h = hist.data() + static_cast<size_t>(q) * kBuckets;
+    uint32_t sum = 0;
+    for (size_t i = 0; i < kBuckets; ++i) {
+      uint32_t c = h[i];
+      h[i] = sum;
+      sum += c;
+    }
+    int shift = passes[q] * kBits;
+    for (uint64_t x : v) tmp[h[(x >> shift) & (kBuckets - 1)]++] = x;
+    v.swap(tmp);
+  }
+}
+
+using Runs = std::vector<std::pair<uint64_t, int64_t>>;
+
+void MakeRuns(const std::vector<uint64_t>& sorted, Runs* runs) {
+  runs->clear();
+  for (size_t i = 0; i < sorted.size();) {
+    size_t j = i + 1;
+    while (j < sorted.size() && sorted[j] == sorted[i]) ++j;
+    runs->emplace_back(sorted[i], static_cast<int64_t>(j - i));
+    i = j;
+  }
+}
+
+void MergeRuns(Runs* into, const Runs& add) {
+  Runs out;
+  out.reserve(into->size() + add.size());
+  size_t i = 0, j = 0;
+  while (i < into->size() || j < add.size()) {
+    if (j >= add.size() || (i < into->size() && (*into)[i].first < add[j].first)) {
+      out.push_back((*into)[i++]);
+    } else if (i >= into->size() || add[j].first < (*into)[i].first) {
+      out.push_back(add[j++]);
+    } else {
+      out.emplace_back((*into)[i].first, (*into)[i].second + add[j].second);
+      ++i, ++j;
+    }
+  }
+  into->swap(out);
+}
+
+// ---------------------------------------------------------------- semantic patterns of strings
+
+enum Pattern { kEmail = 0, kPhone, kIdCard, kUrl, kCodeLike, kNumPatterns };
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool IsAlnum(char c) { return IsDigit(c) || IsAlpha(c); }
+
+bool LooksLikeEmail(std::string_view s) {
+  size_t at = s.find('@');
+  if (at == std::string_view::npos || at == 0 || at + 1 >= s.size() || s.size() > 254) return false;
+  if (s.find('@', at + 1) != std::string_view::npos) return false;
+  for (size_t i = 0; i < at; ++i) {
+    char c = s[i];
+    if (!IsAlnum(c) && c != '.' && c != '_' && c != '-' && c != '+' && c != '%') return false;
+  }
+  std::string_view domain = s.substr(at + 1);
+  size_t dot = domain.rfind('.');
+  if (dot == std::string_view::npos || dot == 0 || domain.size() - dot - 1 < 2) return false;
+  for (char c : domain) {
+    if (!IsAlnum(c) && c != '.' && c != '-') return false;
+  }
+  for (size_t i = dot + 1; i < domain.size(); ++i) {
+    if (!IsAlpha(domain[i])) return false;
+  }
+  return domain.find("..") == std::string_view::npos;
+}
+
+bool LooksLikePhone(std::string_view s) {
+  size_t digits = 0, seps = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (IsDigit(c)) {
+      ++digits;
+    } else if (c == ' ' || c == '-' || c == '(' || c == ')' || c == '.') {
+      ++seps;
+    } else if (c == '+' && i == 0) {
+      ++seps;
+    } else {
+      return false;
+    }
+  }
+  if (digits < 7 || digits > 15) return false;
+  if (seps > 0) return true;
+  // Bare digit strings are phones only in the unmistakable shape of a Chinese mobile number: 1[3-9] + 9 digits.
+  return s.size() == 11 && s[0] == '1' && s[1] >= '3' && s[1] <= '9';
+}
+
+bool LooksLikeIdCard(std::string_view s) {
+  if (s.size() == 18) {
+    // China resident identity card: 6-digit region, YYYYMMDD, 3-digit sequence, ISO 7064 MOD 11-2 check.
+    static const int kWeights[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+    static const char kCheck[11] = {'1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'};
+    int sum = 0;
+    for (int i = 0; i < 17; ++i) {
+      if (!IsDigit(s[static_cast<size_t>(i)])) return false;
+      sum += (s[static_cast<size_t>(i)] - '0') * kWeights[i];
+    }
+    char last = s[17] == 'x' ? 'X' : s[17];
+    if (last != kCheck[sum % 11]) return false;
+    int year = std::stoi(std::string(s.substr(6, 4)));
+    int month = (s[10] - '0') * 10 + (s[11] - '0');
+    int day = (s[12] - '0') * 10 + (s[13] - '0');
+    return year >= 1900 && year <= 2100 && month >= 1 && month <= 12 && day >= 1 && day <= 31;
+  }
+  if (s.size() == 11 && s[3] == '-' && s[6] == '-') {
+    // US social security number shape: AAA-GG-SSSS, area not 000/666/9xx, group not 00, serial not 0000.
+    for (size_t i : {0, 1, 2, 4, 5, 7, 8, 9, 10}) {
+      if (!IsDigit(s[i])) return false;
+    }
+    std::string_view area = s.substr(0, 3);
+    return area != "000" && area != "666" && s[0] != '9' && s.substr(4, 2) != "00" && s.substr(7, 4) != "0000";
+  }
+  return false;
+}
+
+bool LooksLikeUrl(std::string_view s) {
+  std::string_view rest;
+  for (std::string_view p : {"http://", "https://", "ftp://", "www."}) {
+    if (s.size() > p.size()) {
+      bool match = true;
+      for (size_t i = 0; i < p.size() && match; ++i) match = (s[i] | 0x20) == p[i] || s[i] == p[i];
+      if (match) {
+        rest = s.substr(p.size());
+        break;
+      }
+    }
+  }
+  if (rest.empty()) return false;
+  size_t host_end = rest.find_first_of("/?#:");
+  std::string_view host = rest.substr(0, host_end);
+  if (host.empty() || host.find('.') == std::string_view::npos) return false;
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) <= ' ') return false;
+  }
+  return true;
+}
+
+// Code-like: one token of letters/digits (and - _ . : /), containing at least one digit, at most 64 bytes.
+bool LooksLikeCode(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  bool digit = false;
+  for (char c : s) {
+    if (IsDigit(c)) {
+      digit = true;
+    } else if (!IsAlpha(c) && c != '-' && c != '_' && c != '.' && c != ':' && c != '/') {
+      return false;
+    }
+  }
+  return digit;
+}
+
+int64_t CountTokens(std::string_view s) {
+  int64_t tokens = 0;
+  bool in = false;
+  for (char c : s) {
+    bool space = c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    if (!space && !in) ++tokens;
+    in = !space;
+  }
+  return tokens;
+}
+
+// ---------------------------------------------------------------- per-column accumulator
+
+struct ColumnAcc {
+  int64_t count = 0, missing = 0;
+  int64_t nan = 0, inf = 0, zeros = 0, negatives = 0;
+  bool has_range = false;
+  uint64_t min_key = 0, max_key = 0;
+  int64_t n_finite = 0;
+  double mean = 0, m2 = 0;
+  // Exact value counts while `exact`; afterwards the sketches.
+  bool exact = true;
+  Runs num_counts;  // numeric keys, ascending
+  std::unordered_map<std::string, int64_t> str_counts;
+  int64_t distinct_bytes = 0;  // summed lengths of distinct strings (exact mode)
+  std::unique_ptr<HyperLogLog> hll;
+  std::unique_ptr<FrequentItems<uint64_t>> num_freq;
+  std::unique_ptr<FrequentItems<std::string>> str_freq;
+  std::unique_ptr<QuantileSketch> qs;
+  // Strings.
+  int64_t len_min = std::numeric_limits<int64_t>::max(), len_max = 0;
+  double len_sum = 0;
+  int64_t pattern_checked = 0;
+  double token_sum = 0, checked_len_sum = 0;
+  int64_t pattern_hits[kNumPatterns] = {};
+  // Target leakage: every row equal to the target (missing == missing).
+  bool equals_target = true;
+};
+
+bool IsNumericType(ColumnType t) { return t != ColumnType::kString; }
+
+double KeyToDouble(ColumnType t, uint64_t k) {
+  switch (t) {
+    case ColumnType::kFloat64: return KeyFloat(k);
+    case ColumnType::kDatetime:
+    case ColumnType::kInt64:
+    case ColumnType::kBool: return static_cast<double>(KeyInt(k));
+    case ColumnType::kString: return 0;
+  }
+  return 0;
+}
+
+class Profiler;
+
+// Duplicate-row detection: 64-bit row hashes in an open-addressing set with per-hash counts. Above
+// kRowSetMaxEntries distinct hashes it keeps only hashes whose top `sample_bits_` bits are zero (a consistent
+// sample: all copies of a row share its hash) and scales the duplicate count up.
+class RowHashSet {
+ public:
+  RowHashSet() { Rehash(size_t{1} << 16); }
+  void Insert(const uint64_t* hashes, size_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < n; ++i) {
+      uint64_t h = hashes[i] | 1;  // 0 marks an empty slot
+      if (sample_bits_ > 0 && (h >> (64 - sample_bits_)) != 0) continue;
+      InsertOne(h, 1);
+      if (used_ * 2 > keys_.size()) {
+        if (used_ >= kRowSetMaxEntries) {
+          Downsample();
+        } else {
+          Rehash(keys_.size() * 2);
+        }
+      }
+    }
+  }
+  int64_t Duplicates() const {
+    int64_t dup = 0;
+    for (size_t i = 0; i < keys_.size(); ++i) {
+      if (keys_[i] != 0) dup += counts_[i] - 1;
+    }
+    return dup << sample_bits_;
+  }
+  bool approximate() const { return sample_bits_ > 0; }
+
+ private:
+  void InsertOne(uint64_t h, uint32_t c) {
+    size_t mask = keys_.size() - 1;
+    for (size_t i = MixHash64(h) & mask;; i = (i + 1) & mask) {
+      if (keys_[i] == h) {
+        counts_[i] += c;
+        return;
+      }
+      if (keys_[i] == 0) {
+        keys_[i] = h;
+        counts_[i] = c;
+        ++used_;
+        return;
+      }
+    }
+  }
+  void Rehash(size_t slots) {
+    std::vector<uint64_t> keys(slots, 0);
+    std::vector<uint32_t> counts(slots, 0);
+    keys.swap(keys_);
+    counts.swap(counts_);
+    used_ = 0;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (keys[i] != 0 && (sample_bits_ == 0 || (keys[i] >> (64 - sample_bits_)) == 0)) InsertOne(keys[i], counts[i]);
+    }
+  }
+  void Downsample() {
+    ++sample_bits_;
+    Rehash(keys_.size());
+  }
+  std::mutex mu_;
+  std::vector<uint64_t> keys_;
+  std::vector<uint32_t> counts_;
+  size_t used_ = 0;
+  int sample_bits_ = 0;
+};
+
+struct PairAcc {
+  double n = 0, sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+};
+
+// Categories of one Cramér column, shared by all workers so that ids agree.
+struct CategoryMap {
+  std::mutex mu;
+  std::unordered_map<std::string, int> ids;
+  std::vector<std::string> names;
+  bool overflow = false;
+};
+
+struct WorkerState {
+  std::vector<ColumnAcc> cols;
+  std::vector<PairAcc> pearson;               // pairs (i < j) of pearson_cols_, row-major upper triangle
+  std::vector<std::vector<int64_t>> cramer;   // pairs of cramer_cols_, kMaxCategories^2 cells each
+  // Scratch.
+  std::vector<uint64_t> keys, tmp, row_hash;
+  std::vector<double> finite;
+  Runs runs;
+};
+
+struct Source {
+  int64_t rows = 0;
+  int64_t num_groups = 0;
+  std::vector<ColumnInfo> columns;
+  // Produces the table holding group g and the row range [lo, hi) of that group inside it.
+  std::function<Status(int64_t g, Table* holder, const Table** view, size_t* lo, size_t* hi)> read;
+};
+
+class Profiler {
+ public:
+  Profiler(const Source& src, const ProfileOptions& opt, const std::function<bool()>& cancel)
+      : src_(src), opt_(opt), cancel_(cancel) {}
+
+  Result<Json> Run(const Json& footer_stats, int64_t file_bytes);
+
+ private:
+  Status RunPass(bool correlations_only);
+  Status ProcessGroup(WorkerState& w, const Table& t, size_t lo, size_t hi, bool correlations_only);
+  void ProcessNumeric(WorkerState& w, ColumnAcc& a, const Column& c, size_t lo, size_t hi, uint64_t* rh);
+  void ProcessString(WorkerState& w, ColumnAcc& a, const Column& c, size_t lo, size_t hi, uint64_t* rh);
+  void ProcessPearson(WorkerState& w, const Table& t, size_t lo, size_t hi);
+  void ProcessCramer(WorkerState& w, const Table& t, size_t lo, size_t hi);
+  void CheckTargetEquality(WorkerState& w, const Table& t, size_t lo, size_t hi);
+  void AddNumericRuns(ColumnAcc& a, ColumnType type, const Runs& runs);
+  void Overflow(ColumnAcc& a, ColumnType type);
+  void MergeInto(ColumnAcc& a, ColumnAcc& b, ColumnType type);
+  void MergeWorker(WorkerState& into, WorkerState& from);
+  Json ColumnJson(size_t c, const ColumnAcc& a, double* variance);
+  Json ValueJson(ColumnType t, uint64_t key) const;
+
+  const Source& src_;
+  const ProfileOptions& opt_;
+  const std::function<bool()>& cancel_;
+  int target_ = -1;
+  std::vector<int> pearson_cols_;
+  std::vector<double> shift_;  // per column, subtracted before Pearson sums (numerical stability)
+  std::vector<int> cramer_cols_;
+  std::vector<int64_t> cramer_int_min_;  // integer Cramér column (the target): id = value - min
+  std::vector<std::unique_ptr<CategoryMap>> categories_;
+  RowHashSet row_set_;
+  std::vector<WorkerState> workers_;
+};
+
+// ---------------------------------------------------------------- group processing
+
+void Profiler::AddNumericRuns(ColumnAcc& a, ColumnType type, const Runs& runs) {
+  if (a.exact) {
+    MergeRuns(&a.num_counts, runs);
+    if (static_cast<int64_t>(a.num_counts.size()) > opt_.exact_distinct_limit) Overflow(a, type);
+    return;
+  }
+  for (const auto& r : runs) a.hll->Add(MixHash64(r.first));
+  a.num_freq->AddBatch(runs);
+  std::vector<double> values(runs.size());
+  std::vector<int64_t> counts(runs.size());
+  for (size_t i = 0; i < runs.size(); ++i) values[i] = KeyToDouble(type, runs[i].first), counts[i] = runs[i].second;
+  a.qs->AddSortedWeighted(values.data(), counts.data(), runs.size());
+}
+
+void Profiler::Overflow(ColumnAcc& a, ColumnType type) {
+  if (!a.exact) return;
+  a.exact = false;
+  size_t freq_capacity = std::max<size_t>(1024, static_cast<size_t>(opt_.top_k) * 8);
+  a.hll = std::make_unique<HyperLogLog>();
+  if (type == ColumnType::kString) {
+    a.str_freq = std::make_unique<FrequentItems<std::string>>(freq_capacity);
+    std::vector<std::pair<std::string, int64_t>> batch;
+    batch.reserve(a.str_counts.size());
+    for (auto& [s, n] : a.str_counts) {
+      a.hll->Add(Hash64(s.data(), s.size()));
+      batch.emplace_back(s, n);
+    }
+    a.str_freq->AddBatch(std::move(batch));
+    std::unordered_map<std::string, int64_t>().swap(a.str_counts);
+    return;
+  }
+  a.num_freq = std::make_unique<FrequentItems<uint64_t>>(freq_capacity);
+  a.qs = std::make_unique<QuantileSketch>(2048);
+  Runs runs;
+  runs.swap(a.num_counts);
+  AddNumericRuns(a, type, runs);
+}
+
+void Profiler::ProcessNumeric(WorkerState& w, ColumnAcc& a, const Column& c, size_t lo, size_t hi, uint64_t* rh) {
+  const ColumnType type = c.type;
+  w.keys.clear();
+  w.finite.clear();
+  const uint8_t* valid = c.valid.data();
+  for (size_t i = lo; i < hi; ++i) {
+    uint64_t vh;
+    if (!valid[i]) {
+      ++a.missing;
+      vh = kMissingHash;
+    } else if (type == ColumnType::kFloat64) {
+      double v = c.f64[i];
+      if (std::isnan(v)) {
+        ++a.nan;
+        vh = 0x4e614e4e614e4e61ULL;
+      } else {
+        uint64_t k = FloatKey(v);
+        w.keys.push_back(k);
+        vh = k;
+        if (std::isinf(v)) {
+          ++a.inf;
+        } else {
+          w.finite.push_back(v);
+        }
+        a.zeros += v == 0;
+        a.negatives += v < 0;
+      }
+    } else {
+      int64_t v = type == ColumnType::kBool ? int64_t{c.b[i] != 0} : c.i64[i];
+      uint64_t k = IntKey(v);
+      w.keys.push_back(k);
+      vh = k;
+      a.zeros += v == 0;
+      a.negatives += v < 0;
+    }
+    rh[i - lo] = (((rh[i - lo] << 23) | (rh[i - lo] >> 41)) ^ (vh * 0xff51afd7ed558ccdULL)) * 0x9e3779b97f4a7c15ULL;
+  }
+  a.count += static_cast<int64_t>(w.keys.size());  // NaN values are added by the caller
+  // Moments over finite values: group mean and M2, merged with Chan et al.'s formula.
+  if (type != ColumnType::kFloat64) {
+    w.finite.resize(w.keys.size());
+    for (size_t i = 0; i < w.keys.size(); ++i) {
+      w.finite[i] = type == ColumnType::kDatetime ? static_cast<double>(KeyInt(w.keys[i])) / 1e6
+                                                  : static_cast<double>(KeyInt(w.keys[i]));
+    }
+  }
+  if (!w.finite.empty()) {
+    double sum = 0;
+    for (double v : w.finite) sum += v;
+    double n = static_cast<double>(w.finite.size());
+    double mean = sum / n;
+    double m2 = 0;
+    for (double v : w.finite) m2 += (v - mean) * (v - mean);
+    double na = static_cast<double>(a.n_finite);
+    double delta = mean - a.mean;
+    double tot = na + n;
+    a.mean += delta * n / tot;
+    a.m2 += m2 + delta * delta * na * n / tot;
+    a.n_finite += static_cast<int64_t>(w.finite.size());
+  }
+  RadixSort(w.keys, w.tmp);
+  if (!w.keys.empty()) {
+    if (!a.has_range || w.keys.front() < a.min_key) a.min_key = w.keys.front();
+    if (!a.has_range || w.keys.back() > a.max_key) a.max_key = w.keys.back();
+    a.has_range = true;
+  }
+  MakeRuns(w.keys, &w.runs);
+  AddNumericRuns(a, type, w.runs);
+}
+
+void Profiler::ProcessString(WorkerState& w, ColumnAcc& a, const Column& c, size_t lo, size_t hi, uint64_t* rh) {
+  w.keys.clear();
+  const uint8_t* valid = c.valid.data();
+  for (size_t i = lo; i < hi; ++i) {
+    if (!valid[i]) {
+      ++a.missing;
+    } else {
+      w.keys.push_back(static_cast<uint64_t>(static_cast<uint32_t>(c.codes[i])));
+    }
+  }
+  a.count += static_cast<int64_t>(w.keys.size());
+  RadixSort(w.keys, w.tmp);
+  MakeRuns(w.keys, &w.runs);
+  // Hash of each code used in this range (a dense table when the dictionary is not much larger than the range).
+  bool dense = c.dict.size() <= 4 * (hi - lo) + 64;
+  std::vector<uint64_t> code_hash;
+  std::unordered_map<uint32_t, uint64_t> sparse_hash;
+  if (dense) code_hash.assign(c.dict.size(), 0);
+  std::vector<std::pair<std::string, int64_t>> batch;
+  for (const auto& [key, n] : w.runs) {
+    uint32_t code = static_cast<uint32_t>(key);
+    if (code >= c.dict.size()) continue;  // Table invariant; never true for decoded files
+    std::string_view s = c.dict[code];
+    uint64_t h = Hash64(s.data(), s.size());
+    if (dense) {
+      code_hash[code] = h;
+    } else {
+      sparse_hash.emplace(code, h);
+    }
+    int64_t len = static_cast<int64_t>(s.size());
+    a.len_min = std::min(a.len_min, len);
+    a.len_max = std::max(a.len_max, len);
+    a.len_sum += static_cast<double>(len) * static_cast<double>(n);
+    if (a.pattern_checked < kPatternCheckLimit) {
+      a.pattern_checked += n;
+      double dn = static_cast<double>(n);
+      a.checked_len_sum += static_cast<double>(len) * dn;
+      a.token_sum += static_cast<double>(CountTokens(s)) * dn;
+      if (LooksLikeEmail(s)) a.pattern_hits[kEmail] += n;
+      if (LooksLikePhone(s)) a.pattern_hits[kPhone] += n;
+      if (LooksLikeIdCard(s)) a.pattern_hits[kIdCard] += n;
+      if (LooksLikeUrl(s)) a.pattern_hits[kUrl] += n;
+      if (LooksLikeCode(s)) a.pattern_hits[kCodeLike] += n;
+    }
+    if (a.exact) {
+      auto [it, inserted] = a.str_counts.try_emplace(std::string(s), 0);
+      it->second += n;
+      if (inserted) a.distinct_bytes += len;
+    } else {
+      a.hll->Add(h);
+      batch.emplace_back(std::string(s), n);
+    }
+  }
+  if (!a.exact) a.str_freq->AddBatch(std::move(batch));
+  if (a.exact && static_cast<int64_t>(a.str_counts.size()) > opt_.exact_distinct_limit) Overflow(a, ColumnType::kString);
+  for (size_t i = lo; i < hi; ++i) {
+    uint64_t vh = kMissingHash;
+    if (valid[i]) {
+      uint32_t code = static_cast<uint32_t>(c.codes[i]);
+      if (dense) {
+        vh = code < code_hash.size() ? code_hash[code] : 0;
+      } else {
+        auto it = sparse_hash.find(code);
+        vh = it == sparse_hash.end() ? 0 : it->second;
+      }
+    }
+    rh[i - lo] = (((rh[i - lo] << 23) | (rh[i - lo] >> 41)) ^ (vh * 0xff51afd7ed558ccdULL)) * 0x9e3779b97f4a7c15ULL;
+  }
+}
+
+// Sums over one block for a Pearson pair: sxy, sx, sy, sxx, syy, n (rows where both are finite). x is 0 where
+// its column is missing, so masking by the other column alone restricts every sum to rows where both exist.
+// Written with GCC vector extensions: four independent lanes per sum instead of one serial chain.
+void PairSums(const double* xa, const double* xa2, const double* ma, const double* xb, const double* xb2,
+              const double* mb, size_t n, bool both_full, double* out) {
+  // Two accumulator sets of two SSE2 lanes each.
+  typedef double V __attribute__((vector_size(16)));
+  V acc[2][6] = {};
+#define LATHE_LOAD(dst, p) std::memcpy(&(dst), (p), sizeof(V))
+  size_t i = 0;
+  if (both_full) {
+    for (; i + 4 <= n; i += 4) {
+      for (int u = 0; u < 2; ++u) {
+        V a, b, a2, b2;
+        LATHE_LOAD(a, xa + i + 2 * u), LATHE_LOAD(b, xb + i + 2 * u);
+        LATHE_LOAD(a2, xa2 + i + 2 * u), LATHE_LOAD(b2, xb2 + i + 2 * u);
+        acc[u][0] += a * b, acc[u][1] += a, acc[u][2] += b, acc[u][3] += a2, acc[u][4] += b2;
+      }
+    }
+  } else {
+    for (; i + 4 <= n; i += 4) {
+      for (int u = 0; u < 2; ++u) {
+        V a, b, a2, b2, am, bm;
+        LATHE_LOAD(a, xa + i + 2 * u), LATHE_LOAD(b, xb + i + 2 * u);
+        LATHE_LOAD(a2, xa2 + i + 2 * u), LATHE_LOAD(b2, xb2 + i + 2 * u);
+        LATHE_LOAD(am, ma + i + 2 * u), LATHE_LOAD(bm, mb + i + 2 * u);
+        acc[u][0] += a * b, acc[u][1] += a * bm, acc[u][2] += b * am, acc[u][3] += a2 * bm, acc[u][4] += b2 * am;
+        acc[u][5] += am * bm;
+      }
+    }
+  }
+#undef LATHE_LOAD
+  double r[6] = {0, 0, 0, 0, 0, 0};
+  for (int k = 0; k < 6; ++k) r[k] = (acc[0][k][0] + acc[0][k][1]) + (acc[1][k][0] + acc[1][k][1]);
+  for (; i < n; ++i) {
+    double bm = both_full ? 1.0 : mb[i], am = both_full ? 1.0 : ma[i];
+    r[0] += xa[i] * xb[i], r[1] += xa[i] * bm, r[2] += xb[i] * am, r[3] += xa2[i] * bm, r[4] += xb2[i] * am;
+    r[5] += am * bm;
+  }
+  if (both_full) r[5] = static_cast<double>(n);
+  std::memcpy(out, r, sizeof(r));
+}
+
+void Profiler::ProcessPearson(WorkerState& w, const Table& t, size_t lo, size_t hi) {
+  size_t m = pearson_cols_.size();
+  if (m < 2) return;
+  // Rows go in blocks small enough for every column's centred values, squares and masks to stay in cache.
+  constexpr size_t kBlock = 512;
+  std::vector<double>& buf = w.finite;
+  buf.assign(3 * m * kBlock, 0.0);
+  std::vector<double> cnt(m);
+  for (size_t b0 = lo; b0 < hi; b0 += kBlock) {
+    size_t n = std::min(kBlock, hi - b0);
+    for (size_t k = 0; k < m; ++k) {
+      const Column& c = t.columns[static_cast<size_t>(pearson_cols_[k])];
+      double shift = shift_[static_cast<size_t>(pearson_cols_[k])];
+      double* xc = buf.data() + 3 * k * kBlock;
+      double* xc2 = xc + kBlock;
+      double* md = xc2 + kBlock;
+      double nn = 0;
+      for (size_t i = 0; i < n; ++i) {
+        double v = c.type == ColumnType::kFloat64 ? c.f64[b0 + i] : static_cast<double>(c.i64[b0 + i]);
+        bool ok = c.valid[b0 + i] != 0 && std::isfinite(v);
+        double x = ok ? v - shift : 0.0;
+        xc[i] = x;
+        xc2[i] = x * x;
+        md[i] = ok ? 1.0 : 0.0;
+        nn += md[i];
+      }
+      cnt[k] = nn;
+    }
+    size_t p = 0;
+    for (size_t a = 0; a < m; ++a) {
+      const double* xa = buf.data() + 3 * a * kBlock;
+      const double* xa2 = xa + kBlock;
+      const double* ma = xa2 + kBlock;
+      bool full_a = cnt[a] == static_cast<double>(n);
+      for (size_t b = a + 1; b < m; ++b, ++p) {
+        const double* xb = buf.data() + 3 * b * kBlock;
+        const double* xb2 = xb + kBlock;
+        const double* mb = xb2 + kBlock;
+        bool full_b = cnt[b] == static_cast<double>(n);
+        PairAcc& acc = w.pearson[p];
+        double sums[6];
+        PairSums(xa, xa2, ma, xb, xb2, mb, n, full_a && full_b, sums);
+        double sxy = sums[0], sx = sums[1], sy = sums[2], sxx = sums[3], syy = sums[4], nn = sums[5];
+        acc.n += nn, acc.sx += sx, acc.sy += sy, acc.sxx += sxx, acc.syy += syy, acc.sxy += sxy;
+      }
+    }
+  }
+}
+
+void Profiler::ProcessCramer(WorkerState& w, const Table& t, size_t lo, size_t hi) {
+  size_t m = cramer_cols_.size();
+  if (m < 2) return;
+  size_t n = hi - lo;
+  std::vector<std::vector<int16_t>> ids(m, std::vector<int16_t>(n, -1));
+  for (size_t k = 0; k < m; ++k) {
+    const Column& c = t.columns[static_cast<size_t>(cramer_cols_[k])];
+    CategoryMap& cat = *categories_[k];
+    if (c.type == ColumnType::kBool) {
+      for (size_t i = 0; i < n; ++i) {
+        if (c.valid[lo + i]) ids[k][i] = c.b[lo + i] ? 1 : 0;
+      }
+      continue;
+    }
+    if (c.type == ColumnType::kInt64) {
+      for (size_t i = 0; i < n; ++i) {
+        if (!c.valid[lo + i]) continue;
+        int64_t id = c.i64[lo + i] - cramer_int_min_[k];
+        if (id >= 0 && id < kMaxCategories) ids[k][i] = static_cast<int16_t>(id);
+      }
+      continue;
+    }
+    // Strings: find the codes used in this range, give them shared category ids (under the column's lock,
+    // once per code), then translate the rows without the lock.
+    std::vector<int16_t> code_id(c.dict.size() <= 4 * n + 64 ? c.dict.size() : 0, -2);
+    std::unordered_map<int32_t, int16_t> sparse;
+    auto slot = [&](int32_t code) -> int16_t& {
+      if (!code_id.empty()) return code_id[static_cast<size_t>(code)];
+      return sparse.try_emplace(code, int16_t{-2}).first->second;
+    };
+    std::vector<int32_t> used;
+    for (size_t i = 0; i < n; ++i) {
+      if (!c.valid[lo + i]) continue;
+      int32_t code = c.codes[lo + i];
+      if (code < 0 || static_cast<size_t>(code) >= c.dict.size()) continue;
+      int16_t& s = slot(code);
+      if (s == -2) {
+        s = -1;
+        used.push_back(code);
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(cat.mu);
+      for (int32_t code : used) {
+        if (cat.overflow) break;
+        std::string s(c.dict[static_cast<size_t>(code)]);
+        auto git = cat.ids.find(s);
+        int id;
+        if (git != cat.ids.end()) {
+          id = git->second;
+        } else if (static_cast<int>(cat.names.size()) < kMaxCategories) {
+          id = static_cast<int>(cat.names.size());
+          cat.ids.emplace(s, id);
+          cat.names.push_back(s);
+        } else {
+          cat.overflow = true;  // more categories than the footer promised: the column drops out
+          break;
+        }
+        slot(code) = static_cast<int16_t>(id);
+      }
+      if (cat.overflow) continue;
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (!c.valid[lo + i]) continue;
+      int32_t code = c.codes[lo + i];
+      if (code < 0 || static_cast<size_t>(code) >= c.dict.size()) continue;
+      int16_t id = slot(code);
+      if (id >= 0) ids[k][i] = id;
+    }
+  }
+  size_t p = 0;
+  for (size_t a = 0; a < m; ++a) {
+    for (size_t b = a + 1; b < m; ++b, ++p) {
+      int64_t* cells = w.cramer[p].data();
+      const int16_t* ia = ids[a].data();
+      const int16_t* ib = ids[b].data();
+      for (size_t i = 0; i < n; ++i) {
+        if ((ia[i] | ib[i]) >= 0) ++cells[ia[i] * kMaxCategories + ib[i]];
+      }
+    }
+  }
+}
+
+void Profiler::CheckTargetEquality(WorkerState& w, const Table& t, size_t lo, size_t hi) {
+  const Column& tc = t.columns[static_cast<size_t>(target_)];
+  for (size_t c = 0; c < t.columns.size(); ++c) {
+    ColumnAcc& a = w.cols[c];
+    const Column& col = t.columns[c];
+    if (static_cast<int>(c) == target_ || !a.equals_target) continue;
+    if (col.type != tc.type) {
+      a.equals_target = false;
+      continue;
+    }
+    for (size_t i = lo; i < hi && a.equals_target; ++i) {
+      if (col.valid[i] != tc.valid[i]) {
+        a.equals_target = false;
+      } else if (col.valid[i]) {
+        switch (col.type) {
+          case ColumnType::kInt64:
+          case ColumnType::kDatetime: a.equals_target = col.i64[i] == tc.i64[i]; break;
+          case ColumnType::kFloat64:
+            a.equals_target = col.f64[i] == tc.f64[i] || (std::isnan(col.f64[i]) && std::isnan(tc.f64[i]));
+            break;
+          case ColumnType::kBool: a.equals_target = (col.b[i] != 0) == (tc.b[i] != 0); break;
+          case ColumnType::kString: a.equals_target = col.StringAt(i) == tc.StringAt(i); break;
+        }
+      }
+    }
+  }
+}
+
+Status Profiler::ProcessGroup(WorkerState& w, const Table& t, size_t lo, size_t hi, bool correlations_only) {
+  if (t.columns.size() != src_.columns.size()) return Status::Internal("row group has the wrong column count");
+  if (!correlations_only) {
+    w.row_hash.assign(hi - lo, 0x243f6a8885a308d3ULL);
+    for (size_t c = 0; c < t.columns.size(); ++c) {
+      const Column& col = t.columns[c];
+      if (col.type == ColumnType::kString) {
+        ProcessString(w, w.cols[c], col, lo, hi, w.row_hash.data());
+      } else {
+        int64_t nan_before = w.cols[c].nan;
+        ProcessNumeric(w, w.cols[c], col, lo, hi, w.row_hash.data());
+        w.cols[c].count += w.cols[c].nan - nan_before;  // NaN is a present value, just not a number
+      }
+    }
+    for (uint64_t& h : w.row_hash) h = MixHash64(h);
+    row_set_.Insert(w.row_hash.data(), w.row_hash.size());
+    ProcessCramer(w, t, lo, hi);
+    if (target_ >= 0) CheckTargetEquality(w, t, lo, hi);
+  }
+  ProcessPearson(w, t, lo, hi);
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------- merging
+
+void Profiler::MergeInto(ColumnAcc& a, ColumnAcc& b, ColumnType type) {
+  a.count += b.count, a.missing += b.missing, a.nan += b.nan, a.inf += b.inf;
+  a.zeros += b.zeros, a.negatives += b.negatives;
+  if (b.has_range) {
+    if (!a.has_range || b.min_key < a.min_key) a.min_key = b.min_key;
+    if (!a.has_range || b.max_key > a.max_key) a.max_key = b.max_key;
+    a.has_range = true;
+  }
+  if (b.n_finite > 0) {
+    double na = static_cast<double>(a.n_finite), nb = static_cast<double>(b.n_finite);
+    double delta = b.mean - a.mean, tot = na + nb;
+    a.mean += delta * nb / tot;
+    a.m2 += b.m2 + delta * delta * na * nb / tot;
+    a.n_finite += b.n_finite;
+  }
+  a.len_min = std::min(a.len_min, b.len_min);
+  a.len_max = std::max(a.len_max, b.len_max);
+  a.len_sum += b.len_sum;
+  a.pattern_checked += b.pattern_checked;
+  a.token_sum += b.token_sum;
+  a.checked_len_sum += b.checked_len_sum;
+  for (int k = 0; k < kNumPatterns; ++k) a.pattern_hits[k] += b.pattern_hits[k];
+  a.equals_target = a.equals_target && b.equals_target;
+  if (a.exact && b.exact) {
+    if (type == ColumnType::kString) {
+      for (auto& [s, n] : b.str_counts) {
+        auto [it, inserted] = a.str_counts.try_emplace(s, 0);
+        it->second += n;
+        if (inserted) a.distinct_bytes += static_cast<int64_t>(s.size());
+      }
+      if (static_cast<int64_t>(a.str_counts.size()) > opt_.exact_distinct_limit) Overflow(a, type);
+    } else {
+      MergeRuns(&a.num_counts, b.num_counts);
+      if (static_cast<int64_t>(a.num_counts.size()) > opt_.exact_distinct_limit) Overflow(a, type);
+    }
+    return;
+  }
+  Overflow(a, type);
+  Overflow(b, type);
+  a.hll->Merge(*b.hll);
+  if (type == ColumnType::kString) {
+    a.str_freq->Merge(*b.str_freq);
+  } else {
+    a.num_freq->Merge(*b.num_freq);
+    a.qs->Merge(*b.qs);
+  }
+}
+
+void Profiler::MergeWorker(WorkerState& into, WorkerState& from) {
+  for (size_t c = 0; c < into.cols.size(); ++c) MergeInto(into.cols[c], from.cols[c], src_.columns[c].type);
+  for (size_t p = 0; p < into.pearson.size(); ++p) {
+    PairAcc& a = into.pearson[p];
+    const PairAcc& b = from.pearson[p];
+    a.n += b.n, a.sx += b.sx, a.sy += b.sy, a.sxx += b.sxx, a.syy += b.syy, a.sxy += b.sxy;
+  }
+  for (size_t p = 0; p < into.cramer.size(); ++p) {
+    for (size_t i = 0; i < into.cramer[p].size(); ++i) into.cramer[p][i] += from.cramer[p][i];
+  }
+}
+
+Status Profiler::RunPass(bool correlations_only) {
+  int threads = opt_.num_threads > 0 ? opt_.num_threads : static_cast<int>(std::thread::hardware_concurrency());
+  threads = std::max(1, std::min<int>(threads, static_cast<int>(std::max<int64_t>(1, src_.num_groups))));
+  size_t m = pearson_cols_.size();
+  size_t cm = cramer_cols_.size();
+  workers_.clear();
+  workers_.resize(static_cast<size_t>(threads));
+  for (WorkerState& w : workers_) {
+    w.cols.resize(src_.columns.size());
+    w.pearson.assign(m * (m > 0 ? m - 1 : 0) / 2, PairAcc());
+    if (!correlations_only) {
+      w.cramer.assign(cm * (cm > 0 ? cm - 1 : 0) / 2, std::vector<int64_t>(kMaxCategories * kMaxCategories, 0));
+    }
+  }
+  std::atomic<int64_t> next{0};
+  std::atomic<bool> stop{false};
+  std::mutex err_mu;
+  Status first_error;
+  auto work = [&](WorkerState& w, bool calling_thread) {
+    Table holder;
+    for (;;) {
+      if (stop.load()) return;
+      int64_t g = next.fetch_add(1);
+      if (g >= src_.num_groups) return;
+      Status s;
+      if (calling_thread && cancel_ && cancel_()) {
+        s = Status::Cancelled("profiling was cancelled");
+      } else {
+        const Table* view = nullptr;
+        size_t lo = 0, hi = 0;
+        s = src_.read(g, &holder, &view, &lo, &hi);
+        if (s.ok()) s = ProcessGroup(w, *view, lo, hi, correlations_only);
+      }
+      if (!s.ok()) {
+        std::lock_guard<std::mutex> lock(err_mu);
+        if (first_error.ok()) first_error = s;
+        stop = true;
+        return;
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int i = 1; i < threads; ++i) pool.emplace_back(work, std::ref(workers_[static_cast<size_t>(i)]), false);
+  work(workers_[0], true);
+  for (std::thread& t : pool) t.join();
+  RETURN_IF_ERROR(first_error);
+  for (size_t i = 1; i < workers_.size(); ++i) {
+    MergeWorker(workers_[0], workers_[i]);
+    workers_[i] = WorkerState();
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------- results
+
+Json Profiler::ValueJson(ColumnType t, uint64_t key) const {
+  switch (t) {
+    case ColumnType::kInt64: return KeyInt(key);
+    case ColumnType::kFloat64: return KeyFloat(key);
+    case ColumnType::kBool: return KeyInt(key) != 0;
+    case ColumnType::kDatetime: return FormatDatetimeMicros(KeyInt(key));
+    case ColumnType::kString: return nullptr;
+  }
+  return nullptr;
+}
+
+Json NumberOut(ColumnType t, double v) {
+  if (t == ColumnType::kDatetime) {
+    if (!std::isfinite(v)) return nullptr;
+    return FormatDatetimeMicros(static_cast<int64_t>(std::llround(v)));
+  }
+  return v;
+}
+
+bool IsBooleanPair(std::string a, std::string b) {
+  for (std::string* s : {&a, &b}) {
+    for (char& ch : *s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  }
+  if (b < a) std::swap(a, b);
+  static const std::pair<const char*, const char*> kPairs[] = {
+      {"0", "1"}, {"n", "y"}, {"no", "yes"}, {"false", "true"}, {"f", "t"}, {"off", "on"}, {"-1", "1"}};
+  for (const auto& [x, y] : kPairs) {
+    if (a == x && b == y) return true;
+  }
+  return false;
+}
+
+Json Profiler::ColumnJson(size_t ci, const ColumnAcc& a, double* variance) {
+  const ColumnInfo& info = src_.columns[ci];
+  const ColumnType t = info.type;
+  Json j;
+  j["name"] = info.name;
+  j["type"] = ColumnTypeName(t);
+  j["count"] = a.count;
+  j["missing"] = a.missing;
+  int64_t rows = a.count + a.missing;
+  j["missing_fraction"] = rows > 0 ? static_cast<double>(a.missing) / static_cast<double>(rows) : 0.0;
+  int64_t distinct = 0;
+  if (a.exact) {
+    distinct = static_cast<int64_t>(t == ColumnType::kString ? a.str_counts.size() : a.num_counts.size());
+    if (t == ColumnType::kFloat64 && a.nan > 0) ++distinct;
+  } else {
+    distinct = std::min<int64_t>(a.count, std::llround(a.hll->Estimate()));
+  }
+  j["distinct"] = distinct;
+  j["distinct_approximate"] = !a.exact;
+
+  // Top values (exact counts, or Misra-Gries lower bounds).
+  size_t top_k = static_cast<size_t>(std::max(opt_.top_k, 0));
+  size_t hist_k = static_cast<size_t>(std::max(opt_.histogram_bins, 1));
+  Json top = Json::array();
+  int64_t top_count = 0;
+  std::vector<std::pair<std::string, int64_t>> str_top;
+  if (t == ColumnType::kString) {
+    if (a.exact) {
+      std::vector<std::pair<std::string, int64_t>> all(a.str_counts.begin(), a.str_counts.end());
+      size_t k = std::min(all.size(), std::max(top_k, hist_k));
+      std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(k), all.end(), [](const auto& x, const auto& y) {
+        return x.second != y.second ? x.second > y.second : x.first < y.first;
+      });
+      all.resize(k);
+      str_top = std::move(all);
+    } else {
+      str_top = a.str_freq->Top(std::max(top_k, hist_k));
+    }
+    for (size_t i = 0; i < str_top.size() && i < top_k; ++i) top.push_back({{"value", str_top[i].first}, {"count", str_top[i].second}});
+    if (!str_top.empty()) top_count = str_top[0].second;
+  } else {
+    Runs best;
+    if (a.exact) {
+      best = a.num_counts;
+      size_t k = std::min(best.size(), top_k);
+      std::partial_sort(best.begin(), best.begin() + static_cast<std::ptrdiff_t>(k), best.end(), [](const auto& x, const auto& y) {
+        return x.second != y.second ? x.second > y.second : x.first < y.first;
+      });
+      best.resize(k);
+    } else {
+      best = a.num_freq->Top(top_k);
+    }
+    for (const auto& [key, n] : best) top.push_back({{"value", ValueJson(t, key)}, {"count", n}});
+    if (!best.empty()) top_count = best[0].second;
+    if (t == ColumnType::kFloat64 && a.nan > top_count && top.size() < top_k + 1) top_count = a.nan;
+  }
+  j["top_values"] = std::move(top);
+  j["top_values_approximate"] = !a.exact;
+  j["top_values_max_error"] = a.exact ? 0 : (t == ColumnType::kString ? a.str_freq->max_error() : a.num_freq->max_error());
+
+  std::vector<std::string> kinds;
+  bool constant = a.count > 0 && a.exact && distinct == 1;
+  if (constant) kinds.push_back("constant");
+  if (!constant && a.count > 0 && static_cast<double>(top_count) >= 0.99 * static_cast<double>(a.count)) {
+    kinds.push_back("near_constant");
+  }
+  bool unique = a.count >= 10 && (a.exact ? distinct == a.count : static_cast<double>(distinct) >= 0.97 * static_cast<double>(a.count));
+  double checked = static_cast<double>(std::max<int64_t>(a.pattern_checked, 1));
+  auto share = [&](Pattern p) { return static_cast<double>(a.pattern_hits[p]) / checked; };
+  if (unique && (t == ColumnType::kInt64 || (t == ColumnType::kString && share(kCodeLike) >= 0.9))) {
+    kinds.push_back("identifier");
+  }
+  bool boolean_like = t == ColumnType::kBool;
+  if (t == ColumnType::kString) {
+    if (a.pattern_checked > 0) {
+      if (share(kEmail) >= 0.9) kinds.push_back("email");
+      if (share(kPhone) >= 0.9) kinds.push_back("phone");
+      if (share(kIdCard) >= 0.9) kinds.push_back("id_card");
+      if (share(kUrl) >= 0.9) kinds.push_back("url");
+      if (a.checked_len_sum / checked >= 20 && a.token_sum / checked >= 4) kinds.push_back("free_text");
+    }
+    if (static_cast<double>(distinct) > 0.5 * static_cast<double>(a.count) && distinct > 1000) {
+      kinds.push_back("high_cardinality");
+    }
+    if (a.exact && a.str_counts.size() == 2) {
+      auto it = a.str_counts.begin();
+      std::string x = it->first;
+      ++it;
+      boolean_like = IsBooleanPair(x, it->first);
+    }
+  } else if (t == ColumnType::kInt64 && a.exact && a.num_counts.size() == 2) {
+    boolean_like = IsBooleanPair(std::to_string(KeyInt(a.num_counts[0].first)), std::to_string(KeyInt(a.num_counts[1].first)));
+  }
+  if (boolean_like) kinds.push_back("boolean_like");
+  j["semantic_kinds"] = kinds;
+
+  if (t == ColumnType::kString) {
+    if (a.count > 0) {
+      j["length"] = {{"min", a.len_min}, {"mean", a.len_sum / static_cast<double>(a.count)}, {"max", a.len_max}};
+    } else {
+      j["length"] = {{"min", nullptr}, {"mean", nullptr}, {"max", nullptr}};
+    }
+    Json bins = Json::array();
+    int64_t shown = 0;
+    for (size_t i = 0; i < str_top.size() && i < hist_k; ++i) {
+      bins.push_back({{"value", str_top[i].first}, {"count", str_top[i].second}});
+      shown += str_top[i].second;
+    }
+    j["histogram"] = {{"kind", "top_values"}, {"bins", std::move(bins)}, {"other", a.count - shown}};
+    *variance = 0;
+    return j;
+  }
+
+  // Numeric: min/max/mean/std.
+  double scale = t == ColumnType::kDatetime ? 1e6 : 1.0;  // datetime moments are in seconds
+  double sd = a.n_finite > 1 ? std::sqrt(std::max(0.0, a.m2 / static_cast<double>(a.n_finite - 1))) : std::numeric_limits<double>::quiet_NaN();
+  *variance = a.n_finite > 1 ? a.m2 / static_cast<double>(a.n_finite - 1) : 0.0;
+  j["min"] = a.has_range ? ValueJson(t, a.min_key) : Json(nullptr);
+  j["max"] = a.has_range ? ValueJson(t, a.max_key) : Json(nullptr);
+  if (t == ColumnType::kBool) {
+    j["min"] = a.has_range ? Json(KeyInt(a.min_key)) : Json(nullptr);
+    j["max"] = a.has_range ? Json(KeyInt(a.max_key)) : Json(nullptr);
+  }
+  j["mean"] = a.n_finite > 0 ? NumberOut(t, a.mean * scale) : Json(nullptr);
+  j["std"] = a.n_finite > 1 ? Json(sd) : Json(nullptr);
+  j["zeros"] = a.zeros;
+  j["negatives"] = a.negatives;
+  if (t == ColumnType::kFloat64) {
+    j["nan"] = a.nan;
+    j["infinite"] = a.inf;
+  }
+
+  // Value distribution: exact (key, count) list, or the sketch's weighted items.
+  std::vector<std::pair<double, int64_t>> dist;
+  if (a.exact) {
+    dist.reserve(a.num_counts.size());
+    for (const auto& [k, n] : a.num_counts) dist.emplace_back(KeyToDouble(t, k), n);
+  } else {
+    dist = a.qs->Items();
+  }
+  int64_t total = 0;
+  for (const auto& d : dist) total += d.second;
+  static const std::pair<const char*, double> kQuantiles[] = {{"p1", 0.01},  {"p5", 0.05},  {"p25", 0.25}, {"p50", 0.5},
+                                                              {"p75", 0.75}, {"p95", 0.95}, {"p99", 0.99}};
+  Json q = Json::object();
+  for (const auto& [name, p] : kQuantiles) {
+    if (total == 0) {
+      q[name] = nullptr;
+      continue;
+    }
+    double h = p * static_cast<double>(total - 1);
+    int64_t lo = static_cast<int64_t>(std::floor(h));
+    double frac = h - static_cast<double>(lo);
+    double x_lo = dist.back().first, x_hi = dist.back().first;
+    int64_t cum = 0;
+    bool have_lo = false;
+    for (const auto& [v, n] : dist) {
+      if (!have_lo && cum + n > lo) {
+        x_lo = v;
+        have_lo = true;
+      }
+      if (cum + n > lo + 1) {
+        x_hi = v;
+        break;
+      }
+      cum += n;
+    }
+    double v = (frac == 0 || x_lo == x_hi) ? x_lo : x_lo + frac * (x_hi - x_lo);
+    if (std::isnan(v)) v = x_lo;
+    q[name] = t == ColumnType::kDatetime ? NumberOut(t, v) : Json(v);
+  }
+  j["quantiles"] = q;
+  j["quantiles_approximate"] = !a.exact;
+
+  if (t != ColumnType::kBool) {
+    // Equal-width histogram over the finite range.
+    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    for (const auto& [v, n] : dist) {
+      if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+    }
+    Json bins = Json::array();
+    if (lo <= hi) {
+      size_t nb = hist_k;
+      if (t != ColumnType::kFloat64 && hi - lo + 1 <= static_cast<double>(nb)) nb = static_cast<size_t>(hi - lo + 1);
+      if (hi == lo) nb = 1;
+      std::vector<int64_t> counts(nb, 0);
+      double width = (hi - lo) / static_cast<double>(nb);
+      bool per_value = t != ColumnType::kFloat64 && static_cast<double>(nb) == hi - lo + 1;
+      for (const auto& [v, n] : dist) {
+        if (!std::isfinite(v)) continue;
+        size_t b = per_value ? static_cast<size_t>(v - lo)
+                             : (width > 0 ? static_cast<size_t>(std::min((v - lo) / width, static_cast<double>(nb - 1))) : 0);
+        counts[std::min(b, nb - 1)] += n;
+      }
+      for (size_t b = 0; b < nb; ++b) {
+        double blo = per_value ? lo + static_cast<double>(b) : lo + width * static_cast<double>(b);
+        double bhi = per_value ? blo : (b + 1 == nb ? hi : lo + width * static_cast<double>(b + 1));
+        bins.push_back({{"lo", NumberOut(t, blo)}, {"hi", NumberOut(t, bhi)}, {"count", counts[b]}});
+      }
+    }
+    j["histogram"] = {{"kind", "equal_width"}, {"bins", std::move(bins)}, {"approximate", !a.exact}};
+  }
+  return j;
+}
+
+Json Warning(const std::string& kind, std::vector<std::string> columns, const std::string& message) {
+  return {{"kind", kind}, {"columns", std::move(columns)}, {"message", message}};
+}
+
+std::string Percent(double f) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f%%", f * 100);
+  return buf;
+}
+
+std::string Fixed(double v, int digits) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
+  return buf;
+}
+
+Result<Json> Profiler::Run(const Json& footer_stats, int64_t file_bytes) {
+  if (opt_.exact_distinct_limit < 1) return Status::InvalidArgument("exact_distinct_limit must be at least 1");
+  if (opt_.top_k < 0 || opt_.top_k > 10000) return Status::InvalidArgument("top_k must be in [0, 10000]");
+  if (opt_.histogram_bins < 1 || opt_.histogram_bins > 10000) {
+    return Status::InvalidArgument("histogram_bins must be in [1, 10000]");
+  }
+  if (opt_.max_correlation_columns < 0) return Status::InvalidArgument("max_correlation_columns must be >= 0");
+  const auto& cols = src_.columns;
+  if (!opt_.target.empty()) {
+    for (size_t c = 0; c < cols.size(); ++c) {
+      if (cols[c].name == opt_.target) target_ = static_cast<int>(c);
+    }
+    if (target_ < 0) {
+      return Status(StatusCode::kInvalidArgument, "target column '" + opt_.target + "' does not exist")
+          .WithDetail(ErrorDetail::Field("target", "no such column"));
+    }
+  }
+  // Column statistics known up front (the file footer, or a scan of an in-memory table) choose the Pearson
+  // shift and the Cramér candidates, so every worker uses the same ones.
+  const Json* stats = footer_stats.contains("columns") ? &footer_stats["columns"] : nullptr;
+  shift_.assign(cols.size(), 0.0);
+  std::vector<int> numeric;
+  std::vector<int> categorical;
+  for (size_t c = 0; c < cols.size(); ++c) {
+    Json s = stats && c < stats->size() ? (*stats)[c] : Json::object();
+    ColumnType t = cols[c].type;
+    if (t == ColumnType::kInt64 || t == ColumnType::kFloat64) {
+      numeric.push_back(static_cast<int>(c));
+      if (s.contains("min") && s.contains("max") && s["min"].is_number() && s["max"].is_number()) {
+        double mid = 0.5 * s["min"].get<double>() + 0.5 * s["max"].get<double>();
+        if (std::isfinite(mid)) shift_[c] = mid;
+      }
+    }
+    bool candidate = false;
+    int64_t int_min = 0;
+    if (t == ColumnType::kBool) candidate = true;
+    if (t == ColumnType::kString && s.contains("distinct") && s["distinct"].is_number_integer() &&
+        s["distinct"].get<int64_t>() <= kMaxCategories && !s.value("distinct_approximate", false)) {
+      candidate = true;
+    }
+    if (t == ColumnType::kInt64 && static_cast<int>(c) == target_ && s.contains("min") && s.contains("max") &&
+        s["min"].is_number_integer() && s["max"].is_number_integer()) {
+      int_min = s["min"].get<int64_t>();
+      int64_t max = s["max"].get<int64_t>();
+      candidate = max >= int_min && max - int_min < kMaxCategories;
+    }
+    if (candidate) categorical.push_back(static_cast<int>(c));
+    if (candidate) cramer_int_min_.push_back(int_min);
+  }
+  // Keep the target among the Cramér columns when trimming to the cap.
+  if (categorical.size() > kMaxCramerColumns) {
+    std::vector<int> keep;
+    std::vector<int64_t> keep_min;
+    for (size_t i = 0; i < categorical.size(); ++i) {
+      if (categorical[i] == target_ || keep.size() + (target_ >= 0 ? 1 : 0) < kMaxCramerColumns) {
+        keep.push_back(categorical[i]);
+        keep_min.push_back(cramer_int_min_[i]);
+      }
+    }
+    categorical = keep;
+    cramer_int_min_ = keep_min;
+  }
+  cramer_cols_ = categorical;
+  for (size_t i = 0; i < cramer_cols_.size(); ++i) categories_.push_back(std::make_unique<CategoryMap>());
+
+  bool two_pass = numeric.size() > static_cast<size_t>(opt_.max_correlation_columns);
+  pearson_cols_ = two_pass ? std::vector<int>() : numeric;
+  RETURN_IF_ERROR(RunPass(false));
+  WorkerState state = std::move(workers_[0]);
+
+  std::vector<double> variance(cols.size(), 0.0);
+  Json columns = Json::array();
+  for (size_t c = 0; c < cols.size(); ++c) columns.push_back(ColumnJson(c, state.cols[c], &variance[c]));
+
+  if (two_pass) {
+    // Too many numeric columns: keep the largest-variance ones (and the target) and read the data again.
+    std::vector<int> order = numeric;
+    std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return variance[static_cast<size_t>(x)] > variance[static_cast<size_t>(y)]; });
+    std::vector<int> chosen;
+    if (target_ >= 0 && IsNumericType(cols[static_cast<size_t>(target_)].type) &&
+        std::find(numeric.begin(), numeric.end(), target_) != numeric.end()) {
+      chosen.push_back(target_);
+    }
+    for (int c : order) {
+      if (chosen.size() >= static_cast<size_t>(opt_.max_correlation_columns)) break;
+      if (c != target_) chosen.push_back(c);
+    }
+    std::sort(chosen.begin(), chosen.end());
+    pearson_cols_ = chosen;
+    for (int c : chosen) shift_[static_cast<size_t>(c)] = state.cols[static_cast<size_t>(c)].mean;
+    if (pearson_cols_.size() >= 2) {
+      RETURN_IF_ERROR(RunPass(true));
+      state.pearson = std::move(workers_[0].pearson);
+    }
+  }
+  workers_.clear();
+
+  Json warnings = Json::array();
+  int64_t rows = src_.rows;
+  // Column warnings.
+  for (size_t c = 0; c < cols.size(); ++c) {
+    const Json& cj = columns[c];
+    const std::string& name = cols[c].name;
+    std::vector<std::string> kinds = cj["semantic_kinds"].get<std::vector<std::string>>();
+    auto has = [&](const char* k) { return std::find(kinds.begin(), kinds.end(), k) != kinds.end(); };
+    if (has("constant")) warnings.push_back(Warning("constant", {name}, "column '" + name + "' has a single value"));
+    if (has("near_constant")) {
+      warnings.push_back(Warning("near_constant", {name}, "column '" + name + "' has one value in at least 99% of rows"));
+    }
+    if (has("identifier") && static_cast<int>(c) != target_) {
+      warnings.push_back(Warning("identifier", {name}, "column '" + name +
+                                                           "' looks like an identifier (every value unique); exclude it from features"));
+    }
+    double mf = cj["missing_fraction"].get<double>();
+    if (mf > 0.5) {
+      warnings.push_back(Warning("high_missing", {name}, "column '" + name + "' is " + Percent(mf) + " missing"));
+    }
+    if (target_ >= 0 && static_cast<int>(c) != target_ && state.cols[c].equals_target && rows > 0) {
+      warnings.push_back(Warning("target_leakage", {name, opt_.target},
+                                 "column '" + name + "' is identical to the target '" + opt_.target + "'"));
+    }
+  }
+  int64_t dup = row_set_.Duplicates();
+  if (dup > 0) {
+    warnings.push_back(Warning("duplicate_rows", {}, std::to_string(dup) + " rows (" +
+                                                         Percent(static_cast<double>(dup) / static_cast<double>(std::max<int64_t>(rows, 1))) +
+                                                         ") duplicate an earlier row"));
+  }
+  // Class imbalance.
+  if (target_ >= 0) {
+    const ColumnAcc& ta = state.cols[static_cast<size_t>(target_)];
+    std::vector<std::pair<std::string, int64_t>> classes;
+    ColumnType tt = cols[static_cast<size_t>(target_)].type;
+    if (ta.exact && tt == ColumnType::kString) {
+      for (const auto& [s, n] : ta.str_counts) classes.emplace_back(s, n);
+    } else if (ta.exact && (tt == ColumnType::kInt64 || tt == ColumnType::kBool)) {
+      for (const auto& [k, n] : ta.num_counts) classes.emplace_back(ValueJson(tt, k).dump(), n);
+    }
+    if (classes.size() >= 2 && classes.size() <= static_cast<size_t>(kMaxCategories)) {
+      auto smallest = std::min_element(classes.begin(), classes.end(), [](const auto& x, const auto& y) {
+        return x.second != y.second ? x.second < y.second : x.first < y.first;
+      });
+      double frac = static_cast<double>(smallest->second) / static_cast<double>(std::max<int64_t>(ta.count, 1));
+      if (frac < 0.1) {
+        warnings.push_back(Warning("class_imbalance", {opt_.target},
+                                   "target '" + opt_.target + "': the smallest class " + smallest->first + " has " +
+                                       std::to_string(smallest->second) + " rows (" + Percent(frac) + ")"));
+      }
+    }
+  }
+
+  // Correlations.
+  auto assoc_json = [&](const std::vector<int>& members, const std::vector<double>& values,
+                        const std::vector<double>& ns, const char* label, double warn_at) {
+    Json names = Json::array();
+    for (int c : members) names.push_back(cols[static_cast<size_t>(c)].name);
+    size_t m = members.size();
+    struct PairOut {
+      size_t a, b;
+      double v, n;
+    };
+    std::vector<PairOut> pairs;
+    std::vector<std::vector<double>> mat(m, std::vector<double>(m, std::numeric_limits<double>::quiet_NaN()));
+    size_t p = 0;
+    for (size_t a = 0; a < m; ++a) {
+      mat[a][a] = 1.0;
+      for (size_t b = a + 1; b < m; ++b, ++p) {
+        double v = values[p];
+        mat[a][b] = mat[b][a] = v;
+        if (std::isfinite(v) && std::fabs(v) >= 0.1) pairs.push_back({a, b, v, ns[p]});
+      }
+    }
+    std::stable_sort(pairs.begin(), pairs.end(), [](const PairOut& x, const PairOut& y) { return std::fabs(x.v) > std::fabs(y.v); });
+    Json plist = Json::array();
+    for (const PairOut& po : pairs) {
+      const std::string& na = cols[static_cast<size_t>(members[po.a])].name;
+      const std::string& nb = cols[static_cast<size_t>(members[po.b])].name;
+      plist.push_back({{"columns", {na, nb}}, {"value", po.v}, {"n", static_cast<int64_t>(po.n)}});
+      bool with_target = members[po.a] == target_ || members[po.b] == target_;
+      if (with_target && std::fabs(po.v) >= 0.98) {
+        const std::string& feature = members[po.a] == target_ ? nb : na;
+        warnings.push_back(Warning("target_leakage", {feature, opt_.target},
+                                   "column '" + feature + "' is almost a copy of the target '" + opt_.target + "' (" +
+                                       label + " " + Fixed(po.v, 3) + ")"));
+      } else if (!with_target && std::fabs(po.v) >= warn_at) {
+        warnings.push_back(Warning("high_correlation", {na, nb},
+                                   "columns '" + na + "' and '" + nb + "' are highly associated (" + label + " " +
+                                       Fixed(po.v, 3) + "); one of them is probably redundant"));
+      }
+    }
+    Json out = {{"columns", std::move(names)}, {"pairs", std::move(plist)}};
+    if (m <= 20) {
+      Json jm = Json::array();
+      for (size_t a = 0; a < m; ++a) {
+        Json row = Json::array();
+        for (size_t b = 0; b < m; ++b) row.push_back(std::isfinite(mat[a][b]) ? Json(mat[a][b]) : Json(nullptr));
+        jm.push_back(std::move(row));
+      }
+      out["matrix"] = std::move(jm);
+    }
+    return out;
+  };
+  std::vector<double> r, rn;
+  for (const PairAcc& acc : state.pearson) {
+    double num = acc.n * acc.sxy - acc.sx * acc.sy;
+    double dx = acc.n * acc.sxx - acc.sx * acc.sx, dy = acc.n * acc.syy - acc.sy * acc.sy;
+    double v = (acc.n >= 2 && dx > 0 && dy > 0) ? num / std::sqrt(dx * dy) : std::numeric_limits<double>::quiet_NaN();
+    if (std::isfinite(v)) v = std::clamp(v, -1.0, 1.0);
+    r.push_back(v);
+    rn.push_back(acc.n);
+  }
+  // Cramér's V from each contingency table over the categories that occur in it.
+  std::vector<int> cramer_members;
+  std::vector<size_t> member_index;
+  for (size_t k = 0; k < cramer_cols_.size(); ++k) {
+    if (!categories_[k]->overflow) cramer_members.push_back(cramer_cols_[k]), member_index.push_back(k);
+  }
+  std::vector<double> cv, cvn;
+  {
+    size_t cm = cramer_cols_.size();
+    auto pair_index = [&](size_t a, size_t b) { return a * cm - a * (a + 1) / 2 + (b - a - 1); };
+    for (size_t x = 0; x < member_index.size(); ++x) {
+      for (size_t y = x + 1; y < member_index.size(); ++y) {
+        const std::vector<int64_t>& cells = state.cramer[pair_index(member_index[x], member_index[y])];
+        std::vector<double> rs(kMaxCategories, 0), cs(kMaxCategories, 0);
+        double n = 0;
+        for (int i = 0; i < kMaxCategories; ++i) {
+          for (int k = 0; k < kMaxCategories; ++k) {
+            double v = static_cast<double>(cells[static_cast<size_t>(i * kMaxCategories + k)]);
+            rs[static_cast<size_t>(i)] += v, cs[static_cast<size_t>(k)] += v, n += v;
+          }
+        }
+        int nr = 0, nc = 0;
+        for (int i = 0; i < kMaxCategories; ++i) nr += rs[static_cast<size_t>(i)] > 0, nc += cs[static_cast<size_t>(i)] > 0;
+        double v = std::numeric_limits<double>::quiet_NaN();
+        if (n > 0 && std::min(nr, nc) >= 2) {
+          double chi2 = 0;
+          for (int i = 0; i < kMaxCategories; ++i) {
+            if (rs[static_cast<size_t>(i)] == 0) continue;
+            for (int k = 0; k < kMaxCategories; ++k) {
+              if (cs[static_cast<size_t>(k)] == 0) continue;
+              double e = rs[static_cast<size_t>(i)] * cs[static_cast<size_t>(k)] / n;
+              double d = static_cast<double>(cells[static_cast<size_t>(i * kMaxCategories + k)]) - e;
+              chi2 += d * d / e;
+            }
+          }
+          v = std::sqrt(chi2 / n / static_cast<double>(std::min(nr, nc) - 1));
+          v = std::clamp(v, 0.0, 1.0);
+        }
+        cv.push_back(v);
+        cvn.push_back(n);
+      }
+    }
+  }
+  Json correlations = {{"pearson", assoc_json(pearson_cols_, r, rn, "r", 0.95)},
+                       {"cramers_v", assoc_json(cramer_members, cv, cvn, "Cramér's V", 0.95)}};
+
+  int64_t memory = 0;
+  for (size_t c = 0; c < cols.size(); ++c) {
+    const ColumnAcc& a = state.cols[c];
+    switch (cols[c].type) {
+      case ColumnType::kInt64:
+      case ColumnType::kDatetime:
+      case ColumnType::kFloat64: memory += rows * 9; break;
+      case ColumnType::kBool: memory += rows * 2; break;
+      case ColumnType::kString: {
+        int64_t dict_bytes = a.exact ? a.distinct_bytes
+                                     : static_cast<int64_t>(static_cast<double>(columns[c]["distinct"].get<int64_t>()) *
+                                                            (a.count > 0 ? a.len_sum / static_cast<double>(a.count) : 0));
+        memory += rows * 5 + dict_bytes + columns[c]["distinct"].get<int64_t>() * 32;
+        break;
+      }
+    }
+  }
+  Json out;
+  out["rows"] = rows;
+  out["num_columns"] = cols.size();
+  out["file_bytes"] = file_bytes;
+  out["memory_bytes_estimate"] = memory;
+  out["duplicate_rows"] = dup;
+  out["duplicate_rows_approximate"] = row_set_.approximate();
+  out["target"] = target_ >= 0 ? Json(opt_.target) : Json(nullptr);
+  out["columns"] = std::move(columns);
+  out["correlations"] = std::move(correlations);
+  out["warnings"] = std::move(warnings);
+  return out;
+}
+
+}  // namespace
+
+Result<Json> ProfileDataset(const DatasetFile& file, const ProfileOptions& options, const std::function<bool()>& cancel) {
+  Source src;
+  src.rows = file.num_rows();
+  src.num_groups = (src.rows + kGroupRows - 1) / kGroupRows;
+  src.columns = file.columns();
+  src.read = [&file](int64_t g, Table* holder, const Table** view, size_t* lo, size_t* hi) -> Status {
+    ASSIGN_OR_RETURN(*holder, file.ReadRows(g * kGroupRows, kGroupRows));
+    *view = holder;
+    *lo = 0;
+    *hi = static_cast<size_t>(holder->num_rows);
+    return Status::Ok();
+  };
+  Profiler p(src, options, cancel);
+  return p.Run(file.StatsJson(), file.file_bytes());
+}
+
+Result<Json> ProfileTable(const Table& table, const ProfileOptions& options, const std::function<bool()>& cancel) {
+  Source src;
+  src.rows = table.num_rows;
+  src.num_groups = (src.rows + kGroupRows - 1) / kGroupRows;
+  Json stats_cols = Json::array();
+  for (const Column& c : table.columns) {
+    size_t need = static_cast<size_t>(table.num_rows);
+    bool ok = c.valid.size() == need;
+    switch (c.type) {
+      case ColumnType::kInt64:
+      case ColumnType::kDatetime: ok = ok && c.i64.size() == need; break;
+      case ColumnType::kFloat64: ok = ok && c.f64.size() == need; break;
+      case ColumnType::kBool: ok = ok && c.b.size() == need; break;
+      case ColumnType::kString:
+        ok = ok && c.codes.size() == need;
+        for (size_t i = 0; ok && i < need; ++i) {
+          if (c.valid[i] && (c.codes[i] < 0 || static_cast<size_t>(c.codes[i]) >= c.dict.size())) ok = false;
+        }
+        break;
+    }
+    if (!ok) {
+      return Status(StatusCode::kInvalidArgument, "column '" + c.name + "' has inconsistent value vectors")
+          .WithDetail(ErrorDetail::Column(c.name, "value vectors do not match the row count"));
+    }
+    src.columns.push_back({c.name, c.type, 0});
+    // The statistics the file footer would hold: range of numbers, distinct count of strings.
+    Json s = Json::object();
+    if (c.type == ColumnType::kInt64 || c.type == ColumnType::kFloat64) {
+      bool any = false;
+      double lo = 0, hi = 0;
+      int64_t ilo = 0, ihi = 0;
+      for (size_t i = 0; i < need; ++i) {
+        if (!c.valid[i]) continue;
+        if (c.type == ColumnType::kInt64) {
+          int64_t v = c.i64[i];
+          if (!any || v < ilo) ilo = v;
+          if (!any || v > ihi) ihi = v;
+          any = true;
+        } else if (std::isfinite(c.f64[i])) {
+          double v = c.f64[i];
+          if (!any || v < lo) lo = v;
+          if (!any || v > hi) hi = v;
+          any = true;
+        }
+      }
+      if (any && c.type == ColumnType::kInt64) s["min"] = ilo, s["max"] = ihi;
+      if (any && c.type == ColumnType::kFloat64) s["min"] = lo, s["max"] = hi;
+    } else if (c.type == ColumnType::kString) {
+      std::vector<uint8_t> used(c.dict.size(), 0);
+      std::unordered_map<std::string_view, int> seen;
+      for (size_t i = 0; i < need; ++i) {
+        if (!c.valid[i] || used[static_cast<size_t>(c.codes[i])]) continue;
+        used[static_cast<size_t>(c.codes[i])] = 1;
+        seen.emplace(c.dict[static_cast<size_t>(c.codes[i])], 0);
+        if (seen.size() > static_cast<size_t>(kMaxCategories)) break;
+      }
+      s["distinct"] = seen.size();
+      s["distinct_approximate"] = false;
+    }
+    stats_cols.push_back(std::move(s));
+  }
+  src.read = [&table](int64_t g, Table*, const Table** view, size_t* lo, size_t* hi) -> Status {
+    *view = &table;
+    *lo = static_cast<size_t>(g * kGroupRows);
+    *hi = static_cast<size_t>(std::min<int64_t>(table.num_rows, (g + 1) * kGroupRows));
+    return Status::Ok();
+  };
+  Profiler p(src, options, cancel);
+  return p.Run(Json{{"rows", table.num_rows}, {"columns", std::move(stats_cols)}}, 0);
+}
+
+}  // namespace lathe

@@ -1,0 +1,391 @@
+#include "data/profile.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "data/dataset_file.h"
+#include "data_test_util.h"
+
+namespace lathe {
+namespace {
+
+using lathe::testing::ScratchDir;
+
+Column IntCol(const std::string& name, const std::vector<int64_t>& v, std::vector<uint8_t> valid = {}) {
+  Column c;
+  c.name = name;
+  c.type = ColumnType::kInt64;
+  c.i64 = v;
+  c.valid = valid.empty() ? std::vector<uint8_t>(v.size(), 1) : valid;
+  return c;
+}
+
+Column FloatCol(const std::string& name, const std::vector<double>& v) {
+  Column c;
+  c.name = name;
+  c.type = ColumnType::kFloat64;
+  c.f64 = v;
+  c.valid.assign(v.size(), 1);
+  return c;
+}
+
+// Strings; "<NA>" marks a missing value.
+Column StrCol(const std::string& name, const std::vector<std::string>& v) {
+  Column c;
+  c.name = name;
+  c.type = ColumnType::kString;
+  std::unordered_map<std::string, int32_t> index;
+  for (const std::string& s : v) {
+    if (s == "<NA>") {
+      c.valid.push_back(0);
+      c.codes.push_back(0);
+      continue;
+    }
+    c.valid.push_back(1);
+    auto [it, inserted] = index.try_emplace(s, static_cast<int32_t>(c.dict.size()));
+    if (inserted) c.dict.push_back(s);
+    c.codes.push_back(it->second);
+  }
+  return c;
+}
+
+Table MakeTable(std::vector<Column> cols) {
+  Table t;
+  t.num_rows = cols.empty() ? 0 : static_cast<int64_t>(cols[0].valid.size());
+  t.columns = std::move(cols);
+  return t;
+}
+
+Json Profile(const Table& t, ProfileOptions o = {}) {
+  auto r = ProfileTable(t, o, nullptr);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? *r : Json();
+}
+
+const Json& Col(const Json& p, const std::string& name) {
+  for (const Json& c : p["columns"]) {
+    if (c["name"] == name) return c;
+  }
+  static Json none;
+  ADD_FAILURE() << "no column " << name;
+  return none;
+}
+
+bool HasKind(const Json& col, const std::string& kind) {
+  for (const Json& k : col["semantic_kinds"]) {
+    if (k == kind) return true;
+  }
+  return false;
+}
+
+bool HasWarning(const Json& p, const std::string& kind, const std::string& column) {
+  for (const Json& w : p["warnings"]) {
+    if (w["kind"] != kind) continue;
+    if (column.empty()) return true;
+    for (const Json& c : w["columns"]) {
+      if (c == column) return true;
+    }
+  }
+  return false;
+}
+
+double PairValue(const Json& assoc, const std::string& a, const std::string& b) {
+  for (const Json& p : assoc["pairs"]) {
+    if ((p["columns"][0] == a && p["columns"][1] == b) || (p["columns"][0] == b && p["columns"][1] == a)) {
+      return p["value"].get<double>();
+    }
+  }
+  return std::numeric_limits<double>::quiet_NaN();
+}
+
+// Constants below were computed with numpy / pandas (np.quantile default 'linear', std ddof=1, corrcoef;
+// Cramér's V from the uncorrected chi-square of pd.crosstab).
+Table SmallTable() {
+  double nan = std::numeric_limits<double>::quiet_NaN();
+  return MakeTable({IntCol("x", {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}),
+                    FloatCol("y", {1, 3, 2, 5, 4, 6, 8, 7, 10, 9}),
+                    FloatCol("z", {2.5, -1, 0, 7, 3.25, nan, 1, 0, 4, -2}),
+                    StrCol("a", {"p", "p", "p", "q", "q", "q", "r", "r", "r", "r"}),
+                    StrCol("b", {"u", "u", "v", "v", "v", "w", "w", "w", "w", "u"})});
+}
+
+TEST(ProfileTest, NumericStatisticsMatchNumpy) {
+  Json p = Profile(SmallTable());
+  EXPECT_EQ(p["rows"], 10);
+  EXPECT_EQ(p["num_columns"], 5);
+  const Json& x = Col(p, "x");
+  EXPECT_EQ(x["type"], "integer");
+  EXPECT_EQ(x["count"], 10);
+  EXPECT_EQ(x["missing"], 0);
+  EXPECT_EQ(x["distinct"], 10);
+  EXPECT_FALSE(x["distinct_approximate"].get<bool>());
+  EXPECT_EQ(x["min"], 1);
+  EXPECT_EQ(x["max"], 10);
+  EXPECT_DOUBLE_EQ(x["mean"].get<double>(), 5.5);
+  EXPECT_NEAR(x["std"].get<double>(), 3.0276503540974917, 1e-12);
+  const double want[] = {1.09, 1.45, 3.25, 5.5, 7.75, 9.55, 9.91};
+  const char* names[] = {"p1", "p5", "p25", "p50", "p75", "p95", "p99"};
+  for (int i = 0; i < 7; ++i) EXPECT_NEAR(x["quantiles"][names[i]].get<double>(), want[i], 1e-12) << names[i];
+  EXPECT_FALSE(x["quantiles_approximate"].get<bool>());
+  // Integers 1..10 with 20 bins: one bin per value.
+  ASSERT_EQ(x["histogram"]["bins"].size(), 10u);
+  for (const Json& b : x["histogram"]["bins"]) EXPECT_EQ(b["count"], 1);
+
+  const Json& z = Col(p, "z");
+  EXPECT_EQ(z["count"], 10);  // NaN is a present value
+  EXPECT_EQ(z["nan"], 1);
+  EXPECT_EQ(z["zeros"], 2);
+  EXPECT_EQ(z["negatives"], 2);
+  EXPECT_EQ(z["distinct"], 9);  // 8 distinct numbers + NaN
+  EXPECT_NEAR(z["mean"].get<double>(), 1.6388888888888888, 1e-12);
+  EXPECT_NEAR(z["std"].get<double>(), 2.8204363334617413, 1e-12);
+  const double zq[] = {-1.92, -1.6, 0.0, 1.0, 3.25, 5.8, 6.76};
+  for (int i = 0; i < 7; ++i) EXPECT_NEAR(z["quantiles"][names[i]].get<double>(), zq[i], 1e-9) << names[i];
+  int64_t hist_total = 0;
+  for (const Json& b : z["histogram"]["bins"]) hist_total += b["count"].get<int64_t>();
+  EXPECT_EQ(hist_total, 9);
+  EXPECT_EQ(z["histogram"]["bins"].size(), 20u);
+  EXPECT_DOUBLE_EQ(z["histogram"]["bins"][0]["lo"].get<double>(), -2.0);
+  EXPECT_DOUBLE_EQ(z["histogram"]["bins"][19]["hi"].get<double>(), 7.0);
+
+  const Json& a = Col(p, "a");
+  EXPECT_EQ(a["distinct"], 3);
+  EXPECT_EQ(a["top_values"][0]["value"], "r");
+  EXPECT_EQ(a["top_values"][0]["count"], 4);
+  EXPECT_EQ(a["length"]["min"], 1);
+  EXPECT_EQ(a["length"]["max"], 1);
+  EXPECT_EQ(a["histogram"]["kind"], "top_values");
+  EXPECT_EQ(a["histogram"]["other"], 0);
+}
+
+TEST(ProfileTest, PearsonAndCramersVMatchPandas) {
+  Json p = Profile(SmallTable());
+  const Json& pearson = p["correlations"]["pearson"];
+  EXPECT_NEAR(PairValue(pearson, "x", "y"), 0.9515151515151514, 1e-12);
+  EXPECT_NEAR(PairValue(pearson, "x", "z"), -0.1735721466742307, 1e-12);
+  ASSERT_TRUE(pearson.contains("matrix"));
+  EXPECT_EQ(pearson["matrix"].size(), 3u);
+  EXPECT_DOUBLE_EQ(pearson["matrix"][0][0].get<double>(), 1.0);
+  const Json& cv = p["correlations"]["cramers_v"];
+  EXPECT_NEAR(PairValue(cv, "a", "b"), 0.60380736442456, 1e-12);
+  EXPECT_TRUE(HasWarning(p, "high_correlation", "x"));
+  EXPECT_FALSE(HasWarning(p, "high_correlation", "z"));
+}
+
+TEST(ProfileTest, DatasetFileGivesTheSameNumbersAsTheTable) {
+  ScratchDir dir;
+  Table t = SmallTable();
+  ASSERT_TRUE(WriteDatasetFile(t, dir.Path("s.lcol")).ok());
+  auto f = DatasetFile::Open(dir.Path("s.lcol"));
+  ASSERT_TRUE(f.ok());
+  auto r = ProfileDataset(**f, {}, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  Json a = *r, b = Profile(t);
+  EXPECT_GT(a["file_bytes"].get<int64_t>(), 0);
+  a.erase("file_bytes");
+  b.erase("file_bytes");
+  EXPECT_EQ(a["columns"], b["columns"]);
+  EXPECT_NEAR(PairValue(a["correlations"]["pearson"], "x", "z"), -0.1735721466742307, 1e-12);
+  EXPECT_NEAR(PairValue(a["correlations"]["cramers_v"], "a", "b"), 0.60380736442456, 1e-12);
+}
+
+TEST(ProfileTest, SemanticKindsPositiveAndNegative) {
+  const int n = 40;
+  std::vector<std::string> email, phone, idcn, ssn, url, text, code, yn, words, fake_email, bad_id;
+  std::vector<int64_t> ids, constant;
+  for (int i = 0; i < n; ++i) {
+    email.push_back("user" + std::to_string(i) + "@example.com");
+    phone.push_back(i % 2 ? "+1 (555) 010-" + std::to_string(1000 + i) : "138" + std::to_string(10000000 + i));
+    idcn.push_back(i % 2 ? "11010519491231002X" : "440524198001010013");
+    ssn.push_back("123-45-" + std::to_string(1000 + i));
+    url.push_back("https://example.org/item/" + std::to_string(i));
+    text.push_back("the quick brown fox number " + std::to_string(i) + " jumps over the lazy dog");
+    code.push_back("CUST-" + std::to_string(100000 + i));
+    yn.push_back(i % 3 ? "Y" : "N");
+    words.push_back(i % 2 ? "apple" : "banana");
+    fake_email.push_back("user" + std::to_string(i) + "@localhost");
+    bad_id.push_back("110105194912310021");  // checksum digit wrong (should be X)
+    ids.push_back(1000 + 7 * i);
+    constant.push_back(5);
+  }
+  Table t = MakeTable({StrCol("email", email), StrCol("phone", phone), StrCol("idcn", idcn), StrCol("ssn", ssn),
+                       StrCol("url", url), StrCol("text", text), StrCol("code", code), StrCol("yn", yn),
+                       StrCol("words", words), StrCol("fake_email", fake_email), StrCol("bad_id", bad_id),
+                       IntCol("id", ids), IntCol("constant", constant)});
+  Json p = Profile(t);
+  EXPECT_TRUE(HasKind(Col(p, "email"), "email"));
+  EXPECT_TRUE(HasKind(Col(p, "phone"), "phone"));
+  EXPECT_TRUE(HasKind(Col(p, "idcn"), "id_card"));
+  EXPECT_TRUE(HasKind(Col(p, "ssn"), "id_card"));
+  EXPECT_TRUE(HasKind(Col(p, "url"), "url"));
+  EXPECT_TRUE(HasKind(Col(p, "text"), "free_text"));
+  EXPECT_TRUE(HasKind(Col(p, "code"), "identifier"));
+  EXPECT_TRUE(HasKind(Col(p, "yn"), "boolean_like"));
+  EXPECT_TRUE(HasKind(Col(p, "id"), "identifier"));
+  EXPECT_TRUE(HasKind(Col(p, "constant"), "constant"));
+  EXPECT_TRUE(HasWarning(p, "constant", "constant"));
+  EXPECT_TRUE(HasWarning(p, "identifier", "id"));
+  // Negatives.
+  EXPECT_TRUE(Col(p, "words")["semantic_kinds"].empty()) << Col(p, "words")["semantic_kinds"];
+  EXPECT_FALSE(HasKind(Col(p, "fake_email"), "email"));
+  EXPECT_FALSE(HasKind(Col(p, "bad_id"), "id_card"));
+  EXPECT_FALSE(HasKind(Col(p, "email"), "phone"));
+  EXPECT_FALSE(HasKind(Col(p, "text"), "identifier"));
+  EXPECT_FALSE(HasKind(Col(p, "url"), "free_text"));
+  EXPECT_FALSE(HasKind(Col(p, "constant"), "identifier"));
+  EXPECT_FALSE(HasKind(Col(p, "yn"), "identifier"));
+}
+
+TEST(ProfileTest, NearConstantHighCardinalityAndHighMissing) {
+  std::vector<std::string> mostly, many, sparse;
+  for (int i = 0; i < 3000; ++i) {
+    mostly.push_back(i == 7 ? "other" : "same");
+    many.push_back("value number " + std::to_string(i % 2500));
+    sparse.push_back(i % 3 == 0 ? "x" : "<NA>");
+  }
+  Json p = Profile(MakeTable({StrCol("mostly", mostly), StrCol("many", many), StrCol("sparse", sparse)}));
+  EXPECT_TRUE(HasKind(Col(p, "mostly"), "near_constant"));
+  EXPECT_FALSE(HasKind(Col(p, "mostly"), "constant"));
+  EXPECT_TRUE(HasWarning(p, "near_constant", "mostly"));
+  EXPECT_TRUE(HasKind(Col(p, "many"), "high_cardinality"));
+  EXPECT_FALSE(HasKind(Col(p, "many"), "identifier"));
+  EXPECT_EQ(Col(p, "sparse")["missing"], 2000);
+  EXPECT_NEAR(Col(p, "sparse")["missing_fraction"].get<double>(), 2.0 / 3.0, 1e-12);
+  EXPECT_TRUE(HasWarning(p, "high_missing", "sparse"));
+  EXPECT_TRUE(HasKind(Col(p, "sparse"), "constant"));
+}
+
+TEST(ProfileTest, EmptyDatasetOneRowAllMissingAndNonFinite) {
+  Json empty = Profile(MakeTable({IntCol("a", {}), StrCol("s", {})}));
+  EXPECT_EQ(empty["rows"], 0);
+  EXPECT_EQ(Col(empty, "a")["count"], 0);
+  EXPECT_TRUE(Col(empty, "a")["mean"].is_null());
+  EXPECT_TRUE(Col(empty, "a")["quantiles"]["p50"].is_null());
+  EXPECT_EQ(empty["duplicate_rows"], 0);
+
+  Json one = Profile(MakeTable({IntCol("a", {42}), StrCol("s", {"hi"})}));
+  EXPECT_EQ(Col(one, "a")["mean"], 42.0);
+  EXPECT_TRUE(Col(one, "a")["std"].is_null());
+  EXPECT_EQ(Col(one, "a")["quantiles"]["p99"], 42.0);
+  EXPECT_TRUE(HasKind(Col(one, "a"), "constant"));
+
+  Json miss = Profile(MakeTable({IntCol("m", {0, 0, 0}, {0, 0, 0}), StrCol("s", {"<NA>", "<NA>", "<NA>"})}));
+  EXPECT_EQ(Col(miss, "m")["missing"], 3);
+  EXPECT_EQ(Col(miss, "m")["distinct"], 0);
+  EXPECT_TRUE(Col(miss, "m")["min"].is_null());
+  EXPECT_TRUE(Col(miss, "s")["length"]["min"].is_null());
+  EXPECT_TRUE(HasWarning(miss, "high_missing", "m"));
+  EXPECT_EQ(miss["duplicate_rows"], 2);
+
+  double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  Json nf = Profile(MakeTable({FloatCol("f", {1, inf, -inf, nan, 3}), IntCol("k", {1, 2, 3, 4, 5})}));
+  const Json& f = Col(nf, "f");
+  EXPECT_EQ(f["infinite"], 2);
+  EXPECT_EQ(f["nan"], 1);
+  EXPECT_DOUBLE_EQ(f["mean"].get<double>(), 2.0);  // finite values only
+  EXPECT_EQ(f["min"].get<double>(), -inf);
+  EXPECT_EQ(f["max"].get<double>(), inf);
+  EXPECT_EQ(f["quantiles"]["p1"].get<double>(), -inf);
+  int64_t total = 0;
+  for (const Json& b : f["histogram"]["bins"]) total += b["count"].get<int64_t>();
+  EXPECT_EQ(total, 2);
+  Json back = Json::parse(nf.dump());  // non-finite numbers serialise as null
+  EXPECT_TRUE(Col(back, "f")["min"].is_null());
+}
+
+TEST(ProfileTest, DuplicateRowsTargetLeakageAndClassImbalance) {
+  std::vector<int64_t> feature, label, copy;
+  std::vector<std::string> cls;
+  for (int i = 0; i < 200; ++i) {
+    feature.push_back(i % 50);
+    label.push_back(i % 25 == 0 ? 1 : 0);
+    copy.push_back(i % 25 == 0 ? 1 : 0);
+    cls.push_back(i % 25 == 0 ? "rare" : "common");
+  }
+  Json p = Profile(MakeTable({IntCol("feature", feature), IntCol("label", label), IntCol("leak", copy),
+                              StrCol("cls", cls)}),
+                   ProfileOptions{"label"});
+  EXPECT_EQ(p["target"], "label");
+  EXPECT_EQ(p["duplicate_rows"], 150);  // 50 distinct rows
+  EXPECT_FALSE(p["duplicate_rows_approximate"].get<bool>());
+  EXPECT_TRUE(HasWarning(p, "duplicate_rows", ""));
+  EXPECT_TRUE(HasWarning(p, "target_leakage", "leak"));
+  EXPECT_TRUE(HasWarning(p, "target_leakage", "cls"));  // Cramér's V = 1 with the integer target
+  EXPECT_FALSE(HasWarning(p, "target_leakage", "feature"));
+  EXPECT_TRUE(HasWarning(p, "class_imbalance", "label"));
+  EXPECT_NEAR(PairValue(p["correlations"]["cramers_v"], "cls", "label"), 1.0, 1e-12);
+
+  ProfileOptions bad;
+  bad.target = "nope";
+  auto r = ProfileTable(MakeTable({IntCol("a", {1})}), bad, nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  ProfileOptions bins;
+  bins.histogram_bins = 0;
+  EXPECT_FALSE(ProfileTable(MakeTable({IntCol("a", {1})}), bins, nullptr).ok());
+}
+
+TEST(ProfileTest, SketchesTakeOverAboveTheExactLimit) {
+  const int n = 200000;
+  std::vector<double> v(n);
+  std::vector<int64_t> k(n);
+  std::vector<std::string> s(n);
+  for (int i = 0; i < n; ++i) {
+    v[static_cast<size_t>(i)] = static_cast<double>((i * 7919LL) % n);  // a permutation of 0..n-1
+    k[static_cast<size_t>(i)] = i % 7;
+    s[static_cast<size_t>(i)] = "s" + std::to_string(i % 50000);
+  }
+  ScratchDir dir;
+  Table t = MakeTable({FloatCol("v", v), IntCol("k", k), StrCol("s", s)});
+  ASSERT_TRUE(WriteDatasetFile(t, dir.Path("big.lcol")).ok());
+  auto f = DatasetFile::Open(dir.Path("big.lcol"));
+  ASSERT_TRUE(f.ok());
+  ProfileOptions o;
+  o.exact_distinct_limit = 1000;
+  for (int threads : {1, 2}) {
+    o.num_threads = threads;
+    auto r = ProfileDataset(**f, o, nullptr);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    const Json& vc = Col(*r, "v");
+    EXPECT_TRUE(vc["distinct_approximate"].get<bool>());
+    EXPECT_NEAR(vc["distinct"].get<double>(), n, 0.03 * n);
+    EXPECT_TRUE(vc["quantiles_approximate"].get<bool>());
+    EXPECT_NEAR(vc["quantiles"]["p50"].get<double>(), 0.5 * (n - 1), 0.005 * n);
+    EXPECT_NEAR(vc["quantiles"]["p1"].get<double>(), 0.01 * (n - 1), 0.005 * n);
+    EXPECT_NEAR(vc["quantiles"]["p99"].get<double>(), 0.99 * (n - 1), 0.005 * n);
+    EXPECT_NEAR(vc["mean"].get<double>(), (n - 1) / 2.0, 1e-6);
+    int64_t total = 0;
+    for (const Json& b : vc["histogram"]["bins"]) total += b["count"].get<int64_t>();
+    EXPECT_EQ(total, n);
+    const Json& sc = Col(*r, "s");
+    EXPECT_TRUE(sc["distinct_approximate"].get<bool>());
+    EXPECT_NEAR(sc["distinct"].get<double>(), 50000, 1500);
+    const Json& kc = Col(*r, "k");  // few values: stays exact
+    EXPECT_FALSE(kc["distinct_approximate"].get<bool>());
+    EXPECT_EQ(kc["distinct"], 7);
+    EXPECT_EQ(kc["quantiles"]["p50"], 3.0);
+    EXPECT_EQ((*r)["duplicate_rows"], 0);
+  }
+}
+
+TEST(ProfileTest, CancelStopsTheProfile) {
+  auto r = ProfileTable(SmallTable(), {}, [] { return true; });
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kCancelled);
+}
+
+TEST(ProfileTest, InconsistentTableIsAnError) {
+  Table t = SmallTable();
+  t.columns[0].i64.pop_back();
+  auto r = ProfileTable(t, {}, nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace lathe
