@@ -20,6 +20,7 @@
 #include "api/problem.h"
 #include "common/clock.h"
 #include "data/dataset_file.h"
+#include "data/labeling.h"
 #include "data/table_json.h"
 #include "data/value_parse.h"
 
@@ -93,70 +94,10 @@ Result<Context> LoadQueue(App& app, const std::string& project, const std::strin
   return c;
 }
 
-// Majority label per row; a tie leaves the row without a label.
-std::map<int64_t, std::string> Consensus(const std::vector<LabelRecord>& labels) {
-  std::map<int64_t, std::map<std::string, int>> votes;
-  for (const auto& l : labels) votes[l.row_index][l.label]++;
-  std::map<int64_t, std::string> out;
-  for (const auto& [row, counts] : votes) {
-    int best = 0;
-    std::string label;
-    bool tie = false;
-    for (const auto& [lab, n] : counts) {
-      if (n > best) {
-        best = n;
-        label = lab;
-        tie = false;
-      } else if (n == best) {
-        tie = true;
-      }
-    }
-    if (!tie) out[row] = label;
-  }
-  return out;
-}
-
-// Agreement over rows labeled by two or more people: the share of such rows where all labels agree, and
-// Cohen's kappa for the two labelers who share the most rows.
-Json Agreement(const std::vector<LabelRecord>& labels) {
-  std::map<int64_t, std::map<std::string, std::string>> by_row;  // row -> labeler -> label
-  for (const auto& l : labels) by_row[l.row_index][l.labeler] = l.label;
-  int64_t multi = 0, agree = 0;
-  std::map<std::pair<std::string, std::string>, int64_t> shared;
-  for (const auto& [row, m] : by_row) {
-    if (m.size() < 2) continue;
-    ++multi;
-    std::set<std::string> distinct;
-    for (const auto& [who, lab] : m) distinct.insert(lab);
-    agree += distinct.size() == 1;
-    for (auto a = m.begin(); a != m.end(); ++a) {
-      for (auto b = std::next(a); b != m.end(); ++b) shared[{a->first, b->first}]++;
-    }
-  }
-  Json out = {{"rows_labeled_twice", multi}};
-  if (multi == 0) return out;
-  out["percent_agreement"] = static_cast<double>(agree) / static_cast<double>(multi);
-  auto best = std::max_element(shared.begin(), shared.end(),
-                               [](const auto& x, const auto& y) { return x.second < y.second; });
-  const std::string& u1 = best->first.first;
-  const std::string& u2 = best->first.second;
-  std::map<std::string, int64_t> c1, c2;
-  int64_t n = 0, same = 0;
-  for (const auto& [row, m] : by_row) {
-    auto a = m.find(u1), b = m.find(u2);
-    if (a == m.end() || b == m.end()) continue;
-    ++n;
-    same += a->second == b->second;
-    c1[a->second]++;
-    c2[b->second]++;
-  }
-  double po = static_cast<double>(same) / static_cast<double>(n), pe = 0;
-  for (const auto& [lab, k] : c1) {
-    auto it = c2.find(lab);
-    if (it != c2.end()) pe += (static_cast<double>(k) / n) * (static_cast<double>(it->second) / n);
-  }
-  out["cohens_kappa"] = {{"labelers", {u1, u2}}, {"rows", n},
-                         {"value", pe >= 1.0 ? Json(nullptr) : Json((po - pe) / (1.0 - pe))}};
+std::vector<RowLabel> RowLabels(const std::vector<LabelRecord>& labels) {
+  std::vector<RowLabel> out;
+  out.reserve(labels.size());
+  for (const auto& l : labels) out.push_back({l.row_index, l.labeler, l.label});
   return out;
 }
 
@@ -165,7 +106,7 @@ Result<Json> FinishQueue(App& app, JobContext& ctx) {
   const std::string name = ctx.payload().value("queue", std::string());
   ASSIGN_OR_RETURN(Context c, LoadQueue(app, project, name));
   ASSIGN_OR_RETURN(auto labels, app.store().ListLabels(project, name));
-  auto consensus = Consensus(labels);
+  auto consensus = ConsensusLabels(RowLabels(labels));
   if (consensus.empty()) return Status::FailedPrecondition("label queue '" + name + "' has no agreed labels yet");
   ASSIGN_OR_RETURN(Table t, c.file->ReadAll());
   // The label column as strings, keeping the labels the version already had.
@@ -293,7 +234,7 @@ void RegisterLabelRoutes(Router& router, App& app) {
                 out["rows_done"] = done;
                 out["labels_recorded"] = static_cast<int64_t>(labels.size());
                 out["labelers"] = labelers;
-                out["agreement"] = Agreement(labels);
+                out["agreement"] = LabelAgreement(RowLabels(labels));
                 WriteJson(200, out, ctx.res);
                 return Status::Ok();
               },

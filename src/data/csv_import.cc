@@ -30,11 +30,11 @@
 
 namespace lathe {
 
-// The converters below call IsMissingToken for nearly every string value; inlined, its comparisons fold to
-// a few instructions (out of line, GCC emits string_view::compare and memcmp calls: +1.5% per row).
-__attribute__((always_inline)) inline bool IsMissingToken(std::string_view s);
-
 namespace {
+
+// IsMissingToken with its comparisons inlined: the converters call it for nearly every string value, and
+// the linker may otherwise pick an out-of-line copy that calls string_view::compare and memcmp (+1.5%).
+__attribute__((noinline, flatten)) bool DefaultMissing(std::string_view s) { return IsMissingToken(s); }
 
 // A growable byte buffer that does not zero-initialize (reads overwrite it anyway).
 class ByteBuffer {
@@ -466,7 +466,7 @@ struct ColumnScratch {
         char first = data[0], last = data[size - 1];
         if (first == ' ' || first == '\t' || last == ' ' || last == '\t') return false;
         std::string_view v(data, size);
-        if (size <= 4 && IsMissingToken(v)) {
+        if (size <= 4 && DefaultMissing(v)) {
           valid[r] = 0, codes[r] = 0;
           return true;
         }
@@ -546,7 +546,7 @@ struct ColumnScratch {
     std::string_view raw(data, size);
     if (escaped) raw = CsvTokenizer::Unescape(CsvField{data, size, true, true}, &unescaped);
     std::string_view v = TrimBlanks(raw);
-    if (missing != nullptr ? missing->Contains(v) : IsMissingToken(v)) {
+    if (missing != nullptr ? missing->Contains(v) : DefaultMissing(v)) {
       valid[r] = 0;
       switch (type) {
         case ColumnType::kInt64:

@@ -376,6 +376,18 @@ Json DatasetFile::StatsJson() const {
 
 Result<Table> DatasetFile::ReadAll() const { return ReadRows(0, num_rows_); }
 
+// The chunk's bytes were copied out by decoding: drop this process's mapping of the whole pages they cover
+// so scanning a large file keeps resident memory at one row group, not the file size (the kernel's page
+// cache keeps the data; a later read faults it back in cheaply).
+void DatasetFile::ReleaseMappedRange(uint64_t offset, uint64_t size) const {
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t first = (offset + page - 1) / page * page;
+  const uint64_t last = (offset + size) / page * page;
+  if (last > first) {
+    ::madvise(const_cast<char*>(data_) + first, last - first, MADV_DONTNEED);
+  }
+}
+
 Result<Table> DatasetFile::ReadRows(int64_t offset, int64_t limit) const {
   if (offset < 0 || limit < 0) {
     return Status::InvalidArgument("row window must have a non-negative offset and limit");
@@ -415,6 +427,7 @@ Result<Table> DatasetFile::ReadRows(int64_t offset, int64_t limit) const {
         return s.Annotate("column '" + col.name + "', rows " + std::to_string(g.first_row) + "-" +
                           std::to_string(g.first_row + g.rows - 1));
       }
+      ReleaseMappedRange(m.offset, m.size);
       col.valid.insert(col.valid.end(), dec.valid.begin() + lo, dec.valid.begin() + hi);
       switch (col.type) {
         case ColumnType::kInt64:

@@ -48,6 +48,7 @@ class DatasetFile {
  private:
   DatasetFile() = default;
   Status Parse();
+  void ReleaseMappedRange(uint64_t offset, uint64_t size) const;
 
   struct RowGroup {
     int64_t first_row = 0;
