@@ -324,6 +324,11 @@ void RegisterImportJobImpl(App& app) {
     ASSIGN_OR_RETURN(req.spec, ParseImportSpec(p.value("import", Json::object())));
     const Json& source = p.value("source", Json::object());
     if (source.value("kind", std::string()) == "upload") {
+      std::error_code ec;
+      if (staged.empty() || !fs::exists(staged, ec)) {
+        return Status::FailedPrecondition("the uploaded file is gone (the server restarted before the import "
+                                          "started); upload it again");
+      }
       req.input_path = staged;
       req.filename = source.value("filename", std::string());
       req.source = source;
