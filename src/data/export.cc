@@ -1,4 +1,5 @@
 #include "data/export.h"
+#include "data/table_ops.h"
 
 #include <charconv>
 #include <cmath>
@@ -200,29 +201,6 @@ class Writer {
   std::string buf_;
 };
 
-Status CheckTable(const Table& t) {
-  size_t need = static_cast<size_t>(t.num_rows);
-  for (const Column& c : t.columns) {
-    bool ok = c.valid.size() == need;
-    switch (c.type) {
-      case ColumnType::kInt64:
-      case ColumnType::kDatetime: ok = ok && c.i64.size() == need; break;
-      case ColumnType::kFloat64: ok = ok && c.f64.size() == need; break;
-      case ColumnType::kBool: ok = ok && c.b.size() == need; break;
-      case ColumnType::kString:
-        ok = ok && c.codes.size() == need;
-        for (size_t i = 0; ok && i < need; ++i) {
-          if (c.valid[i] && (c.codes[i] < 0 || static_cast<size_t>(c.codes[i]) >= c.dict.size())) ok = false;
-        }
-        break;
-    }
-    if (!ok) {
-      return Status(StatusCode::kInvalidArgument, "column '" + c.name + "' has inconsistent value vectors")
-          .WithDetail(ErrorDetail::Column(c.name, "value vectors do not match the row count"));
-    }
-  }
-  return Status::Ok();
-}
 
 }  // namespace
 
@@ -240,7 +218,7 @@ Result<ExportFormat> ParseExportFormat(std::string_view name) {
 }
 
 Status ExportTable(const Table& t, ExportFormat format, const ExportSink& sink) {
-  RETURN_IF_ERROR(CheckTable(t));
+  RETURN_IF_ERROR(ValidateTable(t));
   std::vector<std::string> names;
   for (const Column& c : t.columns) names.push_back(c.name);
   Writer w(names, format, sink);

@@ -1,4 +1,5 @@
 #include "data/profile.h"
+#include "data/table_ops.h"
 
 #include <algorithm>
 #include <atomic>
@@ -1500,25 +1501,9 @@ Result<Json> ProfileTable(const Table& table, const ProfileOptions& options, con
   src.rows = table.num_rows;
   src.num_groups = (src.rows + kGroupRows - 1) / kGroupRows;
   Json stats_cols = Json::array();
+  RETURN_IF_ERROR(ValidateTable(table));
+  const size_t need = static_cast<size_t>(table.num_rows);
   for (const Column& c : table.columns) {
-    size_t need = static_cast<size_t>(table.num_rows);
-    bool ok = c.valid.size() == need;
-    switch (c.type) {
-      case ColumnType::kInt64:
-      case ColumnType::kDatetime: ok = ok && c.i64.size() == need; break;
-      case ColumnType::kFloat64: ok = ok && c.f64.size() == need; break;
-      case ColumnType::kBool: ok = ok && c.b.size() == need; break;
-      case ColumnType::kString:
-        ok = ok && c.codes.size() == need;
-        for (size_t i = 0; ok && i < need; ++i) {
-          if (c.valid[i] && (c.codes[i] < 0 || static_cast<size_t>(c.codes[i]) >= c.dict.size())) ok = false;
-        }
-        break;
-    }
-    if (!ok) {
-      return Status(StatusCode::kInvalidArgument, "column '" + c.name + "' has inconsistent value vectors")
-          .WithDetail(ErrorDetail::Column(c.name, "value vectors do not match the row count"));
-    }
     src.columns.push_back({c.name, c.type, 0});
     // The statistics the file footer would hold: range of numbers, distinct count of strings.
     Json s = Json::object();

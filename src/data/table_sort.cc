@@ -1,4 +1,5 @@
 #include "data/table_sort.h"
+#include "data/table_ops.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,30 +13,6 @@
 namespace lathe {
 
 namespace {
-
-Status CheckShape(const Table& t) {
-  size_t need = static_cast<size_t>(t.num_rows);
-  for (const Column& c : t.columns) {
-    bool ok = c.valid.size() == need;
-    switch (c.type) {
-      case ColumnType::kInt64:
-      case ColumnType::kDatetime: ok = ok && c.i64.size() == need; break;
-      case ColumnType::kFloat64: ok = ok && c.f64.size() == need; break;
-      case ColumnType::kBool: ok = ok && c.b.size() == need; break;
-      case ColumnType::kString:
-        ok = ok && c.codes.size() == need;
-        for (size_t i = 0; ok && i < need; ++i) {
-          if (c.valid[i] && (c.codes[i] < 0 || static_cast<size_t>(c.codes[i]) >= c.dict.size())) ok = false;
-        }
-        break;
-    }
-    if (!ok) {
-      return Status(StatusCode::kInvalidArgument, "column '" + c.name + "' has inconsistent value vectors")
-          .WithDetail(ErrorDetail::Column(c.name, "value vectors do not match the row count"));
-    }
-  }
-  return Status::Ok();
-}
 
 // Appends chosen rows of tables with the same schema, merging string dictionaries (first use order).
 class RowCollector {
@@ -90,7 +67,7 @@ class RowCollector {
 }  // namespace
 
 Result<Table> SortTable(const Table& t, const std::vector<SortKey>& keys) {
-  RETURN_IF_ERROR(CheckShape(t));
+  RETURN_IF_ERROR(ValidateTable(t));
   struct Key {
     const Column* col;
     bool desc;
@@ -183,7 +160,7 @@ Result<Table> SortTable(const Table& t, const std::vector<SortKey>& keys) {
 }
 
 Result<Table> GatherRows(const Table& t, const std::vector<int64_t>& rows) {
-  RETURN_IF_ERROR(CheckShape(t));
+  RETURN_IF_ERROR(ValidateTable(t));
   for (size_t i = 0; i < rows.size(); ++i) {
     if (rows[i] < 0 || rows[i] >= t.num_rows) {
       return Status(StatusCode::kInvalidArgument, "row index " + std::to_string(rows[i]) + " is out of range [0, " +
