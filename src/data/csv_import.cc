@@ -493,8 +493,6 @@ struct ColumnScratch {
   // [+-]?digits[.digits] with at most 19 digits and a mantissa <= 2^53: the same value ParseFloat64's exact
   // fast path computes, plus the mantissa and scale for the decimal encoding.
   bool PutDecimal(size_t r, const char* s, uint32_t n) {
-    static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                                        1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
     uint32_t i = 0;
     bool neg = false;
     if (s[0] == '+' || s[0] == '-') neg = s[0] == '-', i = 1;
@@ -533,13 +531,30 @@ struct ColumnScratch {
     }
     if (too_long) return false;
     if (i != n || digits == 0 || digits > 19 || m > (uint64_t{1} << 53) || fr > 22) return false;
-    double v = static_cast<double>(m);
-    v = fr > 0 ? v / kPow10[fr] : v;
     valid[r] = 1;
-    f64[r] = neg ? -v : v;
+    if (m == 0 && neg) {
+      // -0.0 has no mantissa of its own: keep the double, like a value the general parser read.
+      f64[r] = -0.0;
+      frac[r] = kNoDecimal;
+      return true;
+    }
+    // The double is m / 10^fr; it is computed only if the chunk cannot be stored as decimals
+    // (MaterializeFloats), which saves a division per value on the common path.
     mant[r] = neg ? -static_cast<int64_t>(m) : static_cast<int64_t>(m);
     frac[r] = static_cast<uint8_t>(fr);
     return true;
+  }
+
+  // Fills f64 for the valid rows the decimal fast path took (frac != kNoDecimal): m / 10^frac, correctly
+  // rounded (|m| <= 2^53 and 10^frac <= 10^22 are exact doubles), the value ParseFloat64 yields.
+  void MaterializeFloats(size_t n) {
+    static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                        1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    for (size_t i = 0; i < n; ++i) {
+      if (!valid[i] || frac[i] == kNoDecimal) continue;
+      double v = static_cast<double>(mant[i]);
+      f64[i] = frac[i] > 0 ? v / kPow10[frac[i]] : v;
+    }
   }
 
   bool PutGeneral(size_t r, const char* data, uint32_t size, bool escaped) {
@@ -585,18 +600,23 @@ struct ColumnScratch {
     in.codes = codes.data();
     in.dict = dict.values().data();
     in.dict_size = dict.values().size();
-    if (type == ColumnType::kFloat64) DecimalHint(n, &in);
+    if (type == ColumnType::kFloat64 && !DecimalHint(n, &in)) {
+      MaterializeFloats(n);
+      in.decimal_mantissa = nullptr;
+      in.decimal_scale = -1;
+    }
     return EncodeChunk(in, zstd_level);
   }
 
   // Rescales the parsed mantissas to the chunk's largest number of decimals, if every value came through
-  // the fast path and the result stays exact (EncodeChunk verifies the claim anyway).
-  void DecimalHint(size_t n, ChunkInput* in) {
+  // the fast path and the result stays exact; then the mantissas are the values (in->f64 = nullptr).
+  // False: in->f64 must be materialized.
+  bool DecimalHint(size_t n, ChunkInput* in) {
     uint8_t k = 0;
     for (size_t i = 0; i < n; ++i) {
       if (valid[i]) k = std::max(k, frac[i]);
     }
-    if (k > 9) return;  // also kNoDecimal
+    if (k > 9) return false;  // also kNoDecimal
     static constexpr int64_t kPow10i[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000};
     if (scaled.size() < n) scaled.resize(n);
     constexpr int64_t kTwo53 = int64_t{1} << 53;
@@ -607,11 +627,13 @@ struct ColumnScratch {
       }
       int64_t mul = kPow10i[k - frac[i]];
       int64_t x = mant[i];
-      if (x > kTwo53 / mul || x < -kTwo53 / mul) return;
+      if (x > kTwo53 / mul || x < -kTwo53 / mul) return false;
       scaled[i] = x * mul;
     }
     in->decimal_mantissa = scaled.data();
     in->decimal_scale = k;
+    in->f64 = nullptr;
+    return true;
   }
 };
 

@@ -539,8 +539,12 @@ EncodedChunk EncodeChunk(const ChunkInput& in, int zstd_level) {
       int k = -1;
       int64_t mlo = 0, mhi = 0;
       size_t neg_zeros = 0;
-      if (in.decimal_mantissa != nullptr && DecimalClaimHolds(in.f64, valid, n, in.decimal_mantissa,
-                                                              in.decimal_scale, &mlo, &mhi, &neg_zeros)) {
+      const bool mantissas_only = in.f64 == nullptr && in.decimal_mantissa != nullptr && in.decimal_scale >= 0 &&
+                                  in.decimal_scale <= kMaxDecimalScale;
+      if (mantissas_only) IntRange(in.decimal_mantissa, valid, n, &mlo, &mhi);
+      if (mantissas_only || (in.decimal_mantissa != nullptr && in.f64 != nullptr &&
+                             DecimalClaimHolds(in.f64, valid, n, in.decimal_mantissa, in.decimal_scale, &mlo,
+                                               &mhi, &neg_zeros))) {
         // Every valid value is mlo..mhi over 10^k, all finite: division rounds monotonically, so the
         // extremes of the values are those of the mantissas.
         mant = in.decimal_mantissa;

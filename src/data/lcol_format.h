@@ -102,8 +102,9 @@ struct ChunkInput {
   const std::string_view* dict = nullptr;
   size_t dict_size = 0;
   // Optional, kFloat64 only: when decimal_scale is in [0, 9], the producer claims every valid value equals
-  // decimal_mantissa[i] / 10^decimal_scale (it saw the digits while parsing). The encoder checks the claim
-  // value by value (one division each) and falls back to searching for a scale if it does not hold.
+  // decimal_mantissa[i] / 10^decimal_scale (it saw the digits while parsing). With f64 set, the encoder
+  // checks the claim value by value (one division each) and falls back to searching for a scale if it does
+  // not hold. With f64 == nullptr the mantissas *are* the values (|m| <= 2^53, no -0.0 among them).
   const int64_t* decimal_mantissa = nullptr;
   int decimal_scale = -1;
 };
