@@ -190,10 +190,8 @@ Result<int64_t> NextLineStart(const InputFile& f, int64_t from) {
   return f.size();
 }
 
-// Number of leading ASCII digits among the 8 bytes at p (which may extend past the field: callers clamp).
-inline uint32_t LeadingDigits8(const char* p) {
-  uint64_t w;
-  std::memcpy(&w, p, 8);
+// Number of leading ASCII digits among the 8 bytes of w (the first byte in the low bits).
+inline uint32_t LeadingDigitsWord(uint64_t w) {
   uint64_t d = w - 0x3030303030303030ULL;
   // A byte is a digit iff it is in [0, 9] after the subtraction; the first non-digit is found exactly (any
   // borrow it causes only affects later bytes).
@@ -201,16 +199,28 @@ inline uint32_t LeadingDigits8(const char* p) {
   return bad == 0 ? 8 : static_cast<uint32_t>(__builtin_ctzll(bad)) / 8;
 }
 
-// The value of the n ASCII digits at p (1 <= n <= 8, all known to be digits), eight bytes read at once.
-inline uint64_t DigitsValue8(const char* p, uint32_t n) {
+// Number of leading ASCII digits among the 8 bytes at p (which may extend past the field: callers clamp).
+inline uint32_t LeadingDigits8(const char* p) {
   uint64_t w;
   std::memcpy(&w, p, 8);
+  return LeadingDigitsWord(w);
+}
+
+// The value of the n ASCII digits in the low bytes of w (1 <= n <= 8, all known to be digits).
+inline uint64_t DigitsValueWord(uint64_t w, uint32_t n) {
   uint64_t v = (w - 0x3030303030303030ULL) << (8 * (8 - n));  // leading zero digits in the low bytes
   v = (v * 10) + (v >> 8);
   v = (((v & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32))) +
        (((v >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32)))) >>
       32;
   return v;
+}
+
+// The value of the n ASCII digits at p (1 <= n <= 8, all known to be digits), eight bytes read at once.
+inline uint64_t DigitsValue8(const char* p, uint32_t n) {
+  uint64_t w;
+  std::memcpy(&w, p, 8);
+  return DigitsValueWord(w, n);
 }
 
 // Parses the run of digits at p[0..n) into *m (at most 19 digits); returns how many digits there were.
@@ -293,58 +303,82 @@ inline bool SameBytes(const char* a, const char* b, size_t n) {
   return std::memcmp(a, b, n) == 0;
 }
 
-// A chunk-local string dictionary: open addressing over views into the row group's buffer. A slot holds the
-// high 32 bits of the hash and the value's index + 1, so a probe touches the value only on a likely match.
+// A chunk-local string dictionary: open addressing over views into the row group's buffer. A slot holds a key
+// and the value's length and index + 1. Values of at most 8 bytes (most categories) are their own key: the
+// bytes as a little-endian word, so a lookup is one word compare and never touches the value. Longer values
+// are keyed by their hash and compared byte by byte on a key match.
 class ChunkDict {
  public:
   void Clear() {
-    if (slots_.size() != 64 || !values_.empty()) slots_.assign(64, 0);
+    if (slots_.size() != 64 || !values_.empty()) slots_.assign(64, Slot{});
     values_.clear();
     owned_.clear();
   }
+  // stable: v points into the segment buffer, which stays put and is readable 8 bytes past any value.
   int32_t Insert(std::string_view v, bool stable) {
-    uint64_t h = DictHash(v.data(), v.size());
-    uint64_t tag = h & 0xFFFFFFFF00000000ULL;
-    size_t mask = slots_.size() - 1;
+    const size_t n = v.size();
+    uint64_t key;
+    if (n <= 8) {
+      key = 0;
+      if (stable) {
+        std::memcpy(&key, v.data(), 8);
+        key &= n == 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * n)) - 1;
+      } else {
+        std::memcpy(&key, v.data(), n);
+      }
+    } else {
+      key = DictHash(v.data(), n);
+    }
+    const uint64_t h = n <= 8 ? Mix(key ^ n) : key;
+    const size_t mask = slots_.size() - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
-      uint64_t s = slots_[i];
-      if (s == 0) {
+      Slot& s = slots_[i];
+      if (s.index == 0) {
         if (!stable) {
           owned_.emplace_back(v);
           v = owned_.back();
         }
         values_.push_back(v);
-        slots_[i] = tag | values_.size();
+        s = Slot{key, static_cast<uint32_t>(n), static_cast<uint32_t>(values_.size())};
         if (values_.size() * 2 > slots_.size()) Grow();
         return static_cast<int32_t>(values_.size() - 1);
       }
-      if ((s & 0xFFFFFFFF00000000ULL) == tag) {
-        size_t k = static_cast<size_t>(s & 0xFFFFFFFFu) - 1;
-        const std::string_view& e = values_[k];
-        if (e.size() == v.size() && SameBytes(e.data(), v.data(), v.size())) return static_cast<int32_t>(k);
+      if (s.key == key && s.len == n) {
+        const size_t k = s.index - 1;
+        if (n <= 8 || SameBytes(values_[k].data(), v.data(), n)) return static_cast<int32_t>(k);
       }
     }
   }
   const std::vector<std::string_view>& values() const { return values_; }
 
  private:
+  struct Slot {
+    uint64_t key = 0;
+    uint32_t len = 0;
+    uint32_t index = 0;  // value index + 1; 0 = empty
+  };
+  static uint64_t Mix(uint64_t x) {
+    unsigned __int128 p = static_cast<unsigned __int128>(x) * 0x9E3779B97F4A7C15ULL;
+    return static_cast<uint64_t>(p) ^ static_cast<uint64_t>(p >> 64);
+  }
   void Grow() {
-    std::vector<uint64_t> next(slots_.size() * 2, 0);
-    size_t mask = next.size() - 1;
-    for (size_t k = 0; k < values_.size(); ++k) {
-      uint64_t h = DictHash(values_[k].data(), values_[k].size());
-      size_t i = h & mask;
-      while (next[i] != 0) i = (i + 1) & mask;
-      next[i] = (h & 0xFFFFFFFF00000000ULL) | (k + 1);
+    std::vector<Slot> next(slots_.size() * 2);
+    const size_t mask = next.size() - 1;
+    for (const Slot& s : slots_) {
+      if (s.index == 0) continue;
+      size_t i = (s.len <= 8 ? Mix(s.key ^ s.len) : s.key) & mask;
+      while (next[i].index != 0) i = (i + 1) & mask;
+      next[i] = s;
     }
     slots_ = std::move(next);
   }
-  std::vector<uint64_t> slots_;
+  std::vector<Slot> slots_;
   std::vector<std::string_view> values_;
   std::deque<std::string> owned_;
 };
 
 constexpr uint8_t kNoDecimal = 0xFF;  // ColumnScratch::frac: the value's digits were not seen
+constexpr uint8_t kNegZero = 0xFE;    // ColumnScratch::frac: the fast path read -0 (f64 holds -0.0)
 
 // Buffers for converting one column of a row group, sized to the group capacity.
 struct ColumnScratch {
@@ -361,10 +395,18 @@ struct ColumnScratch {
   std::vector<int64_t> scaled;
   ChunkDict dict;
   std::string unescaped;
+  // Plain dates (exactly 10 bytes) repeat a lot: a direct-mapped cache of their bytes -> day number, filled
+  // only by successful parses, so a hit is exactly what ParseDatetimeMicros yields.
+  struct DateSlot {
+    uint64_t head = 0;  // bytes 0..7 (0 = empty: a date has no zero bytes)
+    uint16_t tail = 0;  // bytes 8..9
+    int32_t days = 0;
+  };
+  static constexpr size_t kDateSlots = 4096;
+  std::vector<DateSlot> date_cache;
   // How values are read (import hints). fast == false sends every value through PutGeneral (custom missing
   // tokens may look like numbers or dates, which the fast paths would take as values).
   bool fast = true;
-  bool plain = true;  // no hint changes how values are read: PutRange runs the original loop
   bool decimal_comma = false;
   const DateFormat* date = nullptr;
   const MissingTokens* missing = nullptr;  // nullptr: the default spellings
@@ -374,7 +416,6 @@ struct ColumnScratch {
     date = date_in;
     missing = missing_in != nullptr && missing_in->custom() ? missing_in : nullptr;
     fast = missing == nullptr;
-    plain = fast && !decimal_comma && date == nullptr;
   }
 
   void Start(ColumnType t, size_t cap) {
@@ -411,20 +452,116 @@ struct ColumnScratch {
 
   // Converts rows [row, end) given by refs[] until one does not parse; returns that row, or `end`.
   size_t PutRange(size_t row, size_t end, const FieldRef* refs, const char* base) {
-    return plain ? PutRangeT<true>(row, end, refs, base) : PutRangeT<false>(row, end, refs, base);
+    if (!fast) return PutRangeGeneral(row, end, refs, base);
+    // One loop per type, with the output arrays in locals: no dispatch per value, and the stores through
+    // uint8_t pointers do not force the vectors' data pointers to be reloaded.
+    switch (type) {
+      case ColumnType::kInt64: return PutRangeInt(row, end, refs, base);
+      case ColumnType::kFloat64:
+        return decimal_comma ? PutRangeGeneral(row, end, refs, base) : PutRangeFloat(row, end, refs, base);
+      case ColumnType::kString: return PutRangeString(row, end, refs, base);
+      case ColumnType::kDatetime:
+        return date != nullptr ? PutRangeGeneral(row, end, refs, base) : PutRangeDate(row, end, refs, base);
+      case ColumnType::kBool: break;
+    }
+    return PutRangeGeneral(row, end, refs, base);
   }
-  template <bool kPlain>
-  size_t PutRangeT(size_t row, size_t end, const FieldRef* refs, const char* base) {
+  size_t PutRangeGeneral(size_t row, size_t end, const FieldRef* refs, const char* base) {
     for (; row < end; ++row) {
       const FieldRef& f = refs[row];
-      const char* data = base + f.offset;
-      uint32_t size = f.len_flags & ~kEscapedBit;
-      bool escaped = (f.len_flags & kEscapedBit) != 0;
-      if (!escaped && (kPlain || fast) && PutFast<kPlain>(row, data, size)) continue;
       if (type == ColumnType::kFloat64) frac[row] = kNoDecimal;
-      if (!PutGeneral(row, data, size, escaped)) break;
+      if (!PutGeneral(row, base + f.offset, f.len_flags & ~kEscapedBit, (f.len_flags & kEscapedBit) != 0)) break;
     }
     return row;
+  }
+  size_t PutRangeInt(size_t row, size_t end, const FieldRef* refs, const char* base) {
+    uint8_t* const v = valid.data();
+    int64_t* const out = i64.data();
+    for (; row < end; ++row) {
+      const FieldRef f = refs[row];
+      const char* data = base + f.offset;
+      // An escaped field's flag bit makes its size too long for the fast path.
+      if (PutIntTo(data, f.len_flags, &v[row], &out[row])) continue;
+      if (!PutGeneral(row, data, f.len_flags & ~kEscapedBit, (f.len_flags & kEscapedBit) != 0)) break;
+    }
+    return row;
+  }
+  size_t PutRangeFloat(size_t row, size_t end, const FieldRef* refs, const char* base) {
+    uint8_t* const v = valid.data();
+    double* const out = f64.data();
+    int64_t* const mt = mant.data();
+    uint8_t* const fr = frac.data();
+    for (; row < end; ++row) {
+      const FieldRef f = refs[row];
+      const char* data = base + f.offset;
+      if ((f.len_flags & kEscapedBit) == 0) {
+        if (f.len_flags == 0) {
+          v[row] = 0, out[row] = 0, fr[row] = 0;
+          continue;
+        }
+        if (PutDecimalTo(data, f.len_flags, &v[row], &out[row], &mt[row], &fr[row])) continue;
+      }
+      fr[row] = kNoDecimal;
+      if (!PutGeneral(row, data, f.len_flags & ~kEscapedBit, (f.len_flags & kEscapedBit) != 0)) break;
+    }
+    return row;
+  }
+  size_t PutRangeString(size_t row, size_t end, const FieldRef* refs, const char* base) {
+    uint8_t* const v = valid.data();
+    int32_t* const out = codes.data();
+    for (; row < end; ++row) {
+      const FieldRef f = refs[row];
+      const char* data = base + f.offset;
+      if ((f.len_flags & kEscapedBit) == 0) {
+        const uint32_t size = f.len_flags;
+        if (size == 0) {
+          v[row] = 0, out[row] = 0;
+          continue;
+        }
+        const char first = data[0], last = data[size - 1];
+        if (first != ' ' && first != '\t' && last != ' ' && last != '\t') {
+          std::string_view s(data, size);
+          if (size <= 4 && DefaultMissing(s)) {
+            v[row] = 0, out[row] = 0;
+          } else {
+            v[row] = 1, out[row] = dict.Insert(s, true);
+          }
+          continue;
+        }
+      }
+      if (!PutGeneral(row, data, f.len_flags & ~kEscapedBit, (f.len_flags & kEscapedBit) != 0)) break;
+    }
+    return row;
+  }
+  size_t PutRangeDate(size_t row, size_t end, const FieldRef* refs, const char* base) {
+    for (; row < end; ++row) {
+      const FieldRef f = refs[row];
+      const char* data = base + f.offset;
+      if ((f.len_flags & kEscapedBit) == 0 && PutFast<true>(row, data, f.len_flags)) continue;
+      if (!PutGeneral(row, data, f.len_flags & ~kEscapedBit, (f.len_flags & kEscapedBit) != 0)) break;
+    }
+    return row;
+  }
+
+  // [+-]?digits with at most 18 digits (size counts the sign); false: PutGeneral decides.
+  __attribute__((always_inline)) static bool PutIntTo(const char* data, uint32_t size, uint8_t* valid_out,
+                                                      int64_t* out) {
+    if (size == 0) {
+      *valid_out = 0, *out = 0;
+      return true;
+    }
+    if (size > 19) return false;
+    const bool neg = data[0] == '-';
+    const uint32_t i = static_cast<uint32_t>(neg || data[0] == '+');
+    uint64_t acc = 0;
+    bool too_long = false;
+    if (i < size && ParseDigitRun(data + i, size - i, &acc, &too_long) == size - i && !too_long &&
+        size - i <= 18) {
+      *valid_out = 1;
+      *out = neg ? static_cast<int64_t>(0 - acc) : static_cast<int64_t>(acc);
+      return true;
+    }
+    return false;
   }
 
   // The fast path of Put for an unescaped field; false means "use PutGeneral" (not "does not parse").
@@ -432,23 +569,7 @@ struct ColumnScratch {
   template <bool kPlain>
   __attribute__((always_inline)) bool PutFast(size_t r, const char* data, uint32_t size) {
     switch (type) {
-      case ColumnType::kInt64: {
-        if (size == 0) {
-          valid[r] = 0, i64[r] = 0;
-          return true;
-        }
-        if (size > 19) return false;
-        uint32_t i = (data[0] == '-' || data[0] == '+') ? 1 : 0;
-        uint64_t acc = 0;
-        bool too_long = false;
-        if (i < size && ParseDigitRun(data + i, size - i, &acc, &too_long) == size - i && !too_long &&
-            size - i <= 18) {
-          valid[r] = 1;
-          i64[r] = data[0] == '-' ? static_cast<int64_t>(0 - acc) : static_cast<int64_t>(acc);
-          return true;
-        }
-        return false;
-      }
+      case ColumnType::kInt64: return PutIntTo(data, size, &valid[r], &i64[r]);
       case ColumnType::kFloat64:
         if (size == 0) {
           valid[r] = 0, f64[r] = 0, frac[r] = 0;
@@ -478,7 +599,8 @@ struct ColumnScratch {
         if constexpr (!kPlain) {
           if (date != nullptr) return false;
         }
-        if (size >= 10 && data[0] >= '0' && data[0] <= '9' && data[size - 1] != ' ' && data[size - 1] != '\t' &&
+        if (size == 10) return PutDate(r, data);
+        if (size > 10 && data[0] >= '0' && data[0] <= '9' && data[size - 1] != ' ' && data[size - 1] != '\t' &&
             ParseDatetimeMicros(std::string_view(data, size), &i64[r])) {
           valid[r] = 1;
           return true;
@@ -490,15 +612,92 @@ struct ColumnScratch {
     return false;
   }
 
+  // A 10-byte datetime field (YYYY-MM-DD) through the date cache; false: PutGeneral decides.
+  __attribute__((always_inline)) bool PutDate(size_t r, const char* data) {
+    uint64_t head;
+    uint16_t tail;
+    std::memcpy(&head, data, 8);
+    std::memcpy(&tail, data + 8, 2);
+    if (date_cache.empty()) date_cache.resize(kDateSlots);
+    const uint64_t h = (head ^ (uint64_t{tail} << 48) ^ (uint64_t{tail} << 7)) * 0x9E3779B97F4A7C15ULL;
+    DateSlot& slot = date_cache[h >> (64 - 12)];
+    static_assert(kDateSlots == 4096);
+    if (slot.head == head && slot.tail == tail) {
+      valid[r] = 1;
+      i64[r] = int64_t{slot.days} * 86400000000LL;
+      return true;
+    }
+    if (data[0] < '0' || data[0] > '9' || data[9] == ' ' || data[9] == '\t' ||
+        !ParseDatetimeMicros(std::string_view(data, 10), &i64[r])) {
+      return false;
+    }
+    valid[r] = 1;
+    slot.head = head;
+    slot.tail = tail;
+    slot.days = static_cast<int32_t>(i64[r] / 86400000000LL);  // a plain date is a whole day
+    return true;
+  }
+
   // [+-]?digits[.digits] with at most 19 digits and a mantissa <= 2^53: the same value ParseFloat64's exact
-  // fast path computes, plus the mantissa and scale for the decimal encoding.
+  // fast path computes, kept as the mantissa and scale for the decimal encoding (f64 only for -0.0).
+  __attribute__((always_inline)) static bool PutDecimalTo(const char* s, uint32_t n, uint8_t* valid_out,
+                                                          double* f64_out, int64_t* mant_out, uint8_t* frac_out) {
+    // Signs are random in real data: take them without a branch.
+    const bool neg = s[0] == '-';
+    const uint32_t i0 = static_cast<uint32_t>(neg || s[0] == '+');
+    uint64_t m;
+    uint32_t fr;
+    if (!(n - i0 - 1 < 8 ? ShortDecimal(s + i0, n - i0, &m, &fr) : LongDecimal(s + i0, n - i0, &m, &fr))) {
+      return false;
+    }
+    *valid_out = 1;
+    if (m == 0 && neg) {
+      // -0.0 has no mantissa of its own: keep the double (the encoder lists such rows).
+      *f64_out = -0.0;
+      *mant_out = 0;
+      *frac_out = kNegZero;
+      return true;
+    }
+    *mant_out = neg ? -static_cast<int64_t>(m) : static_cast<int64_t>(m);
+    *frac_out = static_cast<uint8_t>(fr);
+    return true;
+  }
   bool PutDecimal(size_t r, const char* s, uint32_t n) {
+    return PutDecimalTo(s, n, &valid[r], &f64[r], &mant[r], &frac[r]);
+  }
+
+  // digits[.digits] in the len (1..8) bytes at p, at least one digit: the digits' value and how many follow the
+  // point. One 8-byte load (the segment buffer is padded); the point is squeezed out of the word, and the
+  // remaining bytes are checked and converted together.
+  static __attribute__((always_inline)) bool ShortDecimal(const char* p, uint32_t len, uint64_t* m, uint32_t* fr) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    const uint64_t inside = len == 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * len)) - 1;
+    // Bytes equal to '.': exact for the first one (a second point stays in the word and fails the digit check).
+    const uint64_t x = w ^ 0x2E2E2E2E2E2E2E2EULL;
+    const uint64_t dots = (x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL & inside;
+    uint32_t digits = len;
+    *fr = 0;
+    if (dots != 0) {
+      const uint32_t k = static_cast<uint32_t>(__builtin_ctzll(dots)) / 8;  // byte index of the point
+      const uint64_t below = (uint64_t{1} << (8 * k)) - 1;                  // k < 8
+      w = (w & below) | ((w >> 8) & ~below);
+      digits = len - 1;
+      *fr = digits - k;
+      if (digits == 0) return false;
+    }
+    if (LeadingDigitsWord(w) < digits) return false;
+    *m = DigitsValueWord(w, digits);
+    return true;
+  }
+
+  // The general form of ShortDecimal: len bytes (0 possible), up to 19 digits, a mantissa <= 2^53.
+  static bool LongDecimal(const char* s, uint32_t n, uint64_t* m_out, uint32_t* fr_out) {
     uint32_t i = 0;
-    bool neg = false;
-    if (s[0] == '+' || s[0] == '-') neg = s[0] == '-', i = 1;
     uint64_t m = 0, fm = 0;
     uint32_t digits = 0, fr = 0;
     bool too_long = false;
+    if (n == 0) return false;
     digits = ParseDigitRun(s + i, n - i, &m, &too_long);
     i += digits;
     if (i < n && s[i] == '.') {
@@ -531,27 +730,18 @@ struct ColumnScratch {
     }
     if (too_long) return false;
     if (i != n || digits == 0 || digits > 19 || m > (uint64_t{1} << 53) || fr > 22) return false;
-    valid[r] = 1;
-    if (m == 0 && neg) {
-      // -0.0 has no mantissa of its own: keep the double, like a value the general parser read.
-      f64[r] = -0.0;
-      frac[r] = kNoDecimal;
-      return true;
-    }
-    // The double is m / 10^fr; it is computed only if the chunk cannot be stored as decimals
-    // (MaterializeFloats), which saves a division per value on the common path.
-    mant[r] = neg ? -static_cast<int64_t>(m) : static_cast<int64_t>(m);
-    frac[r] = static_cast<uint8_t>(fr);
+    *m_out = m;
+    *fr_out = fr;
     return true;
   }
 
-  // Fills f64 for the valid rows the decimal fast path took (frac != kNoDecimal): m / 10^frac, correctly
+  // Fills f64 for the valid rows the decimal fast path took (frac <= 22): m / 10^frac, correctly
   // rounded (|m| <= 2^53 and 10^frac <= 10^22 are exact doubles), the value ParseFloat64 yields.
   void MaterializeFloats(size_t n) {
     static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
                                         1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
     for (size_t i = 0; i < n; ++i) {
-      if (!valid[i] || frac[i] == kNoDecimal) continue;
+      if (!valid[i] || frac[i] >= kNegZero) continue;
       double v = static_cast<double>(mant[i]);
       f64[i] = frac[i] > 0 ? v / kPow10[frac[i]] : v;
     }
@@ -600,39 +790,55 @@ struct ColumnScratch {
     in.codes = codes.data();
     in.dict = dict.values().data();
     in.dict_size = dict.values().size();
-    if (type == ColumnType::kFloat64 && !DecimalHint(n, &in)) {
-      MaterializeFloats(n);
-      in.decimal_mantissa = nullptr;
-      in.decimal_scale = -1;
+    if (type == ColumnType::kFloat64) {
+      bool neg_zeros = false;
+      if (!DecimalHint(n, &in, &neg_zeros)) {
+        MaterializeFloats(n);
+        in.decimal_mantissa = nullptr;
+        in.decimal_scale = -1;
+      } else if (neg_zeros) {
+        // The encoder finds the -0.0 rows in the doubles, and checks the decimal claim against them.
+        MaterializeFloats(n);
+        in.f64 = f64.data();
+      }
     }
     return EncodeChunk(in, zstd_level);
   }
 
   // Rescales the parsed mantissas to the chunk's largest number of decimals, if every value came through
   // the fast path and the result stays exact; then the mantissas are the values (in->f64 = nullptr).
+  // *neg_zeros: some rows hold -0.0 (mantissa 0), which only the doubles can say.
   // False: in->f64 must be materialized.
-  bool DecimalHint(size_t n, ChunkInput* in) {
+  bool DecimalHint(size_t n, ChunkInput* in, bool* neg_zeros) {
     uint8_t k = 0;
+    bool any_neg_zero = false;
     for (size_t i = 0; i < n; ++i) {
-      if (valid[i]) k = std::max(k, frac[i]);
+      if (!valid[i]) continue;
+      const bool nz = frac[i] == kNegZero;
+      any_neg_zero |= nz;
+      k = std::max(k, nz ? uint8_t{0} : frac[i]);
     }
     if (k > 9) return false;  // also kNoDecimal
     static constexpr int64_t kPow10i[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000};
-    if (scaled.size() < n) scaled.resize(n);
     constexpr int64_t kTwo53 = int64_t{1} << 53;
+    static constexpr int64_t kLimit[] = {kTwo53,           kTwo53 / 10,       kTwo53 / 100,       kTwo53 / 1000,
+                                         kTwo53 / 10000,   kTwo53 / 100000,   kTwo53 / 1000000,   kTwo53 / 10000000,
+                                         kTwo53 / 100000000, kTwo53 / 1000000000};
+    if (scaled.size() < n) scaled.resize(n);
     for (size_t i = 0; i < n; ++i) {
-      if (!valid[i]) {
+      if (!valid[i] || frac[i] == kNegZero) {
         scaled[i] = 0;
         continue;
       }
-      int64_t mul = kPow10i[k - frac[i]];
-      int64_t x = mant[i];
-      if (x > kTwo53 / mul || x < -kTwo53 / mul) return false;
-      scaled[i] = x * mul;
+      const int j = k - frac[i];
+      const int64_t x = mant[i];
+      if (x > kLimit[j] || x < -kLimit[j]) return false;
+      scaled[i] = x * kPow10i[j];
     }
     in->decimal_mantissa = scaled.data();
     in->decimal_scale = k;
     in->f64 = nullptr;
+    *neg_zeros = any_neg_zero;
     return true;
   }
 };
@@ -716,72 +922,86 @@ class WorkspacePool {
 // Readable bytes kept after the data in a segment buffer, so the row scanner may load whole 64-byte blocks.
 constexpr size_t kScanPadding = 64;
 
-// Bit i set if p[i] is the delimiter, a quote, CR or LF (i < 64); *high gets the bytes' top bits.
-inline uint64_t SpecialMask64(const char* p, char delim, uint64_t* high) {
+// The bytes of one 64-byte block that matter to the row scanner, bit i for p[i].
+struct BlockMasks {
+  uint64_t delim;  // the delimiter
+  uint64_t stop;   // LF, a quote or CR: the row ends or needs the general tokenizer
+  uint64_t lf;     // LF
+  uint64_t high;   // top bit set (not ASCII)
+};
+
+inline BlockMasks ScanBlock(const char* p, char delim) {
+  BlockMasks b{0, 0, 0, 0};
 #if defined(__SSE2__)
   const __m128i d = _mm_set1_epi8(delim), q = _mm_set1_epi8('"'), lf = _mm_set1_epi8('\n'),
                 cr = _mm_set1_epi8('\r');
-  uint64_t m = 0, h = 0;
   for (int k = 0; k < 4; ++k) {
     __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * k));
-    __m128i x = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, d), _mm_cmpeq_epi8(v, q)),
-                             _mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)));
-    m |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(x))) << (16 * k);
-    h |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(v))) << (16 * k);
+    __m128i is_lf = _mm_cmpeq_epi8(v, lf);
+    __m128i stop = _mm_or_si128(is_lf, _mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, cr)));
+    const int shift = 16 * k;
+    b.delim |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, d)))) << shift;
+    b.stop |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(stop))) << shift;
+    b.lf |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(is_lf))) << shift;
+    b.high |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(v))) << shift;
   }
-  *high = h;
-  return m;
 #else
-  uint64_t m = 0, h = 0;
   for (int i = 0; i < 64; ++i) {
-    char c = p[i];
-    m |= static_cast<uint64_t>(c == delim || c == '"' || c == '\n' || c == '\r') << i;
-    h |= static_cast<uint64_t>(static_cast<unsigned char>(c) >> 7) << i;
+    const char c = p[i];
+    b.delim |= static_cast<uint64_t>(c == delim) << i;
+    b.stop |= static_cast<uint64_t>(c == '"' || c == '\n' || c == '\r') << i;
+    b.lf |= static_cast<uint64_t>(c == '\n') << i;
+    b.high |= static_cast<uint64_t>(static_cast<unsigned char>(c) >> 7) << i;
   }
-  *high = h;
-  return m;
 #endif
+  return b;
 }
 
 // The fast path for the common row: exactly `ncols` unquoted fields, no CR, ending in LF before `end`, within
 // the field and line limits. Writes the fields to refs[c * stride + row] and returns the first byte after the
 // row, or nullptr if the row needs the general tokenizer (which also produces any error). *ascii says
 // whether the row's bytes are all ASCII. Reads up to kScanPadding bytes past `end`.
+// Per block, the delimiters before the first stop byte are walked without looking at the bytes again; field
+// lengths are checked against max_field only for rows longer than it.
 inline const char* ScanSimpleRow(const char* p, const char* end, const char* base, char delim, size_t ncols,
                                  size_t max_field, size_t max_line, FieldRef* refs, size_t stride, size_t row,
                                  bool* ascii) {
   const char* field = p;
   size_t c = 0;
   uint64_t high = 0;
+  FieldRef* out = refs + row;
   for (const char* blk = p; blk < end; blk += 64) {
-    uint64_t h;
-    uint64_t m = SpecialMask64(blk, delim, &h);
+    BlockMasks b = ScanBlock(blk, delim);
     if (end - blk < 64) {
-      uint64_t keep = (uint64_t{1} << (end - blk)) - 1;
-      m &= keep, h &= keep;
+      const uint64_t keep = (uint64_t{1} << (end - blk)) - 1;
+      b.delim &= keep, b.stop &= keep, b.high &= keep;
     }
-    while (m != 0) {
-      int bit = __builtin_ctzll(m);
-      m &= m - 1;
+    const uint64_t before_stop = b.stop == 0 ? ~uint64_t{0} : (b.stop & (0 - b.stop)) - 1;
+    uint64_t dm = b.delim & before_stop;
+    while (dm != 0) {
+      if (c + 1 >= ncols) return nullptr;  // too many fields
+      const char* at = blk + __builtin_ctzll(dm);
+      dm &= dm - 1;
+      out[c * stride] = {static_cast<uint32_t>(field - base), static_cast<uint32_t>(at - field)};
+      ++c;
+      field = at + 1;
+    }
+    high |= b.high & before_stop;
+    if (b.stop != 0) {
+      const int bit = __builtin_ctzll(b.stop);
+      if (((b.lf >> bit) & 1) == 0) return nullptr;  // a quote or CR
       const char* at = blk + bit;
-      size_t len = static_cast<size_t>(at - field);
-      if (len > max_field) return nullptr;
-      if (*at == delim) {
-        if (c + 1 >= ncols) return nullptr;
-        refs[c * stride + row] = {static_cast<uint32_t>(field - base), static_cast<uint32_t>(len)};
-        ++c;
-        field = at + 1;
-      } else if (*at == '\n') {
-        if (c + 1 != ncols || at == p || static_cast<size_t>(at + 1 - p) > max_line) return nullptr;
-        refs[c * stride + row] = {static_cast<uint32_t>(field - base), static_cast<uint32_t>(len)};
-        high |= h & (bit == 63 ? ~uint64_t{0} : (uint64_t{2} << bit) - 1);
-        *ascii = high == 0;
-        return at + 1;
-      } else {
-        return nullptr;  // a quote or CR
+      const size_t line = static_cast<size_t>(at + 1 - p);
+      if (c + 1 != ncols || at == p || line > max_line) return nullptr;
+      out[c * stride] = {static_cast<uint32_t>(field - base), static_cast<uint32_t>(at - field)};
+      if (line > max_field) {
+        for (size_t k = 0; k < ncols; ++k) {
+          if (out[k * stride].len_flags > max_field) return nullptr;
+        }
       }
+      *ascii = high == 0;
+      return at + 1;
     }
-    high |= h;
     if (static_cast<size_t>(blk + 64 - p) > max_line + 64) return nullptr;
   }
   return nullptr;

@@ -147,6 +147,7 @@ TEST(CsvImportFastPath, PlainDecimalChunksStoreExactValues) {
       case 2: v = "-" + RandomDigits(rng, 1 + rng() % 6) + "." + RandomDigits(rng, 1 + rng() % 9); break;
       default: v = RandomDigits(rng, 1 + rng() % 5) + "." + RandomDigits(rng, rng() % 5); break;
     }
+    if (r % 997 == 0) v = r % 2 ? "-0.000" : "-0";  // -0.0 in otherwise decimal chunks keeps its sign
     // A later row group mixes in spellings the fast path does not take (exponent, 12 decimals).
     if (r > 15000 && rng() % 50 == 0) v = rng() % 2 ? "12e3" : "0.123456789012";
     vals.push_back(v);
@@ -167,6 +168,47 @@ TEST(CsvImportFastPath, PlainDecimalChunksStoreExactValues) {
     ASSERT_TRUE(c.IsValid(r)) << r;
     EXPECT_EQ(std::memcmp(&want, &c.f64[r], 8), 0) << "row " << r << " '" << vals[r] << "' got " << c.f64[r];
   }
+}
+
+// Plain dates go through a per-column cache of parsed values: every value must still equal what
+// ParseDatetimeMicros gives (dates before 1970 included), and an invalid date late in the file must still turn
+// the column into strings.
+TEST(CsvImportFastPath, RepeatedDatesEqualTheGeneralParser) {
+  std::mt19937_64 rng(3);
+  auto date = [&]() {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", 1890 + static_cast<int>(rng() % 220), 1 + static_cast<int>(rng() % 12),
+                  1 + static_cast<int>(rng() % 28));
+    return std::string(buf);
+  };
+  std::vector<std::string> vals;
+  std::string csv = "d,i\n";
+  for (int r = 0; r < 40000; ++r) {
+    vals.push_back(r % 7 == 0 ? "" : (r % 3 == 0 ? "2020-02-29" : date()));
+    csv += vals.back() + "," + std::to_string(r) + "\n";
+  }
+  ScratchDir dir;
+  auto x = ImportText(csv, dir);
+  ASSERT_TRUE(x.status.ok()) << x.status.ToString();
+  const Column& c = x.table.columns[0];
+  ASSERT_EQ(c.type, ColumnType::kDatetime);
+  for (size_t r = 0; r < vals.size(); ++r) {
+    if (vals[r].empty()) {
+      EXPECT_FALSE(c.IsValid(r)) << r;
+      continue;
+    }
+    int64_t want;
+    ASSERT_TRUE(ParseDatetimeMicros(vals[r], &want)) << vals[r];
+    ASSERT_TRUE(c.IsValid(r)) << r;
+    EXPECT_EQ(c.i64[r], want) << "row " << r << " '" << vals[r] << "'";
+  }
+  // 2021-02-29 does not exist: the column is text, each value kept as written.
+  ScratchDir dir2;
+  auto y = ImportText(csv + "2021-02-29,0\n", dir2);
+  ASSERT_TRUE(y.status.ok()) << y.status.ToString();
+  ASSERT_EQ(y.table.columns[0].type, ColumnType::kString);
+  EXPECT_EQ(y.table.columns[0].StringAt(vals.size()), "2021-02-29");
+  EXPECT_EQ(y.table.columns[0].StringAt(3), vals[3]);
 }
 
 TEST(CsvImportFastPath, IntegersOfEveryLengthStayExact) {
