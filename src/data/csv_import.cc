@@ -380,19 +380,40 @@ class ChunkDict {
 constexpr uint8_t kNoDecimal = 0xFF;  // ColumnScratch::frac: the value's digits were not seen
 constexpr uint8_t kNegZero = 0xFE;    // ColumnScratch::frac: the fast path read -0 (f64 holds -0.0)
 
+// An array of trivially copyable T that grows without initializing its elements: the conversion writes every
+// row before anything reads it, so zero-filling megabytes per row group would be wasted work.
+template <class T>
+class ScratchArray {
+ public:
+  size_t size() const { return size_; }
+  void resize(size_t n) {  // contents are not kept
+    if (n <= size_) return;
+    data_.reset(new T[n]);
+    size_ = n;
+  }
+  T* data() { return data_.get(); }
+  const T* data() const { return data_.get(); }
+  T& operator[](size_t i) { return data_[i]; }
+  const T& operator[](size_t i) const { return data_[i]; }
+
+ private:
+  std::unique_ptr<T[]> data_;
+  size_t size_ = 0;
+};
+
 // Buffers for converting one column of a row group, sized to the group capacity.
 struct ColumnScratch {
   ColumnType type = ColumnType::kInt64;
-  std::vector<uint8_t> valid;
-  std::vector<int64_t> i64;
-  std::vector<double> f64;
-  std::vector<uint8_t> b;
-  std::vector<int32_t> codes;
+  ScratchArray<uint8_t> valid;
+  ScratchArray<int64_t> i64;
+  ScratchArray<double> f64;
+  ScratchArray<uint8_t> b;
+  ScratchArray<int32_t> codes;
   // Float columns: the signed decimal mantissa and digits after the point of each value parsed by the
   // fast path (frac = kNoDecimal otherwise), so encoding need not search for a decimal scale.
-  std::vector<int64_t> mant;
-  std::vector<uint8_t> frac;
-  std::vector<int64_t> scaled;
+  ScratchArray<int64_t> mant;
+  ScratchArray<uint8_t> frac;
+  ScratchArray<int64_t> scaled;
   ChunkDict dict;
   std::string unescaped;
   // Plain dates (exactly 10 bytes) repeat a lot: a direct-mapped cache of their bytes -> day number, filled
