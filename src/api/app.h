@@ -13,6 +13,7 @@
 
 #include "api/router.h"
 #include "auth/auth.h"
+#include "data/address_policy.h"
 #include "jobs/job_runner.h"
 #include "monitor/metrics.h"
 #include "serving/deployment_registry.h"
@@ -38,6 +39,7 @@ struct AppConfig {
   bool metrics_public = true;            // GET /metrics without a token
   std::string master_key_file;           // "" = data_dir/master.key (created with mode 0600 if absent)
   std::string sqlite_dir;                // SQLite files users may import from; "" = disabled
+  AddressPolicy http_source_addresses;   // where HTTP sources may connect: public addresses + these ranges
   int64_t import_wait_s = 3600;          // an upload waits this long for its import job, then 202
 };
 

@@ -281,6 +281,7 @@ Result<FetchedSource> FetchSource(App& app, const std::string& project, const Js
     ASSIGN_OR_RETURN(out.fetch, FetchSql(sql, app.config().sqlite_dir, spool_path, cancel));
   } else if (kind == "http") {
     HttpSource http = HttpFromConfig(config, secrets);
+    http.addresses = app.config().http_source_addresses;
     ASSIGN_OR_RETURN(out.fetch, FetchHttp(http, spool_path, cancel));
   } else {
     return Status::InvalidArgument("unknown source kind '" + kind + "'");

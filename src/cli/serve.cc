@@ -114,6 +114,15 @@ std::vector<Knob> Knobs(ServeConfig* c) {
        [c](const std::string& v) { c->app.master_key_file = v; return Status::Ok(); }},
       {"sqlite-dir", "", "directory whose SQLite files users may import from (empty = SQLite sources disabled)",
        [c](const std::string& v) { c->app.sqlite_dir = v; return Status::Ok(); }},
+      {"http-source-allow", "", "address ranges HTTP data sources may reach besides public addresses: "
+       "comma-separated CIDRs (10.0.0.0/8,fd00::/8) or 'any'; loopback, private, link-local and other "
+       "special ranges are refused by default",
+       [c](const std::string& v) -> Status {
+         auto p = AddressPolicy::Parse(v);
+         if (!p.ok()) return Status::InvalidArgument("http-source-allow: " + p.status().message());
+         c->app.http_source_addresses = std::move(p).value();
+         return Status::Ok();
+       }},
       int_knob("import-wait-s", &c->app.import_wait_s, 3600, 0, 86400,
                "an upload waits this long for its import job before answering 202 with the job"),
       {"log-level", "info", "debug, info, warn or error",

@@ -1,6 +1,7 @@
 #include "data/http_source.h"
 
 #include <curl/curl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cctype>
@@ -178,6 +179,7 @@ class HttpFetcher {
   static size_t OnWrite(char* data, size_t size, size_t n, void* self);
   static size_t OnHeader(char* data, size_t size, size_t n, void* self);
   static int OnProgress(void* self, curl_off_t, curl_off_t, curl_off_t, curl_off_t);
+  static curl_socket_t OnOpenSocket(void* self, curlsocktype purpose, curl_sockaddr* address);
 
   Status Consume(std::string_view data);
   Status Decide();
@@ -191,6 +193,7 @@ class HttpFetcher {
   std::string PageName() const {
     return "page " + std::to_string(page_.index) + " (" + RedactUrl(page_.url) + ")";
   }
+  std::string refused_;  // why the address policy refused the last connection ("" = it did not)
 
   const HttpSource& src_;
   const std::function<bool()>& cancel_;
@@ -411,8 +414,22 @@ Status HttpFetcher::CurlError(CURLcode rc, const char* errbuf) const {
   }
 }
 
+// Every connection (first request, redirects, retries on other resolved addresses) goes through the address
+// policy before the socket exists.
+curl_socket_t HttpFetcher::OnOpenSocket(void* self, curlsocktype purpose, curl_sockaddr* address) {
+  auto* f = static_cast<HttpFetcher*>(self);
+  if (purpose != CURLSOCKTYPE_IPCXN || address == nullptr) return CURL_SOCKET_BAD;
+  std::string why;
+  if (!f->src_.addresses.Allowed(&address->addr, &why)) {
+    f->refused_ = "the host resolves to " + AddressPolicy::Format(&address->addr) + ", " + why;
+    return CURL_SOCKET_BAD;
+  }
+  return ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
 Status HttpFetcher::FetchPage(const std::string& url) {
   page_.url = url;
+  refused_.clear();
   char errbuf[CURL_ERROR_SIZE];
   errbuf[0] = 0;
   int64_t left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now()).count();
@@ -429,6 +446,12 @@ Status HttpFetcher::FetchPage(const std::string& url) {
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);
   if (rc == CURLE_WRITE_ERROR && !page_.error.ok()) return page_.error;
   if (cancelled_ || rc == CURLE_ABORTED_BY_CALLBACK) return Status::Cancelled("HTTP fetch cancelled");
+  if (rc != CURLE_OK && !refused_.empty()) {
+    return Status::PermissionDenied(PageName() + ": " + refused_ +
+                                    "; HTTP sources may only connect to public addresses unless the server "
+                                    "allows the range (--http-source-allow)")
+        .WithDetail(ErrorDetail::Field("url", "refused destination address"));
+  }
   if (rc != CURLE_OK) return CurlError(rc, errbuf);
   if (page_.status == 0) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &page_.status);
   if (page_.status >= 400 || page_.mode == Mode::kHttpError) return HttpStatusError();
@@ -614,6 +637,8 @@ Result<SourceFetch> HttpFetcher::Run(const std::string& out_path) {
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, &HttpFetcher::OnProgress);
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, this);
+  curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, &HttpFetcher::OnOpenSocket);
+  curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, this);
 
   RETURN_IF_ERROR(spool_.Open(out_path));
   std::string url = src_.url;

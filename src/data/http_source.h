@@ -11,7 +11,8 @@
 // next link, a URL already fetched, or max_pages (then info.truncated = true if a next page was announced).
 // CSV pages must repeat the first page's header exactly (kInvalidArgument naming the page otherwise).
 //
-// Limits and safety: only http and https, also for redirects (at most 5); timeout_ms bounds the WHOLE fetch
+// Limits and safety: only http and https, also for redirects (at most 5); connections only to addresses
+// `addresses` allows (public ones by default; a refused address is kPermissionDenied naming it, field "url"); timeout_ms bounds the WHOLE fetch
 // (all pages); max_bytes bounds the decoded bytes received over all pages (kPayloadTooLarge); a JSON page is
 // parsed in memory and may be at most kMaxHttpJsonPageBytes. gzip/deflate/brotli responses are decoded.
 // Custom headers (e.g. Authorization) are sent only to the original host on redirects (libcurl's rule), and
@@ -32,6 +33,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "data/address_policy.h"
 #include "data/source_fetch.h"
 
 namespace lathe {
@@ -52,6 +54,9 @@ struct HttpSource {
   HttpPagination pagination;
   int64_t timeout_ms = 60000;     // whole fetch, all pages
   int64_t max_bytes = 1ll << 30;  // decoded bytes over all pages
+  // Addresses the fetch may connect to, checked at every connect (redirects and DNS included): public
+  // addresses only unless the server allows more (--http-source-allow). Not part of the user's request.
+  AddressPolicy addresses;
 };
 
 inline constexpr int64_t kMaxHttpJsonPageBytes = 256ll << 20;

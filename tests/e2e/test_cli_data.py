@@ -29,7 +29,8 @@ def sqlite_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, sqlite_dir):
-    s = Server(tmp_path_factory.mktemp("lathe"), extra_args=["--sqlite-dir", str(sqlite_dir)]).start()
+    s = Server(tmp_path_factory.mktemp("lathe"), extra_args=["--sqlite-dir", str(sqlite_dir),
+                                                             "--http-source-allow", "127.0.0.0/8"]).start()
     yield s
     s.stop()
 

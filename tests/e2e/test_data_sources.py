@@ -29,7 +29,8 @@ def env(tmp_path_factory):
     db.commit()
     db.close()
     (tmp / "outside.db").write_bytes((sqlite_dir / "shop.db").read_bytes())
-    server = Server(tmp, extra_args=["--sqlite-dir", str(sqlite_dir)]).start()
+    # The local test API is on loopback, which HTTP sources may not reach unless the server allows it.
+    server = Server(tmp, extra_args=["--sqlite-dir", str(sqlite_dir), "--http-source-allow", "127.0.0.0/8"]).start()
     yield server, tmp
     server.stop()
 
@@ -192,3 +193,23 @@ def test_http_errors_and_bad_row_policy_on_fetched_data(client, api):
     assert r.json()["rows"] == 2 and r.json()["bad_rows"] == 1
     q = client.get(f"{P}/datasets/h/versions/{r.json()['version']}/quarantine").text
     assert json.loads(q.splitlines()[0])["line"] == 3
+
+
+def test_http_sources_reach_only_public_or_allowed_addresses(client, api, tmp_path_factory):
+    # This server allows 127.0.0.0/8 only: metadata services, private ranges and IPv6 loopback stay refused.
+    for url, why in [("http://169.254.169.254/latest/meta-data/", "link-local"),
+                     ("http://10.255.255.1/x.csv", "private"),
+                     (api.replace("127.0.0.1", "[::1]") + "/items", "loopback")]:
+        r = client.post(f"{P}/datasets/ssrf/imports?wait=true", json={"source": {"kind": "http", "url": url}})
+        assert_problem(r, 403, why, "--http-source-allow")
+    # A server with the default policy refuses loopback too, and nothing is imported.
+    server = Server(tmp_path_factory.mktemp("ssrf")).start()
+    try:
+        c = Client(server.url, login(server.url))
+        r = c.post(f"{P}/datasets/ssrf/imports?wait=true",
+                   json={"source": {"kind": "http", "url": f"{api}/items", "headers": {"X-Api-Key": "k-123"}}})
+        body = assert_problem(r, 403, "127.0.0.1, a loopback address")
+        assert "k-123" not in json.dumps(body)
+        assert c.get(f"{P}/datasets/ssrf").status_code == 404
+    finally:
+        server.stop()

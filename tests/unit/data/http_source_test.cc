@@ -23,6 +23,13 @@
 namespace lathe {
 namespace {
 
+// Sources aimed at the test servers on 127.0.0.1, which the default address policy refuses.
+HttpSource Loopback() {
+  HttpSource s;
+  s.addresses = AddressPolicy::Parse("127.0.0.1/32").value();
+  return s;
+}
+
 using lathe::testing::ScratchDir;
 using Clock = std::chrono::steady_clock;
 
@@ -185,7 +192,7 @@ class HttpSourceTest : public ::testing::Test {
 
 TEST_F(HttpSourceTest, SingleCsvPageWithAuthorizationHeader) {
   TestHttpServer server([](const Request&) { return Csv("a,b\n1,x\n2,\"y\nz\"\n"); });
-  HttpSource s;
+  HttpSource s = Loopback();
   s.url = server.Url("/data.csv?api_key=TOPSECRET");
   s.headers = {{"Authorization", "Bearer tok-123"}, {"X-Empty", ""}};
   auto r = Fetch(s);
@@ -220,7 +227,7 @@ TEST_F(HttpSourceTest, CsvLinkPaginationWithRelativeNext) {
     }
     return Csv("id,v\n4,d\n");
   });
-  HttpSource s;
+  HttpSource s = Loopback();
   s.url = server.Url("/d");
   s.pagination.kind = "link";
   auto r = Fetch(s);
@@ -237,7 +244,7 @@ TEST_F(HttpSourceTest, CsvPageParamStopsOnHeaderOnlyPage) {
     if (page >= 3) return Csv("n\n");
     return Csv("n\n" + std::to_string(page) + "\n");
   });
-  HttpSource s;
+  HttpSource s = Loopback();
   s.url = server.Url("/n?page=77&keep=1");
   s.pagination.kind = "page";
   auto r = Fetch(s);
@@ -256,7 +263,7 @@ TEST_F(HttpSourceTest, CsvHeaderMismatchFailsAndLeavesNothing) {
     if (Param(req.target, "page") == "1") return Csv("a,b\n1,2\n");
     return Csv("a,c\n3,4\n");
   });
-  HttpSource s;
+  HttpSource s = Loopback();
   s.url = server.Url("/x");
   s.pagination.kind = "page";
   auto r = Fetch(s);
@@ -267,7 +274,7 @@ TEST_F(HttpSourceTest, CsvHeaderMismatchFailsAndLeavesNothing) {
 
 TEST_F(HttpSourceTest, CsvEndingInsideQuoteFails) {
   TestHttpServer server([](const Request&) { return Csv("a,b\n1,\"open\n"); });
-  HttpSource s;
+  HttpSource s = Loopback();
   s.url = server.Url("/q");
   auto r = Fetch(s);
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
@@ -284,7 +291,7 @@ TEST_F(HttpSourceTest, JsonPagesWithRecordsPointer) {
     if (page == 1) return JsonResp(R"({"data": [{"id": 3, "u": "Ünï 🎉"}], "meta": {}})");
     return JsonResp(R"({"data": []})");
   });
-  HttpSource s;
+  HttpSource s = Loopback();
   s.url = server.Url("/api");
   s.records_pointer = "/data";
   s.pagination.kind = "page";
@@ -310,7 +317,7 @@ TEST_F(HttpSourceTest, JsonCursorPagination) {
     }
     return JsonResp(R"({"items":[{"k":4}],"links":{"next":null}})");
   });
-  HttpSource s;
+  HttpSource s = Loopback();
   s.url = server.Url("/start");
   s.records_pointer = "/items";
   s.pagination.kind = "cursor";
@@ -326,7 +333,7 @@ TEST_F(HttpSourceTest, MaxPagesTruncatesAndFlags) {
     int n = std::stoi(Param(req.target, "page"));
     return JsonResp("[{\"n\":" + std::to_string(n) + "}]");
   });
-  HttpSource s;
+  HttpSource s = Loopback();
   s.url = server.Url("/endless");
   s.pagination.kind = "page";
   s.pagination.max_pages = 4;
@@ -342,7 +349,7 @@ TEST_F(HttpSourceTest, LinkLoopStops) {
     return Response{
         200, {{"Content-Type", "application/x-ndjson"}, {"Link", "</self>; rel=next"}}, "{\"a\":1}\n"};
   });
-  HttpSource s;
+  HttpSource s = Loopback();
   s.url = server.Url("/self");
   s.pagination.kind = "link";
   auto r = Fetch(s);
@@ -369,7 +376,7 @@ TEST_F(HttpSourceTest, FormatSniffing) {
       if (!c.content_type.empty()) r.headers.push_back({"Content-Type", c.content_type});
       return r;
     });
-    HttpSource s;
+    HttpSource s = Loopback();
     s.url = server.Url("/s");
     auto r = Fetch(s);
     if (c.format.empty()) {
@@ -387,7 +394,7 @@ TEST_F(HttpSourceTest, HtmlIsRefused) {
   TestHttpServer server([](const Request&) {
     return Response{200, {{"Content-Type", "text/html"}}, "<html><body>login</body></html>"};
   });
-  HttpSource s;
+  HttpSource s = Loopback();
   s.url = server.Url("/login");
   EXPECT_EQ(Fetch(s).status().code(), StatusCode::kUnsupportedMedia);
   TestHttpServer sniffed([](const Request&) { return Response{200, {}, "<!doctype html><p>hi"}; });
@@ -398,7 +405,7 @@ TEST_F(HttpSourceTest, HtmlIsRefused) {
 
 TEST_F(HttpSourceTest, ObjectPageSuggestsRecordsPointer) {
   TestHttpServer server([](const Request&) { return JsonResp(R"({"count":2,"results":[{"a":1}]})"); });
-  HttpSource s;
+  HttpSource s = Loopback();
   s.url = server.Url("/o");
   auto r = Fetch(s);
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
@@ -420,7 +427,7 @@ TEST_F(HttpSourceTest, MalformedJsonNamesPageAndByte) {
     if (Param(req.target, "page") == "1") return JsonResp("[{\"a\":1}]");
     return JsonResp("[{\"a\":1}, {\"a\": tru}]");
   });
-  HttpSource s;
+  HttpSource s = Loopback();
   s.url = server.Url("/j");
   s.pagination.kind = "page";
   auto r = Fetch(s);
@@ -436,7 +443,7 @@ TEST_F(HttpSourceTest, MalformedJsonNamesPageAndByte) {
   // Truncated, deeply nested and empty bodies.
   for (std::string body : {std::string("[{\"a\":"), std::string(100000, '['), std::string()}) {
     TestHttpServer bad([&](const Request&) { return JsonResp(body); });
-    HttpSource b;
+    HttpSource b = Loopback();
     b.url = bad.Url("/b");
     auto rb = Fetch(b);
     EXPECT_FALSE(rb.ok());
@@ -452,7 +459,7 @@ TEST_F(HttpSourceTest, HttpErrorsNameStatusAndRedactedUrl) {
     if (Path(req.target) == "/boom") return Response{500, {}, "internal\nfailure details"};
     return Response{404, {}, "not here"};
   });
-  HttpSource s;
+  HttpSource s = Loopback();
   s.url = server.Url("/boom?token=SECRET42");
   auto r = Fetch(s);
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
@@ -472,7 +479,7 @@ TEST_F(HttpSourceTest, ErrorOnLaterPageLeavesNothing) {
     if (Param(req.target, "page") == "3") return Response{503, {}, ""};
     return Csv("a\n" + Param(req.target, "page") + "\n");
   });
-  HttpSource s;
+  HttpSource s = Loopback();
   s.url = server.Url("/p");
   s.pagination.kind = "page";
   auto r = Fetch(s);
@@ -485,7 +492,7 @@ TEST_F(HttpSourceTest, SlowResponseTimesOut) {
   TestHttpServer server([](const Request&) {
     return Response{200, {{"Content-Type", "text/csv"}}, "a\n1\n", 5000};
   });
-  HttpSource s;
+  HttpSource s = Loopback();
   s.url = server.Url("/slow");
   s.timeout_ms = 400;
   auto t0 = Clock::now();
@@ -497,7 +504,7 @@ TEST_F(HttpSourceTest, SlowResponseTimesOut) {
 
 TEST_F(HttpSourceTest, CancelDuringSlowResponse) {
   TestHttpServer server([](const Request&) { return Response{200, {}, "a\n1\n", 5000}; });
-  HttpSource s;
+  HttpSource s = Loopback();
   s.url = server.Url("/slow");
   auto t0 = Clock::now();
   auto r = Fetch(s, [&] { return Clock::now() - t0 > std::chrono::milliseconds(200); });
@@ -508,7 +515,7 @@ TEST_F(HttpSourceTest, CancelDuringSlowResponse) {
 
 TEST_F(HttpSourceTest, MaxBytesOverAllPages) {
   TestHttpServer server([](const Request&) { return Csv("v\n" + std::string(600, '7') + "\n"); });
-  HttpSource s;
+  HttpSource s = Loopback();
   s.url = server.Url("/big");
   s.pagination.kind = "page";
   s.max_bytes = 1000;
@@ -526,7 +533,7 @@ TEST_F(HttpSourceTest, GzipIsDecoded) {
     EXPECT_NE(req.headers.at("accept-encoding").find("gzip"), std::string::npos);
     return Response{200, {{"Content-Type", "text/csv"}, {"Content-Encoding", "gzip"}}, gz};
   });
-  HttpSource s;
+  HttpSource s = Loopback();
   s.url = server.Url("/scores.csv");
   auto r = Fetch(s);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -549,7 +556,7 @@ TEST_F(HttpSourceTest, Redirects) {
     }
     return Csv("ok\n1\n");
   });
-  HttpSource s;
+  HttpSource s = Loopback();
   s.url = server.Url("/moved");
   auto r = Fetch(s);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -572,11 +579,103 @@ TEST_F(HttpSourceTest, ConnectionRefused) {
     TestHttpServer gone([](const Request&) { return Response{}; });
     port = std::stoi(gone.Url("").substr(17));
   }
-  HttpSource s;
+  HttpSource s = Loopback();
   s.url = "http://127.0.0.1:" + std::to_string(port) + "/x";
   auto r = Fetch(s);
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
   EXPECT_TRUE(NothingLeft());
+}
+
+// The default policy refuses loopback, and says so by name before any byte is sent: the test server sees no
+// request. Redirects from an allowed host to a refused one are refused the same way.
+TEST_F(HttpSourceTest, DefaultPolicyRefusesLoopbackAndRedirectsToIt) {
+  std::atomic<int> requests{0};
+  TestHttpServer server([&](const Request& req) {
+    ++requests;
+    if (req.target == "/hop") return Response{302, {{"Location", "http://[::1]:9/x.csv"}}, ""};
+    return Response{200, {{"Content-Type", "text/csv"}}, "a,b\n1,2\n"};
+  });
+  HttpSource s;  // default: public addresses only
+  s.url = server.Url("/x.csv");
+  auto r = Fetch(s);
+  ASSERT_EQ(r.status().code(), StatusCode::kPermissionDenied) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("127.0.0.1, a loopback address"), std::string::npos) << r.status().ToString();
+  ASSERT_FALSE(r.status().details().empty());
+  EXPECT_EQ(r.status().details()[0].field, "url");
+  EXPECT_EQ(requests.load(), 0);
+  EXPECT_TRUE(NothingLeft());
+
+  HttpSource allowed = Loopback();  // 127.0.0.1 only: ::1 stays refused
+  allowed.url = server.Url("/hop");
+  auto hop = Fetch(allowed);
+  ASSERT_EQ(hop.status().code(), StatusCode::kPermissionDenied) << hop.status().ToString();
+  EXPECT_NE(hop.status().message().find("::1, a loopback address"), std::string::npos) << hop.status().ToString();
+  EXPECT_EQ(requests.load(), 1);
+  EXPECT_TRUE(NothingLeft());
+}
+
+sockaddr_storage V4(const char* ip) {
+  sockaddr_storage ss{};
+  auto* in = reinterpret_cast<sockaddr_in*>(&ss);
+  in->sin_family = AF_INET;
+  inet_pton(AF_INET, ip, &in->sin_addr);
+  return ss;
+}
+
+sockaddr_storage V6(const char* ip) {
+  sockaddr_storage ss{};
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  in6->sin6_family = AF_INET6;
+  inet_pton(AF_INET6, ip, &in6->sin6_addr);
+  return ss;
+}
+
+TEST(AddressPolicy, SpecialRangesAreRefusedUnlessAllowed) {
+  AddressPolicy def;
+  struct Case {
+    const char* ip;
+    bool v6;
+    bool allowed;
+  };
+  const Case cases[] = {
+      {"8.8.8.8", false, true},          {"93.184.216.34", false, true},   {"127.0.0.1", false, false},
+      {"127.255.0.9", false, false},     {"10.1.2.3", false, false},       {"172.16.0.1", false, false},
+      {"172.31.255.255", false, false},  {"172.32.0.1", false, true},      {"192.168.1.1", false, false},
+      {"169.254.169.254", false, false}, {"100.64.0.1", false, false},     {"100.128.0.1", false, true},
+      {"0.0.0.0", false, false},         {"224.0.0.1", false, false},      {"255.255.255.255", false, false},
+      {"198.18.0.1", false, false},      {"2001:4860:4860::8888", true, true}, {"::1", true, false},
+      {"::", true, false},               {"fd12::1", true, false},         {"fe80::1", true, false},
+      {"ff02::1", true, false},          {"::ffff:127.0.0.1", true, false}, {"::ffff:8.8.8.8", true, true},
+      {"64:ff9b::a9fe:a9fe", true, false},
+  };
+  for (const Case& c : cases) {
+    sockaddr_storage ss = c.v6 ? V6(c.ip) : V4(c.ip);
+    std::string why;
+    EXPECT_EQ(def.Allowed(reinterpret_cast<sockaddr*>(&ss), &why), c.allowed) << c.ip << " " << why;
+    if (!c.allowed) {
+      EXPECT_FALSE(why.empty()) << c.ip;
+    }
+  }
+  auto some = AddressPolicy::Parse(" 10.0.0.0/8, fd00::/8 ,192.168.1.7");
+  ASSERT_TRUE(some.ok()) << some.status().ToString();
+  for (const char* ip : {"10.200.0.1", "192.168.1.7"}) {
+    sockaddr_storage ss = V4(ip);
+    EXPECT_TRUE(some->Allowed(reinterpret_cast<sockaddr*>(&ss), nullptr)) << ip;
+  }
+  for (const char* ip : {"192.168.1.8", "127.0.0.1", "11.0.0.1"}) {
+    sockaddr_storage ss = V4(ip);
+    EXPECT_EQ(some->Allowed(reinterpret_cast<sockaddr*>(&ss), nullptr), std::string(ip) == "11.0.0.1") << ip;
+  }
+  sockaddr_storage ula = V6("fd00::5"), mapped = V6("::ffff:10.0.0.1");
+  EXPECT_TRUE(some->Allowed(reinterpret_cast<sockaddr*>(&ula), nullptr));
+  EXPECT_TRUE(some->Allowed(reinterpret_cast<sockaddr*>(&mapped), nullptr));
+  auto any = AddressPolicy::Parse("any");
+  sockaddr_storage lo = V4("127.0.0.1");
+  EXPECT_TRUE(any->Allowed(reinterpret_cast<sockaddr*>(&lo), nullptr));
+  for (const char* bad : {"10.0.0.0/33", "fd00::/129", "example.com", "10.0.0.0/", "10.0.0.0/x", "1.2.3.4/8/9"}) {
+    auto p = AddressPolicy::Parse(bad);
+    EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument) << bad;
+  }
 }
 
 TEST(HttpSourceCheck, RejectsBadFields) {
@@ -584,7 +683,7 @@ TEST(HttpSourceCheck, RejectsBadFields) {
     Status st = CheckHttpSource(s);
     return st.ok() || st.details().empty() ? std::string("ok") : st.details()[0].field;
   };
-  HttpSource s;
+  HttpSource s = Loopback();
   s.url = "https://example.com/data.csv";
   EXPECT_EQ(field_of(s), "ok");
   for (const char* u : {"", "ftp://example.com/x", "file:///etc/passwd", "not a url", "http://"}) {
