@@ -681,6 +681,11 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       h.append(name).append(": ").append(value).append("\r\n");
     }
+    for (const auto& [name, value] : srv_->opt.security_headers) {
+      bool overridden = false;
+      for (const auto& set : res_.headers) overridden = overridden || EqualsIgnoreCase(set.first, name);
+      if (!overridden) h.append(name).append(": ").append(value).append("\r\n");
+    }
     if (!*keep_alive) {
       h.append("Connection: close\r\n");
     } else if (req_.version == 10) {

@@ -2,7 +2,8 @@
 // bodies either in memory or spooled to a temp file, limits with the right status, graceful shutdown.
 //
 // Guarantees:
-// - Every response carries Date, Server: lathe and X-Request-Id. TCP_NODELAY is set on every connection.
+// - Every response carries Date, Server: lathe, X-Request-Id and ServerOptions::security_headers (unless the
+//   handler set a header of the same name). TCP_NODELAY is set on every connection.
 // - Limits: headers over max_header_bytes -> 431; body over the BodyPolicy limit -> 413; headers not complete
 //   within header_read_timeout_ms -> 408; body not complete within request_timeout_ms -> 408; malformed
 //   request -> 400. The server asks HttpService::OnRejected to fill the response, sends it with
@@ -102,6 +103,14 @@ struct ServerOptions {
   int keepalive_timeout_ms = 60000;         // idle keep-alive connection closed
   std::string spool_dir = "/tmp";           // where spooled bodies go
   bool access_log = true;                   // one LogInfo("access", ...) line per request
+  // Sent on every response (also 4xx/5xx from the server itself) unless the handler set the same header.
+  // The defaults suit a JSON API: nothing may be framed, sniffed, or loaded by the document.
+  std::vector<std::pair<std::string, std::string>> security_headers = {
+      {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+      {"X-Content-Type-Options", "nosniff"},
+      {"X-Frame-Options", "DENY"},
+      {"Referrer-Policy", "no-referrer"},
+  };
   // When set, the server records lathe_http_requests_total{method,route,status},
   // lathe_http_request_duration_seconds{route}, lathe_http_connections_open and lathe_http_requests_in_flight.
   // Must outlive the server.

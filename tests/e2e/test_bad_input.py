@@ -191,3 +191,16 @@ def test_one_class_boolean_target_is_refused(client):
     assert upload(client, "oneclassbool", b"x,y\n1,true\n2,true\n3,\n").status_code == 201
     r = client.post(f"{P}/runs", json={"dataset": "oneclassbool", "target": "y", "task": "binary"})
     assert_problem(r, 400, "one class")
+
+
+def test_security_headers_on_every_response(server, client):
+    import requests
+    responses = [requests.get(server.url + "/healthz", timeout=10),
+                 requests.get(server.url + "/api/v1/projects/default/datasets", timeout=10),  # 401, no token
+                 client.get("/api/v1/projects/default/datasets/no-such-dataset")]             # 404 problem
+    assert [r.status_code for r in responses] == [200, 401, 404]
+    for r in responses:
+        assert r.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert r.headers["X-Frame-Options"] == "DENY"
+        assert r.headers["Referrer-Policy"] == "no-referrer"

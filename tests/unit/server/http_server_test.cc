@@ -77,6 +77,7 @@ class TestService : public HttpService {
       res.headers.emplace_back("X-Custom", "yes");
       res.headers.emplace_back("X-Evil", "a\r\nInjected: 1");
       res.headers.emplace_back("Content-Length", "999");
+      res.headers.emplace_back("Content-Security-Policy", "default-src 'self'");
     }
     Json query = Json::array();
     for (const auto& [k, v] : req.query) query.push_back({k, v});
@@ -655,6 +656,30 @@ TEST_F(HttpServerTest, HeadAndHandlerHeaders) {
   EXPECT_EQ(r.headers.count("x-evil"), 0u);
   EXPECT_EQ(r.headers.count("injected"), 0u);
   EXPECT_NE(r.Header("content-length"), "999");
+  // A handler's own security header replaces the default; the other defaults stay.
+  EXPECT_EQ(r.Header("content-security-policy"), "default-src 'self'");
+  EXPECT_EQ(r.Header("x-content-type-options"), "nosniff");
+}
+
+// Every response, including the server's own rejections, carries the security headers.
+TEST_F(HttpServerTest, SecurityHeadersOnEveryResponse) {
+  ServerOptions opt;
+  opt.max_header_bytes = 1024;
+  Start(opt);
+  Client c(port_);
+  ASSERT_TRUE(c.Send(Get("/echo")));
+  Response ok = c.Read();
+  Client c2(port_);
+  ASSERT_TRUE(c2.Send(Get("/echo", "X-Big: " + std::string(4000, 'x') + "\r\n")));
+  Response big = c2.Read();
+  ASSERT_EQ(ok.status, 200);
+  ASSERT_EQ(big.status, 431);
+  for (const Response* r : {&ok, &big}) {
+    EXPECT_EQ(r->Header("content-security-policy"), "default-src 'none'; frame-ancestors 'none'");
+    EXPECT_EQ(r->Header("x-content-type-options"), "nosniff");
+    EXPECT_EQ(r->Header("x-frame-options"), "DENY");
+    EXPECT_EQ(r->Header("referrer-policy"), "no-referrer");
+  }
 }
 
 TEST_F(HttpServerTest, StopDuringSlowRequestLetsItFinish) {
