@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 
@@ -26,10 +27,18 @@ struct HttpResult {
   bool ok() const { return status >= 200 && status < 300; }
 };
 
+// LATHE_CA_CERT: a PEM file of CAs to trust instead of the system's (e.g. DATA_DIR/tls/self-signed.crt of a
+// server started with --tls-self-signed); "" = the system CAs.
+inline std::string DefaultCaFile() {
+  const char* v = std::getenv("LATHE_CA_CERT");
+  return v != nullptr ? v : "";
+}
+
 struct HttpClientOptions {
   std::string base_url;                  // "http://host:port", no trailing slash needed
   std::string token;                     // bearer token; empty sends no Authorization header
   long connect_timeout_ms = 10'000;
+  std::string ca_file = DefaultCaFile();  // CAs for https URLs; "" = the system's
   long request_timeout_ms = 120'000;     // total time for one JSON request
   long upload_stall_timeout_s = 300;     // an upload fails if under 1 byte/s for this long
   size_t max_response_bytes = 512u << 20;  // a larger response is an error, not an allocation

@@ -16,6 +16,7 @@
 #include "api/app.h"
 #include "common/log.h"
 #include "server/http_server.h"
+#include "server/tls.h"
 #include "store/blob_store.h"
 
 namespace lathe {
@@ -28,6 +29,7 @@ struct ServeConfig {
   std::string port_file;
   std::string log_level = "info";
   std::string config_file;
+  bool tls_self_signed = false;
 };
 
 // One configuration knob: its flag name (also the toml key with '-' -> '_' and the env var
@@ -114,6 +116,16 @@ std::vector<Knob> Knobs(ServeConfig* c) {
        [c](const std::string& v) { c->app.master_key_file = v; return Status::Ok(); }},
       {"sqlite-dir", "", "directory whose SQLite files users may import from (empty = SQLite sources disabled)",
        [c](const std::string& v) { c->app.sqlite_dir = v; return Status::Ok(); }},
+      {"tls-cert", "", "PEM certificate chain file: with --tls-key, serve HTTPS only (TLS 1.2+, HSTS)",
+       [c](const std::string& v) { c->server.tls_cert_file = v; return Status::Ok(); }},
+      {"tls-key", "", "PEM private key file for --tls-cert",
+       [c](const std::string& v) { c->server.tls_key_file = v; return Status::Ok(); }},
+      {"tls-self-signed", "false", "serve HTTPS with a self-signed certificate kept in DATA_DIR/tls "
+       "(made on first start; give clients DATA_DIR/tls/self-signed.crt as their CA)",
+       [c](const std::string& v) -> Status {
+         ASSIGN_OR_RETURN(c->tls_self_signed, ParseBoolValue("tls-self-signed", v));
+         return Status::Ok();
+       }},
       {"http-source-allow", "", "address ranges HTTP data sources may reach besides public addresses: "
        "comma-separated CIDRs (10.0.0.0/8,fd00::/8) or 'any'; loopback, private, link-local and other "
        "special ranges are refused by default",
@@ -236,15 +248,22 @@ Status LoadConfig(const std::vector<std::string>& args, ServeConfig* cfg, bool* 
     if (eq != std::string::npos) {
       value = name.substr(eq + 1);
       name = name.substr(0, eq);
-    } else {
-      if (i + 1 >= args.size()) return Status::InvalidArgument("--" + name + " needs a value");
-      value = args[++i];
     }
-    if (name == "config") continue;
     const Knob* knob = nullptr;
     for (const auto& kn : knobs) {
       if (kn.name == name) knob = &kn;
     }
+    if (eq == std::string::npos) {
+      // A boolean flag alone means true (--tls-self-signed); others take the next argument.
+      const bool boolean = knob != nullptr && (knob->default_value == "true" || knob->default_value == "false");
+      if (boolean && (i + 1 >= args.size() || args[i + 1].rfind("--", 0) == 0)) {
+        value = "true";
+      } else {
+        if (i + 1 >= args.size()) return Status::InvalidArgument("--" + name + " needs a value");
+        value = args[++i];
+      }
+    }
+    if (name == "config") continue;
     if (!knob) return Status::InvalidArgument("unknown flag --" + name + " (see lathe serve --help)");
     RETURN_IF_ERROR(knob->apply(value).Annotate("--" + name));
   }
@@ -274,6 +293,25 @@ int RunServe(const std::vector<std::string>& args) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  if (cfg.tls_self_signed) {
+    if (!cfg.server.tls_cert_file.empty() || !cfg.server.tls_key_file.empty()) {
+      std::fprintf(stderr, "lathe serve: --tls-self-signed and --tls-cert/--tls-key exclude each other\n");
+      return 2;
+    }
+    std::vector<std::string> names = {"localhost", "127.0.0.1", "::1"};
+    if (cfg.server.host != "127.0.0.1" && cfg.server.host != "0.0.0.0" && cfg.server.host != "::") {
+      names.push_back(cfg.server.host);
+    }
+    auto files = EnsureSelfSignedFiles((std::filesystem::path(cfg.app.data_dir) / "tls").string(), names);
+    if (!files.ok()) {
+      LogError("lathe cannot make a self-signed certificate", {{"error", files.status().message()}});
+      return 1;
+    }
+    cfg.server.tls_cert_file = files->cert_file;
+    cfg.server.tls_key_file = files->key_file;
+    LogInfo("tls: self-signed certificate", {{"cert", files->cert_file}});
+  }
+
   auto app = App::Create(cfg.app);
   if (!app.ok()) {
     LogError("lathe cannot start", {{"error", app.status().message()}});
@@ -299,7 +337,8 @@ int RunServe(const std::vector<std::string>& args) {
       return 1;
     }
   }
-  LogInfo("lathe listening", {{"url", "http://" + cfg.server.host + ":" + std::to_string(port)},
+  const bool tls = !cfg.server.tls_cert_file.empty();
+  LogInfo("lathe listening", {{"url", (tls ? "https://" : "http://") + cfg.server.host + ":" + std::to_string(port)},
                               {"port", port}, {"data_dir", cfg.app.data_dir}, {"io_threads", cfg.server.io_threads},
                               {"workers", cfg.app.workers}});
 

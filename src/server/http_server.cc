@@ -23,6 +23,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -295,10 +296,38 @@ bool SplitTarget(HttpRequest* req, std::string* why) {
 }
 }  // namespace
 
+// The server's TLS context: TLS 1.2 and newer, the PEM chain and key from the files, which must match.
+Result<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const std::string& cert_file, const std::string& key_file) {
+  if (cert_file.empty() || key_file.empty()) {
+    return Status::InvalidArgument("TLS needs both a certificate file and a key file");
+  }
+  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
+                   asio::ssl::context::single_dh_use);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  error_code ec;
+  ctx->use_certificate_chain_file(cert_file, ec);
+  if (ec) return Status::InvalidArgument("TLS certificate " + cert_file + ": " + ec.message());
+  ctx->use_private_key_file(key_file, asio::ssl::context::pem, ec);
+  if (ec) return Status::InvalidArgument("TLS key " + key_file + ": " + ec.message());
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+    return Status::InvalidArgument("TLS key " + key_file + " does not match the certificate " + cert_file);
+  }
+  return ctx;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Server state.
 
-class Session;
+// What Stop() needs of a connection, whatever its stream type.
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  virtual void OnStop() = 0;
+  virtual asio::any_io_executor Executor() = 0;
+  std::list<std::weak_ptr<SessionBase>>::iterator registry_pos;  // guarded by Impl::sessions_mu
+};
 
 struct HttpServer::Impl {
   ServerOptions opt;
@@ -310,7 +339,8 @@ struct HttpServer::Impl {
   std::atomic<bool> ran{false};
 
   std::mutex sessions_mu;  // taken on connect / disconnect / Stop only, never per request
-  std::list<std::weak_ptr<Session>> sessions;
+  std::list<std::weak_ptr<SessionBase>> sessions;
+  std::unique_ptr<asio::ssl::context> tls;  // set: connections speak TLS only
 
   // Metrics (all null without ServerOptions::metrics).
   CounterFamily* requests = nullptr;
@@ -322,28 +352,60 @@ struct HttpServer::Impl {
       : opt(o), service(s), ioc(threads), acceptor(asio::make_strand(ioc)) {}
 
   asio::awaitable<void> AcceptLoop();
+  template <class Stream>
+  void StartSession(Stream stream);
 };
 
-// One connection. Everything runs on the connection's strand: the coroutine in Run(), the deadline timer's
-// handler and the Stop() notification, so members need no lock.
-class Session : public std::enable_shared_from_this<Session> {
+// One connection over Stream (tcp::socket, or ssl::stream<tcp::socket> with TLS). Everything runs on the
+// connection's strand: the coroutine in Run(), the deadline timer's handler and the Stop() notification, so
+// members need no lock.
+template <class Stream>
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, tcp::socket>;
+
  public:
-  Session(HttpServer::Impl* srv, tcp::socket sock)
-      : srv_(srv), sock_(std::move(sock)), timer_(sock_.get_executor()) {
+  Session(HttpServer::Impl* srv, Stream stream)
+      : srv_(srv), stream_(std::move(stream)), timer_(stream_.get_executor()) {
     error_code ec;
-    auto ep = sock_.remote_endpoint(ec);
+    auto ep = Sock().remote_endpoint(ec);
     if (!ec) {
       req_.remote_addr = ep.address().to_string() + ":" + std::to_string(ep.port());
     }
   }
 
-  std::list<std::weak_ptr<Session>>::iterator registry_pos;  // guarded by Impl::sessions_mu
-
-  tcp::socket::executor_type Executor() { return sock_.get_executor(); }
+  asio::any_io_executor Executor() override { return stream_.get_executor(); }
 
   asio::awaitable<void> Run() {
-    auto self = shared_from_this();
+    auto self = this->shared_from_this();
     try {
+      if constexpr (kTls) {
+        // The handshake gets the header deadline. A client speaking plain HTTP (its first byte is not a TLS
+        // handshake record, 0x16) gets a plain 400 that says so, as nginx does, instead of a silent close.
+        SetDeadline(srv_->opt.header_read_timeout_ms);
+        error_code ec;
+        unsigned char first = 0;
+        size_t peeked = co_await stream_.next_layer().async_receive(asio::buffer(&first, 1), asio::socket_base::message_peek,
+                                                      asio::redirect_error(asio::use_awaitable, ec));
+        if (ec || peeked == 0) {
+          Close();
+          co_return;
+        }
+        if (first != 0x16) {
+          static constexpr std::string_view kBody = "This server speaks HTTPS only: use an https:// URL.\n";
+          std::string plain = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                              "Content-Length: " + std::to_string(kBody.size()) + "\r\n\r\n" + std::string(kBody);
+          co_await asio::async_write(stream_.next_layer(), asio::buffer(plain), asio::redirect_error(asio::use_awaitable, ec));
+          Close();
+          co_return;
+        }
+        co_await stream_.async_handshake(asio::ssl::stream_base::server,
+                                         asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) {
+          LogDebug("tls handshake failed", {{"error", ec.message()}, {"remote", req_.remote_addr}});
+          Close();
+          co_return;
+        }
+      }
       co_await Serve();
     } catch (const std::exception& e) {
       LogError("http connection failed", {{"error", e.what()}, {"remote", req_.remote_addr}});
@@ -354,10 +416,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Called (on the strand) by HttpServer::Stop.
-  void OnStop() {
+  void OnStop() override {
     if (idle_) {
       error_code ec;
-      sock_.cancel(ec);
+      Sock().cancel(ec);
     }
   }
 
@@ -380,7 +442,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!timer_armed_ || deadline_ < timer_.expiry()) {
       timer_.expires_at(deadline_);
       timer_armed_ = true;
-      timer_.async_wait([self = shared_from_this()](error_code ec) { self->OnTimer(ec); });
+      timer_.async_wait([self = this->shared_from_this()](error_code ec) { self->OnTimer(ec); });
     }
   }
 
@@ -390,19 +452,19 @@ class Session : public std::enable_shared_from_this<Session> {
       timer_armed_ = false;
       timed_out_ = true;
       error_code ignored;
-      sock_.cancel(ignored);
+      Sock().cancel(ignored);
       return;
     }
     timer_.expires_at(deadline_);
-    timer_.async_wait([self = shared_from_this()](error_code e) { self->OnTimer(e); });
+    timer_.async_wait([self = this->shared_from_this()](error_code e) { self->OnTimer(e); });
   }
 
   void Close() {
     closed_ = true;
     timer_.cancel();
     error_code ec;
-    sock_.shutdown(tcp::socket::shutdown_both, ec);
-    sock_.close(ec);
+    Sock().shutdown(tcp::socket::shutdown_both, ec);
+    Sock().close(ec);
     if (!req_.body_file.empty()) ::unlink(req_.body_file.c_str());
   }
 
@@ -418,7 +480,7 @@ class Session : public std::enable_shared_from_this<Session> {
         idle_ = true;
         SetDeadline(first ? opt.header_read_timeout_ms : opt.keepalive_timeout_ms);
         error_code ec;
-        size_t n = co_await sock_.async_read_some(buf_.prepare(kReadChunk),
+        size_t n = co_await stream_.async_read_some(buf_.prepare(kReadChunk),
                                                   asio::redirect_error(asio::use_awaitable, ec));
         idle_ = false;
         if (ec) co_return;  // peer closed, idle timeout, or shutdown
@@ -433,7 +495,7 @@ class Session : public std::enable_shared_from_this<Session> {
       hp.header_limit(static_cast<uint32_t>(std::min<size_t>(opt.max_header_bytes, UINT32_MAX)));
       hp.body_limit(std::numeric_limits<uint64_t>::max());  // checked below against the BodyPolicy
       error_code ec;
-      co_await http::async_read_header(sock_, buf_, hp, asio::redirect_error(asio::use_awaitable, ec));
+      co_await http::async_read_header(stream_, buf_, hp, asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
         if (ec == http::error::header_limit) {
           co_await Reject(431, "request headers exceed " + std::to_string(opt.max_header_bytes) + " bytes");
@@ -499,7 +561,7 @@ class Session : public std::enable_shared_from_this<Session> {
         if (expect && EqualsIgnoreCase(*expect, "100-continue") && req_.version >= 11) {
           static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
           SetDeadline(opt.request_timeout_ms);
-          co_await asio::async_write(sock_, asio::buffer(kContinue, sizeof(kContinue) - 1),
+          co_await asio::async_write(stream_, asio::buffer(kContinue, sizeof(kContinue) - 1),
                                      asio::redirect_error(asio::use_awaitable, ec));
           if (ec) co_return;
         }
@@ -519,7 +581,7 @@ class Session : public std::enable_shared_from_this<Session> {
           file.native_handle(fd);
           bp.get().body().reset(std::move(file), ec);
           if (!ec) {
-            co_await http::async_read(sock_, buf_, bp, asio::redirect_error(asio::use_awaitable, ec));
+            co_await http::async_read(stream_, buf_, bp, asio::redirect_error(asio::use_awaitable, ec));
           }
           if (ec) {
             co_await BodyError(ec, limit);
@@ -530,7 +592,7 @@ class Session : public std::enable_shared_from_this<Session> {
           http::request_parser<http::string_body> bp(std::move(hp));
           bp.body_limit(limit);
           bp.get().body().swap(req_.body);  // reuse this connection's body buffer
-          co_await http::async_read(sock_, buf_, bp, asio::redirect_error(asio::use_awaitable, ec));
+          co_await http::async_read(stream_, buf_, bp, asio::redirect_error(asio::use_awaitable, ec));
           bp.get().body().swap(req_.body);
           if (ec) {
             co_await BodyError(ec, limit);
@@ -607,12 +669,12 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!ok) co_return;
     // Half-close and drain briefly so the client reads the response instead of a reset.
     error_code ec;
-    sock_.shutdown(tcp::socket::shutdown_send, ec);
+    Sock().shutdown(tcp::socket::shutdown_send, ec);
     SetDeadline(1000);
     size_t drained = 0;
     while (!ec && drained < (4u << 20)) {
       buf_.clear();
-      size_t n = co_await sock_.async_read_some(buf_.prepare(kReadChunk), asio::redirect_error(asio::use_awaitable, ec));
+      size_t n = co_await stream_.async_read_some(buf_.prepare(kReadChunk), asio::redirect_error(asio::use_awaitable, ec));
       drained += n;
     }
   }
@@ -698,7 +760,7 @@ class Session : public std::enable_shared_from_this<Session> {
     SetDeadline(srv_->opt.request_timeout_ms);
     error_code ec;
     if (file_fd >= 0) {
-      co_await asio::async_write(sock_, asio::buffer(h), asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_write(stream_, asio::buffer(h), asio::redirect_error(asio::use_awaitable, ec));
       uint64_t sent = 0;
       if (body_allowed && !head_request) {
         std::string block(256 * 1024, '\0');
@@ -710,7 +772,7 @@ class Session : public std::enable_shared_from_this<Session> {
             break;
           }
           SetDeadline(srv_->opt.request_timeout_ms);
-          co_await asio::async_write(sock_, asio::buffer(block.data(), static_cast<size_t>(n)),
+          co_await asio::async_write(stream_, asio::buffer(block.data(), static_cast<size_t>(n)),
                                      asio::redirect_error(asio::use_awaitable, ec));
           sent += static_cast<uint64_t>(n);
         }
@@ -720,7 +782,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     size_t body_bytes = (body_allowed && !head_request) ? res_.body.size() : 0;
     std::array<asio::const_buffer, 2> bufs = {asio::buffer(h), asio::buffer(res_.body.data(), body_bytes)};
-    co_await asio::async_write(sock_, bufs, asio::redirect_error(asio::use_awaitable, ec));
+    co_await asio::async_write(stream_, bufs, asio::redirect_error(asio::use_awaitable, ec));
     LogAccess(status, body_bytes, ec);
     co_return !ec;
   }
@@ -784,7 +846,9 @@ class Session : public std::enable_shared_from_this<Session> {
   inline static const std::string kUnmatched = "unmatched";
 
   HttpServer::Impl* srv_;
-  tcp::socket sock_;
+  tcp::socket::lowest_layer_type& Sock() { return stream_.lowest_layer(); }
+
+  Stream stream_;
   asio::steady_timer timer_;
   SteadyClock::time_point deadline_{};
   bool timer_armed_ = false;
@@ -815,21 +879,30 @@ asio::awaitable<void> HttpServer::Impl::AcceptLoop() {
       continue;
     }
     sock.set_option(tcp::no_delay(true), ec);
-    auto session = std::make_shared<Session>(this, std::move(sock));
-    {
-      std::lock_guard<std::mutex> lock(sessions_mu);
-      sessions.push_front(session);
-      session->registry_pos = sessions.begin();
+    if (tls) {
+      StartSession(asio::ssl::stream<tcp::socket>(std::move(sock), *tls));
+    } else {
+      StartSession(std::move(sock));
     }
-    if (connections_open) connections_open->Inc();
-    auto exec = session->Executor();
-    asio::co_spawn(exec, [this, session]() -> asio::awaitable<void> {
-      co_await session->Run();
-      if (connections_open) connections_open->Dec();
-      std::lock_guard<std::mutex> lock(sessions_mu);
-      sessions.erase(session->registry_pos);
-    }, asio::detached);
   }
+}
+
+template <class Stream>
+void HttpServer::Impl::StartSession(Stream stream) {
+  auto session = std::make_shared<Session<Stream>>(this, std::move(stream));
+  {
+    std::lock_guard<std::mutex> lock(sessions_mu);
+    sessions.push_front(session);
+    session->registry_pos = sessions.begin();
+  }
+  if (connections_open) connections_open->Inc();
+  auto exec = session->Executor();
+  asio::co_spawn(exec, [this, session]() -> asio::awaitable<void> {
+    co_await session->Run();
+    if (connections_open) connections_open->Dec();
+    std::lock_guard<std::mutex> lock(sessions_mu);
+    sessions.erase(session->registry_pos);
+  }, asio::detached);
 }
 
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -855,6 +928,10 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Create(const ServerOptions& opti
   auto address = asio::ip::make_address(options.host, ec);
   if (ec) return Status::InvalidArgument("http server: invalid host address '" + options.host + "'");
   auto impl = std::make_unique<Impl>(options, service, options.io_threads);
+  if (!options.tls_cert_file.empty() || !options.tls_key_file.empty()) {
+    ASSIGN_OR_RETURN(impl->tls, MakeTlsContext(options.tls_cert_file, options.tls_key_file));
+    impl->opt.security_headers.emplace_back("Strict-Transport-Security", "max-age=31536000");
+  }
   tcp::endpoint endpoint(address, options.port);
   std::string where = options.host + ":" + std::to_string(options.port);
   impl->acceptor.open(endpoint.protocol(), ec);

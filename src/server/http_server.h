@@ -103,6 +103,10 @@ struct ServerOptions {
   int keepalive_timeout_ms = 60000;         // idle keep-alive connection closed
   std::string spool_dir = "/tmp";           // where spooled bodies go
   bool access_log = true;                   // one LogInfo("access", ...) line per request
+  // TLS: with both files (PEM) set, the server speaks HTTPS only, TLS 1.2 and newer, and adds
+  // Strict-Transport-Security to security_headers. A bad or mismatched file fails Create (kInvalidArgument).
+  std::string tls_cert_file;
+  std::string tls_key_file;
   // Sent on every response (also 4xx/5xx from the server itself) unless the handler set the same header.
   // The defaults suit a JSON API: nothing may be framed, sniffed, or loaded by the document.
   std::vector<std::pair<std::string, std::string>> security_headers = {

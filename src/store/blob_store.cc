@@ -70,7 +70,9 @@ Status WriteFileAtomic(const std::string& path, std::string_view bytes) {
     ::unlink(tmp.c_str());
     return st;
   }
-  return FsyncPath(fs::path(path).parent_path().string(), true);
+  // A bare file name lives in the working directory: its parent is ".", not "".
+  const std::string dir = fs::path(path).parent_path().string();
+  return FsyncPath(dir.empty() ? "." : dir, true);
 }
 
 Result<std::string> ReadFile(const std::string& path, size_t max_bytes) {

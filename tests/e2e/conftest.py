@@ -42,14 +42,23 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"lathe exited with {self.proc.returncode}:\n{self.log_text()}")
             if self.port_file.exists() and self.port_file.read_text().strip():
-                self.url = f"http://127.0.0.1:{int(self.port_file.read_text())}"
+                self.url = f"{self.scheme()}://127.0.0.1:{int(self.port_file.read_text())}"
                 try:
-                    if requests.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    if requests.get(self.url + "/readyz", timeout=2, verify=self.verify()).status_code == 200:
                         return self
                 except requests.ConnectionError:
                     pass
             time.sleep(0.05)
         raise RuntimeError("lathe did not become ready:\n" + self.log_text())
+
+    def scheme(self):
+        return "https" if "--tls-self-signed" in self.extra_args else "http"
+
+    def verify(self):
+        """What a client trusts: the self-signed certificate the server made, or the system CAs."""
+        if self.scheme() == "https":
+            return str(self.data_dir / "tls" / "self-signed.crt")
+        return True
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc and self.proc.poll() is None:

@@ -154,6 +154,17 @@ TEST_F(StoreTest, BlobStoreRoundTripDedupAndCorruptionDetected) {
 }
 
 
+// Regression: a bare file name (`lathe serve --port-file port`) failed with "open : No such file", because
+// the parent directory to fsync was "" instead of ".".
+TEST_F(StoreTest, WriteFileAtomicTakesABareFileName) {
+  const fs::path cwd = fs::current_path();
+  fs::current_path(dir_);
+  Status st = WriteFileAtomic("bare-name.txt", "8080");
+  fs::current_path(cwd);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(*ReadFile((dir_ / "bare-name.txt").string()), "8080");
+}
+
 TEST_F(StoreTest, DatasetLineageProfileAndDeletionGuardedByModels) {
   auto store = std::move(OpenSqliteStore(DbPath())).value();
   ASSERT_TRUE(store->EnsureProject("default").ok());
