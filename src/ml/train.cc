@@ -21,6 +21,7 @@ namespace lathe::ml {
 namespace {
 
 constexpr int64_t kRowsPerThread = 20000;  // training threads are capped at train_rows / kRowsPerThread
+constexpr size_t kMaxCurveRows = 50000;    // learning curves are measured on at most this many rows per side
 
 Status FieldError(const std::string& field, const std::string& message) {
   return Status::InvalidArgument(field + ": " + message).WithDetail(ErrorDetail::Field(field, message));
@@ -117,10 +118,41 @@ Status AppendEvalLine(const char* line, LearningCurve* curve) {
   return Status::Ok();
 }
 
-// Fits one booster on `dtrain`; records the learning curve when `curve` is given (with the loss on `dvalid`
-// too when that is given). Progress runs from `from` to `to` with messages prefixed by `label`.
+// The rows a learning curve is measured on: a split's own matrix up to kMaxCurveRows rows, beyond that an
+// evenly strided sample of kMaxCurveRows of them, so the per-round evaluation cost stays bounded on large
+// data.
+struct CurveRows {
+  std::unique_ptr<internal::DMatrix> train_sample, valid_sample;  // set only when sampled
+  DMatrixHandle train = nullptr, valid = nullptr;
+};
+
+Result<std::unique_ptr<internal::DMatrix>> SampleMatrix(const FitContext& c, const std::vector<size_t>& pos) {
+  std::vector<size_t> sample(kMaxCurveRows);
+  for (size_t i = 0; i < kMaxCurveRows; ++i) sample[i] = pos[i * pos.size() / kMaxCurveRows];
+  return MakeMatrix(c, sample, true, ThreadsFor(c.spec, sample.size()));
+}
+
+Result<CurveRows> MakeCurveRows(const FitContext& c, const std::vector<size_t>& train_pos,
+                                const internal::DMatrix& dtrain, const std::vector<size_t>& valid_pos,
+                                const internal::DMatrix& dvalid) {
+  CurveRows r;
+  r.train = dtrain.get();
+  r.valid = dvalid.get();
+  if (train_pos.size() > kMaxCurveRows) {
+    ASSIGN_OR_RETURN(r.train_sample, SampleMatrix(c, train_pos));
+    r.train = r.train_sample->get();
+  }
+  if (valid_pos.size() > kMaxCurveRows) {
+    ASSIGN_OR_RETURN(r.valid_sample, SampleMatrix(c, valid_pos));
+    r.valid = r.valid_sample->get();
+  }
+  return r;
+}
+
+// Fits one booster on `dtrain`; records the learning curve into `curve` on `curve_rows` when both are given.
+// Progress runs from `from` to `to` with messages prefixed by `label`.
 Result<std::unique_ptr<internal::Booster>> Fit(const FitContext& c, const internal::DMatrix& dtrain,
-                                               size_t train_rows, const internal::DMatrix* dvalid,
+                                               size_t train_rows, const CurveRows* curve_rows,
                                                LearningCurve* curve, const std::string& label, double from,
                                                double to) {
   auto booster = std::make_unique<internal::Booster>();
@@ -151,18 +183,18 @@ Result<std::unique_ptr<internal::Booster>> Fit(const FitContext& c, const intern
     if (p.backend_name.empty() || !c.params.contains(p.name)) continue;
     RETURN_IF_ERROR(set(p.backend_name.c_str(), ParamText(c.params[p.name])));
   }
-  DMatrixHandle evals[] = {dtrain.get(), dvalid != nullptr ? dvalid->get() : nullptr};
+  DMatrixHandle evals[] = {curve_rows != nullptr ? curve_rows->train : nullptr,
+                           curve_rows != nullptr ? curve_rows->valid : nullptr};
   const char* names[] = {"train", "valid"};
-  const bst_ulong n_evals = dvalid != nullptr ? 2 : 1;
   for (int i = 0; i < c.rounds; ++i) {
     if (c.cancelled()) {
       return Status::Cancelled("training cancelled after " + std::to_string(i) + " rounds" +
                                (label.empty() ? "" : " (" + label.substr(0, label.size() - 2) + ")"));
     }
     LATHE_XGB(XGBoosterUpdateOneIter(booster->get(), i, dtrain.get()), "boosting round " + std::to_string(i));
-    if (curve != nullptr) {
+    if (curve != nullptr && curve_rows != nullptr) {
       const char* line = nullptr;
-      LATHE_XGB(XGBoosterEvalOneIter(booster->get(), i, evals, names, n_evals, &line),
+      LATHE_XGB(XGBoosterEvalOneIter(booster->get(), i, evals, names, 2, &line),
                 "evaluating round " + std::to_string(i));
       RETURN_IF_ERROR(AppendEvalLine(line, curve));
     }
@@ -394,7 +426,8 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
     const int nthread = ThreadsFor(spec, f.train.size());
     ASSIGN_OR_RETURN(auto dtrain, MakeMatrix(c, f.train, true, nthread));
     ASSIGN_OR_RETURN(auto dtest, MakeMatrix(c, f.test, true, nthread));
-    ASSIGN_OR_RETURN(model, Fit(c, *dtrain, f.train.size(), dtest.get(), &curve, "", 0.05, 0.95));
+    ASSIGN_OR_RETURN(CurveRows curve_rows, MakeCurveRows(c, f.train, *dtrain, f.test, *dtest));
+    ASSIGN_OR_RETURN(model, Fit(c, *dtrain, f.train.size(), &curve_rows, &curve, "", 0.05, 0.95));
     ASSIGN_OR_RETURN(std::vector<float> pred, Predict(c, *model, *dtest, f.test.size()));
     ASSIGN_OR_RETURN(metrics, Evaluate(c, labels_of(f.test), pred, &plots));
     train_rows = static_cast<int64_t>(f.train.size());
@@ -413,8 +446,9 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
       LearningCurve fold_curve;
       const std::string label = "fold " + std::to_string(i + 1) + "/" + std::to_string(folds.size()) + ": ";
       const double from = 0.05 + step * static_cast<double>(i);
+      ASSIGN_OR_RETURN(CurveRows curve_rows, MakeCurveRows(c, f.train, *dtrain, f.test, *dtest));
       ASSIGN_OR_RETURN(auto booster,
-                       Fit(c, *dtrain, f.train.size(), dtest.get(), &fold_curve, label, from, from + step));
+                       Fit(c, *dtrain, f.train.size(), &curve_rows, &fold_curve, label, from, from + step));
       ASSIGN_OR_RETURN(std::vector<float> pred, Predict(c, *booster, *dtest, f.test.size()));
       for (size_t j = 0; j < f.test.size(); ++j) {
         std::copy_n(pred.begin() + static_cast<std::ptrdiff_t>(j * per_row), per_row,

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 
 #include "common/clock.h"
 #include "ml/learner_registry.h"
@@ -287,6 +288,33 @@ TEST(Train, LearningCurvesHaveOnePointPerRound) {
   ASSERT_TRUE(mc.ok());
   EXPECT_EQ(mc->curves["learning"]["metric"], "mlogloss");
   EXPECT_EQ(mc->curves["learning"]["valid"].size(), 5u);
+}
+
+TEST(Train, LearningCurvesOnLargeSplitsUseABoundedSample) {
+  // 80% of 65,000 rows is more than the 50,000 rows a curve is measured on; the evaluation side is not.
+  Table t;
+  t.num_rows = 65000;
+  Column x = testing::MakeColumn("x", ColumnType::kFloat64), z = testing::MakeColumn("z", ColumnType::kFloat64);
+  Column label = testing::MakeColumn("label", ColumnType::kString);
+  std::mt19937_64 rng(28);
+  std::normal_distribution<double> g(0.0, 1.0);
+  for (int64_t r = 0; r < t.num_rows; ++r) {
+    const double a = g(rng), b = g(rng);
+    testing::PushFloat(&x, a);
+    testing::PushFloat(&z, b);
+    testing::PushString(&label, a + 0.5 * b + g(rng) > 0 ? "yes" : "no");
+  }
+  for (Column* c : {&x, &z, &label}) t.columns.push_back(std::move(*c));
+  auto out = Train(t, CvSpec("label", "binary", "{}", {{"n_estimators", 4}}), nullptr, nullptr);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->train_rows, 52000);
+  const Json& c = out->curves["learning"];
+  ASSERT_EQ(c["train"].size(), 4u);
+  ASSERT_EQ(c["valid"].size(), 4u);
+  EXPECT_LT(c["train"][3].get<double>(), c["train"][0].get<double>());
+  EXPECT_NEAR(c["valid"][3].get<double>(), out->metrics["log_loss"].get<double>(), 1e-4);
+  // Two smooth features and 4 shallow rounds barely overfit: the sampled training loss is near the held-out one.
+  EXPECT_NEAR(c["train"][3].get<double>(), c["valid"][3].get<double>(), 0.05 * c["valid"][3].get<double>());
 }
 
 TEST(LearnerRegistry, SchemaDescribesXgboost) {
