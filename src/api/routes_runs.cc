@@ -5,6 +5,7 @@
 #include "api/data_import.h"
 #include "api/params.h"
 #include "api/problem.h"
+#include "api/run_query.h"
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/log.h"
@@ -16,6 +17,9 @@
 namespace lathe {
 
 namespace {
+
+constexpr int64_t kMaxRunsScanned = 10000;  // a filtered or sorted run list looks at this many newest runs
+constexpr size_t kMaxRunsCompared = 10;
 
 std::string Ts(int64_t micros) { return micros > 0 ? FormatRfc3339(micros) : ""; }
 
@@ -297,13 +301,74 @@ void RegisterRunRoutes(Router& router, App& app) {
   router.Add({.method = "GET", .pattern = "/api/v1/projects/{project}/runs", .permission = Permission::kProjectRead,
               .handler = [&app](RequestContext& ctx) -> Status {
                 ASSIGN_OR_RETURN(int64_t limit, QueryInt(ctx.req, "limit", 100, 1, 1000));
-                ASSIGN_OR_RETURN(auto runs, app.store().ListRuns(ctx.Project(), limit));
-                Json out = Json::array();
-                for (const auto& r : runs) out.push_back(RunJson(r));
+                std::vector<RunCondition> filter;
+                if (const std::string* f = ctx.req.Query("filter")) {
+                  ASSIGN_OR_RETURN(filter, ParseRunFilter(*f));
+                }
+                std::vector<std::string> sort;
+                if (const std::string* s = ctx.req.Query("sort")) {
+                  ASSIGN_OR_RETURN(sort, ParseRunPath(*s, "sort"));
+                }
+                const std::string* order = ctx.req.Query("order");
+                if (order && *order != "asc" && *order != "desc") {
+                  return Status::InvalidArgument("order must be asc or desc")
+                      .WithDetail(ErrorDetail::Field("order", "must be asc or desc"));
+                }
+                // Without a filter or sort the store's newest-first page is the answer; otherwise both apply
+                // to the newest kMaxRunsScanned runs of the project.
+                const bool query = !filter.empty() || !sort.empty();
+                ASSIGN_OR_RETURN(auto runs, app.store().ListRuns(ctx.Project(), query ? kMaxRunsScanned : limit));
+                std::vector<Json> out;
+                for (const auto& r : runs) {
+                  Json j = RunJson(r);
+                  if (RunMatches(j, filter)) out.push_back(std::move(j));
+                }
+                if (!sort.empty()) SortRuns(&out, sort, !order || *order == "desc");
+                if (out.size() > static_cast<size_t>(limit)) out.resize(static_cast<size_t>(limit));
                 WriteJson(200, {{"runs", out}}, ctx.res);
                 return Status::Ok();
               },
-              .summary = "List runs, newest first", .tag = "runs"});
+              .summary = "List runs, newest first; ?filter=metrics.roc_auc>=0.8,params.max_depth=6 "
+                         "&sort=metrics.roc_auc&order=desc|asc&limit=",
+              .tag = "runs"});
+  // Registered before runs/{id} so that "compare" is not taken for a run id.
+  router.Add({.method = "GET", .pattern = "/api/v1/projects/{project}/runs/compare",
+              .permission = Permission::kProjectRead,
+              .handler = [&app](RequestContext& ctx) -> Status {
+                const std::string* ids = ctx.req.Query("ids");
+                if (!ids || ids->empty()) {
+                  return Status::InvalidArgument("ids is required: ?ids=RUN,RUN[,…]")
+                      .WithDetail(ErrorDetail::Field("ids", "is required"));
+                }
+                std::vector<std::string> list;
+                for (size_t start = 0; start <= ids->size();) {
+                  const size_t comma = ids->find(',', start);
+                  list.push_back(ids->substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+                  start = comma == std::string::npos ? ids->size() + 1 : comma + 1;
+                }
+                const std::set<std::string> distinct(list.begin(), list.end());
+                if (list.size() < 2 || list.size() > kMaxRunsCompared || distinct.size() != list.size() ||
+                    distinct.count("")) {
+                  const std::string msg = "must list 2 to " + std::to_string(kMaxRunsCompared) +
+                                          " distinct run ids separated by commas";
+                  return Status::InvalidArgument("ids " + msg).WithDetail(ErrorDetail::Field("ids", msg));
+                }
+                std::vector<Json> runs;
+                for (const auto& id : list) {
+                  auto run = app.store().GetRun(ctx.Project(), id);
+                  if (!run.ok()) {
+                    Status st = run.TakeStatus();
+                    return st.code() == StatusCode::kNotFound
+                               ? Status::NotFound(st.message()).WithDetail(ErrorDetail::Field("ids", st.message()))
+                               : st;
+                  }
+                  runs.push_back(RunJson(*run));
+                }
+                WriteJson(200, CompareRuns(runs), ctx.res);
+                return Status::Ok();
+              },
+              .summary = "Compare runs side by side (?ids=a,b,…): params, metrics, which params differ",
+              .tag = "runs"});
   router.Add({.method = "GET", .pattern = "/api/v1/projects/{project}/runs/{id}", .permission = Permission::kProjectRead,
               .handler = [&app](RequestContext& ctx) -> Status {
                 ASSIGN_OR_RETURN(RunRecord run, app.store().GetRun(ctx.Project(), ctx.Param("id")));

@@ -5,7 +5,7 @@ import datetime
 import pytest
 
 from conftest import assert_problem
-from datagen import customer_events_csv
+from datagen import customer_events_csv, iris_like_csv, regression_csv
 
 P = "/api/v1/projects/default"
 ROWS = 600
@@ -22,9 +22,9 @@ def events(client):
     return "events"
 
 
-def run(client, split, target="bought", task="binary", dataset="events"):
+def run(client, split, target="bought", task="binary", dataset="events", max_depth=3):
     body = {"dataset": dataset, "target": target, "task": task,
-            "params": {"n_estimators": ROUNDS, "max_depth": 3}, "split": split}
+            "params": {"n_estimators": ROUNDS, "max_depth": max_depth}, "split": split}
     r = client.post(f"{P}/runs", json=body)
     assert r.status_code == 202, r.text
     job = client.wait_job(r.json()["job"])
@@ -152,3 +152,94 @@ def test_more_folds_than_rows_is_refused(client):
                                        "split": {"method": "kfold", "folds": 10}})
     problem = assert_problem(r, 400, "split.folds")
     assert problem["errors"][0]["field"] == "split.folds"
+
+
+def test_runs_list_filters_and_sorts_by_metric_and_param(client, events):
+    shallow = run(client, {"seed": 11}, max_depth=1)
+    deep = run(client, {"seed": 11}, max_depth=5)
+
+    def listed(**query):
+        r = client.get(f"{P}/runs", params=query)
+        assert r.status_code == 200, r.text
+        return r.json()["runs"]
+
+    best_first = listed(sort="metrics.roc_auc", order="desc", filter="dataset=events,state=succeeded")
+    aucs = [x["metrics"]["roc_auc"] for x in best_first]
+    assert len(aucs) >= 8 and aucs == sorted(aucs, reverse=True), aucs
+    worst_first = listed(sort="metrics.roc_auc", order="asc", filter="dataset=events")
+    assert [x["metrics"]["roc_auc"] for x in worst_first] == sorted(aucs)
+    assert listed(sort="metrics.roc_auc", limit=1)[0]["id"] == best_first[0]["id"]
+
+    by_depth = listed(filter="params.max_depth=1")
+    assert [x["id"] for x in by_depth] == [shallow["id"]]
+    both = {x["id"] for x in listed(filter="params.max_depth>=1,params.max_depth<=5,split.seed=11")}
+    assert both == {shallow["id"], deep["id"]}
+    cv_only = listed(filter="metrics.cv.roc_auc.mean>0")
+    assert cv_only and all(x["split"]["method"] in ("kfold", "group_kfold") for x in cv_only)
+    threshold = aucs[2]
+    assert all(x["metrics"]["roc_auc"] > threshold for x in listed(filter=f"metrics.roc_auc>{threshold}"))
+
+    for query, field in [({"sort": "password"}, "sort"), ({"sort": "metrics..auc"}, "sort"),
+                         ({"sort": "metrics.roc_auc", "order": "up"}, "order"),
+                         ({"filter": "metrics.roc_auc"}, "filter"), ({"filter": "secrets>1"}, "filter"),
+                         ({"limit": "0"}, "limit")]:
+        problem = assert_problem(client.get(f"{P}/runs", params=query), 400, field)
+        assert problem["errors"][0]["field"] == field, problem
+
+
+def test_compare_runs_side_by_side(client, events):
+    a = run(client, {"seed": 12}, max_depth=2)
+    b = run(client, {"method": "kfold", "folds": 3, "seed": 12}, max_depth=4)
+    r = client.get(f"{P}/runs/compare", params={"ids": f"{a['id']},{b['id']}"})
+    assert r.status_code == 200, r.text
+    c = r.json()
+    assert [x["id"] for x in c["runs"]] == [a["id"], b["id"]]
+    assert c["runs"][1]["split"]["method"] == "kfold"
+    assert c["params"]["max_depth"] == [2, 4]
+    assert c["differing_params"] == ["max_depth"]
+    assert c["metrics"]["roc_auc"] == [a["metrics"]["roc_auc"], b["metrics"]["roc_auc"]]
+    assert c["metrics"]["cv.roc_auc.mean"] == [None, b["metrics"]["cv"]["roc_auc"]["mean"]]
+
+    for ids, status in [(None, 400), (a["id"], 400), (f"{a['id']},{a['id']}", 400), (f"{a['id']},", 400),
+                        (f"{a['id']},run_nope", 404), (",".join([a["id"]] * 11), 400)]:
+        problem = assert_problem(client.get(f"{P}/runs/compare", params={"ids": ids} if ids else {}), status, "ids")
+        assert problem["errors"][0]["field"] == "ids", problem
+
+
+def test_binary_run_carries_charts(client, events):
+    r = run(client, {"seed": 13})
+    curves = r["curves"]
+    roc, pr = curves["roc_curve"], curves["pr_curve"]
+    assert roc["fpr"][0] == 0 and roc["fpr"][-1] == 1 and roc["tpr"][-1] == 1
+    assert len(roc["fpr"]) <= 200 and len(pr["recall"]) <= 200
+    assert sum(curves["calibration"]["count"]) == r["test_rows"]
+    assert curves["lift"]["gain"][-1] == 1.0 and curves["lift"]["lift"][0] >= 1.0
+    m = r["metrics"]
+    assert sum(map(sum, m["confusion_matrix"])) == r["test_rows"]
+    for k in ("balanced_accuracy", "pr_auc"):
+        assert 0 <= m[k] <= 1, m
+    # The list stays small: charts only in the single-run view.
+    listed = client.get(f"{P}/runs", params={"filter": f"id={r['id']}"}).json()["runs"]
+    assert len(listed) == 1 and "curves" not in listed[0]
+
+
+def test_regression_and_multiclass_cross_validation(client):
+    for name, text in (("prices", regression_csv(rows=300)), ("flowers", iris_like_csv(rows=300))):
+        r = client.post(f"{P}/datasets?name={name}", data=text.encode(), headers={"Content-Type": "text/csv"})
+        assert r.status_code == 201, r.text
+    reg = run(client, {"method": "kfold", "folds": 4}, target="price", task="regression", dataset="prices")
+    m = reg["metrics"]
+    check_cv(m, 4, names=("rmse", "mae", "r2"))
+    assert m["cv"]["r2"]["mean"] > 0.8, m["cv"]
+    assert m["mape_rows"] <= 300 and m["mape"] >= 0
+    res = reg["curves"]["residuals"]
+    assert res["quantiles"]["min"] <= res["quantiles"]["p50"] <= res["quantiles"]["max"]
+    assert sum(res["histogram"]["counts"]) == 300 and len(res["histogram"]["edges"]) == 21
+    assert reg["curves"]["learning"]["metric"] == "rmse"
+
+    mc = run(client, {"method": "kfold", "folds": 3}, target="species", task="multiclass", dataset="flowers")
+    m = mc["metrics"]
+    check_cv(m, 3, names=("accuracy", "macro_f1", "roc_auc", "log_loss"))
+    assert m["cv"]["accuracy"]["mean"] > 0.8, m["cv"]
+    assert len(m["confusion_matrix"]) == 3 and sum(map(sum, m["confusion_matrix"])) == 300
+    assert abs(m["micro_f1"] - m["accuracy"]) < 1e-12
