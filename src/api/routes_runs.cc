@@ -5,16 +5,21 @@
 #include "api/data_import.h"
 #include "api/params.h"
 #include "api/problem.h"
+#include "api/run_query.h"
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/log.h"
 #include "data/dataset_file.h"
 #include "ml/learner_registry.h"
+#include "ml/split.h"
 #include "ml/train.h"
 
 namespace lathe {
 
 namespace {
+
+constexpr int64_t kMaxRunsScanned = 10000;  // a filtered or sorted run list looks at this many newest runs
+constexpr size_t kMaxRunsCompared = 10;
 
 std::string Ts(int64_t micros) { return micros > 0 ? FormatRfc3339(micros) : ""; }
 
@@ -68,6 +73,67 @@ Json JobJson(const JobRecord& j, const std::vector<std::pair<int64_t, std::strin
   return out;
 }
 
+// The column statistics of `name` in a version's stats, or null.
+Json ColumnStats(const DatasetVersionRecord& version, const std::string& name) {
+  if (!version.stats.is_object()) return nullptr;
+  const Json& cs = version.stats.contains("columns") ? version.stats["columns"] : version.stats;
+  if (cs.is_array()) {
+    for (const auto& c : cs) {
+      if (c.is_object() && c.value("name", "") == name) return c;
+    }
+  } else if (cs.is_object() && cs.contains(name)) {
+    return cs[name];
+  }
+  return nullptr;
+}
+
+Status SplitColumnError(const std::string& field, const std::string& message) {
+  return Status::InvalidArgument(field + " " + message).WithDetail(ErrorDetail::Field(field, message));
+}
+
+// The split's columns exist with a usable type and there are rows enough for its folds, judged from the
+// version's schema and statistics; training re-checks what only the data can tell (distinct groups).
+Status CheckSplitAgainstSchema(const ml::SplitSpec& split, const std::string& target,
+                               const DatasetVersionRecord& version) {
+  auto find = [&](const std::string& name) -> const Json* {
+    for (const auto& c : version.columns) {
+      if (c.value("name", "") == name) return &c;
+    }
+    return nullptr;
+  };
+  if (split.method == ml::SplitMethod::kGroupKFold) {
+    if (split.group_column == target) return SplitColumnError("split.group_column", "must not be the target");
+    if (!find(split.group_column)) {
+      return SplitColumnError("split.group_column", "names no column of dataset '" + version.dataset + "' version " +
+                                                        std::to_string(version.version) + " ('" + split.group_column + "')");
+    }
+    const Json stats = ColumnStats(version, split.group_column);
+    if (stats.is_object() && stats.contains("distinct") && stats["distinct"].is_number_integer() &&
+        !stats.value("distinct_approximate", false) && stats["distinct"].get<int64_t>() < split.folds) {
+      return SplitColumnError("split.folds", "must be at most the number of distinct groups in '" +
+                                                 split.group_column + "' (" +
+                                                 std::to_string(stats["distinct"].get<int64_t>()) + ")");
+    }
+  }
+  if (split.method == ml::SplitMethod::kTime) {
+    if (split.time_column == target) return SplitColumnError("split.time_column", "must not be the target");
+    const Json* col = find(split.time_column);
+    if (!col) {
+      return SplitColumnError("split.time_column", "names no column of dataset '" + version.dataset + "' version " +
+                                                       std::to_string(version.version) + " ('" + split.time_column + "')");
+    }
+    const std::string type = col->value("type", "");
+    if (type != "datetime") {
+      return SplitColumnError("split.time_column", "must be a date or datetime column; '" + split.time_column +
+                                                       "' is " + type);
+    }
+  }
+  if (split.IsCrossValidation() && version.rows > 0 && split.folds > version.rows) {
+    return SplitColumnError("split.folds", "must be at most the number of rows (" + std::to_string(version.rows) + ")");
+  }
+  return Status::Ok();
+}
+
 // Validates a run request against the dataset version's schema, so mistakes are a 400 now rather than a
 // failed job later.
 Result<RunRecord> ParseRunRequest(App& app, const std::string& project, const Json& body) {
@@ -94,31 +160,8 @@ Result<RunRecord> ParseRunRequest(App& app, const std::string& project, const Js
     return Status::InvalidArgument("params must be an object").WithDetail(ErrorDetail::Field("params", "must be an object"));
   }
   run.params = body.value("params", Json::object());
-  Json split = body.value("split", Json::object());
-  if (!split.is_object()) {
-    return Status::InvalidArgument("split must be an object").WithDetail(ErrorDetail::Field("split", "must be an object"));
-  }
-  double test_fraction = 0.2;
-  if (split.contains("test_fraction")) {
-    if (!split["test_fraction"].is_number()) {
-      return Status::InvalidArgument("split.test_fraction must be a number")
-          .WithDetail(ErrorDetail::Field("split.test_fraction", "must be a number"));
-    }
-    test_fraction = split["test_fraction"].get<double>();
-  }
-  if (!(test_fraction > 0 && test_fraction <= 0.9)) {
-    return Status::InvalidArgument("split.test_fraction must be in (0, 0.9]")
-        .WithDetail(ErrorDetail::Field("split.test_fraction", "must be in (0, 0.9]"));
-  }
-  int64_t seed = 42;
-  if (split.contains("seed")) {
-    if (!split["seed"].is_number_integer() || split["seed"].get<int64_t>() < 0) {
-      return Status::InvalidArgument("split.seed must be a non-negative integer")
-          .WithDetail(ErrorDetail::Field("split.seed", "must be a non-negative integer"));
-    }
-    seed = split["seed"].get<int64_t>();
-  }
-  run.split = {{"test_fraction", test_fraction}, {"seed", seed}};
+  ASSIGN_OR_RETURN(const ml::SplitSpec split, ml::ParseSplitSpec(body.value("split", Json::object())));
+  run.split = ml::SplitSpecToJson(split);
 
   auto version = app.store().GetDatasetVersion(project, run.dataset, run.dataset_version);
   if (!version.ok()) {
@@ -139,17 +182,10 @@ Result<RunRecord> ParseRunRequest(App& app, const std::string& project, const Js
     return Status::InvalidArgument("target column '" + run.target + "' has no values")
         .WithDetail(ErrorDetail::Field("target", "has no values"));
   }
+  RETURN_IF_ERROR(CheckSplitAgainstSchema(split, run.target, *version));
   // Column statistics tell a one-class target before any training starts.
-  if (run.task != "regression" && version->stats.is_object()) {
-    const Json& cs = version->stats.contains("columns") ? version->stats["columns"] : version->stats;
-    Json col_stats;
-    if (cs.is_array()) {
-      for (const auto& c : cs) {
-        if (c.value("name", "") == run.target) col_stats = c;
-      }
-    } else if (cs.is_object() && cs.contains(run.target)) {
-      col_stats = cs[run.target];
-    }
+  if (run.task != "regression") {
+    const Json col_stats = ColumnStats(*version, run.target);
     if (col_stats.is_object()) {
       bool one_class = (col_stats.contains("distinct") && col_stats["distinct"].is_number() &&
                         col_stats["distinct"].get<double>() == 1) ||
@@ -194,8 +230,7 @@ Result<Json> RunTrainJob(App& app, JobContext& ctx) {
   spec.task = run.task;
   spec.learner = run.learner;
   spec.params = run.params;
-  spec.test_fraction = run.split.value("test_fraction", 0.2);
-  spec.seed = static_cast<uint64_t>(run.split.value("seed", int64_t{42}));
+  ASSIGN_OR_RETURN(spec.split, ml::ParseSplitSpec(run.split));
   ASSIGN_OR_RETURN(spec.preprocess, PreprocessFromLineage(app, version));
   if (!spec.preprocess.empty()) {
     ctx.Log("the model will replay " + std::to_string(spec.preprocess["recipes"].size()) +
@@ -212,6 +247,7 @@ Result<Json> RunTrainJob(App& app, JobContext& ctx) {
   run.metrics = out->metrics;
   run.signature = out->signature;
   run.pipeline = out->pipeline;
+  run.curves = out->curves;
   run.train_rows = out->train_rows;
   run.test_rows = out->test_rows;
   run.train_seconds = out->train_seconds;
@@ -261,21 +297,83 @@ void RegisterRunRoutes(Router& router, App& app) {
               .success_status = 202,
               .request_example = {{"dataset", "churn"}, {"target", "churned"}, {"task", "binary"},
                                   {"learner", "xgboost"}, {"params", {{"n_estimators", 100}, {"max_depth", 6}}},
-                                  {"split", {{"test_fraction", 0.2}, {"seed", 42}}}}});
+                                  {"split", {{"method", "kfold"}, {"folds", 5}, {"seed", 42}}}}});
   router.Add({.method = "GET", .pattern = "/api/v1/projects/{project}/runs", .permission = Permission::kProjectRead,
               .handler = [&app](RequestContext& ctx) -> Status {
                 ASSIGN_OR_RETURN(int64_t limit, QueryInt(ctx.req, "limit", 100, 1, 1000));
-                ASSIGN_OR_RETURN(auto runs, app.store().ListRuns(ctx.Project(), limit));
-                Json out = Json::array();
-                for (const auto& r : runs) out.push_back(RunJson(r));
+                std::vector<RunCondition> filter;
+                if (const std::string* f = ctx.req.Query("filter")) {
+                  ASSIGN_OR_RETURN(filter, ParseRunFilter(*f));
+                }
+                std::vector<std::string> sort;
+                if (const std::string* s = ctx.req.Query("sort")) {
+                  ASSIGN_OR_RETURN(sort, ParseRunPath(*s, "sort"));
+                }
+                const std::string* order = ctx.req.Query("order");
+                if (order && *order != "asc" && *order != "desc") {
+                  return Status::InvalidArgument("order must be asc or desc")
+                      .WithDetail(ErrorDetail::Field("order", "must be asc or desc"));
+                }
+                // Without a filter or sort the store's newest-first page is the answer; otherwise both apply
+                // to the newest kMaxRunsScanned runs of the project.
+                const bool query = !filter.empty() || !sort.empty();
+                ASSIGN_OR_RETURN(auto runs, app.store().ListRuns(ctx.Project(), query ? kMaxRunsScanned : limit));
+                std::vector<Json> out;
+                for (const auto& r : runs) {
+                  Json j = RunJson(r);
+                  if (RunMatches(j, filter)) out.push_back(std::move(j));
+                }
+                if (!sort.empty()) SortRuns(&out, sort, !order || *order == "desc");
+                if (out.size() > static_cast<size_t>(limit)) out.resize(static_cast<size_t>(limit));
                 WriteJson(200, {{"runs", out}}, ctx.res);
                 return Status::Ok();
               },
-              .summary = "List runs, newest first", .tag = "runs"});
+              .summary = "List runs, newest first; ?filter=metrics.roc_auc>=0.8,params.max_depth=6 "
+                         "&sort=metrics.roc_auc&order=desc|asc&limit=",
+              .tag = "runs"});
+  // Registered before runs/{id} so that "compare" is not taken for a run id.
+  router.Add({.method = "GET", .pattern = "/api/v1/projects/{project}/runs/compare",
+              .permission = Permission::kProjectRead,
+              .handler = [&app](RequestContext& ctx) -> Status {
+                const std::string* ids = ctx.req.Query("ids");
+                if (!ids || ids->empty()) {
+                  return Status::InvalidArgument("ids is required: ?ids=RUN,RUN[,…]")
+                      .WithDetail(ErrorDetail::Field("ids", "is required"));
+                }
+                std::vector<std::string> list;
+                for (size_t start = 0; start <= ids->size();) {
+                  const size_t comma = ids->find(',', start);
+                  list.push_back(ids->substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+                  start = comma == std::string::npos ? ids->size() + 1 : comma + 1;
+                }
+                const std::set<std::string> distinct(list.begin(), list.end());
+                if (list.size() < 2 || list.size() > kMaxRunsCompared || distinct.size() != list.size() ||
+                    distinct.count("")) {
+                  const std::string msg = "must list 2 to " + std::to_string(kMaxRunsCompared) +
+                                          " distinct run ids separated by commas";
+                  return Status::InvalidArgument("ids " + msg).WithDetail(ErrorDetail::Field("ids", msg));
+                }
+                std::vector<Json> runs;
+                for (const auto& id : list) {
+                  auto run = app.store().GetRun(ctx.Project(), id);
+                  if (!run.ok()) {
+                    Status st = run.TakeStatus();
+                    return st.code() == StatusCode::kNotFound
+                               ? Status::NotFound(st.message()).WithDetail(ErrorDetail::Field("ids", st.message()))
+                               : st;
+                  }
+                  runs.push_back(RunJson(*run));
+                }
+                WriteJson(200, CompareRuns(runs), ctx.res);
+                return Status::Ok();
+              },
+              .summary = "Compare runs side by side (?ids=a,b,…): params, metrics, which params differ",
+              .tag = "runs"});
   router.Add({.method = "GET", .pattern = "/api/v1/projects/{project}/runs/{id}", .permission = Permission::kProjectRead,
               .handler = [&app](RequestContext& ctx) -> Status {
                 ASSIGN_OR_RETURN(RunRecord run, app.store().GetRun(ctx.Project(), ctx.Param("id")));
                 Json j = RunJson(run);
+                if (run.state == "succeeded") j["curves"] = run.curves;
                 if (run.state == "queued" || run.state == "running") {
                   auto job = app.store().GetJob(run.job_id);
                   if (job.ok()) j["progress"] = job->progress;
@@ -283,7 +381,8 @@ void RegisterRunRoutes(Router& router, App& app) {
                 WriteJson(200, j, ctx.res);
                 return Status::Ok();
               },
-              .summary = "A run: state, params, metrics, signature", .tag = "runs"});
+              .summary = "A run: state, params, split, metrics (cross-validation per fold), learning curves, signature",
+              .tag = "runs"});
 }
 
 void RegisterJobRoutes(Router& router, App& app) {

@@ -151,12 +151,28 @@ int CmdTrain(Context& ctx, const ParsedArgs& a) {
       return -kExitUsage;
     }
   }
+  // The server validates the split and names the field at fault; flags that do not apply to the method are
+  // passed on so that the user hears which one.
+  const std::string method = a.Get("split", "holdout");
+  Json split = {{"seed", *seed}};
+  if (method != "holdout") split["method"] = method;
+  if (method == "holdout" || a.Has("test-fraction")) split["test_fraction"] = *fraction;
+  if (auto folds = a.GetOptional("folds")) {
+    auto n = ParseIntFlag("folds", *folds, 2, 20);
+    if (!n.ok()) {
+      PrintStatusError(n.status());
+      return -kExitUsage;
+    }
+    split["folds"] = *n;
+  }
+  if (auto g = a.GetOptional("group-column")) split["group_column"] = *g;
+  if (auto t = a.GetOptional("time-column")) split["time_column"] = *t;
   Json body = {{"dataset", a.Get("dataset")},
                {"target", a.Get("target")},
                {"task", a.Get("task")},
                {"learner", a.Get("learner", "xgboost")},
                {"params", params},
-               {"split", {{"test_fraction", *fraction}, {"seed", *seed}}}};
+               {"split", split}};
   if (version->has_value()) body["version"] = **version;
   auto resp = ctx.Call("POST", ctx.ProjectPath("/runs"), &body);
   if (!resp) return kExitError;
@@ -444,8 +460,12 @@ std::vector<Command> CoreCommands() {
         {"task", "TASK", "binary|multiclass|regression (required)"},
         {"learner", "L", "learner (default: xgboost)"},
         {"param", "KEY=VALUE", "learner parameter; numbers and true/false are typed (repeatable)", true},
-        {"test-fraction", "F", "held-out fraction, 0..0.99 (default: 0.2)"},
-        {"seed", "N", "split seed (default: 42)"},
+        {"split", "METHOD", "holdout|kfold|group_kfold|time (default: holdout)"},
+        {"test-fraction", "F", "held-out fraction for holdout and time, 0..0.9 (default: 0.2)"},
+        {"folds", "K", "folds for kfold and group_kfold, 2..20 (default: 5)"},
+        {"group-column", "C", "group_kfold: rows with one value of C stay in one fold"},
+        {"time-column", "C", "time: train on the earliest rows by datetime column C, evaluate on the latest"},
+        {"seed", "N", "split and learner seed (default: 42)"},
         {"no-wait", "", "print the run and job ids and return at once"}},
        0,
        0,

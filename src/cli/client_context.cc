@@ -177,6 +177,7 @@ std::string CompactMetrics(const Json& metrics) {
   if (!metrics.is_object()) return FormatCell(metrics);
   std::string out;
   for (const auto& [k, v] : metrics.items()) {
+    if (v.is_structured()) continue;  // confusion matrix, cross-validation folds: see `runs show`
     if (!out.empty()) out += ' ';
     out += k + "=" + FormatCell(v);
   }
@@ -236,7 +237,17 @@ void PrintMetricsTable(const Json& metrics) {
     return;
   }
   TablePrinter t({"METRIC", "VALUE"});
-  for (const auto& [k, v] : metrics.items()) t.AddRow({k, FormatCell(v)});
+  // Scalars as they are; cross-validation as mean ± std per metric; other structures (confusion matrix, split
+  // description) only in --json output.
+  for (const auto& [k, v] : metrics.items()) {
+    if (!v.is_structured()) t.AddRow({k, FormatCell(v)});
+  }
+  const Json& cv = Member(metrics, "cv");
+  if (cv.is_object()) {
+    for (const auto& [k, v] : cv.items()) {
+      t.AddRow({"cv " + k + " (mean ± std)", FormatCell(Member(v, "mean")) + " ± " + FormatCell(Member(v, "std"))});
+    }
+  }
   Out(t.Render());
 }
 

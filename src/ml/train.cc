@@ -5,19 +5,23 @@
 #include <cmath>
 #include <exception>
 #include <limits>
-#include <random>
+#include <memory>
+#include <numeric>
 #include <thread>
 
+#include "common/clock.h"
 #include "ml/learner_registry.h"
 #include "ml/metrics.h"
 #include "ml/model_bundle.h"
 #include "ml/pipeline.h"
+#include "ml/split.h"
 #include "ml/xgb_handle.h"
 
 namespace lathe::ml {
 namespace {
 
 constexpr int64_t kRowsPerThread = 20000;  // training threads are capped at train_rows / kRowsPerThread
+constexpr size_t kMaxCurveRows = 50000;    // learning curves are measured on at most this many rows per side
 
 Status FieldError(const std::string& field, const std::string& message) {
   return Status::InvalidArgument(field + ": " + message).WithDetail(ErrorDetail::Field(field, message));
@@ -35,27 +39,352 @@ Result<std::string> SaveBoosterUbj(BoosterHandle h) {
   return std::string(buf, static_cast<size_t>(len));
 }
 
+// Loss per boosting round on the training rows and (when there are any) the evaluation rows.
+struct LearningCurve {
+  std::vector<double> train, valid;
+};
+
+// What every fit of one training run shares.
+struct FitContext {
+  const Table& table;
+  const FeaturePipeline& pipe;
+  const std::vector<int64_t>& kept;  // table row of each position (rows with a target)
+  const std::vector<float>& y;       // encoded label of each position
+  Task task;
+  const LearnerInfo& learner;
+  const Json& params;
+  const TrainSpec& spec;
+  int rounds = 0;
+  mutable std::vector<const char*> types;  // XGBoost feature types (the C API takes them non-const)
+  std::function<void(double, const std::string&)> report;
+  std::function<bool()> cancelled;
+};
+
+const char* EvalMetricName(Task task) {
+  switch (task) {
+    case Task::kBinary:
+      return "logloss";
+    case Task::kMulticlass:
+      return "mlogloss";
+    case Task::kRegression:
+      return "rmse";
+  }
+  return "rmse";
+}
+
+// Small training sets gain nothing from threads; OpenMP barriers then only spin (badly so on a busy host).
+int ThreadsFor(const TrainSpec& spec, size_t train_rows) {
+  const int wanted =
+      spec.nthread > 0 ? spec.nthread : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return static_cast<int>(
+      std::min<int64_t>(wanted, std::max<int64_t>(1, static_cast<int64_t>(train_rows) / kRowsPerThread)));
+}
+
+Result<std::unique_ptr<internal::DMatrix>> MakeMatrix(const FitContext& c, const std::vector<size_t>& pos,
+                                                      bool with_labels, int nthread) {
+  std::vector<int64_t> rows(pos.size());
+  for (size_t i = 0; i < pos.size(); ++i) rows[i] = c.kept[pos[i]];
+  ASSIGN_OR_RETURN(std::vector<float> x, c.pipe.TransformRows(c.table, rows));
+  const float kNaN = std::numeric_limits<float>::quiet_NaN();
+  auto m = std::make_unique<internal::DMatrix>();
+  LATHE_XGB(XGDMatrixCreateFromMat_omp(x.data(), rows.size(), c.pipe.NumFeatures(), kNaN, m->out(), nthread),
+            "building a data matrix");
+  if (with_labels) {
+    std::vector<float> labels(pos.size());
+    for (size_t i = 0; i < pos.size(); ++i) labels[i] = c.y[pos[i]];
+    LATHE_XGB(XGDMatrixSetFloatInfo(m->get(), "label", labels.data(), labels.size()), "setting labels");
+  }
+  LATHE_XGB(XGDMatrixSetStrFeatureInfo(m->get(), "feature_type", c.types.data(), c.types.size()),
+            "setting feature types");
+  return m;
+}
+
+// Parses XGBoost's "[3]\ttrain-logloss:0.51\tvalid-logloss:0.55" into the curve.
+Status AppendEvalLine(const char* line, LearningCurve* curve) {
+  const std::string text(line);
+  auto value_of = [&](const std::string& name) -> Result<double> {
+    const size_t at = text.find("\t" + name + "-");
+    if (at == std::string::npos) return Status::Internal("no " + name + " loss in '" + text + "'");
+    const size_t colon = text.find(':', at);
+    if (colon == std::string::npos) return Status::Internal("malformed evaluation '" + text + "'");
+    return std::strtod(text.c_str() + colon + 1, nullptr);
+  };
+  ASSIGN_OR_RETURN(double train, value_of("train"));
+  curve->train.push_back(train);
+  if (text.find("\tvalid-") != std::string::npos) {
+    ASSIGN_OR_RETURN(double valid, value_of("valid"));
+    curve->valid.push_back(valid);
+  }
+  return Status::Ok();
+}
+
+// The rows a learning curve is measured on: a split's own matrix up to kMaxCurveRows rows, beyond that an
+// evenly strided sample of kMaxCurveRows of them, so the per-round evaluation cost stays bounded on large
+// data.
+struct CurveRows {
+  std::unique_ptr<internal::DMatrix> train_sample, valid_sample;  // set only when sampled
+  DMatrixHandle train = nullptr, valid = nullptr;
+};
+
+Result<std::unique_ptr<internal::DMatrix>> SampleMatrix(const FitContext& c, const std::vector<size_t>& pos) {
+  std::vector<size_t> sample(kMaxCurveRows);
+  for (size_t i = 0; i < kMaxCurveRows; ++i) sample[i] = pos[i * pos.size() / kMaxCurveRows];
+  return MakeMatrix(c, sample, true, ThreadsFor(c.spec, sample.size()));
+}
+
+Result<CurveRows> MakeCurveRows(const FitContext& c, const std::vector<size_t>& train_pos,
+                                const internal::DMatrix& dtrain, const std::vector<size_t>& valid_pos,
+                                const internal::DMatrix& dvalid) {
+  CurveRows r;
+  r.train = dtrain.get();
+  r.valid = dvalid.get();
+  if (train_pos.size() > kMaxCurveRows) {
+    ASSIGN_OR_RETURN(r.train_sample, SampleMatrix(c, train_pos));
+    r.train = r.train_sample->get();
+  }
+  if (valid_pos.size() > kMaxCurveRows) {
+    ASSIGN_OR_RETURN(r.valid_sample, SampleMatrix(c, valid_pos));
+    r.valid = r.valid_sample->get();
+  }
+  return r;
+}
+
+// Fits one booster on `dtrain`; records the learning curve into `curve` on `curve_rows` when both are given.
+// Progress runs from `from` to `to` with messages prefixed by `label`.
+Result<std::unique_ptr<internal::Booster>> Fit(const FitContext& c, const internal::DMatrix& dtrain,
+                                               size_t train_rows, const CurveRows* curve_rows,
+                                               LearningCurve* curve, const std::string& label, double from,
+                                               double to) {
+  auto booster = std::make_unique<internal::Booster>();
+  DMatrixHandle dmats[] = {dtrain.get()};
+  LATHE_XGB(XGBoosterCreate(dmats, 1, booster->out()), "creating the booster");
+  auto set = [&](const char* name, const std::string& value) -> Status {
+    LATHE_XGB(XGBoosterSetParam(booster->get(), name, value.c_str()), std::string("setting ") + name);
+    return Status::Ok();
+  };
+  RETURN_IF_ERROR(set("verbosity", "0"));
+  RETURN_IF_ERROR(set("tree_method", "hist"));
+  RETURN_IF_ERROR(set("seed", std::to_string(c.spec.split.seed)));
+  RETURN_IF_ERROR(set("nthread", std::to_string(ThreadsFor(c.spec, train_rows))));
+  switch (c.task) {
+    case Task::kBinary:
+      RETURN_IF_ERROR(set("objective", "binary:logistic"));
+      break;
+    case Task::kMulticlass:
+      RETURN_IF_ERROR(set("objective", "multi:softprob"));
+      RETURN_IF_ERROR(set("num_class", std::to_string(c.pipe.NumClasses())));
+      break;
+    case Task::kRegression:
+      RETURN_IF_ERROR(set("objective", "reg:squarederror"));
+      break;
+  }
+  RETURN_IF_ERROR(set("eval_metric", EvalMetricName(c.task)));
+  for (const ParamSpec& p : c.learner.params) {
+    if (p.backend_name.empty() || !c.params.contains(p.name)) continue;
+    RETURN_IF_ERROR(set(p.backend_name.c_str(), ParamText(c.params[p.name])));
+  }
+  DMatrixHandle evals[] = {curve_rows != nullptr ? curve_rows->train : nullptr,
+                           curve_rows != nullptr ? curve_rows->valid : nullptr};
+  const char* names[] = {"train", "valid"};
+  for (int i = 0; i < c.rounds; ++i) {
+    if (c.cancelled()) {
+      return Status::Cancelled("training cancelled after " + std::to_string(i) + " rounds" +
+                               (label.empty() ? "" : " (" + label.substr(0, label.size() - 2) + ")"));
+    }
+    LATHE_XGB(XGBoosterUpdateOneIter(booster->get(), i, dtrain.get()), "boosting round " + std::to_string(i));
+    if (curve != nullptr && curve_rows != nullptr) {
+      const char* line = nullptr;
+      LATHE_XGB(XGBoosterEvalOneIter(booster->get(), i, evals, names, 2, &line),
+                "evaluating round " + std::to_string(i));
+      RETURN_IF_ERROR(AppendEvalLine(line, curve));
+    }
+    c.report(from + (to - from) * (i + 1) / c.rounds,
+             label + "round " + std::to_string(i + 1) + "/" + std::to_string(c.rounds));
+  }
+  return booster;
+}
+
+// Predictions for the `rows` rows of `d`: one probability per row (binary), one per class (multiclass), or
+// the value (regression).
+Result<std::vector<float>> Predict(const FitContext& c, const internal::Booster& booster,
+                                   const internal::DMatrix& d, size_t rows) {
+  bst_ulong const* shape = nullptr;
+  bst_ulong dim = 0;
+  const float* out = nullptr;
+  LATHE_XGB(XGBoosterPredictFromDMatrix(
+                booster.get(), d.get(),
+                R"({"type":0,"training":false,"iteration_begin":0,"iteration_end":0,"strict_shape":false})",
+                &shape, &dim, &out),
+            "predicting the evaluation rows");
+  size_t count = 1;
+  for (bst_ulong i = 0; i < dim; ++i) count *= static_cast<size_t>(shape[i]);
+  const size_t per_row = c.task == Task::kMulticlass ? c.pipe.NumClasses() : 1;
+  if (count != rows * per_row) return Status::Internal("unexpected prediction shape");
+  return std::vector<float>(out, out + count);
+}
+
+Result<Json> Evaluate(const FitContext& c, const std::vector<float>& y_true, const std::vector<float>& pred,
+                      Json* plots) {
+  switch (c.task) {
+    case Task::kBinary:
+      return BinaryMetrics(y_true, pred, plots);
+    case Task::kMulticlass:
+      return MulticlassMetrics(y_true, pred, static_cast<int>(c.pipe.NumClasses()), plots);
+    case Task::kRegression:
+      return RegressionMetrics(y_true, pred, plots);
+  }
+  return Status::Internal("unknown task");
+}
+
+// {"<metric>": {"mean", "std", "folds": [...]}} over every scalar metric of the folds. Folds where a metric
+// is undefined (null) are listed as null and left out of mean and std; std is the population std (ddof = 0).
+Json AggregateFolds(const std::vector<Json>& per_fold) {
+  Json cv = Json::object();
+  if (per_fold.empty()) return cv;
+  for (auto it = per_fold[0].begin(); it != per_fold[0].end(); ++it) {
+    if (it.key() == "rows" || !(it->is_number() || it->is_null())) continue;
+    Json values = Json::array();
+    std::vector<double> finite;
+    for (const Json& m : per_fold) {
+      const Json v = m.value(it.key(), Json(nullptr));
+      values.push_back(v);
+      if (v.is_number() && std::isfinite(v.get<double>())) finite.push_back(v.get<double>());
+    }
+    Json entry = {{"folds", values}, {"mean", nullptr}, {"std", nullptr}};
+    if (!finite.empty()) {
+      double mean = 0;
+      for (double v : finite) mean += v;
+      mean /= static_cast<double>(finite.size());
+      double var = 0;
+      for (double v : finite) var += (v - mean) * (v - mean);
+      entry["mean"] = mean;
+      entry["std"] = std::sqrt(var / static_cast<double>(finite.size()));
+    }
+    cv[it.key()] = entry;
+  }
+  return cv;
+}
+
+struct Fold {
+  std::vector<size_t> train, test;
+};
+
+// Divides positions 0..y.size()-1 as spec.split says; describes the division in `info`.
+Result<std::vector<Fold>> PlanFolds(const Table& table, const std::vector<int64_t>& kept,
+                                    const std::vector<float>& y, Task task, const SplitSpec& split,
+                                    Json* info) {
+  const bool stratify = split.stratify && task != Task::kRegression;
+  std::vector<Fold> folds;
+  std::vector<int> assign;
+  switch (split.method) {
+    case SplitMethod::kHoldout: {
+      Fold f;
+      SplitRows(y, stratify, split.test_fraction, split.seed, &f.train, &f.test);
+      if (f.train.empty() || f.test.empty()) {
+        return FieldError("target", "too few rows with a target (" + std::to_string(kept.size()) +
+                                        ") to hold out a test split");
+      }
+      folds.push_back(std::move(f));
+      break;
+    }
+    case SplitMethod::kTime: {
+      const Column& col = table.columns[static_cast<size_t>(table.FindColumn(split.time_column))];
+      std::vector<double> times(kept.size());
+      for (size_t i = 0; i < kept.size(); ++i) {
+        const auto r = static_cast<size_t>(kept[i]);
+        times[i] = col.IsValid(r) ? static_cast<double>(col.i64[r]) : std::nan("");
+      }
+      Fold f;
+      RETURN_IF_ERROR(TimeSplit(times, split.test_fraction, &f.train, &f.test));
+      int64_t train_max = std::numeric_limits<int64_t>::min(), test_min = std::numeric_limits<int64_t>::max();
+      for (size_t p : f.train) train_max = std::max(train_max, col.i64[static_cast<size_t>(kept[p])]);
+      for (size_t p : f.test) test_min = std::min(test_min, col.i64[static_cast<size_t>(kept[p])]);
+      (*info)["train_time_max"] = FormatRfc3339(train_max);
+      (*info)["test_time_min"] = FormatRfc3339(test_min);
+      (*info)["missing_time_rows"] = kept.size() - f.train.size() - f.test.size();
+      folds.push_back(std::move(f));
+      break;
+    }
+    case SplitMethod::kKFold:
+      if (static_cast<size_t>(split.folds) > kept.size()) {
+        return FieldError("split.folds", "must be at most the number of rows with a target (" +
+                                             std::to_string(kept.size()) + ")");
+      }
+      assign = KFoldAssign(y, stratify, split.folds, split.seed);
+      break;
+    case SplitMethod::kGroupKFold: {
+      const Column& col = table.columns[static_cast<size_t>(table.FindColumn(split.group_column))];
+      const std::vector<int64_t> groups = GroupIds(col, kept);
+      ASSIGN_OR_RETURN(assign, GroupKFoldAssign(groups, split.folds, split.seed));
+      (*info)["groups"] = groups.empty() ? 0 : *std::max_element(groups.begin(), groups.end()) + 1;
+      break;
+    }
+  }
+  if (split.IsCrossValidation()) {
+    folds.resize(static_cast<size_t>(split.folds));
+    for (size_t p = 0; p < assign.size(); ++p) {
+      for (size_t f = 0; f < folds.size(); ++f) {
+        (static_cast<int>(f) == assign[p] ? folds[f].test : folds[f].train).push_back(p);
+      }
+    }
+    Json sizes = Json::array();
+    for (const Fold& f : folds) sizes.push_back(f.test.size());
+    (*info)["folds"] = split.folds;
+    (*info)["fold_rows"] = sizes;
+  }
+  for (size_t i = 0; i < folds.size(); ++i) {
+    const std::string which = split.IsCrossValidation() ? "fold " + std::to_string(i + 1) + "'s training rows"
+                                                        : "the training split";
+    if (folds[i].train.empty() || folds[i].test.empty()) {
+      return FieldError("split", which + " or its evaluation rows are empty");
+    }
+    if (task != Task::kRegression) {
+      const float first = y[folds[i].train[0]];
+      if (std::all_of(folds[i].train.begin(), folds[i].train.end(),
+                      [&](size_t p) { return y[p] == first; })) {
+        return FieldError("target", which + " have only one class");
+      }
+    }
+  }
+  return folds;
+}
+
+Status CheckSplitColumns(const Table& table, const TrainSpec& spec) {
+  const SplitSpec& split = spec.split;
+  if (split.method == SplitMethod::kGroupKFold) {
+    if (split.group_column == spec.target) return FieldError("split.group_column", "must not be the target");
+    if (table.FindColumn(split.group_column) < 0) {
+      return FieldError("split.group_column", "unknown column '" + split.group_column + "'");
+    }
+  }
+  if (split.method == SplitMethod::kTime) {
+    if (split.time_column == spec.target) return FieldError("split.time_column", "must not be the target");
+    const int idx = table.FindColumn(split.time_column);
+    if (idx < 0) return FieldError("split.time_column", "unknown column '" + split.time_column + "'");
+    const ColumnType type = table.columns[static_cast<size_t>(idx)].type;
+    if (type != ColumnType::kDatetime) {
+      return FieldError("split.time_column",
+                        "must be a date or datetime column, not " + std::string(ColumnTypeName(type)));
+    }
+  }
+  return Status::Ok();
+}
+
 Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const TrainProgressFn& progress,
                               const TrainCancelFn& cancel) {
   const auto start = std::chrono::steady_clock::now();
-  auto report = [&](double fraction, const std::string& message) {
-    if (progress) progress(fraction, message);
-  };
-  auto cancelled = [&]() { return cancel && cancel(); };
-
   ASSIGN_OR_RETURN(const Task task, ParseTask(spec.task, "task"));
   const LearnerInfo* learner = FindLearner(spec.learner);
   if (learner == nullptr) return FieldError("learner", "unknown learner '" + spec.learner + "'");
   if (std::find(learner->tasks.begin(), learner->tasks.end(), task) == learner->tasks.end()) {
     return FieldError("task", "learner " + learner->name + " does not support task " + spec.task);
   }
-  if (!(spec.test_fraction > 0.0 && spec.test_fraction <= 0.9)) {
-    return FieldError("test_fraction", "must be in (0, 0.9]");
-  }
+  RETURN_IF_ERROR(ParseSplitSpec(SplitSpecToJson(spec.split)).status());  // ranges, required columns
   if (spec.nthread < 0) return FieldError("nthread", "must be >= 0 (0 = all cores)");
   ASSIGN_OR_RETURN(Json params, ValidateParams(*learner, spec.params, task));
   if (spec.target.empty()) return FieldError("target", "is required");
   if (table.num_rows <= 0) return Status::InvalidArgument("the dataset has no rows");
+  RETURN_IF_ERROR(CheckSplitColumns(table, spec));
 
   ASSIGN_OR_RETURN(FeaturePipeline pipe, FeaturePipeline::Fit(table, spec.target, task));
   std::vector<int64_t> kept;
@@ -63,132 +392,105 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
   if (kept.empty()) return FieldError("target", "every row has a missing target value");
   const int64_t dropped_rows = table.num_rows - static_cast<int64_t>(kept.size());
 
-  std::vector<size_t> train_pos, test_pos;
-  SplitRows(y, task != Task::kRegression, spec.test_fraction, spec.seed, &train_pos, &test_pos);
-  if (train_pos.empty() || test_pos.empty()) {
-    return FieldError("target", "too few rows with a target (" + std::to_string(kept.size()) +
-                                    ") to hold out a test split");
-  }
-  std::vector<int64_t> train_rows(train_pos.size()), test_rows(test_pos.size());
-  std::vector<float> y_train(train_pos.size()), y_test(test_pos.size());
-  for (size_t i = 0; i < train_pos.size(); ++i) {
-    train_rows[i] = kept[train_pos[i]];
-    y_train[i] = y[train_pos[i]];
-  }
-  for (size_t i = 0; i < test_pos.size(); ++i) {
-    test_rows[i] = kept[test_pos[i]];
-    y_test[i] = y[test_pos[i]];
-  }
-  if (task != Task::kRegression) {
-    const float first = y_train[0];
-    if (std::all_of(y_train.begin(), y_train.end(), [&](float v) { return v == first; })) {
-      return FieldError("target", "the training split has only one class");
-    }
-  }
-  const size_t width = pipe.NumFeatures();
-  ASSIGN_OR_RETURN(std::vector<float> x_train, pipe.TransformRows(table, train_rows));
-  ASSIGN_OR_RETURN(std::vector<float> x_test, pipe.TransformRows(table, test_rows));
-  report(0.05, "encoded " + std::to_string(width) + " features");
-  if (cancelled()) return Status::Cancelled("training cancelled");
+  Json split_info = {{"method", SplitMethodName(spec.split.method)}};
+  ASSIGN_OR_RETURN(std::vector<Fold> folds, PlanFolds(table, kept, y, task, spec.split, &split_info));
 
-  // Small training sets gain nothing from threads; OpenMP barriers then only spin (badly so on a busy host).
-  int nthread = spec.nthread > 0 ? spec.nthread : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  nthread = static_cast<int>(
-      std::min<int64_t>(nthread, std::max<int64_t>(1, static_cast<int64_t>(train_rows.size()) / kRowsPerThread)));
-
-  const float kNaN = std::numeric_limits<float>::quiet_NaN();
-  internal::DMatrix dtrain;
-  LATHE_XGB(XGDMatrixCreateFromMat_omp(x_train.data(), train_rows.size(), width, kNaN, dtrain.out(), nthread),
-            "building the training matrix");
-  LATHE_XGB(XGDMatrixSetFloatInfo(dtrain.get(), "label", y_train.data(), y_train.size()), "setting labels");
-  std::vector<const char*> types;
-  for (const std::string& t : pipe.feature_types()) types.push_back(t.c_str());
-  LATHE_XGB(XGDMatrixSetStrFeatureInfo(dtrain.get(), "feature_type", types.data(), types.size()),
-            "setting feature types");
-  x_train.clear();
-  x_train.shrink_to_fit();
-
-  internal::Booster booster;
-  DMatrixHandle dmats[] = {dtrain.get()};
-  LATHE_XGB(XGBoosterCreate(dmats, 1, booster.out()), "creating the booster");
-  auto set = [&](const char* name, const std::string& value) -> Status {
-    LATHE_XGB(XGBoosterSetParam(booster.get(), name, value.c_str()), std::string("setting ") + name);
-    return Status::Ok();
+  FitContext c{.table = table,
+               .pipe = pipe,
+               .kept = kept,
+               .y = y,
+               .task = task,
+               .learner = *learner,
+               .params = params,
+               .spec = spec};
+  c.rounds = params["n_estimators"].get<int>();
+  for (const std::string& t : pipe.feature_types()) c.types.push_back(t.c_str());
+  c.report = [&](double fraction, const std::string& message) {
+    if (progress) progress(fraction, message);
   };
-  RETURN_IF_ERROR(set("verbosity", "0"));
-  RETURN_IF_ERROR(set("tree_method", "hist"));
-  RETURN_IF_ERROR(set("seed", std::to_string(spec.seed)));
-  RETURN_IF_ERROR(set("nthread", std::to_string(nthread)));
-  switch (task) {
-    case Task::kBinary: RETURN_IF_ERROR(set("objective", "binary:logistic")); break;
-    case Task::kMulticlass:
-      RETURN_IF_ERROR(set("objective", "multi:softprob"));
-      RETURN_IF_ERROR(set("num_class", std::to_string(pipe.NumClasses())));
-      break;
-    case Task::kRegression: RETURN_IF_ERROR(set("objective", "reg:squarederror")); break;
-  }
-  for (const ParamSpec& p : learner->params) {
-    if (p.backend_name.empty() || !params.contains(p.name)) continue;
-    RETURN_IF_ERROR(set(p.backend_name.c_str(), ParamText(params[p.name])));
-  }
+  c.cancelled = [&]() { return cancel && cancel(); };
+  c.report(0.05, "encoded " + std::to_string(pipe.NumFeatures()) + " features");
 
-  const int rounds = params["n_estimators"].get<int>();
-  for (int i = 0; i < rounds; ++i) {
-    if (cancelled()) return Status::Cancelled("training cancelled after " + std::to_string(i) + " rounds");
-    LATHE_XGB(XGBoosterUpdateOneIter(booster.get(), i, dtrain.get()), "boosting round " + std::to_string(i));
-    report(0.05 + 0.9 * (i + 1) / rounds, "round " + std::to_string(i + 1) + "/" + std::to_string(rounds));
+  auto labels_of = [&](const std::vector<size_t>& pos) {
+    std::vector<float> out(pos.size());
+    for (size_t i = 0; i < pos.size(); ++i) out[i] = y[pos[i]];
+    return out;
+  };
+  std::unique_ptr<internal::Booster> model;
+  Json metrics, plots = Json::object();
+  LearningCurve curve;
+  int64_t train_rows = 0, test_rows = 0;
+  const bool cv = spec.split.IsCrossValidation();
+  if (!cv) {
+    const Fold& f = folds[0];
+    const int nthread = ThreadsFor(spec, f.train.size());
+    ASSIGN_OR_RETURN(auto dtrain, MakeMatrix(c, f.train, true, nthread));
+    ASSIGN_OR_RETURN(auto dtest, MakeMatrix(c, f.test, true, nthread));
+    ASSIGN_OR_RETURN(CurveRows curve_rows, MakeCurveRows(c, f.train, *dtrain, f.test, *dtest));
+    ASSIGN_OR_RETURN(model, Fit(c, *dtrain, f.train.size(), &curve_rows, &curve, "", 0.05, 0.95));
+    ASSIGN_OR_RETURN(std::vector<float> pred, Predict(c, *model, *dtest, f.test.size()));
+    ASSIGN_OR_RETURN(metrics, Evaluate(c, labels_of(f.test), pred, &plots));
+    train_rows = static_cast<int64_t>(f.train.size());
+    test_rows = static_cast<int64_t>(f.test.size());
+  } else {
+    // One fit per fold plus the final fit on all rows share the progress range evenly.
+    const double step = 0.9 / static_cast<double>(folds.size() + 1);
+    const size_t per_row = task == Task::kMulticlass ? pipe.NumClasses() : 1;
+    std::vector<float> oof(kept.size() * per_row);
+    std::vector<Json> fold_metrics;
+    for (size_t i = 0; i < folds.size(); ++i) {
+      const Fold& f = folds[i];
+      const int nthread = ThreadsFor(spec, f.train.size());
+      ASSIGN_OR_RETURN(auto dtrain, MakeMatrix(c, f.train, true, nthread));
+      ASSIGN_OR_RETURN(auto dtest, MakeMatrix(c, f.test, true, nthread));
+      LearningCurve fold_curve;
+      const std::string label = "fold " + std::to_string(i + 1) + "/" + std::to_string(folds.size()) + ": ";
+      const double from = 0.05 + step * static_cast<double>(i);
+      ASSIGN_OR_RETURN(CurveRows curve_rows, MakeCurveRows(c, f.train, *dtrain, f.test, *dtest));
+      ASSIGN_OR_RETURN(auto booster,
+                       Fit(c, *dtrain, f.train.size(), &curve_rows, &fold_curve, label, from, from + step));
+      ASSIGN_OR_RETURN(std::vector<float> pred, Predict(c, *booster, *dtest, f.test.size()));
+      for (size_t j = 0; j < f.test.size(); ++j) {
+        std::copy_n(pred.begin() + static_cast<std::ptrdiff_t>(j * per_row), per_row,
+                    oof.begin() + static_cast<std::ptrdiff_t>(f.test[j] * per_row));
+      }
+      ASSIGN_OR_RETURN(Json m, Evaluate(c, labels_of(f.test), pred, nullptr));
+      fold_metrics.push_back(std::move(m));
+      if (i == 0) {
+        curve = std::move(fold_curve);
+      } else {
+        for (size_t r = 0; r < curve.train.size() && r < fold_curve.train.size(); ++r)
+          curve.train[r] += fold_curve.train[r];
+        for (size_t r = 0; r < curve.valid.size() && r < fold_curve.valid.size(); ++r)
+          curve.valid[r] += fold_curve.valid[r];
+      }
+    }
+    for (double& v : curve.train) v /= static_cast<double>(folds.size());
+    for (double& v : curve.valid) v /= static_cast<double>(folds.size());
+    std::vector<size_t> all(kept.size());
+    std::iota(all.begin(), all.end(), size_t{0});
+    ASSIGN_OR_RETURN(auto dall, MakeMatrix(c, all, true, ThreadsFor(spec, all.size())));
+    ASSIGN_OR_RETURN(model, Fit(c, *dall, all.size(), nullptr, nullptr,
+                                "all rows: ", 0.05 + step * static_cast<double>(folds.size()), 0.95));
+    ASSIGN_OR_RETURN(metrics, Evaluate(c, y, oof, &plots));
+    metrics["cv"] = AggregateFolds(fold_metrics);
+    train_rows = static_cast<int64_t>(kept.size());
+    test_rows = static_cast<int64_t>(kept.size());
   }
-
-  // Held-out evaluation.
-  internal::DMatrix dtest;
-  LATHE_XGB(XGDMatrixCreateFromMat_omp(x_test.data(), test_rows.size(), width, kNaN, dtest.out(), nthread),
-            "building the test matrix");
-  LATHE_XGB(XGDMatrixSetStrFeatureInfo(dtest.get(), "feature_type", types.data(), types.size()),
-            "setting feature types");
-  bst_ulong const* shape = nullptr;
-  bst_ulong dim = 0;
-  const float* out = nullptr;
-  LATHE_XGB(XGBoosterPredictFromDMatrix(
-                booster.get(), dtest.get(),
-                R"({"type":0,"training":false,"iteration_begin":0,"iteration_end":0,"strict_shape":false})",
-                &shape, &dim, &out),
-            "predicting the test split");
-  size_t count = 1;
-  for (bst_ulong d = 0; d < dim; ++d) count *= static_cast<size_t>(shape[d]);
-  const size_t per_row = task == Task::kMulticlass ? pipe.NumClasses() : 1;
-  if (count != test_rows.size() * per_row) return Status::Internal("unexpected prediction shape");
-  std::vector<float> pred(out, out + count);
-  Json metrics;
-  switch (task) {
-    case Task::kBinary: {
-      ASSIGN_OR_RETURN(metrics, BinaryMetrics(y_test, pred));
-      break;
-    }
-    case Task::kMulticlass: {
-      ASSIGN_OR_RETURN(metrics, MulticlassMetrics(y_test, pred, static_cast<int>(pipe.NumClasses())));
-      break;
-    }
-    case Task::kRegression: {
-      ASSIGN_OR_RETURN(metrics, RegressionMetrics(y_test, pred));
-      break;
-    }
-  }
-  metrics["train_rows"] = train_rows.size();
-  metrics["test_rows"] = test_rows.size();
+  metrics["train_rows"] = train_rows;
+  metrics["test_rows"] = test_rows;
   metrics["dropped_rows"] = dropped_rows;
+  metrics["split"] = split_info;
 
-  ASSIGN_OR_RETURN(std::string booster_bytes, SaveBoosterUbj(booster.get()));
+  ASSIGN_OR_RETURN(std::string booster_bytes, SaveBoosterUbj(model->get()));
   int major = 0, minor = 0, patch = 0;
   XGBoostVersion(&major, &minor, &patch);
   TrainOutput result;
   result.pipeline = pipe.ToJson();
   result.signature = pipe.Signature();
-  Json meta = {{"learner", learner->name},
-               {"task", TaskName(task)},
-               {"params", params},
-               {"pipeline", result.pipeline},
-               {"booster_format", "ubj"},
-               {"xgboost_version", {major, minor, patch}}};
+  Json meta = {{"learner", learner->name}, {"task", TaskName(task)},
+               {"params", params},         {"pipeline", result.pipeline},
+               {"booster_format", "ubj"},  {"xgboost_version", {major, minor, patch}}};
   if (spec.preprocess.is_object() && !spec.preprocess.empty()) {
     meta["preprocess"] = spec.preprocess;
     Json inputs = Json::array();
@@ -200,47 +502,20 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
   }
   result.model_bundle = EncodeModelBundle(meta, booster_bytes);
   result.metrics = std::move(metrics);
+  result.curves = std::move(plots);
+  result.curves["learning"] = {{"metric", EvalMetricName(task)},
+                               {"source", cv ? "cv_mean" : "holdout"},
+                               {"train", curve.train},
+                               {"valid", curve.valid}};
   result.params = std::move(params);
-  result.train_rows = static_cast<int64_t>(train_rows.size());
-  result.test_rows = static_cast<int64_t>(test_rows.size());
+  result.train_rows = train_rows;
+  result.test_rows = test_rows;
   result.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  report(1.0, "done");
+  c.report(1.0, "done");
   return result;
 }
 
 }  // namespace
-
-void SplitRows(const std::vector<float>& y, bool stratify, double test_fraction, uint64_t seed,
-               std::vector<size_t>* train_pos, std::vector<size_t>* test_pos) {
-  train_pos->clear();
-  test_pos->clear();
-  std::mt19937_64 rng(seed);
-  auto shuffle = [&](std::vector<size_t>* v) {
-    for (size_t i = v->size(); i > 1; --i) std::swap((*v)[i - 1], (*v)[static_cast<size_t>(rng() % i)]);
-  };
-  auto take = [&](std::vector<size_t>* group) {
-    shuffle(group);
-    const size_t n = group->size();
-    auto n_test = static_cast<size_t>(std::llround(static_cast<double>(n) * test_fraction));
-    if (n >= 2) n_test = std::clamp<size_t>(n_test, 1, n - 1);
-    else n_test = 0;
-    test_pos->insert(test_pos->end(), group->begin(), group->begin() + static_cast<std::ptrdiff_t>(n_test));
-    train_pos->insert(train_pos->end(), group->begin() + static_cast<std::ptrdiff_t>(n_test), group->end());
-  };
-  if (stratify) {
-    size_t classes = 0;
-    for (float v : y) classes = std::max(classes, static_cast<size_t>(v) + 1);
-    std::vector<std::vector<size_t>> groups(classes);
-    for (size_t i = 0; i < y.size(); ++i) groups[static_cast<size_t>(y[i])].push_back(i);
-    for (auto& g : groups) take(&g);
-  } else {
-    std::vector<size_t> all(y.size());
-    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-    take(&all);
-  }
-  std::sort(train_pos->begin(), train_pos->end());
-  std::sort(test_pos->begin(), test_pos->end());
-}
 
 Result<TrainOutput> Train(const Table& table, const TrainSpec& spec, const TrainProgressFn& progress,
                           const TrainCancelFn& cancel) {

@@ -1,12 +1,26 @@
-// Training: fits a FeaturePipeline and a learner on a Table, evaluates on a seeded held-out split, and
-// packages pipeline + model into a versioned model bundle (ml/model_bundle.h) that ml/predictor.h loads.
+// Training: fits a FeaturePipeline and a learner on a Table, evaluates it as the split spec says (ml/split.h:
+// holdout, k-fold, group k-fold or time-ordered), and packages pipeline + model into a versioned model bundle
+// (ml/model_bundle.h) that ml/predictor.h loads.
+//
+// What the evaluation reports:
+//   - holdout / time: the model is fit on the training rows; metrics are those of the held-out rows.
+//   - kfold / group_kfold: one model per fold is fit on the other folds and predicts its fold. metrics are
+//     computed on these pooled out-of-fold predictions (every row predicted once, by a model that did not see
+//     it), and metrics.cv holds each scalar metric per fold with its mean and population std. The model that
+//     is kept is then fit on all rows: the folds only estimate how well that procedure generalizes, and a
+//     model fit on (k-1)/k of the data would be a worse model for no benefit. Its train_rows is every row,
+//     and test_rows counts the out-of-fold predictions (also every row).
+//   - metrics.split describes what was evaluated (method, fold sizes, time boundary, ...).
+//   - curves.learning: per boosting round, the learner's loss on the training rows and on the evaluation rows
+//     (for cross-validation the mean over folds), measured on at most 50,000 rows of each side (an evenly
+//     strided sample beyond that, so the per-round cost stays bounded); the other curves are computed from
+//     the same predictions as metrics.
 //
 // Guarantees:
 //   - Validation errors are kInvalidArgument with ErrorDetail::Field naming what is wrong ("target", "task",
-//     "learner", "params.max_depth", "test_fraction", "nthread").
+//     "learner", "params.max_depth", "split.test_fraction", "split.folds", "split.time_column", "nthread").
 //   - Rows with a missing target are dropped (reported in metrics.dropped_rows); none left is an error.
-//   - Classification splits are stratified per class; all splits are seeded: the same table + spec gives
-//     byte-identical model bundles.
+//   - All splits are seeded: the same table + spec gives byte-identical model bundles and identical metrics.
 //   - progress(fraction, message) is called from the calling thread after each boosting round; cancel() is
 //     polled between rounds and a true result ends training with kCancelled. Both may be empty functions.
 //   - Threads: spec.nthread (0 = all cores), capped at one per 20,000 training rows (OpenMP overhead).
@@ -23,16 +37,16 @@
 #include "common/json.h"
 #include "common/status.h"
 #include "data/table.h"
+#include "ml/split.h"
 
 namespace lathe::ml {
 
 struct TrainSpec {
   std::string target;
-  std::string task;              // "binary" | "multiclass" | "regression"
+  std::string task;  // "binary" | "multiclass" | "regression"
   std::string learner = "xgboost";
   Json params = Json::object();  // validated against the learner's schema (ml/learner_registry.h)
-  double test_fraction = 0.2;    // in (0, 0.9]
-  uint64_t seed = 42;
+  SplitSpec split;               // how rows are divided for evaluation; split.seed also seeds the learner
   int nthread = 0;               // 0 = all cores
   // Recipe steps the training table went through, replayed at serving (ml/preprocess.h); {} = none.
   Json preprocess = Json::object();
@@ -40,10 +54,13 @@ struct TrainSpec {
 
 struct TrainOutput {
   std::string model_bundle;  // bytes: pipeline + booster, self-describing, versioned header
-  Json metrics;              // held-out metrics (see ml/metrics.h) plus train_rows/test_rows/dropped_rows
-  Json signature;            // FeaturePipeline::Signature()
-  Json pipeline;             // FeaturePipeline::ToJson()
-  Json params;               // the canonical params actually used (defaults filled in)
+  Json metrics;  // evaluation metrics (see ml/metrics.h and above) plus train_rows/test_rows/dropped_rows
+  // Chart data of the evaluation: {"learning": {"metric","source","train":[per round],"valid":[per round]}}
+  // plus the plots of ml/metrics.h for the task (roc_curve, pr_curve, calibration, lift; residuals).
+  Json curves;
+  Json signature;  // FeaturePipeline::Signature()
+  Json pipeline;   // FeaturePipeline::ToJson()
+  Json params;     // the canonical params actually used (defaults filled in)
   int64_t train_rows = 0, test_rows = 0;
   double train_seconds = 0;
 };
@@ -53,11 +70,5 @@ using TrainCancelFn = std::function<bool()>;
 
 Result<TrainOutput> Train(const Table& table, const TrainSpec& spec, const TrainProgressFn& progress,
                           const TrainCancelFn& cancel);
-
-// Seeded split of positions 0..y.size()-1, stratified by the class index in `y` when `stratify`.
-// Deterministic across platforms (own Fisher-Yates over mt19937_64). Each class with >= 2 rows gets at least
-// one test row and one training row (a class with a single row goes to training). Outputs are sorted.
-void SplitRows(const std::vector<float>& y, bool stratify, double test_fraction, uint64_t seed,
-               std::vector<size_t>* train_pos, std::vector<size_t>* test_pos);
 
 }  // namespace lathe::ml

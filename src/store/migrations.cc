@@ -157,6 +157,10 @@ CREATE TABLE labels (
   PRIMARY KEY (project, queue, row_index, labeler)
 );
 )sql",
+      // 3: training evaluation — per-round learning curves of a run
+      R"sql(
+ALTER TABLE runs ADD COLUMN curves TEXT NOT NULL DEFAULT '{}';
+)sql",
   };
   return kMigrations;
 }

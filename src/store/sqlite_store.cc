@@ -565,7 +565,7 @@ class SqliteStore final : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     Stmt s(db_,
            "UPDATE runs SET state = ?, metrics = ?, signature = ?, pipeline = ?, model_blob = ?, error = ?, "
-           "train_rows = ?, test_rows = ?, train_seconds = ?, finished_at = ? WHERE id = ?");
+           "train_rows = ?, test_rows = ?, train_seconds = ?, finished_at = ?, curves = ? WHERE id = ?");
     RETURN_IF_ERROR(s.Bind(1, r.state)
                         .Bind(2, DumpJson(r.metrics))
                         .Bind(3, DumpJson(r.signature))
@@ -576,7 +576,8 @@ class SqliteStore final : public Store {
                         .Bind(8, r.test_rows)
                         .Bind(9, r.train_seconds)
                         .Bind(10, r.finished_at)
-                        .Bind(11, r.id)
+                        .Bind(11, DumpJson(r.curves))
+                        .Bind(12, r.id)
                         .Exec());
     if (sqlite3_changes(db_) == 0) return Status::NotFound("run '" + r.id + "' not found");
     return Status::Ok();
@@ -754,7 +755,7 @@ class SqliteStore final : public Store {
   static constexpr const char* kRunCols =
       "SELECT id, project, dataset, dataset_version, target, task, learner, params, split, state, metrics, "
       "signature, pipeline, model_blob, job_id, error, train_rows, test_rows, train_seconds, created_by, "
-      "created_at, finished_at FROM runs";
+      "created_at, finished_at, curves FROM runs";
   static constexpr const char* kModelCols =
       "SELECT project, model, version, run_id, blob, signature, metrics, task, created_at FROM "
       "model_versions";
@@ -880,6 +881,7 @@ class SqliteStore final : public Store {
     r.created_by = s.Text(19);
     r.created_at = s.Int(20);
     r.finished_at = s.Int(21);
+    r.curves = ParseStoredJson(s.Text(22));
     return r;
   }
 

@@ -115,6 +115,7 @@ struct RunRecord {
   Json metrics = Json::object();
   Json signature = Json::object();
   Json pipeline = Json::object();
+  Json curves = Json::object();  // learning curves: {"metric","source","train":[per round],"valid":[per round]}
   std::string model_blob;  // blob id of the model bundle once trained
   std::string job_id;
   std::string error;

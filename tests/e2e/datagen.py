@@ -40,3 +40,22 @@ def regression_csv(rows=300, seed=5):
         price = 3 * x1 - 2 * x2 + {"a": 0, "b": 5, "c": 10}[city] + rnd.gauss(0, 0.5)
         lines.append(f"{x1:.3f},{x2:.3f},{city},{price:.3f}")
     return "\n".join(lines) + "\n"
+
+
+def customer_events_csv(rows=600, seed=11, customers=40):
+    """Binary classification with repeated customers (a group column) and one date per three rows in order
+    (a time column): customer, day, amount, channel, bought. Each customer has its own effect, so rows of one
+    customer are alike, which is why group k-fold exists."""
+    import datetime
+    rnd = random.Random(seed)
+    effect = [rnd.gauss(0, 1.0) for _ in range(customers)]
+    start = datetime.date(2024, 1, 1)
+    lines = ["customer,day,amount,channel,bought"]
+    for i in range(rows):
+        c = rnd.randrange(customers)
+        day = start + datetime.timedelta(days=i // 3)
+        amount = rnd.uniform(0, 100)
+        channel = rnd.choice(["web", "store", "phone"])
+        score = (amount - 50) / 20 + (channel == "web") * 0.8 + effect[c] + rnd.gauss(0, 0.7)
+        lines.append(f"c{c:02d},{day.isoformat()},{amount:.2f},{channel},{1 if score > 0.3 else 0}")
+    return "\n".join(lines) + "\n"

@@ -170,6 +170,22 @@ def test_train_binary_waits_and_prints_metrics(cli, dataset, trained):
     assert "\r" not in p.stderr and "succeeded" in p.stderr
 
 
+
+def test_train_kfold_prints_cross_validation_and_bad_split_flags_name_the_field(cli, dataset):
+    p = cli.ok("train", "--dataset", "churn", "--version", "1", "--target", "churned", "--task", "binary",
+               "--split", "kfold", "--folds", "3", "--param", "n_estimators=5")
+    cv = [line for line in p.stdout.splitlines() if line.startswith("cv roc_auc")]
+    assert len(cv) == 1 and "±" in cv[0], p.stdout
+    mean, std = (float(x) for x in cv[0].split()[-3::2])
+    assert 0.5 < mean <= 1 and 0 <= std < 0.2, cv[0]
+    assert "confusion_matrix" not in p.stdout  # structures only with --json
+    bad = cli.run("train", "--dataset", "churn", "--target", "churned", "--task", "binary", "--split", "kfold",
+                  "--test-fraction", "0.3")
+    assert bad.returncode != 0 and "split.test_fraction" in bad.stderr, (bad.stdout, bad.stderr)
+    bad = cli.run("train", "--dataset", "churn", "--target", "churned", "--task", "binary", "--split", "time",
+                  "--time-column", "age")
+    assert bad.returncode != 0 and "split.time_column" in bad.stderr, (bad.stdout, bad.stderr)
+
 def test_train_no_wait_then_jobs_wait_and_show(cli, dataset):
     out = cli.json("train", "--dataset", "churn", "--target", "churned", "--task", "binary", "--no-wait",
                    "--param", "n_estimators=5")

@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <random>
 
+#include "common/clock.h"
 #include "ml/learner_registry.h"
 #include "ml_test_tables.h"
 
@@ -52,7 +55,7 @@ TEST(Train, SameInputsGiveIdenticalModelBytes) {
   EXPECT_EQ(a->model_bundle, b->model_bundle);
   EXPECT_EQ(a->metrics, b->metrics);
   TrainSpec other = Spec("label", "binary", params);
-  other.seed = 7;
+  other.split.seed = 7;
   auto c = Train(t, other, nullptr, nullptr);
   ASSERT_TRUE(c.ok());
   EXPECT_NE(a->model_bundle, c->model_bundle);
@@ -114,8 +117,8 @@ TEST(Train, ValidationNamesTheField) {
   ExpectFieldError(rg, Spec("spend", "regression", {{"scale_pos_weight", 2}}), "params.scale_pos_weight");
   for (double f : {0.0, -0.1, 0.95, std::nan("")}) {
     TrainSpec ts = Spec("label", "binary");
-    ts.test_fraction = f;
-    ExpectFieldError(t, ts, "test_fraction");
+    ts.split.test_fraction = f;
+    ExpectFieldError(t, ts, "split.test_fraction");
   }
 }
 
@@ -148,6 +151,170 @@ TEST(Train, StratifiedSplitKeepsClassShares) {
   EXPECT_EQ(test, test2);
   SplitRows(y, true, 0.2, 43, &train2, &test2);
   EXPECT_NE(test, test2);
+}
+
+TrainSpec CvSpec(const std::string& target, const std::string& task, const char* split_json,
+                 Json params = {{"n_estimators", 20}, {"subsample", 0.8}}) {
+  TrainSpec s = Spec(target, task, std::move(params));
+  auto split = ParseSplitSpec(Json::parse(split_json));
+  EXPECT_TRUE(split.ok()) << split.status().ToString();
+  if (split.ok()) s.split = *split;
+  return s;
+}
+
+TEST(Train, KFoldReportsMeanAndStdPerFoldAndFitsTheFinalModelOnAllRows) {
+  Table t = MakeMixedTable(1500, 21, "binary");
+  std::vector<std::string> messages;
+  auto out = Train(t, CvSpec("label", "binary", R"({"method":"kfold","folds":4})"),
+                   [&](double, const std::string& m) { messages.push_back(m); }, nullptr);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  const Json& m = out->metrics;
+  EXPECT_EQ(out->train_rows, 1500);
+  EXPECT_EQ(out->test_rows, 1500);  // every row predicted once out of fold
+  EXPECT_EQ(m["rows"], 1500);
+  EXPECT_EQ(m["split"]["method"], "kfold");
+  EXPECT_EQ(m["split"]["folds"], 4);
+  int fold_total = 0;
+  for (const Json& n : m["split"]["fold_rows"]) fold_total += n.get<int>();
+  EXPECT_EQ(fold_total, 1500);
+  for (const char* k : {"roc_auc", "accuracy", "log_loss", "f1"}) {
+    const Json& cv = m["cv"][k];
+    ASSERT_EQ(cv["folds"].size(), 4u) << k << m.dump();
+    double mean = 0, lo = 1e9, hi = -1e9;
+    for (const Json& v : cv["folds"]) {
+      mean += v.get<double>() / 4;
+      lo = std::min(lo, v.get<double>());
+      hi = std::max(hi, v.get<double>());
+    }
+    EXPECT_NEAR(cv["mean"].get<double>(), mean, 1e-12) << k;
+    EXPECT_GT(cv["std"].get<double>(), 0.0) << k;
+    EXPECT_LE(cv["std"].get<double>(), (hi - lo) / 2 + 1e-12) << k;
+  }
+  EXPECT_GT(m["cv"]["roc_auc"]["mean"].get<double>(), 0.85) << m.dump();
+  // Pooled out-of-fold AUC is close to the fold mean.
+  EXPECT_NEAR(m["roc_auc"].get<double>(), m["cv"]["roc_auc"]["mean"].get<double>(), 0.03);
+  EXPECT_TRUE(std::find(messages.begin(), messages.end(), "fold 4/4: round 20/20") != messages.end());
+  EXPECT_TRUE(std::find(messages.begin(), messages.end(), "all rows: round 20/20") != messages.end());
+  // The final model is the one fit on all rows: a holdout run with the same params is a different model.
+  auto holdout = Train(t, CvSpec("label", "binary", "{}"), nullptr, nullptr);
+  ASSERT_TRUE(holdout.ok());
+  EXPECT_NE(holdout->model_bundle, out->model_bundle);
+}
+
+TEST(Train, EverySplitMethodIsReproducibleAndSeedMatters) {
+  Table t = MakeMixedTable(900, 22, "binary");
+  for (const char* split : {R"({"method":"kfold","folds":3})", R"({"method":"group_kfold","group_column":"city","folds":3})",
+                            R"({"method":"time","time_column":"signup"})"}) {
+    auto a = Train(t, CvSpec("label", "binary", split), nullptr, nullptr);
+    auto b = Train(t, CvSpec("label", "binary", split), nullptr, nullptr);
+    ASSERT_TRUE(a.ok() && b.ok()) << split << " " << (a.ok() ? b.status() : a.status()).ToString();
+    EXPECT_EQ(a->model_bundle, b->model_bundle) << split;
+    EXPECT_EQ(a->metrics, b->metrics) << split;
+    EXPECT_EQ(a->curves, b->curves) << split;
+    TrainSpec other = CvSpec("label", "binary", split);
+    other.split.seed = 9;
+    auto c = Train(t, other, nullptr, nullptr);
+    ASSERT_TRUE(c.ok());
+    EXPECT_NE(a->model_bundle, c->model_bundle) << split;
+  }
+}
+
+TEST(Train, GroupKFoldKeepsEachGroupInOneFold) {
+  Table t = MakeMixedTable(1200, 23, "regression");
+  auto out = Train(t, CvSpec("spend", "regression", R"({"method":"group_kfold","group_column":"city","folds":5})"),
+                   nullptr, nullptr);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  // 5 cities + missing = 6 groups; each fold holds whole groups, so fold sizes are sums of city counts.
+  EXPECT_EQ(out->metrics["split"]["groups"], 6);
+  EXPECT_EQ(out->metrics["cv"]["rmse"]["folds"].size(), 5u);
+  EXPECT_GT(out->metrics["cv"]["r2"]["mean"].get<double>(), 0.5) << out->metrics.dump();
+  auto too_many = Train(t, CvSpec("spend", "regression", R"({"method":"group_kfold","group_column":"city","folds":7})"),
+                        nullptr, nullptr);
+  ASSERT_FALSE(too_many.ok());
+  EXPECT_EQ(too_many.status().details()[0].field, "split.folds");
+  ExpectFieldError(t, CvSpec("spend", "regression", R"({"method":"group_kfold","group_column":"nope"})"),
+                   "split.group_column");
+  ExpectFieldError(t, CvSpec("spend", "regression", R"({"method":"group_kfold","group_column":"spend"})"),
+                   "split.group_column");
+}
+
+TEST(Train, TimeSplitTrainsOnTheEarlierRows) {
+  Table t = MakeMixedTable(1000, 24, "binary");
+  auto out = Train(t, CvSpec("label", "binary", R"({"method":"time","time_column":"signup","test_fraction":0.25})"),
+                   nullptr, nullptr);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  const Json& info = out->metrics["split"];
+  EXPECT_EQ(info["method"], "time");
+  EXPECT_LT(info["train_time_max"].get<std::string>(), info["test_time_min"].get<std::string>());
+  EXPECT_EQ(out->test_rows, 250);
+  EXPECT_EQ(info["missing_time_rows"], 0);
+  // Check against the data: exactly the 250 latest signups are the evaluation rows.
+  const Column& signup = t.columns[4];
+  std::vector<int64_t> times = signup.i64;
+  std::sort(times.begin(), times.end());
+  EXPECT_EQ(info["test_time_min"], FormatRfc3339(times[750]));
+  EXPECT_EQ(info["train_time_max"], FormatRfc3339(times[749]));
+  ExpectFieldError(t, CvSpec("label", "binary", R"({"method":"time","time_column":"age"})"), "split.time_column");
+  ExpectFieldError(t, CvSpec("label", "binary", R"({"method":"time","time_column":"nope"})"), "split.time_column");
+}
+
+TEST(Train, KFoldNeedsRowsForEveryFold) {
+  Table t = MakeMixedTable(6, 25, "regression");
+  ExpectFieldError(t, CvSpec("spend", "regression", R"({"method":"kfold","folds":7})"), "split.folds");
+}
+
+TEST(Train, LearningCurvesHaveOnePointPerRound) {
+  Table t = MakeMixedTable(1500, 26, "binary");
+  auto out = Train(t, CvSpec("label", "binary", "{}", {{"n_estimators", 30}}), nullptr, nullptr);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  const Json& c = out->curves["learning"];
+  EXPECT_EQ(c["metric"], "logloss");
+  EXPECT_EQ(c["source"], "holdout");
+  ASSERT_EQ(c["train"].size(), 30u);
+  ASSERT_EQ(c["valid"].size(), 30u);
+  EXPECT_LT(c["train"][29].get<double>(), c["train"][0].get<double>());
+  EXPECT_LT(c["valid"][29].get<double>(), c["valid"][0].get<double>());
+  EXPECT_LT(c["train"][29].get<double>(), c["valid"][29].get<double>());  // the model fits its training rows better
+  // The last validation point is the held-out log-loss (XGBoost prints it rounded).
+  EXPECT_NEAR(c["valid"][29].get<double>(), out->metrics["log_loss"].get<double>(), 1e-4);
+  auto cv = Train(t, CvSpec("label", "binary", R"({"method":"kfold","folds":3})", {{"n_estimators", 10}}), nullptr,
+                  nullptr);
+  ASSERT_TRUE(cv.ok());
+  EXPECT_EQ(cv->curves["learning"]["source"], "cv_mean");
+  EXPECT_EQ(cv->curves["learning"]["valid"].size(), 10u);
+  EXPECT_EQ(cv->curves["roc_curve"]["fpr"].back(), 1.0);  // charts from the out-of-fold predictions
+  auto mc = Train(MakeMixedTable(600, 27, "multiclass"), CvSpec("tier", "multiclass", "{}", {{"n_estimators", 5}}),
+                  nullptr, nullptr);
+  ASSERT_TRUE(mc.ok());
+  EXPECT_EQ(mc->curves["learning"]["metric"], "mlogloss");
+  EXPECT_EQ(mc->curves["learning"]["valid"].size(), 5u);
+}
+
+TEST(Train, LearningCurvesOnLargeSplitsUseABoundedSample) {
+  // 80% of 65,000 rows is more than the 50,000 rows a curve is measured on; the evaluation side is not.
+  Table t;
+  t.num_rows = 65000;
+  Column x = testing::MakeColumn("x", ColumnType::kFloat64), z = testing::MakeColumn("z", ColumnType::kFloat64);
+  Column label = testing::MakeColumn("label", ColumnType::kString);
+  std::mt19937_64 rng(28);
+  std::normal_distribution<double> g(0.0, 1.0);
+  for (int64_t r = 0; r < t.num_rows; ++r) {
+    const double a = g(rng), b = g(rng);
+    testing::PushFloat(&x, a);
+    testing::PushFloat(&z, b);
+    testing::PushString(&label, a + 0.5 * b + g(rng) > 0 ? "yes" : "no");
+  }
+  for (Column* c : {&x, &z, &label}) t.columns.push_back(std::move(*c));
+  auto out = Train(t, CvSpec("label", "binary", "{}", {{"n_estimators", 4}}), nullptr, nullptr);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->train_rows, 52000);
+  const Json& c = out->curves["learning"];
+  ASSERT_EQ(c["train"].size(), 4u);
+  ASSERT_EQ(c["valid"].size(), 4u);
+  EXPECT_LT(c["train"][3].get<double>(), c["train"][0].get<double>());
+  EXPECT_NEAR(c["valid"][3].get<double>(), out->metrics["log_loss"].get<double>(), 1e-4);
+  // Two smooth features and 4 shallow rounds barely overfit: the sampled training loss is near the held-out one.
+  EXPECT_NEAR(c["train"][3].get<double>(), c["valid"][3].get<double>(), 0.05 * c["valid"][3].get<double>());
 }
 
 TEST(LearnerRegistry, SchemaDescribesXgboost) {
