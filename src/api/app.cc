@@ -103,6 +103,7 @@ Result<std::unique_ptr<App>> App::Create(const AppConfig& config) {
 
   RegisterSystemRoutes(app->router_, *app);
   RegisterAuthRoutes(app->router_, *app);
+  RegisterTenancyRoutes(app->router_, *app);
   RegisterDatasetRoutes(app->router_, *app);
   RegisterRunRoutes(app->router_, *app);
   RegisterJobRoutes(app->router_, *app);
@@ -226,7 +227,7 @@ void RegisterSystemRoutes(Router& router, App& app) {
                 return Status::Ok();
               },
               .summary = "Readiness: store reachable, jobs and deployments loaded", .tag = "system"});
-  router.Add({.method = "GET", .pattern = "/metrics", .permission = Permission::kProjectRead,
+  router.Add({.method = "GET", .pattern = "/metrics", .permission = Permission::kAdmin,
               .handler = [&app](RequestContext& ctx) {
                 ctx.res.status = 200;
                 ctx.res.content_type = "text/plain; version=0.0.4; charset=utf-8";

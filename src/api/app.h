@@ -91,6 +91,7 @@ class App : public HttpService {
 // Route registration, one function per resource (routes_*.cc).
 void RegisterSystemRoutes(Router& router, App& app);
 void RegisterAuthRoutes(Router& router, App& app);
+void RegisterTenancyRoutes(Router& router, App& app);
 void RegisterDatasetRoutes(Router& router, App& app);
 void RegisterRunRoutes(Router& router, App& app);
 void RegisterJobRoutes(Router& router, App& app);

@@ -15,10 +15,61 @@ const char* PermissionName(Permission p) {
     case Permission::kProjectWrite: return "project:write";
     case Permission::kDeploy: return "project:deploy";
     case Permission::kPredict: return "project:predict";
+    case Permission::kManageMembers: return "project:members";
     case Permission::kAdmin: return "admin";
   }
   return "admin";
 }
+
+const char* RoleName(Role r) {
+  switch (r) {
+    case Role::kOwner: return "owner";
+    case Role::kMaintainer: return "maintainer";
+    case Role::kDeveloper: return "developer";
+    case Role::kViewer: return "viewer";
+    case Role::kPredictor: return "predictor";
+  }
+  return "viewer";
+}
+
+std::optional<Role> ParseRole(std::string_view name) {
+  for (Role r : {Role::kOwner, Role::kMaintainer, Role::kDeveloper, Role::kViewer, Role::kPredictor}) {
+    if (name == RoleName(r)) return r;
+  }
+  return std::nullopt;
+}
+
+bool RoleAllows(Role role, Permission permission) {
+  switch (permission) {
+    case Permission::kProjectRead: return role != Role::kPredictor;
+    case Permission::kProjectWrite: return role == Role::kOwner || role == Role::kMaintainer || role == Role::kDeveloper;
+    case Permission::kDeploy: return role == Role::kOwner || role == Role::kMaintainer;
+    case Permission::kPredict: return role != Role::kViewer;
+    case Permission::kManageMembers: return role == Role::kOwner;
+    case Permission::kPublic:
+    case Permission::kAuthenticated:
+    case Permission::kAdmin: return false;
+  }
+  return false;
+}
+
+namespace {
+
+bool ValidUsername(std::string_view u) {
+  if (u.empty() || u.size() > 64) return false;
+  for (char c : u) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '_' || c == '@' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Status PasswordError(const std::string& message) {
+  return Status::InvalidArgument("password " + message).WithDetail(ErrorDetail::Field("password", message));
+}
+
+}  // namespace
 
 Status AuthService::Bootstrap(const std::string& admin_password) {
   ASSIGN_OR_RETURN(int64_t users, store_->CountUsers());
@@ -61,7 +112,8 @@ Result<LoginResult> AuthService::Login(const std::string& username, const std::s
   out.expires_at = now + options_.token_ttl_s * 1000000;
   TokenRecord rec{Sha256Hex(out.token), user->id, now, out.expires_at, false};
   RETURN_IF_ERROR(store_->CreateToken(rec));
-  out.caller = Caller{user->id, user->username, user->is_admin, rec.token_hash, out.expires_at};
+  out.caller = Caller{user->id, user->username, user->is_admin, rec.token_hash, out.expires_at, nullptr};
+  ASSIGN_OR_RETURN(out.caller.roles, LoadRoles(user->id));
   return out;
 }
 
@@ -90,7 +142,8 @@ Result<Caller> AuthService::Authenticate(std::string_view header) {
   if (rec->revoked || rec->expires_at <= now) return Status::Unauthenticated("invalid or expired token");
   auto user = store_->GetUserById(rec->user_id);
   if (!user.ok() || user->disabled) return Status::Unauthenticated("invalid or expired token");
-  Caller caller{user->id, user->username, user->is_admin, hash, rec->expires_at};
+  Caller caller{user->id, user->username, user->is_admin, hash, rec->expires_at, nullptr};
+  ASSIGN_OR_RETURN(caller.roles, LoadRoles(user->id));
   std::lock_guard<std::mutex> lock(mu_);
   if (cache_.size() > 100000) cache_.clear();  // bound memory under token floods
   cache_[hash] = CacheEntry{caller, now + options_.cache_ttl_ms * 1000};
@@ -104,12 +157,75 @@ Status AuthService::Logout(const Caller& caller) {
   return Status::Ok();
 }
 
+Result<std::shared_ptr<const std::map<std::string, Role, std::less<>>>> AuthService::LoadRoles(
+    const std::string& user_id) {
+  ASSIGN_OR_RETURN(auto members, store_->ListMemberships(user_id));
+  auto roles = std::make_shared<std::map<std::string, Role, std::less<>>>();
+  for (const MemberRecord& m : members) {
+    if (auto r = ParseRole(m.role)) (*roles)[m.project] = *r;
+  }
+  return std::shared_ptr<const std::map<std::string, Role, std::less<>>>(std::move(roles));
+}
+
 Status AuthService::Authorize(const Caller& caller, Permission permission, const std::string& project) const {
-  (void)project;  // per-project roles arrive with multi-tenancy; see the header comment.
-  if (permission == Permission::kAdmin && !caller.is_admin) {
+  if (permission == Permission::kPublic || permission == Permission::kAuthenticated) return Status::Ok();
+  if (caller.is_admin) return Status::Ok();
+  if (permission == Permission::kAdmin) {
     return Status::PermissionDenied("this operation needs the server-wide admin role");
   }
+  // A project permission outside any project (e.g. /metrics when it is not public) is for admins.
+  if (project.empty()) return Status::PermissionDenied("this operation needs the server-wide admin role");
+  if (caller.roles) {
+    auto it = caller.roles->find(project);
+    if (it != caller.roles->end()) {
+      if (RoleAllows(it->second, permission)) return Status::Ok();
+      return Status::PermissionDenied(std::string("your role in project '") + project + "' is " +
+                                      RoleName(it->second) + ", which does not allow " + PermissionName(permission));
+    }
+  }
+  return Status::NotFound("project '" + project + "' not found");
+}
+
+Status AuthService::CheckPassword(const std::string& username, const std::string& password) const {
+  if (password.size() < options_.min_password_length) {
+    return PasswordError("must be at least " + std::to_string(options_.min_password_length) + " characters");
+  }
+  if (password.size() > 1024) return PasswordError("must be at most 1024 characters");
+  if (password == username) return PasswordError("must not be the username");
   return Status::Ok();
+}
+
+Result<UserRecord> AuthService::CreateUser(const std::string& username, const std::string& password,
+                                           bool is_admin) {
+  if (!ValidUsername(username)) {
+    return Status::InvalidArgument("username must be 1-64 characters of A-Z a-z 0-9 . _ @ -")
+        .WithDetail(ErrorDetail::Field("username", "1-64 characters of A-Z a-z 0-9 . _ @ -"));
+  }
+  RETURN_IF_ERROR(CheckPassword(username, password));
+  ASSIGN_OR_RETURN(std::string hash, HashPassword(password));
+  UserRecord u{.id = NewId("usr"), .username = username, .password_hash = hash, .is_admin = is_admin,
+               .disabled = false, .created_at = NowMicros()};
+  RETURN_IF_ERROR(store_->CreateUser(u));
+  return u;
+}
+
+Result<UserRecord> AuthService::UpdateUser(const std::string& username, const std::optional<std::string>& password,
+                                           std::optional<bool> disabled, std::optional<bool> is_admin) {
+  ASSIGN_OR_RETURN(UserRecord u, store_->GetUserByName(username));
+  if (password) {
+    RETURN_IF_ERROR(CheckPassword(username, *password));
+    ASSIGN_OR_RETURN(u.password_hash, HashPassword(*password));
+  }
+  if (disabled) u.disabled = *disabled;
+  if (is_admin) u.is_admin = *is_admin;
+  RETURN_IF_ERROR(store_->UpdateUser(u));
+  InvalidateCaches();
+  return u;
+}
+
+void AuthService::InvalidateCaches() {
+  std::lock_guard<std::mutex> lock(mu_);
+  cache_.clear();
 }
 
 }  // namespace lathe

@@ -5,12 +5,18 @@
 // tokens are cached in memory for `cache_ttl_ms` so the predict path does not hit the store per request
 // (logout evicts the cache entry at once on this node; other nodes see it within the TTL).
 //
-// Authorization: every route declares a Permission; Authorize() checks it for a caller in a project. Today
-// every active user may do everything in every project and admins additionally hold kAdmin; per-project
-// roles (owner/maintainer/developer/viewer/predictor) plug in here without touching routes. Thread-safe.
+// Authorization: every route declares a Permission; Authorize() checks it for a caller in a project against
+// the caller's role there (RoleAllows). Server-wide admins may do everything. A caller who is not a member
+// of a project gets kNotFound for it (another team's project is invisible, not forbidden); a member whose
+// role lacks the permission gets kPermissionDenied naming the role. A caller's memberships are loaded with
+// the token and cached with it; InvalidateCaches() drops every cached caller (membership or user changes),
+// so on this node a change takes effect at once and on other nodes within cache_ttl_ms. Thread-safe.
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <optional>
+#include <string_view>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -28,9 +34,24 @@ enum class Permission {
   kProjectWrite,   // import data, train, register models
   kDeploy,         // create or change deployments
   kPredict,        // call a deployment
+  kManageMembers,  // add, change or remove a project's members
   kAdmin,          // server-wide administration
 };
 const char* PermissionName(Permission p);
+
+// Roles in a project, from most to least powerful:
+//   owner       everything in the project, including its members
+//   maintainer  everything except membership: data, training, registry, deployments, predictions
+//   developer   data, training, registry and predictions; no deployments
+//   viewer      read only
+//   predictor   call deployments only
+enum class Role { kOwner, kMaintainer, kDeveloper, kViewer, kPredictor };
+const char* RoleName(Role r);
+// nullopt for an unknown name.
+std::optional<Role> ParseRole(std::string_view name);
+// What each role may do. Permissions that are not project permissions (kPublic, kAuthenticated, kAdmin) are
+// never granted by a role.
+bool RoleAllows(Role role, Permission permission);
 
 struct Caller {
   std::string user_id;
@@ -38,6 +59,8 @@ struct Caller {
   bool is_admin = false;
   std::string token_hash;
   int64_t expires_at = 0;
+  // project -> role, shared by the cached copies of this caller.
+  std::shared_ptr<const std::map<std::string, Role, std::less<>>> roles;
 };
 
 struct AuthOptions {
@@ -66,7 +89,20 @@ class AuthService {
   Status Logout(const Caller& caller);
   Status Authorize(const Caller& caller, Permission permission, const std::string& project) const;
 
+  // Users (admin operations; the api layer checks kAdmin). The password policy: at least
+  // min_password_length characters, at most 1024, not the username. Usernames: 1-64 of [A-Za-z0-9._@-].
+  Result<UserRecord> CreateUser(const std::string& username, const std::string& password, bool is_admin);
+  // Any of the optional fields; disabling a user or changing the password revokes nothing stored but makes
+  // every cached token of theirs re-check the store at once (disabled users are refused).
+  Result<UserRecord> UpdateUser(const std::string& username, const std::optional<std::string>& password,
+                                std::optional<bool> disabled, std::optional<bool> is_admin);
+  Status CheckPassword(const std::string& username, const std::string& password) const;
+  // Drops every cached caller (after membership or user changes).
+  void InvalidateCaches();
+
  private:
+  Result<std::shared_ptr<const std::map<std::string, Role, std::less<>>>> LoadRoles(const std::string& user_id);
+
   Store* store_;
   AuthOptions options_;
   struct CacheEntry {

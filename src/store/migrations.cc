@@ -161,6 +161,17 @@ CREATE TABLE labels (
       R"sql(
 ALTER TABLE runs ADD COLUMN curves TEXT NOT NULL DEFAULT '{}';
 )sql",
+      // 4: tenancy — project members with a role each
+      R"sql(
+CREATE TABLE members (
+  project TEXT NOT NULL REFERENCES projects(name) ON DELETE CASCADE,
+  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  role TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (project, user_id)
+);
+CREATE INDEX members_user ON members(user_id);
+)sql",
   };
   return kMigrations;
 }

@@ -123,6 +123,22 @@ class SqliteStore final : public Store {
     return row ? s.Int(0) : 0;
   }
 
+  Result<std::vector<UserRecord>> ListUsers() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT id, username, password_hash, is_admin, disabled, created_at FROM users ORDER BY username");
+    return sqlite::CollectRows(s, [](const Stmt& r) {
+      return UserRecord{r.Text(0), r.Text(1), r.Text(2), r.Int(3) != 0, r.Int(4) != 0, r.Int(5)};
+    });
+  }
+
+  Status UpdateUser(const UserRecord& u) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "UPDATE users SET password_hash = ?, is_admin = ?, disabled = ? WHERE id = ?");
+    RETURN_IF_ERROR(s.Bind(1, u.password_hash).Bind(2, u.is_admin).Bind(3, u.disabled).Bind(4, u.id).Exec());
+    if (sqlite3_changes(db_) == 0) return Status::NotFound("user not found");
+    return Status::Ok();
+  }
+
   Status CreateToken(const TokenRecord& t) override {
     std::lock_guard<std::mutex> lock(mu_);
     Stmt s(db_,
@@ -164,6 +180,61 @@ class SqliteStore final : public Store {
     Stmt s(db_, "SELECT 1 FROM projects WHERE name = ?");
     s.Bind(1, name);
     return s.Step();
+  }
+
+  Status CreateProject(const std::string& name, const std::string& owner_user_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return InTransaction<bool>([&]() -> Result<bool> {
+             const int64_t now = NowMicros();
+             Stmt p(db_, "INSERT INTO projects(name, created_at) VALUES (?, ?)");
+             Status st = p.Bind(1, name).Bind(2, now).Exec();
+             if (st.code() == StatusCode::kAlreadyExists) return Status::AlreadyExists("project '" + name + "' exists");
+             RETURN_IF_ERROR(st);
+             Stmt m(db_, "INSERT INTO members(project, user_id, role, created_at) VALUES (?, ?, 'owner', ?)");
+             RETURN_IF_ERROR(m.Bind(1, name).Bind(2, owner_user_id).Bind(3, now).Exec());
+             return true;
+           })
+        .status();
+  }
+
+  Result<std::vector<std::string>> ListProjects() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT name FROM projects ORDER BY name");
+    return sqlite::CollectRows(s, [](const Stmt& r) { return r.Text(0); });
+  }
+
+  Status SetMember(const MemberRecord& m) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_,
+           "INSERT INTO members(project, user_id, role, created_at) VALUES (?, ?, ?, ?) "
+           "ON CONFLICT(project, user_id) DO UPDATE SET role = excluded.role");
+    return s.Bind(1, m.project).Bind(2, m.user_id).Bind(3, m.role).Bind(4, NowMicros()).Exec();
+  }
+
+  Status RemoveMember(const std::string& project, const std::string& user_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "DELETE FROM members WHERE project = ? AND user_id = ?");
+    RETURN_IF_ERROR(s.Bind(1, project).Bind(2, user_id).Exec());
+    if (sqlite3_changes(db_) == 0) return Status::NotFound("not a member of project '" + project + "'");
+    return Status::Ok();
+  }
+
+  Result<std::vector<MemberRecord>> ListMembers(const std::string& project) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_,
+           "SELECT m.project, m.user_id, u.username, m.role, m.created_at FROM members m JOIN users u ON "
+           "u.id = m.user_id WHERE m.project = ? ORDER BY u.username");
+    s.Bind(1, project);
+    return sqlite::CollectRows(s, ReadMember);
+  }
+
+  Result<std::vector<MemberRecord>> ListMemberships(const std::string& user_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_,
+           "SELECT m.project, m.user_id, u.username, m.role, m.created_at FROM members m JOIN users u ON "
+           "u.id = m.user_id WHERE m.user_id = ? ORDER BY m.project");
+    s.Bind(1, user_id);
+    return sqlite::CollectRows(s, ReadMember);
   }
 
   // ---- datasets
@@ -782,6 +853,10 @@ class SqliteStore final : public Store {
       return st;
     }
     return r;
+  }
+
+  static MemberRecord ReadMember(const Stmt& r) {
+    return MemberRecord{r.Text(0), r.Text(1), r.Text(2), r.Text(3), r.Int(4)};
   }
 
   Result<UserRecord> GetUser(const char* key, const std::string& value) {

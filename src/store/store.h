@@ -24,6 +24,15 @@ struct UserRecord {
   int64_t created_at = 0;
 };
 
+// A user's role in one project (auth/ decides what each role may do).
+struct MemberRecord {
+  std::string project;
+  std::string user_id;
+  std::string username;  // filled by reads
+  std::string role;
+  int64_t created_at = 0;
+};
+
 struct TokenRecord {
   std::string token_hash;  // SHA-256 hex of the bearer token; the token itself is never stored
   std::string user_id;
@@ -158,6 +167,9 @@ class Store {
   virtual Result<UserRecord> GetUserByName(const std::string& username) = 0;
   virtual Result<UserRecord> GetUserById(const std::string& id) = 0;
   virtual Result<int64_t> CountUsers() = 0;
+  virtual Result<std::vector<UserRecord>> ListUsers() = 0;
+  // Replaces password_hash, is_admin and disabled of the user with u.id (kNotFound if none).
+  virtual Status UpdateUser(const UserRecord& u) = 0;
   virtual Status CreateToken(const TokenRecord& token) = 0;
   virtual Result<TokenRecord> GetToken(const std::string& token_hash) = 0;
   virtual Status RevokeToken(const std::string& token_hash) = 0;
@@ -166,6 +178,15 @@ class Store {
   // Projects
   virtual Status EnsureProject(const std::string& name) = 0;
   virtual Result<bool> ProjectExists(const std::string& name) = 0;
+  // Creates the project with `owner` as its member in role "owner", in one transaction; kAlreadyExists if
+  // the name is taken.
+  virtual Status CreateProject(const std::string& name, const std::string& owner_user_id) = 0;
+  virtual Result<std::vector<std::string>> ListProjects() = 0;
+  // Members: one role per user and project. SetMember inserts or replaces.
+  virtual Status SetMember(const MemberRecord& m) = 0;
+  virtual Status RemoveMember(const std::string& project, const std::string& user_id) = 0;  // kNotFound
+  virtual Result<std::vector<MemberRecord>> ListMembers(const std::string& project) = 0;
+  virtual Result<std::vector<MemberRecord>> ListMemberships(const std::string& user_id) = 0;
 
   // Datasets: a version number is assigned atomically (max+1) and returned in `rec.version`.
   virtual Result<int64_t> AddDatasetVersion(DatasetVersionRecord rec) = 0;

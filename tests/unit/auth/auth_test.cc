@@ -65,7 +65,64 @@ TEST_F(AuthTest, NonAdminCannotUseAdminRoutes) {
   AuthService auth(store_.get(), AuthOptions{});
   Caller user{.user_id = "usr_x", .username = "bob", .is_admin = false};
   EXPECT_EQ(auth.Authorize(user, Permission::kAdmin, "").code(), StatusCode::kPermissionDenied);
-  EXPECT_TRUE(auth.Authorize(user, Permission::kProjectWrite, "default").ok());
+  // Not a member of "default": the project is invisible to bob.
+  EXPECT_EQ(auth.Authorize(user, Permission::kProjectWrite, "default").code(), StatusCode::kNotFound);
+  EXPECT_TRUE(auth.Authorize(user, Permission::kAuthenticated, "").ok());
+}
+
+// The role table of issue 7, row by row.
+TEST(Roles, EachRoleAllowsExactlyItsPermissions) {
+  using P = Permission;
+  const P perms[] = {P::kProjectRead, P::kProjectWrite, P::kDeploy, P::kPredict, P::kManageMembers, P::kAdmin};
+  const std::pair<Role, std::vector<bool>> table[] = {
+      //                  read   write  deploy predict members admin
+      {Role::kOwner, {true, true, true, true, true, false}},
+      {Role::kMaintainer, {true, true, true, true, false, false}},
+      {Role::kDeveloper, {true, true, false, true, false, false}},
+      {Role::kViewer, {true, false, false, false, false, false}},
+      {Role::kPredictor, {false, false, false, true, false, false}},
+  };
+  for (const auto& [role, allowed] : table) {
+    for (size_t i = 0; i < std::size(perms); ++i) {
+      EXPECT_EQ(RoleAllows(role, perms[i]), allowed[i]) << RoleName(role) << " " << PermissionName(perms[i]);
+    }
+    EXPECT_EQ(ParseRole(RoleName(role)), role);
+  }
+  EXPECT_FALSE(ParseRole("admin").has_value());
+  EXPECT_FALSE(ParseRole("").has_value());
+}
+
+TEST_F(AuthTest, MembershipsComeWithTheTokenAndChangesApplyAfterInvalidation) {
+  AuthService auth(store_.get(), AuthOptions{});
+  ASSERT_TRUE(auth.Bootstrap("s3cret-password").ok());
+  auto bob = auth.CreateUser("bob", "bobs-long-password", false);
+  ASSERT_TRUE(bob.ok()) << bob.status().ToString();
+  ASSERT_TRUE(store_->CreateProject("p1", bob->id).ok());
+  ASSERT_TRUE(store_->EnsureProject("p2").ok());
+  ASSERT_TRUE(store_->SetMember({"p2", bob->id, "", "viewer", 0}).ok());
+  auto login = auth.Login("bob", "bobs-long-password");
+  ASSERT_TRUE(login.ok());
+  auto caller = auth.Authenticate("Bearer " + login->token);
+  ASSERT_TRUE(caller.ok());
+  EXPECT_TRUE(auth.Authorize(*caller, Permission::kManageMembers, "p1").ok());
+  EXPECT_TRUE(auth.Authorize(*caller, Permission::kProjectRead, "p2").ok());
+  Status denied = auth.Authorize(*caller, Permission::kProjectWrite, "p2");
+  EXPECT_EQ(denied.code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(denied.message().find("viewer"), std::string::npos) << denied.ToString();
+  EXPECT_EQ(auth.Authorize(*caller, Permission::kProjectRead, "p3").code(), StatusCode::kNotFound);
+  // A promotion is seen once the caches are dropped (the api layer does it on every membership change).
+  ASSERT_TRUE(store_->SetMember({"p2", bob->id, "", "developer", 0}).ok());
+  auth.InvalidateCaches();
+  caller = auth.Authenticate("Bearer " + login->token);
+  EXPECT_TRUE(auth.Authorize(*caller, Permission::kProjectWrite, "p2").ok());
+  // Password policy and names.
+  EXPECT_EQ(auth.CreateUser("bob", "bobs-long-password", false).status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(auth.CreateUser("carol", "short", false).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(auth.CreateUser("carol-long-name", "carol-long-name", false).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(auth.CreateUser("a b", "a-long-password", false).status().code(), StatusCode::kInvalidArgument);
+  // Disabled users lose their cached sessions at once.
+  ASSERT_TRUE(auth.UpdateUser("bob", std::nullopt, true, std::nullopt).ok());
+  EXPECT_EQ(auth.Authenticate("Bearer " + login->token).status().code(), StatusCode::kUnauthenticated);
 }
 
 TEST_F(AuthTest, ShortAdminPasswordIsRefused) {
