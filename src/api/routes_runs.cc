@@ -103,16 +103,20 @@ Status CheckSplitAgainstSchema(const ml::SplitSpec& split, const std::string& ta
   };
   if (split.method == ml::SplitMethod::kGroupKFold) {
     if (split.group_column == target) return SplitColumnError("split.group_column", "must not be the target");
-    if (!find(split.group_column)) {
+    const Json* col = find(split.group_column);
+    if (!col) {
       return SplitColumnError("split.group_column", "names no column of dataset '" + version.dataset + "' version " +
                                                         std::to_string(version.version) + " ('" + split.group_column + "')");
     }
     const Json stats = ColumnStats(version, split.group_column);
     if (stats.is_object() && stats.contains("distinct") && stats["distinct"].is_number_integer() &&
-        !stats.value("distinct_approximate", false) && stats["distinct"].get<int64_t>() < split.folds) {
-      return SplitColumnError("split.folds", "must be at most the number of distinct groups in '" +
-                                                 split.group_column + "' (" +
-                                                 std::to_string(stats["distinct"].get<int64_t>()) + ")");
+        !stats.value("distinct_approximate", false)) {
+      // Missing values form one more group.
+      const int64_t groups = stats["distinct"].get<int64_t>() + (col->value("missing", int64_t{0}) > 0 ? 1 : 0);
+      if (groups < split.folds) {
+        return SplitColumnError("split.folds", "must be at most the number of distinct groups in '" +
+                                                   split.group_column + "' (" + std::to_string(groups) + ")");
+      }
     }
   }
   if (split.method == ml::SplitMethod::kTime) {

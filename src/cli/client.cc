@@ -200,13 +200,29 @@ int CmdRunsShow(Context& ctx, const ParsedArgs& a) {
     PrintJson(*run);
     return kExitOk;
   }
-  PrintKeyValues(*run, {"metrics"});
+  PrintKeyValues(*run, {"metrics", "curves"});
   Out("\n");
   PrintMetricsTable(Member(*run, "metrics"));
+  const Json& learning = Member(Member(*run, "curves"), "learning");
+  const Json& train = Member(learning, "train");
+  const Json& valid = Member(learning, "valid");
+  if (train.is_array() && !train.empty()) {
+    std::string line = "\nlearning curve (" + MemberText(learning, "metric") + ", " + MemberText(learning, "source") +
+                       ", " + std::to_string(train.size()) + " rounds): train " + FormatCell(train.front()) + " -> " +
+                       FormatCell(train.back());
+    if (valid.is_array() && !valid.empty()) {
+      line += ", evaluation " + FormatCell(valid.front()) + " -> " + FormatCell(valid.back());
+    }
+    Out(line + "\n(curves and charts in full: --json)\n");
+  }
   return kExitOk;
 }
 
-int CmdRunsList(Context& ctx, const ParsedArgs&) {
+int CmdRunsList(Context& ctx, const ParsedArgs& a) {
+  std::string query;
+  for (const char* name : {"filter", "sort", "order", "limit"}) {
+    if (auto v = a.GetOptional(name)) query += (query.empty() ? "?" : "&") + std::string(name) + "=" + UrlEncode(*v);
+  }
   return ListProjectCollection(ctx, "runs",
                                {{"ID", "id"},
                                 {"STATE", "state"},
@@ -216,7 +232,46 @@ int CmdRunsList(Context& ctx, const ParsedArgs&) {
                                 {"TASK", "task"},
                                 {"LEARNER", "learner"},
                                 {"METRICS", "metrics", CompactMetrics},
-                                {"CREATED", "created_at"}});
+                                {"CREATED", "created_at"}},
+                               query);
+}
+
+// Parameters, then metrics, one row each, one column per run; differing parameters are marked with '*'.
+int CmdRunsCompare(Context& ctx, const ParsedArgs& a) {
+  std::string ids;
+  for (const auto& id : a.positionals) ids += (ids.empty() ? "" : ",") + id;
+  auto resp = ctx.Call("GET", ctx.ProjectPath("/runs/compare?ids=" + UrlEncode(ids)));
+  if (!resp) return kExitError;
+  if (ctx.json) {
+    PrintJson(*resp);
+    return kExitOk;
+  }
+  std::vector<std::string> headers = {""};
+  for (const auto& r : Member(*resp, "runs")) headers.push_back(IdText(Member(r, "id")));
+  TablePrinter t(headers);
+  std::set<std::string> differing;
+  for (const auto& d : Member(*resp, "differing_params")) differing.insert(d.is_string() ? d.get<std::string>() : "");
+  auto add = [&](const std::string& name, const Json& values) {
+    std::vector<std::string> row = {name};
+    for (const auto& v : values) row.push_back(FormatCell(v));
+    t.AddRow(row);
+  };
+  for (const char* field : {"dataset", "version", "task", "learner", "state"}) {
+    Json values = Json::array();
+    for (const auto& r : Member(*resp, "runs")) values.push_back(Member(r, field));
+    add(field, values);
+  }
+  {
+    Json values = Json::array();
+    for (const auto& r : Member(*resp, "runs")) values.push_back(Member(Member(r, "split"), "method"));
+    add("split", values);
+  }
+  for (const auto& [name, values] : Member(*resp, "params").items()) {
+    add((differing.count(name) ? "* params." : "  params.") + name, values);
+  }
+  for (const auto& [name, values] : Member(*resp, "metrics").items()) add("metrics." + name, values);
+  Out(t.Render());
+  return kExitOk;
 }
 
 int CmdJobsShow(Context& ctx, const ParsedArgs& a) {
@@ -470,7 +525,17 @@ std::vector<Command> CoreCommands() {
        0,
        0,
        CmdTrain},
-      {"runs list", "", "list training runs", {}, 0, 0, CmdRunsList},
+      {"runs list",
+       "",
+       "list training runs",
+       {{"filter", "F", "conditions such as metrics.roc_auc>=0.8,params.max_depth=6 (all must hold)"},
+        {"sort", "PATH", "sort by a metric or param, e.g. metrics.roc_auc"},
+        {"order", "desc|asc", "sort order (default: desc)"},
+        {"limit", "N", "at most N runs (default: 100)"}},
+       0,
+       0,
+       CmdRunsList},
+      {"runs compare", "ID ID...", "compare 2 to 10 runs side by side: params and metrics", {}, 2, 10, CmdRunsCompare},
       {"runs show", "ID", "show a run and its metrics", {}, 1, 1, CmdRunsShow},
       {"jobs show", "ID", "show a job's state and progress", {}, 1, 1, CmdJobsShow},
       {"jobs wait",

@@ -353,9 +353,9 @@ void PrintJobFailure(const Json& job, const std::string& job_id) {
   }
 }
 
-int ListProjectCollection(Context& ctx, const std::string& collection,
-                          const std::vector<ColumnSpec>& columns) {
-  auto resp = ctx.Call("GET", ctx.ProjectPath("/" + collection));
+int ListProjectCollection(Context& ctx, const std::string& collection, const std::vector<ColumnSpec>& columns,
+                          const std::string& query) {
+  auto resp = ctx.Call("GET", ctx.ProjectPath("/" + collection) + query);
   if (!resp) return kExitError;
   if (ctx.json) {
     PrintJson(*resp);

@@ -104,9 +104,10 @@ std::string MemberText(const Json& obj, const std::string& key);
 // The id in a JSON member that may be a string or a number.
 std::string IdText(const Json& v);
 
-// GET a project collection and print it: raw JSON with --json, else a table of `columns`.
-int ListProjectCollection(Context& ctx, const std::string& collection,
-                          const std::vector<ColumnSpec>& columns);
+// GET a project collection and print it: raw JSON with --json, else a table of `columns`. `query` ("?a=b&…" or
+// empty) is appended to the request path.
+int ListProjectCollection(Context& ctx, const std::string& collection, const std::vector<ColumnSpec>& columns,
+                          const std::string& query = "");
 
 bool IsTerminalJobState(const std::string& state);
 // Polls the job until it ends, showing progress on stderr. Returns the final job object, or nullopt after

@@ -15,13 +15,14 @@
 #include "ml/model_bundle.h"
 #include "ml/pipeline.h"
 #include "ml/split.h"
+#include "ml/tree_evaluator.h"
 #include "ml/xgb_handle.h"
 
 namespace lathe::ml {
 namespace {
 
 constexpr int64_t kRowsPerThread = 20000;  // training threads are capped at train_rows / kRowsPerThread
-constexpr size_t kMaxCurveRows = 50000;    // learning curves are measured on at most this many rows per side
+constexpr size_t kMaxCurveRows = 10000;    // learning curves are measured on at most this many rows per side
 
 Status FieldError(const std::string& field, const std::string& message) {
   return Status::InvalidArgument(field + ": " + message).WithDetail(ErrorDetail::Field(field, message));
@@ -99,61 +100,9 @@ Result<std::unique_ptr<internal::DMatrix>> MakeMatrix(const FitContext& c, const
   return m;
 }
 
-// Parses XGBoost's "[3]\ttrain-logloss:0.51\tvalid-logloss:0.55" into the curve.
-Status AppendEvalLine(const char* line, LearningCurve* curve) {
-  const std::string text(line);
-  auto value_of = [&](const std::string& name) -> Result<double> {
-    const size_t at = text.find("\t" + name + "-");
-    if (at == std::string::npos) return Status::Internal("no " + name + " loss in '" + text + "'");
-    const size_t colon = text.find(':', at);
-    if (colon == std::string::npos) return Status::Internal("malformed evaluation '" + text + "'");
-    return std::strtod(text.c_str() + colon + 1, nullptr);
-  };
-  ASSIGN_OR_RETURN(double train, value_of("train"));
-  curve->train.push_back(train);
-  if (text.find("\tvalid-") != std::string::npos) {
-    ASSIGN_OR_RETURN(double valid, value_of("valid"));
-    curve->valid.push_back(valid);
-  }
-  return Status::Ok();
-}
-
-// The rows a learning curve is measured on: a split's own matrix up to kMaxCurveRows rows, beyond that an
-// evenly strided sample of kMaxCurveRows of them, so the per-round evaluation cost stays bounded on large
-// data.
-struct CurveRows {
-  std::unique_ptr<internal::DMatrix> train_sample, valid_sample;  // set only when sampled
-  DMatrixHandle train = nullptr, valid = nullptr;
-};
-
-Result<std::unique_ptr<internal::DMatrix>> SampleMatrix(const FitContext& c, const std::vector<size_t>& pos) {
-  std::vector<size_t> sample(kMaxCurveRows);
-  for (size_t i = 0; i < kMaxCurveRows; ++i) sample[i] = pos[i * pos.size() / kMaxCurveRows];
-  return MakeMatrix(c, sample, true, ThreadsFor(c.spec, sample.size()));
-}
-
-Result<CurveRows> MakeCurveRows(const FitContext& c, const std::vector<size_t>& train_pos,
-                                const internal::DMatrix& dtrain, const std::vector<size_t>& valid_pos,
-                                const internal::DMatrix& dvalid) {
-  CurveRows r;
-  r.train = dtrain.get();
-  r.valid = dvalid.get();
-  if (train_pos.size() > kMaxCurveRows) {
-    ASSIGN_OR_RETURN(r.train_sample, SampleMatrix(c, train_pos));
-    r.train = r.train_sample->get();
-  }
-  if (valid_pos.size() > kMaxCurveRows) {
-    ASSIGN_OR_RETURN(r.valid_sample, SampleMatrix(c, valid_pos));
-    r.valid = r.valid_sample->get();
-  }
-  return r;
-}
-
-// Fits one booster on `dtrain`; records the learning curve into `curve` on `curve_rows` when both are given.
-// Progress runs from `from` to `to` with messages prefixed by `label`.
+// Fits one booster on `dtrain`. Progress runs from `from` to `to` with messages prefixed by `label`.
 Result<std::unique_ptr<internal::Booster>> Fit(const FitContext& c, const internal::DMatrix& dtrain,
-                                               size_t train_rows, const CurveRows* curve_rows,
-                                               LearningCurve* curve, const std::string& label, double from,
+                                               size_t train_rows, const std::string& label, double from,
                                                double to) {
   auto booster = std::make_unique<internal::Booster>();
   DMatrixHandle dmats[] = {dtrain.get()};
@@ -178,26 +127,16 @@ Result<std::unique_ptr<internal::Booster>> Fit(const FitContext& c, const intern
       RETURN_IF_ERROR(set("objective", "reg:squarederror"));
       break;
   }
-  RETURN_IF_ERROR(set("eval_metric", EvalMetricName(c.task)));
   for (const ParamSpec& p : c.learner.params) {
     if (p.backend_name.empty() || !c.params.contains(p.name)) continue;
     RETURN_IF_ERROR(set(p.backend_name.c_str(), ParamText(c.params[p.name])));
   }
-  DMatrixHandle evals[] = {curve_rows != nullptr ? curve_rows->train : nullptr,
-                           curve_rows != nullptr ? curve_rows->valid : nullptr};
-  const char* names[] = {"train", "valid"};
   for (int i = 0; i < c.rounds; ++i) {
     if (c.cancelled()) {
       return Status::Cancelled("training cancelled after " + std::to_string(i) + " rounds" +
                                (label.empty() ? "" : " (" + label.substr(0, label.size() - 2) + ")"));
     }
     LATHE_XGB(XGBoosterUpdateOneIter(booster->get(), i, dtrain.get()), "boosting round " + std::to_string(i));
-    if (curve != nullptr && curve_rows != nullptr) {
-      const char* line = nullptr;
-      LATHE_XGB(XGBoosterEvalOneIter(booster->get(), i, evals, names, 2, &line),
-                "evaluating round " + std::to_string(i));
-      RETURN_IF_ERROR(AppendEvalLine(line, curve));
-    }
     c.report(from + (to - from) * (i + 1) / c.rounds,
              label + "round " + std::to_string(i + 1) + "/" + std::to_string(c.rounds));
   }
@@ -221,6 +160,75 @@ Result<std::vector<float>> Predict(const FitContext& c, const internal::Booster&
   const size_t per_row = c.task == Task::kMulticlass ? c.pipe.NumClasses() : 1;
   if (count != rows * per_row) return Status::Internal("unexpected prediction shape");
   return std::vector<float>(out, out + count);
+}
+
+// Loss after each boosting round on the rows at `pos` (an evenly strided sample of kMaxCurveRows of them
+// beyond that many), from the booster's trees evaluated stage by stage with lathe's own evaluator: one pass
+// after training, rather than XGBoost evaluating every round (that costs several OpenMP regions per round
+// and, on a busy 2-core host, doubled the training time). Losses are XGBoost's logloss, mlogloss and rmse.
+Result<std::vector<double>> StagedLoss(const FitContext& c, const CompiledForest& forest,
+                                       const std::vector<size_t>& pos) {
+  std::vector<int64_t> rows;
+  std::vector<float> labels;
+  const size_t n = std::min(pos.size(), kMaxCurveRows);
+  for (size_t i = 0; i < n; ++i) {
+    const size_t p = pos.size() > kMaxCurveRows ? pos[i * pos.size() / kMaxCurveRows] : pos[i];
+    rows.push_back(c.kept[p]);
+    labels.push_back(c.y[p]);
+  }
+  ASSIGN_OR_RETURN(std::vector<float> x, c.pipe.TransformRows(c.table, rows));
+  const auto rounds = static_cast<size_t>(c.rounds);
+  if (rounds == 0 || forest.num_trees() % rounds != 0) return Status::Internal("unexpected number of trees");
+  const size_t trees_per_round = forest.num_trees() / rounds;
+  const auto groups = static_cast<size_t>(forest.num_groups());
+  const size_t width = c.pipe.NumFeatures();
+  std::vector<float> staged(rounds * groups);
+  std::vector<double> sum(rounds, 0.0);
+  for (size_t i = 0; i < n; ++i) {
+    forest.StagedMargins(&x[i * width], trees_per_round, staged.data());
+    const double y = labels[i];
+    for (size_t r = 0; r < rounds; ++r) {
+      const float* m = &staged[r * groups];
+      switch (c.task) {
+        case Task::kBinary: {
+          // -log(sigmoid(±m)) = softplus(∓m), in float: this loop is the whole cost of a learning curve.
+          const float z = y > 0.5 ? -m[0] : m[0];
+          sum[r] += std::max(z, 0.0f) + std::log1p(std::exp(-std::fabs(z)));
+          break;
+        }
+        case Task::kMulticlass: {
+          double top = m[0], total = 0;
+          for (size_t g = 1; g < groups; ++g) top = std::max(top, static_cast<double>(m[g]));
+          for (size_t g = 0; g < groups; ++g) total += std::exp(m[g] - top);
+          const double p = std::exp(m[static_cast<size_t>(y)] - top) / total;
+          sum[r] -= std::log(std::clamp(p, kLogLossEpsilon, 1.0 - kLogLossEpsilon));
+          break;
+        }
+        case Task::kRegression: {
+          const double e = static_cast<double>(m[0]) - y;
+          sum[r] += e * e;
+          break;
+        }
+      }
+    }
+  }
+  for (double& v : sum) {
+    v /= static_cast<double>(n);
+    if (c.task == Task::kRegression) v = std::sqrt(v);
+  }
+  return sum;
+}
+
+// The learning curve of a fitted booster on its training and evaluation rows.
+Result<LearningCurve> CurveOf(const FitContext& c, const internal::Booster& booster,
+                              const std::vector<size_t>& train_pos, const std::vector<size_t>& valid_pos) {
+  ASSIGN_OR_RETURN(std::string ubj, SaveBoosterUbj(booster.get()));
+  Json model = Json::from_ubjson(ubj);
+  ASSIGN_OR_RETURN(CompiledForest forest, CompiledForest::FromXgboostModel(model));
+  LearningCurve curve;
+  ASSIGN_OR_RETURN(curve.train, StagedLoss(c, forest, train_pos));
+  ASSIGN_OR_RETURN(curve.valid, StagedLoss(c, forest, valid_pos));
+  return curve;
 }
 
 Result<Json> Evaluate(const FitContext& c, const std::vector<float>& y_true, const std::vector<float>& pred,
@@ -426,8 +434,8 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
     const int nthread = ThreadsFor(spec, f.train.size());
     ASSIGN_OR_RETURN(auto dtrain, MakeMatrix(c, f.train, true, nthread));
     ASSIGN_OR_RETURN(auto dtest, MakeMatrix(c, f.test, true, nthread));
-    ASSIGN_OR_RETURN(CurveRows curve_rows, MakeCurveRows(c, f.train, *dtrain, f.test, *dtest));
-    ASSIGN_OR_RETURN(model, Fit(c, *dtrain, f.train.size(), &curve_rows, &curve, "", 0.05, 0.95));
+    ASSIGN_OR_RETURN(model, Fit(c, *dtrain, f.train.size(), "", 0.05, 0.95));
+    ASSIGN_OR_RETURN(curve, CurveOf(c, *model, f.train, f.test));
     ASSIGN_OR_RETURN(std::vector<float> pred, Predict(c, *model, *dtest, f.test.size()));
     ASSIGN_OR_RETURN(metrics, Evaluate(c, labels_of(f.test), pred, &plots));
     train_rows = static_cast<int64_t>(f.train.size());
@@ -446,9 +454,8 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
       LearningCurve fold_curve;
       const std::string label = "fold " + std::to_string(i + 1) + "/" + std::to_string(folds.size()) + ": ";
       const double from = 0.05 + step * static_cast<double>(i);
-      ASSIGN_OR_RETURN(CurveRows curve_rows, MakeCurveRows(c, f.train, *dtrain, f.test, *dtest));
-      ASSIGN_OR_RETURN(auto booster,
-                       Fit(c, *dtrain, f.train.size(), &curve_rows, &fold_curve, label, from, from + step));
+      ASSIGN_OR_RETURN(auto booster, Fit(c, *dtrain, f.train.size(), label, from, from + step));
+      ASSIGN_OR_RETURN(fold_curve, CurveOf(c, *booster, f.train, f.test));
       ASSIGN_OR_RETURN(std::vector<float> pred, Predict(c, *booster, *dtest, f.test.size()));
       for (size_t j = 0; j < f.test.size(); ++j) {
         std::copy_n(pred.begin() + static_cast<std::ptrdiff_t>(j * per_row), per_row,
@@ -470,7 +477,7 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
     std::vector<size_t> all(kept.size());
     std::iota(all.begin(), all.end(), size_t{0});
     ASSIGN_OR_RETURN(auto dall, MakeMatrix(c, all, true, ThreadsFor(spec, all.size())));
-    ASSIGN_OR_RETURN(model, Fit(c, *dall, all.size(), nullptr, nullptr,
+    ASSIGN_OR_RETURN(model, Fit(c, *dall, all.size(),
                                 "all rows: ", 0.05 + step * static_cast<double>(folds.size()), 0.95));
     ASSIGN_OR_RETURN(metrics, Evaluate(c, y, oof, &plots));
     metrics["cv"] = AggregateFolds(fold_metrics);

@@ -12,9 +12,9 @@
 //     and test_rows counts the out-of-fold predictions (also every row).
 //   - metrics.split describes what was evaluated (method, fold sizes, time boundary, ...).
 //   - curves.learning: per boosting round, the learner's loss on the training rows and on the evaluation rows
-//     (for cross-validation the mean over folds), measured on at most 50,000 rows of each side (an evenly
-//     strided sample beyond that, so the per-round cost stays bounded); the other curves are computed from
-//     the same predictions as metrics.
+//     (for cross-validation the mean over folds), computed after training from the booster's trees round by
+//     round on at most 10,000 rows of each side (an evenly strided sample beyond that); the other curves are
+//     computed from the same predictions as metrics.
 //
 // Guarantees:
 //   - Validation errors are kInvalidArgument with ErrorDetail::Field naming what is wrong ("target", "task",

@@ -1,5 +1,6 @@
 #include "ml/tree_evaluator.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -236,30 +237,43 @@ Result<CompiledForest> CompiledForest::FromXgboostModel(const Json& model) {
   return f;
 }
 
+inline float CompiledForest::LeafValue(uint32_t root, const float* row) const {
+  const Node* nodes = nodes_.data();
+  uint32_t i = root;
+  while (nodes[i].feature >= 0) {
+    const Node& n = nodes[i];
+    const float v = row[n.feature];
+    bool go_left;
+    if (std::isnan(v)) {
+      go_left = n.default_left != 0;
+    } else if (n.cat_set == 0) {
+      go_left = v < n.value;
+    } else {
+      const CatSet& s = cat_sets_[n.cat_set - 1];
+      go_left = true;
+      if (v >= 0.0f && v < static_cast<float>(kMaxCategory)) {
+        const auto c = static_cast<uint32_t>(v);
+        if (c / 32 < s.words) go_left = ((cat_words_[s.offset + c / 32] >> (c % 32)) & 1u) == 0;
+      }
+    }
+    i = go_left ? i + 1 : static_cast<uint32_t>(n.right);
+  }
+  return nodes[i].value;
+}
+
 void CompiledForest::PredictMargin(const float* row, float* out) const {
   for (int g = 0; g < num_groups_; ++g) out[g] = base_margin_[static_cast<size_t>(g)];
-  const Node* nodes = nodes_.data();
+  for (size_t t = 0; t < roots_.size(); ++t) out[groups_[t]] += LeafValue(roots_[t], row);
+}
+
+void CompiledForest::StagedMargins(const float* row, size_t trees_per_stage, float* out) const {
+  const auto groups = static_cast<size_t>(num_groups_);
+  std::vector<float> acc(base_margin_.begin(), base_margin_.begin() + static_cast<std::ptrdiff_t>(groups));
   for (size_t t = 0; t < roots_.size(); ++t) {
-    uint32_t i = roots_[t];
-    while (nodes[i].feature >= 0) {
-      const Node& n = nodes[i];
-      const float v = row[n.feature];
-      bool go_left;
-      if (std::isnan(v)) {
-        go_left = n.default_left != 0;
-      } else if (n.cat_set == 0) {
-        go_left = v < n.value;
-      } else {
-        const CatSet& s = cat_sets_[n.cat_set - 1];
-        go_left = true;
-        if (v >= 0.0f && v < static_cast<float>(kMaxCategory)) {
-          const auto c = static_cast<uint32_t>(v);
-          if (c / 32 < s.words) go_left = ((cat_words_[s.offset + c / 32] >> (c % 32)) & 1u) == 0;
-        }
-      }
-      i = go_left ? i + 1 : static_cast<uint32_t>(n.right);
+    acc[static_cast<size_t>(groups_[t])] += LeafValue(roots_[t], row);
+    if ((t + 1) % trees_per_stage == 0) {
+      std::copy(acc.begin(), acc.end(), out + ((t + 1) / trees_per_stage - 1) * groups);
     }
-    out[groups_[t]] += nodes[i].value;
   }
 }
 

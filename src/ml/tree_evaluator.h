@@ -42,6 +42,10 @@ class CompiledForest {
   void PredictMargin(const float* row, float* out) const;
   // Transformed output: probability (binary:logistic), class probabilities (multi:softprob) or value.
   void Predict(const float* row, float* out) const;
+  // Margins after every `trees_per_stage` trees (one boosting round: 1 tree, or one per class for
+  // multi:softprob): out[s * num_groups() + g] for s in [0, num_trees() / trees_per_stage). Accumulated like
+  // PredictMargin, so the last stage equals it bit for bit. Used for learning curves after training.
+  void StagedMargins(const float* row, size_t trees_per_stage, float* out) const;
 
  private:
   struct Node {
@@ -56,6 +60,9 @@ class CompiledForest {
     uint32_t words;
   };
   enum class Transform { kIdentity, kSigmoid, kSoftmax };
+
+  // The leaf value `row` reaches in the tree rooted at `root`.
+  float LeafValue(uint32_t root, const float* row) const;
 
   std::vector<Node> nodes_;
   std::vector<uint32_t> roots_;

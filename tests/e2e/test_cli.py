@@ -186,6 +186,30 @@ def test_train_kfold_prints_cross_validation_and_bad_split_flags_name_the_field(
                   "--time-column", "age")
     assert bad.returncode != 0 and "split.time_column" in bad.stderr, (bad.stdout, bad.stderr)
 
+
+def test_runs_list_sorted_filtered_compare_and_show_curves(cli, dataset):
+    ids = []
+    for depth in ("2", "5"):
+        out = cli.json("train", "--dataset", "churn", "--version", "1", "--target", "churned", "--task", "binary",
+                       "--param", "n_estimators=8", "--param", f"max_depth={depth}")
+        ids.append(out["id"])  # --json prints the finished run
+    listed = cli.json("runs", "list", "--sort", "metrics.roc_auc", "--order", "asc", "--filter",
+                      "params.n_estimators=8")["runs"]
+    assert {r["id"] for r in listed} >= set(ids)
+    aucs = [r["metrics"]["roc_auc"] for r in listed]
+    assert aucs == sorted(aucs)
+    table = cli.ok("runs", "list", "--filter", "params.max_depth=5,params.n_estimators=8").stdout
+    assert ids[1] in table and ids[0] not in table, table
+    bad = cli.run("runs", "list", "--sort", "nonsense")
+    assert bad.returncode != 0 and "sort" in bad.stderr
+    cmp = cli.ok("runs", "compare", *ids).stdout
+    depth_line = next(line for line in cmp.splitlines() if "params.max_depth" in line)
+    assert depth_line.startswith("*") and depth_line.split()[-2:] == ["2", "5"], cmp
+    assert any(line.startswith("metrics.roc_auc") for line in cmp.splitlines()), cmp
+    show = cli.ok("runs", "show", ids[0]).stdout
+    assert "learning curve (logloss, holdout, 8 rounds)" in show, show
+    assert "roc_curve" not in show
+
 def test_train_no_wait_then_jobs_wait_and_show(cli, dataset):
     out = cli.json("train", "--dataset", "churn", "--target", "churned", "--task", "binary", "--no-wait",
                    "--param", "n_estimators=5")

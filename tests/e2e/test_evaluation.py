@@ -243,3 +243,18 @@ def test_regression_and_multiclass_cross_validation(client):
     assert m["cv"]["accuracy"]["mean"] > 0.8, m["cv"]
     assert len(m["confusion_matrix"]) == 3 and sum(map(sum, m["confusion_matrix"])) == 300
     assert abs(m["micro_f1"] - m["accuracy"]) < 1e-12
+
+
+def test_missing_group_values_form_one_more_group(client):
+    lines = ["g,x,y"]
+    for i in range(80):
+        g = "abc"[i % 4] if i % 4 < 3 else ""
+        lines.append(f"{g},{i % 17},{(i // 2) % 2}")
+    assert client.post(f"{P}/datasets?name=grouped", data=("\n".join(lines) + "\n").encode(),
+                       headers={"Content-Type": "text/csv"}).status_code == 201
+    r = run(client, {"method": "group_kfold", "group_column": "g", "folds": 4}, target="y", dataset="grouped")
+    assert r["metrics"]["split"]["groups"] == 4 and r["metrics"]["split"]["fold_rows"] == [20, 20, 20, 20]
+    bad = client.post(f"{P}/runs", json={"dataset": "grouped", "target": "y", "task": "binary",
+                                         "split": {"method": "group_kfold", "group_column": "g", "folds": 5}})
+    problem = assert_problem(bad, 400, "split.folds", "(4)")
+    assert problem["errors"][0]["field"] == "split.folds"

@@ -10,6 +10,7 @@
 
 #include "ml/model_bundle.h"
 #include "ml/train.h"
+#include "ml/tree_evaluator.h"
 #include "ml_test_tables.h"
 
 namespace lathe::ml {
@@ -96,6 +97,43 @@ TEST(Predictor, CompiledEvaluatorMatchesXgboostBitExactOnMargins) {
       ASSERT_NEAR(ours[i], xgb[i], 1e-6) << task << " output " << i;
     }
     EXPECT_EQ(mismatches, 0u) << task;
+  }
+}
+
+// Learning curves rely on StagedMargins: stage r must be exactly the margin of the model cut after round r.
+TEST(Predictor, StagedMarginsEqualTheMarginsOfTruncatedModels) {
+  for (const char* task : {"binary", "multiclass", "regression"}) {
+    auto bundle = DecodeModelBundle(Trained(task).model_bundle);
+    ASSERT_TRUE(bundle.ok());
+    const Json model = Json::from_ubjson(bundle->booster);
+    auto forest = CompiledForest::FromXgboostModel(model);
+    ASSERT_TRUE(forest.ok()) << forest.status().ToString();
+    const size_t groups = static_cast<size_t>(forest->num_groups());
+    const size_t rounds = 50, per_round = forest->num_trees() / rounds;
+    ASSERT_EQ(forest->num_trees(), rounds * (std::string(task) == "multiclass" ? 3u : 1u)) << task;
+    auto p = Load(task);
+    const size_t n = 300, w = p->NumFeatures();
+    const std::vector<float> rows = RandomRows(*p, n, 7);
+    std::vector<float> staged(rounds * groups), full(groups), cut_margin(groups);
+    for (size_t cut : {size_t{1}, size_t{17}, rounds}) {
+      Json truncated = model;
+      Json& m = truncated["learner"]["gradient_booster"]["model"];
+      m["trees"] = Json(std::vector<Json>(m["trees"].begin(), m["trees"].begin() + cut * per_round));
+      m["tree_info"] = Json(std::vector<Json>(m["tree_info"].begin(), m["tree_info"].begin() + cut * per_round));
+      m["gbtree_model_param"]["num_trees"] = std::to_string(cut * per_round);
+      auto cut_forest = CompiledForest::FromXgboostModel(truncated);
+      ASSERT_TRUE(cut_forest.ok()) << cut_forest.status().ToString();
+      for (size_t i = 0; i < n; ++i) {
+        forest->StagedMargins(&rows[i * w], per_round, staged.data());
+        cut_forest->PredictMargin(&rows[i * w], cut_margin.data());
+        ASSERT_EQ(std::memcmp(&staged[(cut - 1) * groups], cut_margin.data(), groups * sizeof(float)), 0)
+            << task << " row " << i << " round " << cut;
+        if (cut == rounds) {
+          forest->PredictMargin(&rows[i * w], full.data());
+          ASSERT_EQ(std::memcmp(&staged[(rounds - 1) * groups], full.data(), groups * sizeof(float)), 0);
+        }
+      }
+    }
   }
 }
 

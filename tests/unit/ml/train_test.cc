@@ -291,9 +291,9 @@ TEST(Train, LearningCurvesHaveOnePointPerRound) {
 }
 
 TEST(Train, LearningCurvesOnLargeSplitsUseABoundedSample) {
-  // 80% of 65,000 rows is more than the 50,000 rows a curve is measured on; the evaluation side is not.
+  // 80% of 15,000 rows is more than the 10,000 rows a curve is measured on; the evaluation side is not.
   Table t;
-  t.num_rows = 65000;
+  t.num_rows = 15000;
   Column x = testing::MakeColumn("x", ColumnType::kFloat64), z = testing::MakeColumn("z", ColumnType::kFloat64);
   Column label = testing::MakeColumn("label", ColumnType::kString);
   std::mt19937_64 rng(28);
@@ -307,7 +307,7 @@ TEST(Train, LearningCurvesOnLargeSplitsUseABoundedSample) {
   for (Column* c : {&x, &z, &label}) t.columns.push_back(std::move(*c));
   auto out = Train(t, CvSpec("label", "binary", "{}", {{"n_estimators", 4}}), nullptr, nullptr);
   ASSERT_TRUE(out.ok()) << out.status().ToString();
-  EXPECT_EQ(out->train_rows, 52000);
+  EXPECT_EQ(out->train_rows, 12000);
   const Json& c = out->curves["learning"];
   ASSERT_EQ(c["train"].size(), 4u);
   ASSERT_EQ(c["valid"].size(), 4u);
@@ -315,6 +315,36 @@ TEST(Train, LearningCurvesOnLargeSplitsUseABoundedSample) {
   EXPECT_NEAR(c["valid"][3].get<double>(), out->metrics["log_loss"].get<double>(), 1e-4);
   // Two smooth features and 4 shallow rounds barely overfit: the sampled training loss is near the held-out one.
   EXPECT_NEAR(c["train"][3].get<double>(), c["valid"][3].get<double>(), 0.05 * c["valid"][3].get<double>());
+}
+
+TEST(Train, AFoldWhoseTrainingRowsHaveOneClassIsAnErrorNamingTheTarget) {
+  // The label follows the group exactly: leaving out group "a" leaves only "no" to train on.
+  Table t;
+  t.num_rows = 40;
+  Column g = testing::MakeColumn("g", ColumnType::kString), x = testing::MakeColumn("x", ColumnType::kFloat64),
+         label = testing::MakeColumn("label", ColumnType::kString);
+  for (int i = 0; i < 40; ++i) {
+    testing::PushString(&g, i < 20 ? "a" : "b");
+    testing::PushFloat(&x, i);
+    testing::PushString(&label, i < 20 ? "yes" : "no");
+  }
+  for (Column* c : {&g, &x, &label}) t.columns.push_back(std::move(*c));
+  auto out = Train(t, CvSpec("label", "binary", R"({"method":"group_kfold","group_column":"g","folds":2})"), nullptr,
+                   nullptr);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().details()[0].field, "target") << out.status().ToString();
+  EXPECT_NE(out.status().message().find("fold"), std::string::npos) << out.status().ToString();
+}
+
+TEST(Train, CancelDuringCrossValidationSaysWhere) {
+  Table t = MakeMixedTable(600, 29, "binary");
+  int rounds = 0;
+  auto out = Train(t, CvSpec("label", "binary", R"({"method":"kfold","folds":3})", {{"n_estimators", 10}}),
+                   [&](double, const std::string& msg) { rounds += msg.find("round") != std::string::npos ? 1 : 0; },
+                   [&]() { return rounds >= 14; });
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kCancelled);
+  EXPECT_NE(out.status().message().find("fold 2/3"), std::string::npos) << out.status().ToString();
 }
 
 TEST(LearnerRegistry, SchemaDescribesXgboost) {
