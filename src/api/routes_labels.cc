@@ -224,9 +224,11 @@ void RegisterLabelRoutes(Router& router, App& app) {
                 int64_t done = 0;
                 for (const auto& [row, n] : per_row) done += n >= c.queue.labels_per_row;
                 Json labelers = Json::array();
+                std::map<std::string, std::string> names;  // user id -> username
                 for (const auto& [who, n] : per_labeler) {
                   auto u = app.store().GetUserById(who);
-                  labelers.push_back({{"user", u.ok() ? u->username : who}, {"labels", n}});
+                  names[who] = u.ok() ? u->username : who;
+                  labelers.push_back({{"user", names[who]}, {"labels", n}});
                 }
                 Json out = QueueBody(c.queue);
                 out["name"] = c.queue.name;
@@ -235,6 +237,13 @@ void RegisterLabelRoutes(Router& router, App& app) {
                 out["labels_recorded"] = static_cast<int64_t>(labels.size());
                 out["labelers"] = labelers;
                 out["agreement"] = LabelAgreement(RowLabels(labels));
+                // Labels are kept by user id; people read usernames.
+                if (out["agreement"].contains("cohens_kappa")) {
+                  for (Json& who : out["agreement"]["cohens_kappa"]["labelers"]) {
+                    auto it = names.find(who.get<std::string>());
+                    if (it != names.end()) who = it->second;
+                  }
+                }
                 WriteJson(200, out, ctx.res);
                 return Status::Ok();
               },

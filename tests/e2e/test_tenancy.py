@@ -143,3 +143,45 @@ def test_role_changes_and_disabling_take_effect_at_once(admin, team):
     assert_problem(admin.patch("/api/v1/users/admin", json={"disabled": True}), 409, "yourself")
     assert_problem(admin.patch("/api/v1/users/ghost", json={"disabled": True}), 404, "ghost")
     assert_problem(admin.patch("/api/v1/users/predictor", json={"disabled": "yes"}), 400, "disabled")
+
+
+def test_two_labelers_agreement_and_majority(server, admin):
+    """Labeling with two real users: each sees the rows they have not labeled, the queue reports percent
+    agreement and Cohen's kappa between them, and finishing keeps only rows whose labels agree (ties stay
+    unlabeled)."""
+    for name in ("lab-a", "lab-b", "lab-owner"):
+        assert admin.post("/api/v1/users", json={"username": name, "password": PASSWORD}).status_code == 201
+    owner = Client(server.url, login(server.url, "lab-owner", PASSWORD))
+    assert owner.post("/api/v1/projects", json={"name": "labels"}).status_code == 201
+    for name in ("lab-a", "lab-b"):
+        assert owner.request("PUT", f"/api/v1/projects/labels/members/{name}", json={"role": "developer"}).status_code == 200
+    base = "/api/v1/projects/labels"
+    r = owner.post(f"{base}/datasets?name=msgs", data=b"text,label\n" + b"".join(b"m%d,\n" % i for i in range(6)),
+                   headers={"Content-Type": "text/csv"})
+    assert r.status_code == 201, r.text
+    r = owner.post(f"{base}/label-queues", json={"name": "q", "dataset": "msgs", "label_column": "label",
+                                                 "labels": ["spam", "ham"], "labels_per_row": 2})
+    assert r.status_code == 201, r.text
+    a = Client(server.url, login(server.url, "lab-a", PASSWORD))
+    b = Client(server.url, login(server.url, "lab-b", PASSWORD))
+    votes = {"lab-a": ["spam", "ham", "spam", "ham", "spam", "ham"],
+             "lab-b": ["spam", "ham", "ham", "ham", "spam", "spam"]}
+    for client, name in ((a, "lab-a"), (b, "lab-b")):
+        rows = [x["row"] for x in client.get(f"{base}/label-queues/q/next", params={"limit": 10}).json()["rows"]]
+        assert rows == [0, 1, 2, 3, 4, 5]
+        r = client.post(f"{base}/label-queues/q/labels",
+                        json={"labels": [{"row": i, "label": v} for i, v in enumerate(votes[name])]})
+        assert r.status_code == 200 and r.json()["recorded"] == 6, r.text
+        assert client.get(f"{base}/label-queues/q/next", params={"limit": 10}).json()["rows"] == []
+    q = owner.get(f"{base}/label-queues/q").json()
+    assert sorted(l["user"] for l in q["labelers"]) == ["lab-a", "lab-b"]
+    agreement = q["agreement"]
+    assert agreement["rows_labeled_twice"] == 6
+    assert abs(agreement["percent_agreement"] - 100 * 4 / 6) < 0.01 or abs(agreement["percent_agreement"] - 4 / 6) < 1e-6
+    # Both labelers say spam half the time: chance agreement 0.5, kappa = (4/6 - 0.5) / 0.5 = 1/3.
+    assert abs(agreement["cohens_kappa"]["value"] - 1 / 3) < 1e-9
+    assert sorted(agreement["cohens_kappa"]["labelers"]) == ["lab-a", "lab-b"]
+    r = owner.post(f"{base}/label-queues/q/finish")
+    assert r.status_code == 201, r.text
+    got = owner.get(f"{base}/datasets/msgs/versions/{r.json()['version']}/rows").json()["rows"]
+    assert [x["label"] for x in got] == ["spam", "ham", None, "ham", "spam", None]
