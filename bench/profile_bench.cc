@@ -2,7 +2,7 @@
 // ImportCsvFile and ProfileDataset on it (best of N each, wall and process CPU seconds) and prints
 // {"rows":..,"import_seconds":..,"import_cpu_seconds":..,"profile_seconds":..,"profile_cpu_seconds":..,
 //  "ratio_wall":profile/import,"ratio_cpu":profile/import}. Given a .lcol file it only profiles it (import
-// figures are then 0). LATHE_THREADS sets both thread counts; LATHE_PROFILE_DUMP=1 prints the profile JSON
+// figures are then 0). LATHE_PROFILE_KEEP=1 keeps the imported file. LATHE_THREADS sets both thread counts; LATHE_PROFILE_DUMP=1 prints the profile JSON
 // to stderr. Exit code 1 on errors.
 #include <sys/resource.h>
 #include <unistd.h>
@@ -80,7 +80,12 @@ int main(int argc, char** argv) {
     }
     if (std::getenv("LATHE_PROFILE_DUMP")) std::fprintf(stderr, "%s\n", p->dump(1).c_str());
   }
-  if (!lcol_input) ::unlink(output.c_str());
+  // LATHE_PROFILE_KEEP=1 keeps the imported dataset file (its path goes to stderr) for profiling runs.
+  if (std::getenv("LATHE_PROFILE_KEEP")) {
+    std::fprintf(stderr, "kept %s\n", output.c_str());
+  } else if (!lcol_input) {
+    ::unlink(output.c_str());
+  }
   std::printf(
       "{\"rows\":%lld,\"import_seconds\":%.4f,\"import_cpu_seconds\":%.4f,\"profile_seconds\":%.4f,"
       "\"profile_cpu_seconds\":%.4f,\"ratio_wall\":%.3f,\"ratio_cpu\":%.3f}\n",

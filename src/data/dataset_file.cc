@@ -427,7 +427,6 @@ Result<Table> DatasetFile::ReadRows(int64_t offset, int64_t limit) const {
         return s.Annotate("column '" + col.name + "', rows " + std::to_string(g.first_row) + "-" +
                           std::to_string(g.first_row + g.rows - 1));
       }
-      ReleaseMappedRange(m.offset, m.size);
       col.valid.insert(col.valid.end(), dec.valid.begin() + lo, dec.valid.begin() + hi);
       switch (col.type) {
         case ColumnType::kInt64:
@@ -461,6 +460,8 @@ Result<Table> DatasetFile::ReadRows(int64_t offset, int64_t limit) const {
           break;
         }
       }
+      // The chunk's bytes are no longer needed (string views into them were copied just above).
+      ReleaseMappedRange(m.offset, m.size);
     }
   }
   return t;

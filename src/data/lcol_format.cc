@@ -24,11 +24,27 @@ int WidthFor(uint64_t range) {
   return 8;
 }
 
-uint64_t GetUnsigned(const char* src, int width) {
-  uint64_t v = 0;
-  std::memcpy(&v, src, static_cast<size_t>(width));
-  return v;
+// Unpacks n values of W bytes each (little-endian) as base + value, 0 where invalid. W is a template
+// parameter so each load is a fixed-size, inlined copy (a variable-size memcpy is a libc call per value).
+template <int W>
+void UnpackOffsets(const char* src, const uint8_t* valid, size_t n, uint64_t base, int64_t* out) {
+  for (size_t i = 0; i < n; ++i) {
+    uint64_t v = 0;
+    std::memcpy(&v, src + i * W, W);
+    out[i] = valid[i] ? static_cast<int64_t>(base + v) : 0;
+  }
 }
+
+void UnpackOffsetsWidth(const char* src, int width, const uint8_t* valid, size_t n, uint64_t base, int64_t* out) {
+  switch (width) {
+    case 1: UnpackOffsets<1>(src, valid, n, base, out); break;
+    case 2: UnpackOffsets<2>(src, valid, n, base, out); break;
+    case 3: UnpackOffsets<3>(src, valid, n, base, out); break;
+    case 4: UnpackOffsets<4>(src, valid, n, base, out); break;
+    default: UnpackOffsets<8>(src, valid, n, base, out); break;
+  }
+}
+
 
 struct CCtxDeleter {
   void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
@@ -730,7 +746,7 @@ Status DecodeChunk(std::string_view stored, const ChunkMeta& m, ColumnType type,
         prev = row;
       }
     }
-    out->i64.clear();
+    // out->i64 keeps the mantissas: clearing it would make the next chunk's decode zero-fill it again.
     return Status::Ok();
   }
   // The payload size is fully determined by the metadata; check it before inflating anything.
@@ -757,14 +773,19 @@ Status DecodeChunk(std::string_view stored, const ChunkMeta& m, ColumnType type,
   if (m.zstd) {
     unsigned long long content = ZSTD_getFrameContentSize(stored.data(), stored.size());
     if (content != m.raw_size) return Corrupt("zstd frame size does not match the chunk metadata");
-    out->payload.resize(m.raw_size);
+    const size_t raw = static_cast<size_t>(m.raw_size);
+    if (out->payload_cap < raw) {
+      out->payload_buf.reset(new char[raw]);
+      out->payload_cap = raw;
+    }
     thread_local std::unique_ptr<ZSTD_DCtx, DCtxDeleter> dctx(ZSTD_createDCtx());
     if (!dctx) return Status::Internal("zstd: cannot allocate a decompression context");
-    size_t r = ZSTD_decompressDCtx(dctx.get(), out->payload.data(), out->payload.size(), stored.data(), stored.size());
+    size_t r = ZSTD_decompressDCtx(dctx.get(), out->payload_buf.get(), raw, stored.data(), stored.size());
     if (ZSTD_isError(r) || r != m.raw_size) return Corrupt("zstd frame does not decompress");
+    out->payload = std::string_view(out->payload_buf.get(), raw);
   } else {
     if (stored.size() != m.raw_size) return Corrupt("raw chunk size mismatch");
-    out->payload.assign(stored.data(), stored.size());
+    out->payload = stored;  // read in place: no copy
   }
   const char* p = out->payload.data();
   out->valid.assign(rows, 1);
@@ -782,10 +803,7 @@ Status DecodeChunk(std::string_view stored, const ChunkMeta& m, ColumnType type,
     case ColumnType::kInt64:
     case ColumnType::kDatetime: {
       out->i64.resize(rows);
-      uint64_t base = static_cast<uint64_t>(m.base);
-      for (size_t i = 0; i < rows; ++i) {
-        out->i64[i] = out->valid[i] ? static_cast<int64_t>(base + GetUnsigned(p + i * w, m.width)) : 0;
-      }
+      UnpackOffsetsWidth(p, m.width, out->valid.data(), rows, static_cast<uint64_t>(m.base), out->i64.data());
       break;
     }
     case ColumnType::kFloat64: {
@@ -822,15 +840,16 @@ Status DecodeChunk(std::string_view stored, const ChunkMeta& m, ColumnType type,
       if (total != static_cast<uint64_t>(m.dict_bytes)) return Corrupt("dictionary lengths do not add up");
       const char* cd = bytes + total;
       out->codes.resize(rows);
+      // Unpack as offsets from 0 (in i64 as scratch), then range-check the valid ones in one pass.
+      out->i64.resize(rows);
+      UnpackOffsetsWidth(cd, m.width, out->valid.data(), rows, 0, out->i64.data());
+      uint64_t bad = 0;
       for (size_t i = 0; i < rows; ++i) {
-        uint64_t c = GetUnsigned(cd + i * w, m.width);
-        if (!out->valid[i]) {
-          out->codes[i] = 0;
-          continue;
-        }
-        if (c >= dc) return Corrupt("dictionary code out of range");
+        const uint64_t c = static_cast<uint64_t>(out->i64[i]);
+        bad |= c >= dc;
         out->codes[i] = static_cast<int32_t>(c);
       }
+      if (bad != 0) return Corrupt("dictionary code out of range");
       break;
     }
   }

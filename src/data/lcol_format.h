@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -122,7 +123,11 @@ EncodedChunk EncodeChunk(const ChunkInput& in, int zstd_level);
 
 // A decoded chunk. Strings: `dict` views point into `payload`. Missing slots hold 0 / false / code 0.
 struct DecodedChunk {
-  std::string payload;
+  // The chunk's decompressed bytes: a view of `stored` for uncompressed chunks, else of payload_buf (grown as
+  // needed, never zero-filled: decompression writes every byte). Dictionary views point into it.
+  std::string_view payload;
+  std::unique_ptr<char[]> payload_buf;
+  size_t payload_cap = 0;
   std::vector<uint8_t> valid;
   std::vector<int64_t> i64;
   std::vector<double> f64;

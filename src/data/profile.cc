@@ -30,6 +30,10 @@ constexpr int kMaxCategories = 50;
 constexpr int64_t kPatternCheckLimit = 200000;  // string values examined for semantic kinds, per worker
 constexpr uint64_t kSignBit = uint64_t{1} << 63;
 constexpr uint64_t kMissingHash = 0x6d697373696e6721ULL;
+// Columns past the exact-distinct limit feed their top values and quantiles from 1 row in kSampleEvery of
+// each group of at least kSampleBelow values (see ProcessNumeric).
+constexpr size_t kSampleEvery = 4;
+constexpr size_t kSampleBelow = 4096;
 
 // ---------------------------------------------------------------- keys: order-preserving uint64 encodings
 
@@ -395,6 +399,9 @@ class Profiler {
   void ProcessCramer(WorkerState& w, const Table& t, size_t lo, size_t hi);
   void CheckTargetEquality(WorkerState& w, const Table& t, size_t lo, size_t hi);
   void AddNumericRuns(ColumnAcc& a, ColumnType type, const Runs& runs);
+  // Sorted (value, count) runs into the sketches of a column past the exact limit; hll: also count the
+  // values as distinct (false when the caller already added every value to the HyperLogLog).
+  void AddSketchRuns(ColumnAcc& a, ColumnType type, const Runs& runs, bool hll);
   void Overflow(ColumnAcc& a, ColumnType type);
   void MergeInto(ColumnAcc& a, ColumnAcc& b, ColumnType type);
   void MergeWorker(WorkerState& into, WorkerState& from);
@@ -422,7 +429,13 @@ void Profiler::AddNumericRuns(ColumnAcc& a, ColumnType type, const Runs& runs) {
     if (static_cast<int64_t>(a.num_counts.size()) > opt_.exact_distinct_limit) Overflow(a, type);
     return;
   }
-  for (const auto& r : runs) a.hll->Add(MixHash64(r.first));
+  AddSketchRuns(a, type, runs, /*hll=*/true);
+}
+
+void Profiler::AddSketchRuns(ColumnAcc& a, ColumnType type, const Runs& runs, bool hll) {
+  if (hll) {
+    for (const auto& r : runs) a.hll->Add(MixHash64(r.first));
+  }
   a.num_freq->AddBatch(runs);
   std::vector<double> values(runs.size());
   std::vector<int64_t> counts(runs.size());
@@ -456,50 +469,74 @@ void Profiler::Overflow(ColumnAcc& a, ColumnType type) {
 
 void Profiler::ProcessNumeric(WorkerState& w, ColumnAcc& a, const Column& c, size_t lo, size_t hi, uint64_t* rh) {
   const ColumnType type = c.type;
-  w.keys.clear();
-  w.finite.clear();
+  const size_t n = hi - lo;
+  // Outputs through raw pointers and counters in locals: one tight loop per column type.
+  if (w.keys.size() < n) w.keys.resize(n);
+  if (w.finite.size() < n) w.finite.resize(n);
+  uint64_t* keys = w.keys.data();
+  double* fin = w.finite.data();
+  size_t nk = 0, nf = 0;
+  int64_t missing = 0, nan = 0, inf = 0, zeros = 0, negatives = 0;
   const uint8_t* valid = c.valid.data();
-  for (size_t i = lo; i < hi; ++i) {
-    uint64_t vh;
-    if (!valid[i]) {
-      ++a.missing;
-      vh = kMissingHash;
-    } else if (type == ColumnType::kFloat64) {
-      double v = c.f64[i];
-      if (std::isnan(v)) {
-        ++a.nan;
-        vh = 0x4e614e4e614e4e61ULL;
+  auto mix_row = [rh, lo](size_t i, uint64_t vh) {
+    uint64_t& h = rh[i - lo];
+    h = (((h << 23) | (h >> 41)) ^ (vh * 0xff51afd7ed558ccdULL)) * 0x9e3779b97f4a7c15ULL;
+  };
+  if (type == ColumnType::kFloat64) {
+    const double* f = c.f64.data();
+    for (size_t i = lo; i < hi; ++i) {
+      uint64_t vh;
+      if (!valid[i]) {
+        ++missing;
+        vh = kMissingHash;
       } else {
-        uint64_t k = FloatKey(v);
-        w.keys.push_back(k);
-        vh = k;
-        if (std::isinf(v)) {
-          ++a.inf;
+        const double v = f[i];
+        if (std::isnan(v)) {
+          ++nan;
+          vh = 0x4e614e4e614e4e61ULL;
         } else {
-          w.finite.push_back(v);
+          const uint64_t k = FloatKey(v);
+          keys[nk++] = k;
+          vh = k;
+          if (std::isinf(v)) {
+            ++inf;
+          } else {
+            fin[nf++] = v;
+          }
+          zeros += v == 0;
+          negatives += v < 0;
         }
-        a.zeros += v == 0;
-        a.negatives += v < 0;
       }
-    } else {
-      int64_t v = type == ColumnType::kBool ? int64_t{c.b[i] != 0} : c.i64[i];
-      uint64_t k = IntKey(v);
-      w.keys.push_back(k);
-      vh = k;
-      a.zeros += v == 0;
-      a.negatives += v < 0;
+      mix_row(i, vh);
     }
-    rh[i - lo] = (((rh[i - lo] << 23) | (rh[i - lo] >> 41)) ^ (vh * 0xff51afd7ed558ccdULL)) * 0x9e3779b97f4a7c15ULL;
+  } else {
+    for (size_t i = lo; i < hi; ++i) {
+      uint64_t vh;
+      if (!valid[i]) {
+        ++missing;
+        vh = kMissingHash;
+      } else {
+        const int64_t v = type == ColumnType::kBool ? int64_t{c.b[i] != 0} : c.i64[i];
+        const uint64_t k = IntKey(v);
+        keys[nk++] = k;
+        // Datetime moments are in seconds.
+        fin[nf++] = type == ColumnType::kDatetime ? static_cast<double>(v) / 1e6 : static_cast<double>(v);
+        vh = k;
+        zeros += v == 0;
+        negatives += v < 0;
+      }
+      mix_row(i, vh);
+    }
   }
-  a.count += static_cast<int64_t>(w.keys.size());  // NaN values are added by the caller
+  w.keys.resize(nk);
+  w.finite.resize(nf);
+  a.missing += missing;
+  a.nan += nan;
+  a.inf += inf;
+  a.zeros += zeros;
+  a.negatives += negatives;
+  a.count += static_cast<int64_t>(nk);  // NaN values are added by the caller
   // Moments over finite values: group mean and M2, merged with Chan et al.'s formula.
-  if (type != ColumnType::kFloat64) {
-    w.finite.resize(w.keys.size());
-    for (size_t i = 0; i < w.keys.size(); ++i) {
-      w.finite[i] = type == ColumnType::kDatetime ? static_cast<double>(KeyInt(w.keys[i])) / 1e6
-                                                  : static_cast<double>(KeyInt(w.keys[i]));
-    }
-  }
   if (!w.finite.empty()) {
     double sum = 0;
     for (double v : w.finite) sum += v;
@@ -513,6 +550,30 @@ void Profiler::ProcessNumeric(WorkerState& w, ColumnAcc& a, const Column& c, siz
     a.mean += delta * n / tot;
     a.m2 += m2 + delta * delta * na * n / tot;
     a.n_finite += static_cast<int64_t>(w.finite.size());
+  }
+  if (!a.exact && w.keys.size() >= kSampleBelow) {
+    // Past the exact-distinct limit every statistic from here on is a sketch. The range and the distinct
+    // estimate still see every value; the top values and quantiles see a deterministic 1-in-kSampleEvery
+    // sample of the rows (chosen by a hash of the row's position, so periodic data cannot alias), weighted
+    // up: sorting every value of a high-cardinality column was the profile's largest cost.
+    uint64_t lo_key = ~uint64_t{0}, hi_key = 0;
+    size_t kept = 0;
+    for (size_t i = 0; i < w.keys.size(); ++i) {
+      const uint64_t k = w.keys[i];
+      lo_key = std::min(lo_key, k);
+      hi_key = std::max(hi_key, k);
+      a.hll->Add(MixHash64(k));
+      if ((MixHash64(i + 0x5bd1e995) & (kSampleEvery - 1)) == 0) w.keys[kept++] = k;
+    }
+    if (!a.has_range || lo_key < a.min_key) a.min_key = lo_key;
+    if (!a.has_range || hi_key > a.max_key) a.max_key = hi_key;
+    a.has_range = true;
+    w.keys.resize(kept);
+    RadixSort(w.keys, w.tmp);
+    MakeRuns(w.keys, &w.runs);
+    for (auto& r : w.runs) r.second *= static_cast<int64_t>(kSampleEvery);
+    AddSketchRuns(a, type, w.runs, /*hll=*/false);
+    return;
   }
   RadixSort(w.keys, w.tmp);
   if (!w.keys.empty()) {
@@ -1149,6 +1210,12 @@ Json Profiler::ColumnJson(size_t ci, const ColumnAcc& a, double* variance) {
     for (const auto& [v, n] : dist) {
       if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
     }
+    if (!a.exact && a.has_range) {
+      // A sketch may have dropped the extremes; the exact range saw every value.
+      const double mn = KeyToDouble(t, a.min_key), mx = KeyToDouble(t, a.max_key);
+      if (std::isfinite(mn)) lo = std::min(lo, mn);
+      if (std::isfinite(mx)) hi = std::max(hi, mx);
+    }
     Json bins = Json::array();
     if (lo <= hi) {
       size_t nb = hist_k;
@@ -1162,6 +1229,24 @@ Json Profiler::ColumnJson(size_t ci, const ColumnAcc& a, double* variance) {
         size_t b = per_value ? static_cast<size_t>(v - lo)
                              : (width > 0 ? static_cast<size_t>(std::min((v - lo) / width, static_cast<double>(nb - 1))) : 0);
         counts[std::min(b, nb - 1)] += n;
+      }
+      if (!a.exact) {
+        // Sketch weights only approximate the number of values (sampled rows are weighted up): scale the bins
+        // to the exact count of finite values, largest remainders first, so they still add up.
+        int64_t total = 0;
+        for (int64_t c : counts) total += c;
+        if (total > 0 && total != a.n_finite) {
+          std::vector<std::pair<double, size_t>> rem(nb);
+          int64_t assigned = 0;
+          for (size_t b = 0; b < nb; ++b) {
+            const double exact = static_cast<double>(counts[b]) * static_cast<double>(a.n_finite) / static_cast<double>(total);
+            counts[b] = static_cast<int64_t>(exact);
+            assigned += counts[b];
+            rem[b] = {exact - static_cast<double>(counts[b]), b};
+          }
+          std::sort(rem.begin(), rem.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
+          for (size_t k = 0; assigned < a.n_finite && k < nb; ++k, ++assigned) ++counts[rem[k].second];
+        }
       }
       for (size_t b = 0; b < nb; ++b) {
         double blo = per_value ? lo + static_cast<double>(b) : lo + width * static_cast<double>(b);

@@ -361,7 +361,14 @@ TEST(ProfileTest, SketchesTakeOverAboveTheExactLimit) {
     EXPECT_NEAR(vc["mean"].get<double>(), (n - 1) / 2.0, 1e-6);
     int64_t total = 0;
     for (const Json& b : vc["histogram"]["bins"]) total += b["count"].get<int64_t>();
-    EXPECT_EQ(total, n);
+    EXPECT_EQ(total, n);  // sampled sketches are scaled back to the exact count
+    EXPECT_EQ(vc["histogram"]["bins"].front()["lo"].get<double>(), 0.0);  // the exact range, not the sample's
+    EXPECT_EQ(vc["histogram"]["bins"].back()["hi"].get<double>(), n - 1.0);
+    // Equal-width bins over a permutation hold ~n/bins values each, sampled or not.
+    const Json& bins = vc["histogram"]["bins"];
+    for (const Json& b : bins) {
+      EXPECT_NEAR(b["count"].get<double>(), static_cast<double>(n) / bins.size(), 0.1 * n / bins.size());
+    }
     const Json& sc = Col(*r, "s");
     EXPECT_TRUE(sc["distinct_approximate"].get<bool>());
     EXPECT_NEAR(sc["distinct"].get<double>(), 50000, 1500);
