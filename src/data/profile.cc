@@ -372,6 +372,7 @@ struct WorkerState {
   // Scratch.
   std::vector<uint64_t> keys, tmp, row_hash;
   std::vector<double> finite;
+  std::vector<uint32_t> sample_rows;
   Runs runs;
 };
 
@@ -658,90 +659,81 @@ void Profiler::ProcessString(WorkerState& w, ColumnAcc& a, const Column& c, size
 // Sums over one block for a Pearson pair: sxy, sx, sy, sxx, syy, n (rows where both are finite). x is 0 where
 // its column is missing, so masking by the other column alone restricts every sum to rows where both exist.
 // Written with GCC vector extensions: four independent lanes per sum instead of one serial chain.
-void PairSums(const double* xa, const double* xa2, const double* ma, const double* xb, const double* xb2,
-              const double* mb, size_t n, bool both_full, double* out) {
-  // Two accumulator sets of two SSE2 lanes each.
+// Σ x[i]·y[i] over n values, two accumulators of two SSE2 lanes.
+double Dot(const double* x, const double* y, size_t n) {
   typedef double V __attribute__((vector_size(16)));
-  V acc[2][6] = {};
-#define LATHE_LOAD(dst, p) std::memcpy(&(dst), (p), sizeof(V))
+  V acc0 = {0, 0}, acc1 = {0, 0};
   size_t i = 0;
-  if (both_full) {
-    for (; i + 4 <= n; i += 4) {
-      for (int u = 0; u < 2; ++u) {
-        V a, b, a2, b2;
-        LATHE_LOAD(a, xa + i + 2 * u), LATHE_LOAD(b, xb + i + 2 * u);
-        LATHE_LOAD(a2, xa2 + i + 2 * u), LATHE_LOAD(b2, xb2 + i + 2 * u);
-        acc[u][0] += a * b, acc[u][1] += a, acc[u][2] += b, acc[u][3] += a2, acc[u][4] += b2;
-      }
-    }
-  } else {
-    for (; i + 4 <= n; i += 4) {
-      for (int u = 0; u < 2; ++u) {
-        V a, b, a2, b2, am, bm;
-        LATHE_LOAD(a, xa + i + 2 * u), LATHE_LOAD(b, xb + i + 2 * u);
-        LATHE_LOAD(a2, xa2 + i + 2 * u), LATHE_LOAD(b2, xb2 + i + 2 * u);
-        LATHE_LOAD(am, ma + i + 2 * u), LATHE_LOAD(bm, mb + i + 2 * u);
-        acc[u][0] += a * b, acc[u][1] += a * bm, acc[u][2] += b * am, acc[u][3] += a2 * bm, acc[u][4] += b2 * am;
-        acc[u][5] += am * bm;
-      }
-    }
+  for (; i + 4 <= n; i += 4) {
+    V a0, a1, b0, b1;
+    std::memcpy(&a0, x + i, sizeof(V)), std::memcpy(&a1, x + i + 2, sizeof(V));
+    std::memcpy(&b0, y + i, sizeof(V)), std::memcpy(&b1, y + i + 2, sizeof(V));
+    acc0 += a0 * b0, acc1 += a1 * b1;
   }
-#undef LATHE_LOAD
-  double r[6] = {0, 0, 0, 0, 0, 0};
-  for (int k = 0; k < 6; ++k) r[k] = (acc[0][k][0] + acc[0][k][1]) + (acc[1][k][0] + acc[1][k][1]);
-  for (; i < n; ++i) {
-    double bm = both_full ? 1.0 : mb[i], am = both_full ? 1.0 : ma[i];
-    r[0] += xa[i] * xb[i], r[1] += xa[i] * bm, r[2] += xb[i] * am, r[3] += xa2[i] * bm, r[4] += xb2[i] * am;
-    r[5] += am * bm;
-  }
-  if (both_full) r[5] = static_cast<double>(n);
-  std::memcpy(out, r, sizeof(r));
+  double r = (acc0[0] + acc0[1]) + (acc1[0] + acc1[1]);
+  for (; i < n; ++i) r += x[i] * y[i];
+  return r;
 }
 
 void Profiler::ProcessPearson(WorkerState& w, const Table& t, size_t lo, size_t hi) {
   size_t m = pearson_cols_.size();
   if (m < 2) return;
   // Rows go in blocks small enough for every column's centred values, squares and masks to stay in cache.
+  // Per pair only the sums that depend on both columns are computed: Σxy always; with one column partly
+  // missing, that column's mask restricts the other's Σx and Σx²; a column's own sums over its valid rows
+  // are computed once per block. (Values are 0 where missing, so Σxy needs no mask.)
   constexpr size_t kBlock = 512;
   std::vector<double>& buf = w.finite;
   buf.assign(3 * m * kBlock, 0.0);
-  std::vector<double> cnt(m);
-  for (size_t b0 = lo; b0 < hi; b0 += kBlock) {
-    size_t n = std::min(kBlock, hi - b0);
+  std::vector<double> cnt(m), sum(m), sq(m);
+  // The rows that take part: all of them, or a deterministic sample for large datasets.
+  std::vector<uint32_t>& rows = w.sample_rows;
+  rows.clear();
+  const bool sampled = src_.rows > opt_.correlation_exact_rows;
+  for (size_t i = lo; i < hi; ++i) {
+    if (!sampled || (MixHash64((i - lo) + 0x6a09e667) & 3) == 0) rows.push_back(static_cast<uint32_t>(i));
+  }
+  for (size_t b0 = 0; b0 < rows.size(); b0 += kBlock) {
+    size_t n = std::min(kBlock, rows.size() - b0);
+    const uint32_t* at = rows.data() + b0;
     for (size_t k = 0; k < m; ++k) {
       const Column& c = t.columns[static_cast<size_t>(pearson_cols_[k])];
       double shift = shift_[static_cast<size_t>(pearson_cols_[k])];
       double* xc = buf.data() + 3 * k * kBlock;
       double* xc2 = xc + kBlock;
       double* md = xc2 + kBlock;
-      double nn = 0;
+      double nn = 0, s1 = 0, s2 = 0;
       for (size_t i = 0; i < n; ++i) {
-        double v = c.type == ColumnType::kFloat64 ? c.f64[b0 + i] : static_cast<double>(c.i64[b0 + i]);
-        bool ok = c.valid[b0 + i] != 0 && std::isfinite(v);
+        const size_t row = at[i];
+        double v = c.type == ColumnType::kFloat64 ? c.f64[row] : static_cast<double>(c.i64[row]);
+        bool ok = c.valid[row] != 0 && std::isfinite(v);
         double x = ok ? v - shift : 0.0;
         xc[i] = x;
         xc2[i] = x * x;
         md[i] = ok ? 1.0 : 0.0;
-        nn += md[i];
+        nn += md[i], s1 += x, s2 += x * x;
       }
-      cnt[k] = nn;
+      cnt[k] = nn, sum[k] = s1, sq[k] = s2;
     }
     size_t p = 0;
     for (size_t a = 0; a < m; ++a) {
       const double* xa = buf.data() + 3 * a * kBlock;
       const double* xa2 = xa + kBlock;
       const double* ma = xa2 + kBlock;
-      bool full_a = cnt[a] == static_cast<double>(n);
+      const bool full_a = cnt[a] == static_cast<double>(n);
       for (size_t b = a + 1; b < m; ++b, ++p) {
         const double* xb = buf.data() + 3 * b * kBlock;
         const double* xb2 = xb + kBlock;
         const double* mb = xb2 + kBlock;
-        bool full_b = cnt[b] == static_cast<double>(n);
+        const bool full_b = cnt[b] == static_cast<double>(n);
         PairAcc& acc = w.pearson[p];
-        double sums[6];
-        PairSums(xa, xa2, ma, xb, xb2, mb, n, full_a && full_b, sums);
-        double sxy = sums[0], sx = sums[1], sy = sums[2], sxx = sums[3], syy = sums[4], nn = sums[5];
-        acc.n += nn, acc.sx += sx, acc.sy += sy, acc.sxx += sxx, acc.syy += syy, acc.sxy += sxy;
+        acc.sxy += Dot(xa, xb, n);
+        // Sums of a over rows where b is valid, and of b over rows where a is valid.
+        acc.sx += full_b ? sum[a] : Dot(xa, mb, n);
+        acc.sxx += full_b ? sq[a] : Dot(xa2, mb, n);
+        acc.sy += full_a ? sum[b] : Dot(xb, ma, n);
+        acc.syy += full_a ? sq[b] : Dot(xb2, ma, n);
+        acc.n += full_a ? cnt[b] : (full_b ? cnt[a] : Dot(ma, mb, n));
       }
     }
   }
@@ -1529,7 +1521,9 @@ Result<Json> Profiler::Run(const Json& footer_stats, int64_t file_bytes) {
       }
     }
   }
-  Json correlations = {{"pearson", assoc_json(pearson_cols_, r, rn, "r", 0.95)},
+  Json pearson = assoc_json(pearson_cols_, r, rn, "r", 0.95);
+  pearson["sampled"] = src_.rows > opt_.correlation_exact_rows && pearson_cols_.size() >= 2;
+  Json correlations = {{"pearson", std::move(pearson)},
                        {"cramers_v", assoc_json(cramer_members, cv, cvn, "Cramér's V", 0.95)}};
 
   int64_t memory = 0;

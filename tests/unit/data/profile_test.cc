@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include <cmath>
 #include <limits>
 #include <string>
@@ -377,6 +379,41 @@ TEST(ProfileTest, SketchesTakeOverAboveTheExactLimit) {
     EXPECT_EQ(kc["distinct"], 7);
     EXPECT_EQ(kc["quantiles"]["p50"], 3.0);
     EXPECT_EQ((*r)["duplicate_rows"], 0);
+  }
+}
+
+// Large datasets estimate Pearson r from a deterministic quarter of the rows: close to the exact value, the
+// same on every run and thread count, and flagged.
+TEST(ProfileTest, PearsonOnASampleOfLargeDatasets) {
+  const int n = 200000;
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> g(0, 1);
+  std::vector<double> x(n), y(n), z(n);
+  for (int i = 0; i < n; ++i) {
+    x[static_cast<size_t>(i)] = g(rng);
+    y[static_cast<size_t>(i)] = 0.6 * x[static_cast<size_t>(i)] + 0.8 * g(rng);  // r = 0.6
+    z[static_cast<size_t>(i)] = g(rng);                                          // r = 0
+  }
+  Table t = MakeTable({FloatCol("x", x), FloatCol("y", y), FloatCol("z", z)});
+  ProfileOptions exact, sampled;
+  sampled.correlation_exact_rows = 1000;
+  auto e = ProfileTable(t, exact, nullptr);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_FALSE((*e)["correlations"]["pearson"]["sampled"].get<bool>());
+  Json first;
+  for (int threads : {1, 2}) {
+    sampled.num_threads = threads;
+    auto s = ProfileTable(t, sampled, nullptr);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    const Json& ps = (*s)["correlations"]["pearson"];
+    EXPECT_TRUE(ps["sampled"].get<bool>());
+    EXPECT_NEAR(PairValue(ps, "x", "y"), PairValue((*e)["correlations"]["pearson"], "x", "y"), 0.01);
+    EXPECT_NEAR(PairValue(ps, "x", "y"), 0.6, 0.01);
+    EXPECT_NEAR(ps["matrix"][0][2].get<double>(), 0.0, 0.02);
+    if (first.is_null()) first = ps;
+    // The same rows on every run and thread count (sums may differ in the last bits by merge order).
+    EXPECT_EQ(ps["pairs"][0]["n"], first["pairs"][0]["n"]);
+    EXPECT_NEAR(PairValue(ps, "x", "y"), PairValue(first, "x", "y"), 1e-12);
   }
 }
 
