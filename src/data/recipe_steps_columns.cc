@@ -484,8 +484,10 @@ Status DedupeTransform(const StepCtx& ctx, const Json& params, const Json&, Tabl
     }
     return true;
   };
-  // Open addressing over the precomputed hashes: slots hold row + 1 (0 = empty); the table is at least twice
-  // the row count, so probes stay short.
+  // Open addressing over the precomputed hashes: a slot holds the row + 1 (low 32 bits; 0 = empty) and the
+  // hash's top 32 bits as a tag, so a probe touches the table only (one cache miss) unless the tags match.
+  // The table is at least twice the row count, so probes stay short. Rows are < 2^32 (tables are bounded
+  // by max_browse_rows long before that).
   size_t cap = 16;
   int bits = 4;
   while (cap < 2 * n) cap <<= 1, ++bits;
@@ -495,15 +497,19 @@ Status DedupeTransform(const StepCtx& ctx, const Json& params, const Json&, Tabl
   const bool last = params.value("keep", std::string("first")) == "last";
   auto insert = [&](size_t row) {
     // Fibonacci hashing: the top bits of the product mix every input bit.
-    size_t at = static_cast<size_t>((hash[row] * 0x9e3779b97f4a7c15ULL) >> (64 - bits));
+    const uint64_t h = hash[row];
+    const uint64_t tag = h & 0xFFFFFFFF00000000ULL;
+    size_t at = static_cast<size_t>((h * 0x9e3779b97f4a7c15ULL) >> (64 - bits));
     while (true) {
       const uint64_t s = slots[at];
       if (s == 0) {
-        slots[at] = row + 1;
+        slots[at] = tag | (row + 1);
         return true;
       }
-      const size_t other = static_cast<size_t>(s - 1);
-      if (hash[other] == hash[row] && equal(other, row)) return false;
+      if ((s & 0xFFFFFFFF00000000ULL) == tag) {
+        const size_t other = static_cast<size_t>((s & 0xFFFFFFFFULL) - 1);
+        if (hash[other] == h && equal(other, row)) return false;
+      }
       at = (at + 1) & mask;
     }
   };
