@@ -48,6 +48,22 @@ Result<Role> RoleField(const Json& body) {
   return *role;
 }
 
+// kFailedPrecondition if `user` is the project's only owner (who then may neither step down nor leave).
+Status NotLastOwner(App& app, const std::string& project, const UserRecord& user) {
+  ASSIGN_OR_RETURN(auto members, app.store().ListMembers(project));
+  int owners = 0;
+  bool is_owner = false;
+  for (const MemberRecord& m : members) {
+    owners += m.role == "owner";
+    is_owner = is_owner || (m.user_id == user.id && m.role == "owner");
+  }
+  if (is_owner && owners == 1) {
+    return Status::FailedPrecondition("'" + user.username + "' is the project's last owner; make someone else "
+                                      "owner first");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 void RegisterTenancyRoutes(Router& router, App& app) {
@@ -156,19 +172,7 @@ void RegisterTenancyRoutes(Router& router, App& app) {
                 auto user = app.store().GetUserByName(ctx.Param("user"));
                 if (!user.ok()) return Status::NotFound("user '" + ctx.Param("user") + "' not found");
                 // The last owner cannot step down: someone must be able to manage the project.
-                if (role != Role::kOwner) {
-                  ASSIGN_OR_RETURN(auto members, app.store().ListMembers(ctx.Project()));
-                  int owners = 0;
-                  bool was_owner = false;
-                  for (const MemberRecord& m : members) {
-                    owners += m.role == "owner";
-                    was_owner = was_owner || (m.user_id == user->id && m.role == "owner");
-                  }
-                  if (was_owner && owners == 1) {
-                    return Status::FailedPrecondition("'" + user->username + "' is the project's last owner; "
-                                                      "make someone else owner first");
-                  }
-                }
+                if (role != Role::kOwner) RETURN_IF_ERROR(NotLastOwner(app, ctx.Project(), *user));
                 RETURN_IF_ERROR(app.store().SetMember(
                     MemberRecord{ctx.Project(), user->id, user->username, RoleName(role), NowMicros()}));
                 app.auth().InvalidateCaches();
@@ -184,16 +188,7 @@ void RegisterTenancyRoutes(Router& router, App& app) {
               .handler = [&app](RequestContext& ctx) -> Status {
                 auto user = app.store().GetUserByName(ctx.Param("user"));
                 if (!user.ok()) return Status::NotFound("user '" + ctx.Param("user") + "' not found");
-                ASSIGN_OR_RETURN(auto members, app.store().ListMembers(ctx.Project()));
-                int owners = 0;
-                bool is_owner = false;
-                for (const MemberRecord& m : members) {
-                  owners += m.role == "owner";
-                  is_owner = is_owner || (m.user_id == user->id && m.role == "owner");
-                }
-                if (is_owner && owners == 1) {
-                  return Status::FailedPrecondition("'" + user->username + "' is the project's last owner");
-                }
+                RETURN_IF_ERROR(NotLastOwner(app, ctx.Project(), *user));
                 RETURN_IF_ERROR(app.store().RemoveMember(ctx.Project(), user->id));
                 app.auth().InvalidateCaches();
                 LogInfo("member removed", {{"project", ctx.Project()}, {"user", user->username},

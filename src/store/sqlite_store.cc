@@ -220,20 +220,19 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<MemberRecord>> ListMembers(const std::string& project) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_,
-           "SELECT m.project, m.user_id, u.username, m.role, m.created_at FROM members m JOIN users u ON "
-           "u.id = m.user_id WHERE m.project = ? ORDER BY u.username");
-    s.Bind(1, project);
-    return sqlite::CollectRows(s, ReadMember);
+    return Members("m.project = ? ORDER BY u.username", project);
   }
 
   Result<std::vector<MemberRecord>> ListMemberships(const std::string& user_id) override {
+    return Members("m.user_id = ? ORDER BY m.project", user_id);
+  }
+
+  Result<std::vector<MemberRecord>> Members(const char* where_order, const std::string& value) {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_,
-           "SELECT m.project, m.user_id, u.username, m.role, m.created_at FROM members m JOIN users u ON "
-           "u.id = m.user_id WHERE m.user_id = ? ORDER BY m.project");
-    s.Bind(1, user_id);
+    Stmt s(db_, std::string("SELECT m.project, m.user_id, u.username, m.role, m.created_at FROM members m JOIN "
+                            "users u ON u.id = m.user_id WHERE ") +
+                    where_order);
+    s.Bind(1, value);
     return sqlite::CollectRows(s, ReadMember);
   }
 
