@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "api/problem.h"
+#include "api/serving.h"
 #include "common/clock.h"
 #include "common/crypto.h"
 #include "common/log.h"
@@ -77,6 +78,7 @@ Result<std::unique_ptr<App>> App::Create(const AppConfig& config) {
   RETURN_IF_ERROR(app->store_->EnsureProject("default"));
   RETURN_IF_ERROR(app->store_->DeleteExpiredTokens(NowMicros()));
   app->jobs_ = std::make_unique<JobRunner>(app->store_.get(), config.workers);
+  app->serving_ = std::make_unique<ServingRuntime>(*app);
 
   Store* store = app->store_.get();
   app->metrics_.AddCollector([store] {
@@ -124,6 +126,7 @@ App::~App() { Stop(); }
 Status App::Start() {
   RETURN_IF_ERROR(jobs_->Start());
   RETURN_IF_ERROR(LoadDeployments(*this));
+  serving_->Start();
   ready_ = true;
   return Status::Ok();
 }
@@ -131,6 +134,7 @@ Status App::Start() {
 void App::Stop() {
   ready_ = false;
   if (jobs_) jobs_->Stop();
+  if (serving_) serving_->Stop();
 }
 
 BodyPolicy App::OnHeaders(const HttpRequest& req) {

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "api/router.h"
+#include "api/serving.h"
 #include "auth/auth.h"
 #include "data/address_policy.h"
 #include "jobs/job_runner.h"
@@ -63,6 +64,7 @@ class App : public HttpService {
   AuthService& auth() { return *auth_; }
   JobRunner& jobs() { return *jobs_; }
   DeploymentRegistry& deployments() { return deployments_; }
+  ServingRuntime& serving() { return *serving_; }
   MetricsRegistry& metrics() { return metrics_; }
   const Router& router() const { return router_; }
   // 32 bytes; encrypts secrets at rest (connection passwords, header values).
@@ -81,6 +83,7 @@ class App : public HttpService {
   std::unique_ptr<AuthService> auth_;
   std::unique_ptr<JobRunner> jobs_;
   DeploymentRegistry deployments_;
+  std::unique_ptr<ServingRuntime> serving_;  // after deployments_: its threads read the registry
   MetricsRegistry metrics_;
   Router router_;
   std::atomic<bool> ready_{false};

@@ -70,6 +70,14 @@ Router::Match Router::Find(std::string_view method, std::string_view path) const
         m.params.emplace_back(r.segments[i].substr(1, r.segments[i].size() - 2), std::string(segs[i]));
       }
     }
+    if (!r.project_in.empty()) {
+      for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>(m.params)) {
+        if (k != r.project_in) continue;
+        const size_t colon = v.find(':');
+        m.params.emplace_back("project", colon == std::string::npos ? "default" : v.substr(0, colon));
+        m.params.emplace_back("deployment", colon == std::string::npos ? v : v.substr(colon + 1));
+      }
+    }
     return m;
   }
   if (!allowed.empty()) {

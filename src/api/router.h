@@ -43,6 +43,10 @@ struct Route {
   bool upload = false;             // the body is spooled to a file and may be up to max_upload_bytes
   int success_status = 200;        // for OpenAPI
   Json request_example = nullptr;  // for OpenAPI
+  // For routes without a {project} segment whose resource name carries its project (KServe /v2 model names):
+  // the path parameter "{project}:{name}" (or "{name}", meaning project "default") is split into the params
+  // "project" and "deployment" before authorization.
+  std::string project_in;
 
   std::vector<std::string> segments;  // compiled from pattern
 };

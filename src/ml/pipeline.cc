@@ -569,7 +569,8 @@ Result<std::vector<float>> FeaturePipeline::EncodeInstance(const Json& instance,
   return out;
 }
 
-Status FeaturePipeline::EncodeInstanceInto(const Json& instance, float* out, std::string_view field_prefix) const {
+Status FeaturePipeline::EncodeInstanceInto(const Json& instance, float* out, std::string_view field_prefix,
+                                           const InputPolicy& policy) const {
   if (!instance.is_object()) {
     return FieldError(field_prefix.empty() ? "instance" : std::string(field_prefix),
                       std::string("expected a JSON object of feature values, got ") + instance.type_name());
@@ -578,6 +579,7 @@ Status FeaturePipeline::EncodeInstanceInto(const Json& instance, float* out, std
   for (auto it = instance.begin(); it != instance.end(); ++it) {
     auto found = input_index_.find(it.key());
     if (found == input_index_.end()) {
+      if (policy.ignore_unknown_fields) continue;
       if (it.key() == target_) {
         return FieldError(FieldName(field_prefix, it.key()), "is the model's target, not a feature; remove it");
       }
@@ -631,6 +633,11 @@ Status FeaturePipeline::EncodeInstanceInto(const Json& instance, float* out, std
           return FieldError(FieldName(field_prefix, it.key()), std::string("expected a string, got ") + v.type_name());
         }
         auto code = in.category_codes.find(v.get_ref<const std::string&>());
+        if (code == in.category_codes.end() && policy.reject_unseen_categories) {
+          std::string shown = v.get_ref<const std::string&>().substr(0, 80);
+          return FieldError(FieldName(field_prefix, it.key()),
+                            "unseen category '" + shown + "': the model was not trained on this value");
+        }
         *dst = code == in.category_codes.end() ? kMissing : static_cast<float>(code->second);
         break;
       }
@@ -639,6 +646,11 @@ Status FeaturePipeline::EncodeInstanceInto(const Json& instance, float* out, std
   if (matched != inputs_.size()) {
     for (const InputColumn& in : inputs_) {
       if (!instance.contains(in.name)) {
+        if (policy.missing_fields_as_null) {
+          const int n = in.type == ColumnType::kDatetime ? kDatetimeFeatures : 1;
+          for (int k = 0; k < n; ++k) out[in.first_feature + k] = kMissing;
+          continue;
+        }
         return FieldError(FieldName(field_prefix, in.name),
                           "missing feature; send null for a missing value");
       }

@@ -58,6 +58,15 @@ class FeaturePipeline {
   static constexpr size_t kMaxClasses = 1000;        // multiclass label limit
   static constexpr int kDatetimeFeatures = 3;
 
+  // How EncodeInstanceInto treats an instance that does not match the signature exactly. The defaults are
+  // strict about names (a typo is an error, not a silently missing feature) and lenient about values (a
+  // category never seen in training is encoded as missing, which the trees route down their default branch).
+  struct InputPolicy {
+    bool ignore_unknown_fields = false;     // false: a field the model does not know is an error
+    bool reject_unseen_categories = false;  // true: a string value never seen in training is an error
+    bool missing_fields_as_null = false;    // true: an absent feature is a missing value instead of an error
+  };
+
   // One raw input column and how it is encoded.
   struct InputColumn {
     std::string name;
@@ -85,7 +94,11 @@ class FeaturePipeline {
   // errors ("instances[3]" gives "instances[3].age"); every error is kInvalidArgument with a Field detail.
   Result<std::vector<float>> EncodeInstance(const Json& instance, const std::string& field_prefix = "") const;
   // Hot-path form: writes into out[0..NumFeatures()).
-  Status EncodeInstanceInto(const Json& instance, float* out, std::string_view field_prefix) const;
+  Status EncodeInstanceInto(const Json& instance, float* out, std::string_view field_prefix,
+                            const InputPolicy& policy) const;
+  Status EncodeInstanceInto(const Json& instance, float* out, std::string_view field_prefix) const {
+    return EncodeInstanceInto(instance, out, field_prefix, InputPolicy{});
+  }
 
   // Target encoding. For classification, returns class indices (as float); for regression the values.
   // Rows with a missing target are skipped and their indices are not returned in `kept_rows`.

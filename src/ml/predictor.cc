@@ -1,7 +1,10 @@
 #include "ml/predictor.h"
 
+#include <algorithm>
+
 #include <cstdio>
 #include <exception>
+#include <limits>
 
 #include "ml/model_bundle.h"
 #include "ml/xgb_handle.h"
@@ -96,7 +99,8 @@ size_t Predictor::OutputWidth() const {
   return pipeline_.task() == ml::Task::kMulticlass ? pipeline_.NumClasses() : 1;
 }
 
-Status Predictor::EncodeInstances(const Json& instances, std::vector<float>* rows) const {
+Status Predictor::EncodeInstances(const Json& instances, std::vector<float>* rows,
+                                  const FeaturePipeline::InputPolicy& policy) const {
   if (!instances.is_array()) {
     return InstancesError("instances", std::string("expected a JSON array of objects, got ") + instances.type_name());
   }
@@ -119,7 +123,7 @@ Status Predictor::EncodeInstances(const Json& instances, std::vector<float>* row
     prefix = "instances[";
     prefix += std::to_string(i);
     prefix += ']';
-    RETURN_IF_ERROR(pipeline_.EncodeInstanceInto(instances[i], rows->data() + i * width, prefix));
+    RETURN_IF_ERROR(pipeline_.EncodeInstanceInto(instances[i], rows->data() + i * width, prefix, policy));
   }
   return Status::Ok();
 }
@@ -154,6 +158,51 @@ Status Predictor::PredictRowsXgboost(const float* rows, size_t n, std::vector<fl
   return Status::Ok();
 }
 
+Result<Json> Predictor::Contributions(const float* rows, size_t n) const {
+  const size_t width = NumFeatures();
+  internal::DMatrix dm;
+  LATHE_XGB(XGDMatrixCreateFromMat(rows, n, width, std::numeric_limits<float>::quiet_NaN(), dm.out()),
+            "creating the explain matrix");
+  const char* config = R"({"type":2,"training":false,"iteration_begin":0,"iteration_end":0,"strict_shape":true})";
+  bst_ulong const* shape = nullptr;
+  bst_ulong dim = 0;
+  const float* result = nullptr;
+  LATHE_XGB(XGBoosterPredictFromDMatrix(booster_, dm.get(), config, &shape, &dim, &result), "computing SHAP values");
+  // strict_shape: (rows, groups, features + 1).
+  const size_t groups = OutputWidth();
+  if (dim != 3 || shape[0] != n || shape[1] != groups || shape[2] != width + 1) {
+    return Status::Internal("unexpected XGBoost SHAP shape");
+  }
+  // A column's contribution is the sum over the features it is encoded into (SHAP values are additive), so a
+  // date reads as one number, like the instance the caller sent.
+  std::vector<std::pair<size_t, const std::string*>> owner;  // first feature -> column name
+  for (const auto& in : pipeline_.inputs()) owner.emplace_back(static_cast<size_t>(in.first_feature), &in.name);
+  std::sort(owner.begin(), owner.end());
+  auto one = [&](const float* v) {
+    Json j = Json::object();
+    for (size_t c = 0; c < owner.size(); ++c) {
+      const size_t end = c + 1 < owner.size() ? owner[c + 1].first : width;
+      double sum = 0;
+      for (size_t f = owner[c].first; f < end && f < width; ++f) sum += static_cast<double>(v[f]);
+      j[*owner[c].second] = sum;
+    }
+    j["bias"] = static_cast<double>(v[width]);
+    return j;
+  };
+  Json out = Json::array();
+  for (size_t i = 0; i < n; ++i) {
+    const float* row = result + i * groups * (width + 1);
+    if (groups == 1) {
+      out.push_back(one(row));
+      continue;
+    }
+    Json per_class = Json::object();
+    for (size_t g = 0; g < groups; ++g) per_class[pipeline_.label_keys()[g]] = one(row + g * (width + 1));
+    out.push_back(std::move(per_class));
+  }
+  return out;
+}
+
 Json Predictor::FormatPredictions(const float* outputs, size_t n) const {
   Json preds = Json::array();
   const size_t k = OutputWidth();
@@ -174,10 +223,10 @@ Json Predictor::FormatPredictions(const float* outputs, size_t n) const {
   return preds;
 }
 
-Result<Json> Predictor::PredictInstances(const Json& instances) const {
+Result<Json> Predictor::PredictInstances(const Json& instances, const FeaturePipeline::InputPolicy& policy) const {
   try {
     std::vector<float> rows;
-    RETURN_IF_ERROR(EncodeInstances(instances, &rows));
+    RETURN_IF_ERROR(EncodeInstances(instances, &rows, policy));
     const size_t n = instances.size();
     std::vector<float> out(n * OutputWidth());
     PredictRows(rows.data(), n, out.data());

@@ -36,7 +36,8 @@ class Predictor {
 
   // instances: JSON array of objects. Output: JSON array — binary: probability of the positive class;
   // multiclass: {"label": ..., "probabilities": {label: p, ...}}; regression: number.
-  Result<Json> PredictInstances(const Json& instances) const;
+  Result<Json> PredictInstances(const Json& instances,
+                                const FeaturePipeline::InputPolicy& policy = FeaturePipeline::InputPolicy{}) const;
   Json Signature() const;
   std::string Task() const;
 
@@ -46,11 +47,19 @@ class Predictor {
   size_t NumFeatures() const { return pipeline_.NumFeatures(); }
   size_t OutputWidth() const;  // floats per row from PredictRows: classes for multiclass, else 1
   // Validates + encodes `instances` (same rules as PredictInstances) into a dense row-major buffer.
-  Status EncodeInstances(const Json& instances, std::vector<float>* rows) const;
+  // `policy` applies to models trained on raw data; a model trained on a recipe's output validates its raw
+  // input by the recipe's own rules.
+  Status EncodeInstances(const Json& instances, std::vector<float>* rows,
+                         const FeaturePipeline::InputPolicy& policy = FeaturePipeline::InputPolicy{}) const;
   // Compiled evaluator: out has n * OutputWidth() floats (probabilities / values); `margin` gives raw margins.
   void PredictRows(const float* rows, size_t n, float* out, bool margin = false) const;
   // XGBoost in-place prediction (XGBoosterPredictFromDense, nthread=1).
   Status PredictRowsXgboost(const float* rows, size_t n, std::vector<float>* out, bool margin = false) const;
+  // SHAP values (XGBoost's TreeSHAP, pred_contribs) of already-encoded rows: one JSON object per row,
+  // {input column: contribution, ..., "bias": expected value}, in margin units (log-odds for classification),
+  // a column's value being the sum over the features it is encoded into (a date's parts, for example);
+  // multiclass gives {class label: {...}}. The contributions of a row sum to its margin.
+  Result<Json> Contributions(const float* rows, size_t n) const;
   // Output JSON for already-computed rows of PredictRows.
   Json FormatPredictions(const float* outputs, size_t n) const;
 

@@ -7,20 +7,40 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include "ml/predictor.h"
+#include "serving/deployment_config.h"
+#include "serving/version_stats.h"
 
 namespace lathe {
+
+// One model version loaded for a deployment: a route (with its traffic weight) or the shadow.
+struct ServingVersion {
+  std::string model;
+  int64_t version = 0;
+  double weight = 0;  // routes: relative share of traffic; shadow: 0
+  std::shared_ptr<ml::Predictor> predictor;
+  std::shared_ptr<VersionStats> stats;
+};
 
 struct LoadedDeployment {
   std::string project;
   std::string name;
-  std::string model;
-  int64_t version = 0;
-  std::shared_ptr<ml::Predictor> predictor;
+  DeploymentConfig config;             // routes' versions resolved
+  std::vector<ServingVersion> routes;  // as config.routes; routes[0] is the stable version
+  std::optional<ServingVersion> shadow;
+
+  // The route that serves a request. With a non-empty `key` the choice depends only on the key and the
+  // weights (sticky); otherwise `uniform` (in [0, 1)) picks in proportion to the weights. Routes of weight
+  // 0 are never picked.
+  const ServingVersion& Pick(std::string_view key, double uniform) const;
+  const ServingVersion& stable() const { return routes.front(); }
 };
 
 class DeploymentRegistry {
@@ -29,6 +49,7 @@ class DeploymentRegistry {
   void Put(std::shared_ptr<const LoadedDeployment> d);
   void Remove(const std::string& project, const std::string& name);
   size_t size() const;
+  std::vector<std::shared_ptr<const LoadedDeployment>> All() const;
 
  private:
   mutable std::shared_mutex mu_;

@@ -172,6 +172,36 @@ CREATE TABLE members (
 );
 CREATE INDEX members_user ON members(user_id);
 )sql",
+      // 5: serving — deployment configuration (routes, shadow, policies), events, the prediction log
+      R"sql(
+ALTER TABLE deployments ADD COLUMN config TEXT NOT NULL DEFAULT '{}';
+CREATE TABLE deployment_events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  project TEXT NOT NULL,
+  deployment TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  detail TEXT NOT NULL
+);
+CREATE INDEX deployment_events_by_deployment ON deployment_events(project, deployment, id);
+CREATE TABLE predictions (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  project TEXT NOT NULL,
+  deployment TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  model TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  shadow INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  latency_ms REAL NOT NULL,
+  inputs TEXT NOT NULL,
+  outputs TEXT NOT NULL,
+  labels TEXT,
+  labeled_at INTEGER
+);
+CREATE INDEX predictions_by_request ON predictions(project, deployment, request_id);
+CREATE INDEX predictions_by_time ON predictions(project, deployment, created_at);
+)sql",
   };
   return kMigrations;
 }

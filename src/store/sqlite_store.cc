@@ -749,8 +749,8 @@ class SqliteStore final : public Store {
   Status CreateDeployment(const DeploymentRecord& d) override {
     std::lock_guard<std::mutex> lock(mu_);
     Stmt s(db_,
-           "INSERT INTO deployments(project, name, model, version, state, created_at, updated_at) "
-           "VALUES (?,?,?,?,?,?,?)");
+           "INSERT INTO deployments(project, name, model, version, state, created_at, updated_at, config) "
+           "VALUES (?,?,?,?,?,?,?,?)");
     Status st = s.Bind(1, d.project)
                     .Bind(2, d.name)
                     .Bind(3, d.model)
@@ -758,6 +758,7 @@ class SqliteStore final : public Store {
                     .Bind(5, d.state)
                     .Bind(6, d.created_at)
                     .Bind(7, d.updated_at)
+                    .Bind(8, d.config.dump())
                     .Exec();
     if (st.code() == StatusCode::kAlreadyExists) {
       return Status::AlreadyExists("deployment '" + d.name +
@@ -769,14 +770,15 @@ class SqliteStore final : public Store {
   Status UpdateDeployment(const DeploymentRecord& d) override {
     std::lock_guard<std::mutex> lock(mu_);
     Stmt s(db_,
-           "UPDATE deployments SET model = ?, version = ?, state = ?, updated_at = ? WHERE project = ? AND "
-           "name = ?");
+           "UPDATE deployments SET model = ?, version = ?, state = ?, updated_at = ?, config = ? WHERE project = ? "
+           "AND name = ?");
     RETURN_IF_ERROR(s.Bind(1, d.model)
                         .Bind(2, d.version)
                         .Bind(3, d.state)
                         .Bind(4, d.updated_at)
-                        .Bind(5, d.project)
-                        .Bind(6, d.name)
+                        .Bind(5, d.config.dump())
+                        .Bind(6, d.project)
+                        .Bind(7, d.name)
                         .Exec());
     if (sqlite3_changes(db_) == 0) return Status::NotFound("deployment '" + d.name + "' not found");
     return Status::Ok();
@@ -812,6 +814,79 @@ class SqliteStore final : public Store {
     return ReadDeployments(s);
   }
 
+  Status AddDeploymentEvent(const DeploymentEventRecord& e) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "INSERT INTO deployment_events(project, deployment, at, kind, detail) VALUES (?,?,?,?,?)");
+    return s.Bind(1, e.project).Bind(2, e.deployment).Bind(3, e.at).Bind(4, e.kind).Bind(5, e.detail.dump()).Exec();
+  }
+
+  Result<std::vector<DeploymentEventRecord>> ListDeploymentEvents(const std::string& project,
+                                                                  const std::string& deployment,
+                                                                  int64_t limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_,
+           "SELECT project, deployment, at, kind, detail FROM deployment_events WHERE project = ? AND "
+           "deployment = ? ORDER BY id DESC LIMIT ?");
+    s.Bind(1, project).Bind(2, deployment).Bind(3, limit);
+    return sqlite::CollectRows(s, [](const Stmt& r) {
+      return DeploymentEventRecord{r.Text(0), r.Text(1), r.Int(2), r.Text(3), ParseStoredJson(r.Text(4))};
+    });
+  }
+
+  Status AppendPredictions(const std::vector<PredictionRecord>& records) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return InTransaction<bool>([&]() -> Result<bool> {
+             for (const auto& p : records) {
+               Stmt s(db_,
+                      "INSERT INTO predictions(project, deployment, request_id, model, version, shadow, created_at, "
+                      "latency_ms, inputs, outputs) VALUES (?,?,?,?,?,?,?,?,?,?)");
+               RETURN_IF_ERROR(s.Bind(1, p.project)
+                                   .Bind(2, p.deployment)
+                                   .Bind(3, p.request_id)
+                                   .Bind(4, p.model)
+                                   .Bind(5, p.version)
+                                   .Bind(6, p.shadow)
+                                   .Bind(7, p.created_at)
+                                   .Bind(8, p.latency_ms)
+                                   .Bind(9, p.inputs)
+                                   .Bind(10, p.outputs)
+                                   .Exec());
+             }
+             return true;
+           })
+        .status();
+  }
+
+  Result<int64_t> SetPredictionLabels(const std::string& project, const std::string& deployment,
+                                      const std::string& request_id, const std::string& labels_json,
+                                      int64_t labeled_at) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_,
+           "UPDATE predictions SET labels = ?, labeled_at = ? WHERE project = ? AND deployment = ? AND "
+           "request_id = ? AND shadow = 0");
+    RETURN_IF_ERROR(
+        s.Bind(1, labels_json).Bind(2, labeled_at).Bind(3, project).Bind(4, deployment).Bind(5, request_id).Exec());
+    return static_cast<int64_t>(sqlite3_changes(db_));
+  }
+
+  Result<std::vector<PredictionRecord>> ListPredictions(const std::string& project, const std::string& deployment,
+                                                        const PredictionQuery& q) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string sql =
+        "SELECT project, deployment, request_id, model, version, shadow, created_at, latency_ms, inputs, outputs, "
+        "COALESCE(labels, ''), COALESCE(labeled_at, 0) FROM predictions WHERE project = ? AND deployment = ? AND "
+        "created_at >= ?";
+    if (q.labeled_only) sql += " AND labels IS NOT NULL";
+    if (!q.include_shadow) sql += " AND shadow = 0";
+    sql += " ORDER BY id DESC LIMIT ?";
+    Stmt s(db_, sql);
+    s.Bind(1, project).Bind(2, deployment).Bind(3, q.since).Bind(4, q.limit);
+    return sqlite::CollectRows(s, [](const Stmt& r) {
+      return PredictionRecord{r.Text(0), r.Text(1), r.Text(2),  r.Text(3),   r.Int(4),  r.Int(5) != 0,
+                              r.Int(6),  r.Double(7), r.Text(8), r.Text(9), r.Text(10), r.Int(11)};
+    });
+  }
+
  private:
   static constexpr const char* kDatasetVersionCols =
       "SELECT project, dataset, version, rows, columns, stats, blob, bytes, source, created_at, lineage, "
@@ -830,7 +905,7 @@ class SqliteStore final : public Store {
       "SELECT project, model, version, run_id, blob, signature, metrics, task, created_at FROM "
       "model_versions";
   static constexpr const char* kDeploymentCols =
-      "SELECT project, name, model, version, state, created_at, updated_at FROM deployments";
+      "SELECT project, name, model, version, state, created_at, updated_at, config FROM deployments";
 
   int64_t SchemaVersionLocked() {
     Stmt s(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
@@ -974,7 +1049,8 @@ class SqliteStore final : public Store {
   }
 
   static DeploymentRecord ReadDeployment(const Stmt& s) {
-    return DeploymentRecord{s.Text(0), s.Text(1), s.Text(2), s.Int(3), s.Text(4), s.Int(5), s.Int(6)};
+    return DeploymentRecord{s.Text(0), s.Text(1), s.Text(2), s.Int(3),
+                            s.Text(4), s.Int(5),  s.Int(6),  ParseStoredJson(s.Text(7))};
   }
 
   Result<std::vector<DeploymentRecord>> ReadDeployments(Stmt& s) {

@@ -149,10 +149,43 @@ struct ModelVersionRecord {
 struct DeploymentRecord {
   std::string project;
   std::string name;
-  std::string model;
-  int64_t version = 0;
+  std::string model;     // the stable route's model (config.routes[0])
+  int64_t version = 0;   // and version
   std::string state = "ready";
   int64_t created_at = 0, updated_at = 0;
+  Json config = Json::object();  // serving/deployment_config.h: routes, shadow, input policy, rollback, log
+};
+
+// Something that happened to a deployment: created, updated, rolled back, failed to load.
+struct DeploymentEventRecord {
+  std::string project;
+  std::string deployment;
+  int64_t at = 0;
+  std::string kind;  // "created" | "updated" | "rollback" | "load_failed"
+  Json detail = Json::object();
+};
+
+// One logged prediction request (serving/prediction_log.h) and, once feedback arrives, its ground truth.
+struct PredictionRecord {
+  std::string project;
+  std::string deployment;
+  std::string request_id;
+  std::string model;
+  int64_t version = 0;
+  bool shadow = false;
+  int64_t created_at = 0;
+  double latency_ms = 0;
+  std::string inputs = "[]";   // JSON text: the instances
+  std::string outputs = "[]";  // JSON text: the predictions
+  std::string labels;          // JSON text: one label per instance; "" until feedback
+  int64_t labeled_at = 0;
+};
+
+struct PredictionQuery {
+  bool labeled_only = false;
+  bool include_shadow = false;
+  int64_t since = 0;     // created_at >= since
+  int64_t limit = 1000;  // newest first
 };
 
 class Store {
@@ -268,6 +301,21 @@ class Store {
   virtual Result<DeploymentRecord> GetDeployment(const std::string& project, const std::string& name) = 0;
   virtual Result<std::vector<DeploymentRecord>> ListDeployments(const std::string& project) = 0;
   virtual Result<std::vector<DeploymentRecord>> ListAllDeployments() = 0;
+  virtual Status AddDeploymentEvent(const DeploymentEventRecord& e) = 0;
+  // Newest first.
+  virtual Result<std::vector<DeploymentEventRecord>> ListDeploymentEvents(const std::string& project,
+                                                                          const std::string& deployment,
+                                                                          int64_t limit) = 0;
+
+  // Prediction log. AppendPredictions writes all records in one transaction.
+  virtual Status AppendPredictions(const std::vector<PredictionRecord>& records) = 0;
+  // Sets the labels of the (non-shadow) logged request; returns how many records matched (0 = not logged).
+  virtual Result<int64_t> SetPredictionLabels(const std::string& project, const std::string& deployment,
+                                              const std::string& request_id, const std::string& labels_json,
+                                              int64_t labeled_at) = 0;
+  virtual Result<std::vector<PredictionRecord>> ListPredictions(const std::string& project,
+                                                                const std::string& deployment,
+                                                                const PredictionQuery& query) = 0;
 };
 
 // Opens (creating if needed) the SQLite store at `path`, applying pending migrations. Refuses to open a

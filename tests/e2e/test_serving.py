@@ -1,0 +1,441 @@
+"""Serving over real HTTP: every protocol (native, MLflow /invocations, KServe v2), validation against the
+signature, SHAP explanations, canary split and sticky routing, shadow isolation, swaps under load, automatic
+rollback, the prediction log with feedback metrics, per-deployment OpenAPI, stats, events and /metrics.
+
+LATHE_SOAK=1 makes the swap-under-load test the full 60-second run with a swap every 5 s."""
+import glob
+import math
+import os
+import sqlite3
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import assert_problem
+from datagen import churn_csv, iris_like_csv
+from test_slice import import_csv, train
+
+P = "/api/v1/projects/default"
+INST = [{"age": 70, "income": 40000.0, "plan": "basic", "signup": "2024-03-01", "visits": 1},
+        {"age": 25, "income": None, "plan": "team", "signup": "2024-05-11", "visits": 29}]
+
+
+def churn_wide_csv():
+    """churn_csv with one more feature, 'region': a model trained on it needs a field older clients do not send."""
+    lines = churn_csv().splitlines()
+    out = [lines[0].replace(",churned", ",region,churned")]
+    for i, line in enumerate(lines[1:]):
+        head, label = line.rsplit(",", 1)
+        out.append(f"{head},{'north' if i % 2 else 'south'},{label}")
+    return "\n".join(out) + "\n"
+
+
+def register(client, model, run):
+    r = client.post(f"{P}/models/{model}/versions", json={"run": run["id"]})
+    assert r.status_code == 201, r.text
+    return r.json()["version"]
+
+
+def deploy(client, name, **body):
+    r = client.post(f"{P}/deployments", json={"name": name, **body})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def predict(client, name, instances=INST, **kw):
+    return client.post(f"{P}/deployments/{name}/predict", json={"instances": instances}, **kw)
+
+
+@pytest.fixture(scope="module")
+def models(client):
+    """churn v1 (30 trees), v2 (10 shallow trees), v3 (needs 'region'); iris v1 (three float features)."""
+    import_csv(client, "churn", churn_csv())
+    import_csv(client, "churn-wide", churn_wide_csv())
+    import_csv(client, "iris", iris_like_csv())
+    runs = [train(client, "churn", "churned", "binary")[1],
+            train(client, "churn", "churned", "binary", params={"n_estimators": 10, "max_depth": 2})[1],
+            train(client, "churn-wide", "churned", "binary")[1]]
+    assert [register(client, "churn", r) for r in runs] == [1, 2, 3]
+    assert register(client, "iris", train(client, "iris", "species", "multiclass")[1]) == 1
+    deploy(client, "svc", model="churn", version=1)
+    return runs
+
+
+def test_native_body_shapes_agree_and_name_the_version(client, models):
+    r = predict(client, "svc")
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["model"] == "churn" and out["version"] == 1 and out["deployment"] == "svc"
+    assert r.headers["X-Lathe-Model-Version"] == "churn:1"
+    p = out["predictions"]
+    assert len(p) == 2 and p[0] > p[1]
+    cols = list(INST[0])
+    split = {"columns": cols, "data": [[i[c] for c in cols] for i in INST]}
+    assert client.post(f"{P}/deployments/svc/predict", json=split).json()["predictions"] == p
+    assert client.post(f"{P}/deployments/svc/predict", json={"dataframe_split": split}).json()["predictions"] == p
+
+
+def test_mlflow_invocations_accepts_every_scoring_server_format(client, models):
+    expected = predict(client, "svc").json()["predictions"]
+    cols = list(INST[0])
+    bodies = [{"dataframe_split": {"columns": cols, "data": [[i[c] for c in cols] for i in INST]}},
+              {"dataframe_records": INST},
+              {"instances": INST},
+              {"inputs": INST},
+              {"inputs": {c: [i[c] for i in INST] for c in cols}}]
+    for body in bodies:
+        r = client.post(f"{P}/deployments/svc/invocations", json=body)
+        assert r.status_code == 200, (body, r.text)
+        assert r.json() == {"predictions": expected}, body
+    assert_problem(client.post(f"{P}/deployments/svc/invocations", json={"instances": INST, "inputs": INST}), 400,
+                   "only one", "instances", "inputs")
+    assert_problem(client.post(f"{P}/deployments/svc/invocations", json={"rows": INST}), 400, "dataframe_split")
+    assert_problem(client.post(f"{P}/deployments/svc/invocations", json={"inputs": {"age": [1, 2], "visits": [3]}}),
+                   400, "inputs.visits")
+    assert_problem(client.post(f"{P}/deployments/svc/invocations", data=b"age,visits\n1,2\n",
+                               headers={"Content-Type": "text/csv"}), 415, "text/csv")
+    assert_problem(client.post(f"{P}/deployments/svc/invocations", data=b'{"instances": [{"age": 1',
+                               headers={"Content-Type": "application/json"}), 400)
+    assert_problem(client.post(f"{P}/deployments/nope/invocations", json={"instances": INST}), 404, "nope")
+
+
+def kserve_inputs(instances):
+    """A v2 inference request built from the Open Inference Protocol spec: one named 1-D tensor per input."""
+    types = {"age": "INT64", "income": "FP64", "plan": "BYTES", "signup": "BYTES", "visits": "INT64"}
+    return [{"name": k, "shape": [len(instances)], "datatype": t, "data": [i[k] for i in instances]}
+            for k, t in types.items()]
+
+
+def test_kserve_v2_health_metadata_and_infer(server, anon, client, models):
+    assert anon.get("/v2/health/live").json() == {"live": True}
+    assert anon.get("/v2/health/ready").status_code == 200
+    assert_problem(anon.get("/v2"), 401)
+    assert client.get("/v2").json()["name"] == "lathe"
+    assert_problem(anon.post("/v2/models/svc/infer", json={"inputs": kserve_inputs(INST)}), 401)
+
+    # The same deployment under its three names: /v2 default project, /v2 "project:deployment", per project.
+    metas = [client.get(u) for u in ("/v2/models/svc", "/v2/models/default:svc", f"{P}/v2/models/svc")]
+    for m in metas:
+        assert m.status_code == 200, m.text
+    meta = metas[1].json()
+    assert meta["name"] == "default:svc" and meta["versions"] == ["1"]
+    assert {i["name"]: i["datatype"] for i in meta["inputs"]} == {
+        "age": "INT64", "income": "FP64", "plan": "BYTES", "signup": "BYTES", "visits": "INT64"}
+    assert [o["name"] for o in meta["outputs"]] == ["probability", "label"]
+    assert client.get("/v2/models/default:svc/ready").json() == {"name": "default:svc", "ready": True}
+    assert_problem(client.get("/v2/models/default:nope/ready"), 404, "nope")
+    assert_problem(client.get("/v2/models/elsewhere:svc"), 404, "elsewhere")
+
+    expected = predict(client, "svc").json()["predictions"]
+    for url in ("/v2/models/svc/infer", "/v2/models/default:svc/infer", f"{P}/v2/models/svc/infer"):
+        r = client.post(url, json={"id": "req-7", "inputs": kserve_inputs(INST)})
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["id"] == "req-7" and out["model_version"] == "1"
+        tensors = {o["name"]: o for o in out["outputs"]}
+        assert tensors["probability"]["datatype"] == "FP32" and tensors["probability"]["shape"] == [2]
+        assert all(abs(a - b) < 1e-6 for a, b in zip(tensors["probability"]["data"], expected))
+        assert tensors["label"]["data"] == ["1" if p >= 0.5 else "0" for p in expected]
+    only = client.post("/v2/models/svc/infer", json={"inputs": kserve_inputs(INST), "outputs": [{"name": "label"}]})
+    assert [o["name"] for o in only.json()["outputs"]] == ["label"]
+
+    bad = kserve_inputs(INST)
+    bad[0]["shape"] = [3]
+    assert_problem(client.post("/v2/models/svc/infer", json={"inputs": bad}), 400, "inputs[0].data", "shape")
+    bad = kserve_inputs(INST)
+    bad[2]["data"] = [1, 2]
+    assert_problem(client.post("/v2/models/svc/infer", json={"inputs": bad}), 400, "inputs[2].data[0]", "BYTES")
+    bad = kserve_inputs(INST)
+    bad[1]["datatype"] = "FLOAT"
+    assert_problem(client.post("/v2/models/svc/infer", json={"inputs": bad}), 400, "inputs[1].datatype")
+    assert_problem(client.post("/v2/models/svc/infer", json={"inputs": kserve_inputs(INST),
+                                                             "outputs": [{"name": "nope"}]}), 400, "nope")
+    assert_problem(client.post("/v2/models/svc/infer", json={}), 400, "inputs")
+
+    # One [N, F] tensor holding every input in signature order.
+    deploy(client, "iris-svc", model="iris")
+    rows = [[5.0, 3.4, 1.4], [6.7, 3.0, 5.7]]
+    r = client.post("/v2/models/iris-svc/infer",
+                    json={"inputs": [{"name": "input-0", "shape": [2, 3], "datatype": "FP32", "data": rows}]})
+    assert r.status_code == 200, r.text
+    tensors = {o["name"]: o for o in r.json()["outputs"]}
+    assert tensors["label"]["data"] == ["setosa", "virginica"]
+    assert tensors["probabilities"]["shape"] == [2, 3]
+    names = ["sepal_length", "sepal_width", "petal_length"]
+    native = predict(client, "iris-svc", [dict(zip(names, r)) for r in rows]).json()["predictions"]
+    assert [p["label"] for p in native] == ["setosa", "virginica"]
+    assert_problem(client.post("/v2/models/iris-svc/infer",
+                               json={"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32",
+                                                 "data": [1.0, 2.0]}]}), 400, "inputs[0].shape")
+
+
+def test_input_is_validated_against_the_signature_with_a_policy(client, models):
+    deploy(client, "strict", model="churn", version=1)
+    row = dict(INST[0])
+    assert_problem(predict(client, "strict", [INST[0], {**row, "colour": "red"}]), 400, "instances[1].colour",
+                   "unknown field")
+    assert_problem(predict(client, "strict", [{**row, "age": "old"}]), 400, "instances[0].age", "number")
+    assert_problem(predict(client, "strict", [{**row, "plan": 3}]), 400, "instances[0].plan", "string")
+    assert_problem(predict(client, "strict", [{**row, "signup": "yesterday"}]), 400, "instances[0].signup")
+    assert_problem(predict(client, "strict", [{**row, "churned": 1}]), 400, "instances[0].churned", "target")
+    no_visits = {k: v for k, v in row.items() if k != "visits"}
+    assert_problem(predict(client, "strict", [row, no_visits]), 400, "instances[1].visits")
+    assert predict(client, "strict", [{**row, "plan": "enterprise"}]).status_code == 200  # unseen -> missing
+
+    r = client.patch(f"{P}/deployments/strict", json={"input": {"unknown_fields": "ignore", "missing_fields": "null",
+                                                                "unseen_categories": "reject"}})
+    assert r.status_code == 200, r.text
+    assert r.json()["input"] == {"unknown_fields": "ignore", "missing_fields": "null", "unseen_categories": "reject"}
+    base = predict(client, "strict", [row]).json()["predictions"]
+    assert predict(client, "strict", [{**row, "colour": "red"}]).json()["predictions"] == base
+    assert predict(client, "strict", [{**no_visits, "visits": None}]).json()["predictions"] == \
+        predict(client, "strict", [no_visits]).json()["predictions"]
+    assert_problem(predict(client, "strict", [row, {**row, "plan": "enterprise"}]), 400, "instances[1].plan",
+                   "unseen category 'enterprise'")
+    assert_problem(client.patch(f"{P}/deployments/strict", json={"input": {"unknown_fields": "maybe"}}), 400,
+                   "input.unknown_fields")
+    assert_problem(predict(client, "strict", []), 400, "instances")
+    assert_problem(predict(client, "strict", [1, 2]), 400, "instances[0]")
+
+
+def test_explain_adds_shap_contributions_that_sum_to_the_margin(client, models):
+    r = client.post(f"{P}/deployments/svc/predict?explain=true", json={"instances": INST})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert len(out["explanations"]) == 2
+    for p, e in zip(out["predictions"], out["explanations"]):
+        assert set(e) == {"age", "income", "plan", "signup", "visits", "bias"}
+        margin = math.log(p / (1 - p))
+        assert abs(sum(e.values()) - margin) < 1e-3, (e, margin)
+    # Visits drive churn in the data: the heavy visitor's visits push the score down.
+    assert out["explanations"][1]["visits"] < 0
+    assert "explanations" not in predict(client, "svc").json()
+
+
+def test_canary_splits_traffic_by_weight_and_sticky_keys_stick(client, models):
+    deploy(client, "canary", routes=[{"model": "churn", "version": 1, "weight": 80},
+                                     {"model": "churn", "version": 2, "weight": 20}])
+    s = requests.Session()
+    s.headers.update(client.s.headers)
+    n, v2 = 1000, 0
+    for _ in range(n):
+        r = s.post(client.url + f"{P}/deployments/canary/predict", json={"instances": INST[:1]})
+        assert r.status_code == 200, r.text
+        v2 += r.headers["X-Lathe-Model-Version"] == "churn:2"
+    # Binomial(1000, 0.2): sd ~ 12.6; allow 5 sd.
+    assert abs(v2 - 200) < 64, v2
+    stats = client.get(f"{P}/deployments/canary/stats").json()
+    assert [(x["version"], x["weight"]) for x in stats["routes"]] == [(1, 80), (2, 20)]
+    assert stats["routes"][1]["stats"]["requests"] == v2
+    assert stats["routes"][0]["stats"]["requests"] == n - v2
+
+    seen = {}
+    for k in range(40):
+        key = f"customer-{k}"
+        versions = {s.post(client.url + f"{P}/deployments/canary/predict", json={"instances": INST[:1]},
+                           headers={"X-Lathe-Route-Key": key}).headers["X-Lathe-Model-Version"] for _ in range(5)}
+        assert len(versions) == 1, (key, versions)
+        seen[key] = versions.pop()
+    assert "churn:1" in seen.values()
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_shadow_gets_a_copy_and_never_changes_the_response(client, models):
+    expected = predict(client, "svc").json()["predictions"]
+    deploy(client, "shadowed", model="churn", version=1, shadow={"model": "churn", "version": 2})
+    for _ in range(30):
+        r = predict(client, "shadowed")
+        assert r.status_code == 200 and r.json()["predictions"] == expected and r.json()["version"] == 1
+    stats = wait_for(lambda: (lambda s: s if s["shadow"]["stats"]["requests"] == 30 else None)(
+        client.get(f"{P}/deployments/shadowed/stats").json()))
+    assert stats, client.get(f"{P}/deployments/shadowed/stats").json()
+    assert stats["shadow"]["version"] == 2 and stats["shadow"]["stats"]["errors"] == 0
+    assert stats["routes"][0]["stats"]["requests"] == 30
+
+    # A shadow that fails on every request (it needs 'region') still never touches the response.
+    r = client.patch(f"{P}/deployments/shadowed", json={"shadow": {"model": "churn", "version": 3}})
+    assert r.status_code == 200, r.text
+    for _ in range(20):
+        r = predict(client, "shadowed")
+        assert r.status_code == 200 and r.json()["predictions"] == expected
+    assert wait_for(lambda: client.get(f"{P}/deployments/shadowed/stats").json()["shadow"]["stats"]["errors"] == 20)
+    r = client.patch(f"{P}/deployments/shadowed", json={"shadow": None})
+    assert r.status_code == 200 and r.json()["shadow"] is None
+
+
+def hammer(client, name, stop, results, version_counts):
+    s = requests.Session()
+    s.headers.update(client.s.headers)
+    while not stop.is_set():
+        try:
+            r = s.post(client.url + f"{P}/deployments/{name}/predict", json={"instances": INST}, timeout=10)
+            results.append(r.status_code)
+            if r.status_code == 200:
+                v = r.json()["version"]
+                version_counts[v] = version_counts.get(v, 0) + 1
+        except requests.RequestException as e:  # a dropped connection is a failure too
+            results.append(repr(e))
+
+
+def test_swapping_versions_under_load_drops_nothing(client, models):
+    soak = os.environ.get("LATHE_SOAK") == "1"
+    duration, every = (60.0, 5.0) if soak else (6.0, 0.5)
+    deploy(client, "swap", model="churn", version=1)
+    stop, results, counts = threading.Event(), [], {}
+    threads = [threading.Thread(target=hammer, args=(client, "swap", stop, results, counts)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    swaps, version, end = 0, 1, time.time() + duration
+    while time.time() < end:
+        time.sleep(every)
+        version = 2 if version == 1 else 1
+        r = client.patch(f"{P}/deployments/swap", json={"version": version})
+        assert r.status_code == 200, r.text
+        swaps += 1
+    stop.set()
+    for t in threads:
+        t.join()
+    failures = [x for x in results if x != 200]
+    assert not failures, failures[:5]
+    assert len(results) > 100 and swaps >= 5
+    assert counts.get(1, 0) > 0 and counts.get(2, 0) > 0, counts
+
+
+def test_a_failing_canary_is_rolled_back_with_an_event(client, models):
+    deploy(client, "guarded", routes=[{"model": "churn", "version": 1, "weight": 1},
+                                      {"model": "churn", "version": 3, "weight": 1}],
+           rollback={"max_error_rate": 0.2, "window_s": 30, "min_requests": 10})
+    errors = 0
+    for _ in range(60):
+        r = predict(client, "guarded", INST[:1])  # no 'region': version 3 rejects it
+        if r.status_code != 200:
+            assert_problem(r, 400, "region")
+            errors += 1
+    assert errors >= 10, errors
+    events = wait_for(lambda: [e for e in client.get(f"{P}/deployments/guarded/events").json()["events"]
+                               if e["kind"] == "rollback"], timeout=10)
+    assert len(events) == 1, client.get(f"{P}/deployments/guarded/events").json()
+    detail = events[0]["detail"]
+    assert detail["version"] == 3 and "error rate" in detail["reason"] and detail["errors"] >= 10
+    d = client.get(f"{P}/deployments/guarded").json()
+    assert [(r["version"], r["weight"]) for r in d["routes"]] == [(1, 1), (3, 0)]
+    for _ in range(30):
+        r = predict(client, "guarded", INST[:1])
+        assert r.status_code == 200 and r.json()["version"] == 1
+    kinds = [e["kind"] for e in client.get(f"{P}/deployments/guarded/events").json()["events"]]
+    assert kinds.count("created") == 1 and kinds.count("rollback") == 1
+
+
+def test_feedback_joins_labels_and_gives_live_metrics(client, models):
+    deploy(client, "fb", model="churn", version=1)
+    lines = churn_csv(rows=120, seed=99).splitlines()
+    header = lines[0].split(",")
+    truth = {}
+    for i, line in enumerate(lines[1:]):
+        values = line.split(",")
+        rec = dict(zip(header, values))
+        inst = {"age": int(rec["age"]), "income": float(rec["income"]) if rec["income"] else None,
+                "plan": rec["plan"], "signup": rec["signup"], "visits": int(rec["visits"])}
+        rid = f"fb-{i}"
+        r = predict(client, "fb", [inst], headers={"X-Request-Id": rid})
+        assert r.status_code == 200, r.text
+        truth[rid] = int(rec["churned"])
+    ids = list(truth)
+    # One at a time, then in bulk.
+    r = client.post(f"{P}/deployments/fb/feedback", json={"request_id": ids[0], "label": truth[ids[0]]})
+    assert r.status_code == 200 and r.json()["matched"] == 1, r.text
+    r = client.post(f"{P}/deployments/fb/feedback",
+                    json={"feedback": [{"request_id": i, "labels": [truth[i]]} for i in ids[1:]] +
+                          [{"request_id": "never-seen", "label": 1}]})
+    assert r.status_code == 200, r.text
+    assert r.json()["matched"] == len(ids) - 1 and r.json()["not_found"] == ["never-seen"]
+    fb = client.get(f"{P}/deployments/fb/stats").json()["routes"][0]["feedback"]
+    assert fb["labeled_rows"] == len(ids)
+    assert fb["accuracy"] > 0.7 and fb["roc_auc"] > 0.75, fb
+
+    assert_problem(client.post(f"{P}/deployments/fb/feedback", json={"request_id": "never-seen", "label": 1}), 404,
+                   "never-seen")
+    assert_problem(client.post(f"{P}/deployments/fb/feedback", json={"label": 1}), 400, "request_id")
+    assert_problem(client.post(f"{P}/deployments/fb/feedback", json={"request_id": ids[0]}), 400, "label")
+    assert_problem(client.post(f"{P}/deployments/fb/feedback", json={"feedback": []}), 400, "feedback")
+
+
+def test_prediction_log_sampling_is_configurable(client, models):
+    deploy(client, "unlogged", model="churn", version=1, log={"sample_rate": 0})
+    r = predict(client, "unlogged", headers={"X-Request-Id": "unlogged-1"})
+    assert r.status_code == 200
+    assert_problem(client.post(f"{P}/deployments/unlogged/feedback", json={"request_id": "unlogged-1", "label": 1}),
+                   404, "unlogged-1")
+    stats = client.get(f"{P}/deployments/unlogged/stats").json()
+    assert stats["prediction_log"]["sample_rate"] == 0 and stats["prediction_log"]["dropped"] == 0
+
+
+def test_each_deployment_publishes_its_schema(client, models):
+    doc = client.get(f"{P}/deployments/svc/openapi.json").json()
+    assert doc["openapi"].startswith("3.")
+    inst = doc["components"]["schemas"]["Instance"]
+    assert set(inst["properties"]) == {"age", "income", "plan", "signup", "visits"}
+    assert inst["properties"]["age"]["type"] == ["integer", "null"]
+    assert inst["properties"]["signup"]["format"] == "date-time"
+    assert f"{P}/deployments/svc/predict" in doc["paths"]
+    iris = client.get(f"{P}/deployments/iris-svc/openapi.json").json()
+    assert set(iris["components"]["schemas"]["Instance"]["properties"]) == {"sepal_length", "sepal_width",
+                                                                             "petal_length"}
+
+
+def test_bad_deploys_are_refused_and_the_running_version_keeps_serving(server, client, models):
+    deploy(client, "steady", model="churn", version=1)
+    expected = predict(client, "steady").json()["predictions"]
+    assert_problem(client.patch(f"{P}/deployments/steady", json={"version": 99}), 404, "99")
+    assert_problem(client.patch(f"{P}/deployments/steady", json={"routes": [{"model": "nope"}]}), 404, "nope")
+    assert_problem(client.patch(f"{P}/deployments/steady", json={"routes": [{"model": "churn", "weight": -1}]}), 400,
+                   "routes[0].weight")
+    assert_problem(client.patch(f"{P}/deployments/steady", json={"version": 2, "routes": [{"model": "churn"}]}), 400,
+                   "routes")
+    assert_problem(client.post(f"{P}/deployments", json={"name": "x", "model": "churn", "colour": 1}), 400, "colour")
+
+    # A model file corrupted on disk: the deploy is refused and version 1 keeps serving.
+    run = train(client, "churn", "churned", "binary", params={"n_estimators": 7, "max_depth": 3})[1]
+    version = register(client, "churn", run)
+    db = sqlite3.connect(f"file:{server.data_dir / 'lathe.db'}?mode=ro", uri=True)
+    (blob,) = db.execute("SELECT blob FROM model_versions WHERE model = 'churn' AND version = ?", (version,)).fetchone()
+    db.close()
+    (path,) = glob.glob(str(server.data_dir / "**" / blob[2:]), recursive=True)
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.seek(20)
+        f.write(b"\xff" * 16)
+    r = client.patch(f"{P}/deployments/steady", json={"version": version})
+    assert_problem(r, 409, f"version {version} cannot be loaded")
+    assert client.get(f"{P}/deployments/steady").json()["version"] == 1
+    assert predict(client, "steady").json()["predictions"] == expected
+
+
+def test_stats_events_and_metrics(client, anon, models):
+    stats = client.get(f"{P}/deployments/svc/stats").json()
+    route = stats["routes"][0]
+    assert route["model"] == "churn" and route["version"] == 1 and route["weight"] == 1
+    s = route["stats"]
+    assert s["requests"] > 0 and s["rows"] >= 2 * s["requests"] - 2 * s["errors"]
+    assert sum(b["count"] for b in s["latency_ms"]["buckets"]) == s["requests"]
+    assert s["predictions"]["kind"] == "probability"
+    assert sum(b["count"] for b in s["predictions"]["histogram"]) == s["rows"]
+    kinds = [e["kind"] for e in client.get(f"{P}/deployments/swap/events").json()["events"]]
+    assert kinds[-1] == "created" and kinds.count("updated") >= 5  # newest first
+    metrics = anon.get("/metrics").text
+    assert 'lathe_deployment_requests_total{project="default",deployment="svc",model="churn",version="1",role="route"}' \
+        in metrics
+    assert 'lathe_deployment_route_weight{project="default",deployment="canary",model="churn",version="2",role="route"} 20' \
+        in metrics
+    assert "lathe_prediction_log_entries_total" in metrics
