@@ -115,6 +115,7 @@ Result<std::unique_ptr<App>> App::Create(const AppConfig& config) {
   RegisterRecipeRoutes(app->router_, *app);
   RegisterConnectionRoutes(app->router_, *app);
   RegisterLabelRoutes(app->router_, *app);
+  RegisterBatchRoutes(app->router_, *app);
   RegisterTrainJob(*app);
   RegisterImportJob(*app);
   RegisterRecipeJob(*app);

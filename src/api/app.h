@@ -104,6 +104,7 @@ void RegisterDatasetSettingsRoutes(Router& router, App& app);
 void RegisterRecipeRoutes(Router& router, App& app);
 void RegisterConnectionRoutes(Router& router, App& app);
 void RegisterLabelRoutes(Router& router, App& app);
+void RegisterBatchRoutes(Router& router, App& app);  // and its job
 
 // Job kinds (registered with the JobRunner by App::Create).
 void RegisterTrainJob(App& app);

@@ -193,9 +193,9 @@ Result<int64_t> DatasetWriter::Finish(const std::vector<ColumnType>& types) {
   return static_cast<int64_t>(offset_);
 }
 
-Status WriteDatasetFile(const Table& table, const std::string& output_path) {
-  std::vector<std::string> names;
-  std::vector<ColumnType> types;
+namespace {
+
+Status CheckTable(const Table& table) {
   for (const Column& c : table.columns) {
     if (static_cast<int64_t>(c.valid.size()) != table.num_rows) {
       return Status::InvalidArgument("column '" + c.name + "' has " + std::to_string(c.valid.size()) +
@@ -216,10 +216,18 @@ Status WriteDatasetFile(const Table& table, const std::string& output_path) {
         break;
     }
     if (!ok) return Status::InvalidArgument("column '" + c.name + "' has inconsistent value vectors");
-    names.push_back(c.name);
-    types.push_back(c.type);
   }
-  ASSIGN_OR_RETURN(auto writer, DatasetWriter::Create(output_path, names));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status DatasetWriter::AppendTable(const Table& table) {
+  RETURN_IF_ERROR(CheckTable(table));
+  if (table.columns.size() != names_.size()) {
+    return Status::InvalidArgument("table has " + std::to_string(table.columns.size()) + " columns, the file " +
+                                   std::to_string(names_.size()));
+  }
   std::vector<int32_t> local_codes;
   std::vector<std::string_view> local_dict;
   std::vector<int32_t> remap;
@@ -259,8 +267,21 @@ Status WriteDatasetFile(const Table& table, const std::string& output_path) {
       }
       chunks.push_back(EncodeChunk(in, 3));
     }
-    RETURN_IF_ERROR(writer->AppendRowGroup(static_cast<int64_t>(n), chunks));
+    RETURN_IF_ERROR(AppendRowGroup(static_cast<int64_t>(n), chunks));
   }
+  return Status::Ok();
+}
+
+Status WriteDatasetFile(const Table& table, const std::string& output_path) {
+  RETURN_IF_ERROR(CheckTable(table));
+  std::vector<std::string> names;
+  std::vector<ColumnType> types;
+  for (const Column& c : table.columns) {
+    names.push_back(c.name);
+    types.push_back(c.type);
+  }
+  ASSIGN_OR_RETURN(auto writer, DatasetWriter::Create(output_path, names));
+  RETURN_IF_ERROR(writer->AppendTable(table));
   return writer->Finish(types).status();
 }
 

@@ -80,6 +80,9 @@ class DatasetWriter {
 
   // One encoded chunk per column, in column order; 1..kLcolRowsPerGroup rows. Chunk bytes are released.
   Status AppendRowGroup(int64_t rows, std::vector<EncodedChunk>& chunks);
+  // Encodes a whole table (columns in the writer's order, each of one type for the whole file) as row groups
+  // of up to kLcolRowsPerGroup rows. kInvalidArgument for a malformed table or a different column count.
+  Status AppendTable(const Table& table);
   // True if chunk (group, column) can be read as `type` without re-encoding: same type, all missing, or
   // integers in a float column.
   bool ChunkFits(size_t group, size_t column, ColumnType type) const;

@@ -509,7 +509,8 @@ Result<std::vector<float>> FeaturePipeline::TransformRows(const Table& table, co
           .WithDetail(ErrorDetail::Column(in.name, "the model needs this column"));
     }
     const Column& c = table.columns[static_cast<size_t>(ci)];
-    if (c.type != in.type) {
+    const auto numeric = [](ColumnType t) { return t == ColumnType::kInt64 || t == ColumnType::kFloat64; };
+    if (c.type != in.type && !(numeric(c.type) && numeric(in.type))) {  // integers and floats encode alike
       return Status::InvalidArgument("column '" + in.name + "' is " + ColumnTypeName(c.type) + ", the model expects " +
                                      ColumnTypeName(in.type))
           .WithDetail(ErrorDetail::Column(in.name, "wrong type"));

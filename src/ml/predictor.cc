@@ -1,6 +1,5 @@
 #include "ml/predictor.h"
 
-#include <algorithm>
 
 #include <cstdio>
 #include <exception>
@@ -158,7 +157,14 @@ Status Predictor::PredictRowsXgboost(const float* rows, size_t n, std::vector<fl
   return Status::Ok();
 }
 
-Result<Json> Predictor::Contributions(const float* rows, size_t n) const {
+Result<std::vector<float>> Predictor::EncodeTable(const Table& table) const {
+  if (preprocess_.empty()) return pipeline_.TransformTable(table);
+  Table raw = table;
+  RETURN_IF_ERROR(preprocess_.ApplyToTable(raw, pipeline_.target(), secret_salt_));
+  return pipeline_.TransformTable(raw);
+}
+
+Result<std::vector<double>> Predictor::ColumnContributions(const float* rows, size_t n) const {
   const size_t width = NumFeatures();
   internal::DMatrix dm;
   LATHE_XGB(XGDMatrixCreateFromMat(rows, n, width, std::numeric_limits<float>::quiet_NaN(), dm.out()),
@@ -175,29 +181,56 @@ Result<Json> Predictor::Contributions(const float* rows, size_t n) const {
   }
   // A column's contribution is the sum over the features it is encoded into (SHAP values are additive), so a
   // date reads as one number, like the instance the caller sent.
-  std::vector<std::pair<size_t, const std::string*>> owner;  // first feature -> column name
-  for (const auto& in : pipeline_.inputs()) owner.emplace_back(static_cast<size_t>(in.first_feature), &in.name);
-  std::sort(owner.begin(), owner.end());
-  auto one = [&](const float* v) {
-    Json j = Json::object();
-    for (size_t c = 0; c < owner.size(); ++c) {
-      const size_t end = c + 1 < owner.size() ? owner[c + 1].first : width;
-      double sum = 0;
-      for (size_t f = owner[c].first; f < end && f < width; ++f) sum += static_cast<double>(v[f]);
-      j[*owner[c].second] = sum;
+  const auto& inputs = pipeline_.inputs();
+  const size_t cols = inputs.size();
+  std::vector<size_t> owner(width, cols);  // feature -> input column
+  for (size_t c = 0; c < cols; ++c) {
+    const size_t first = static_cast<size_t>(inputs[c].first_feature);
+    size_t end = width;
+    for (const auto& other : inputs) {
+      const auto f = static_cast<size_t>(other.first_feature);
+      if (f > first && f < end) end = f;
     }
-    j["bias"] = static_cast<double>(v[width]);
+    for (size_t f = first; f < end; ++f) owner[f] = c;
+  }
+  std::vector<double> out(n * groups * (cols + 1), 0.0);
+  for (size_t i = 0; i < n * groups; ++i) {
+    const float* v = result + i * (width + 1);
+    double* dst = out.data() + i * (cols + 1);
+    for (size_t f = 0; f < width; ++f) {
+      if (owner[f] < cols) dst[owner[f]] += static_cast<double>(v[f]);
+    }
+    dst[cols] = static_cast<double>(v[width]);
+  }
+  return out;
+}
+
+std::vector<std::string> Predictor::ContributionColumns() const {
+  std::vector<std::string> names;
+  for (const auto& in : pipeline_.inputs()) names.push_back(in.name);
+  return names;
+}
+
+Result<Json> Predictor::Contributions(const float* rows, size_t n) const {
+  ASSIGN_OR_RETURN(std::vector<double> values, ColumnContributions(rows, n));
+  const std::vector<std::string> names = ContributionColumns();
+  const size_t cols = names.size();
+  const size_t groups = OutputWidth();
+  auto one = [&](const double* v) {
+    Json j = Json::object();
+    for (size_t c = 0; c < cols; ++c) j[names[c]] = v[c];
+    j["bias"] = v[cols];
     return j;
   };
   Json out = Json::array();
   for (size_t i = 0; i < n; ++i) {
-    const float* row = result + i * groups * (width + 1);
+    const double* row = values.data() + i * groups * (cols + 1);
     if (groups == 1) {
       out.push_back(one(row));
       continue;
     }
     Json per_class = Json::object();
-    for (size_t g = 0; g < groups; ++g) per_class[pipeline_.label_keys()[g]] = one(row + g * (width + 1));
+    for (size_t g = 0; g < groups; ++g) per_class[pipeline_.label_keys()[g]] = one(row + g * (cols + 1));
     out.push_back(std::move(per_class));
   }
   return out;

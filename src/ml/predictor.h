@@ -51,6 +51,10 @@ class Predictor {
   // input by the recipe's own rules.
   Status EncodeInstances(const Json& instances, std::vector<float>* rows,
                          const FeaturePipeline::InputPolicy& policy = FeaturePipeline::InputPolicy{}) const;
+  // Encodes a Table of input columns (the raw columns, for a model trained on a recipe's output: the recipes
+  // are replayed on it first) into dense rows; integer and float columns are interchangeable, a missing
+  // column or a column of another type is kInvalidArgument naming it. Unseen categories encode as missing.
+  Result<std::vector<float>> EncodeTable(const Table& table) const;
   // Compiled evaluator: out has n * OutputWidth() floats (probabilities / values); `margin` gives raw margins.
   void PredictRows(const float* rows, size_t n, float* out, bool margin = false) const;
   // XGBoost in-place prediction (XGBoosterPredictFromDense, nthread=1).
@@ -60,6 +64,10 @@ class Predictor {
   // a column's value being the sum over the features it is encoded into (a date's parts, for example);
   // multiclass gives {class label: {...}}. The contributions of a row sum to its margin.
   Result<Json> Contributions(const float* rows, size_t n) const;
+  // The same values as numbers: n * OutputWidth() blocks of (ContributionColumns().size() + 1) doubles, the
+  // last of each block the bias.
+  Result<std::vector<double>> ColumnContributions(const float* rows, size_t n) const;
+  std::vector<std::string> ContributionColumns() const;  // the pipeline's input columns, in order
   // Output JSON for already-computed rows of PredictRows.
   Json FormatPredictions(const float* outputs, size_t n) const;
 

@@ -34,14 +34,41 @@ Json Preprocess::Signature() const {
 
 Result<Table> Preprocess::Apply(const Json& instances, const std::string& target, const std::string& secret_salt) const {
   ASSIGN_OR_RETURN(Table t, InstancesToTable(instances, inputs_));
+  RETURN_IF_ERROR(ApplyToTable(t, target, secret_salt));
+  return t;
+}
+
+Status Preprocess::ApplyToTable(Table& t, const std::string& target, const std::string& secret_salt) const {
   // The target is never sent at serving time: present it as all missing.
+  bool has_target = false;
   for (auto& c : t.columns) {
-    if (c.name == target) std::fill(c.valid.begin(), c.valid.end(), 0);
+    if (c.name == target) {
+      std::fill(c.valid.begin(), c.valid.end(), 0);
+      has_target = true;
+    }
+  }
+  if (!has_target) {
+    for (const auto& [name, type] : inputs_) {
+      if (name != target) continue;
+      Column c;
+      c.name = name;
+      c.type = type;
+      const auto n = static_cast<size_t>(t.num_rows);
+      c.valid.assign(n, 0);
+      switch (type) {
+        case ColumnType::kInt64:
+        case ColumnType::kDatetime: c.i64.assign(n, 0); break;
+        case ColumnType::kFloat64: c.f64.assign(n, 0); break;
+        case ColumnType::kBool: c.b.assign(n, 0); break;
+        case ColumnType::kString: c.codes.assign(n, 0); break;
+      }
+      t.columns.push_back(std::move(c));
+    }
   }
   ApplyOptions opt;
   opt.secret_salt = secret_salt;
   for (const auto& [recipe, fitted] : recipes_) RETURN_IF_ERROR(ApplyFitted(recipe, fitted, t, opt));
-  return t;
+  return Status::Ok();
 }
 
 Result<Table> InstancesToTable(const Json& instances, const std::vector<std::pair<std::string, ColumnType>>& schema) {

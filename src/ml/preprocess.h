@@ -32,6 +32,9 @@ class Preprocess {
   // Builds a Table of the raw inputs from JSON objects (errors name "instances[i].column"), then replays
   // every recipe. `secret_salt` is the mask_pii salt the training data was masked with.
   Result<Table> Apply(const Json& instances, const std::string& target, const std::string& secret_salt) const;
+  // Replays every recipe on a Table of raw columns in place (batch scoring); the target, if present, is
+  // blanked and, if absent, added all-missing.
+  Status ApplyToTable(Table& t, const std::string& target, const std::string& secret_salt) const;
 
  private:
   std::vector<std::pair<std::string, ColumnType>> inputs_;

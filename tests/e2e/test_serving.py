@@ -439,3 +439,59 @@ def test_stats_events_and_metrics(client, anon, models):
     assert 'lathe_deployment_route_weight{project="default",deployment="canary",model="churn",version="2",role="route"} 20' \
         in metrics
     assert "lathe_prediction_log_entries_total" in metrics
+
+
+def test_batch_scoring_makes_a_dataset_version_with_predictions(client, models):
+    r = client.post(f"{P}/batch-predictions", json={"dataset": "churn", "model": "churn", "model_version": 1,
+                                                    "output": "churn-scored", "keep_columns": ["age", "visits"],
+                                                    "explain": True})
+    assert r.status_code == 202, r.text
+    assert r.json()["dataset"] == "churn-scored" and r.json()["model_version"] == 1
+    job = client.wait_job(r.json()["job"])
+    assert job["state"] == "succeeded", job
+    assert job["progress"] == 1.0 and job["result"]["rows"] == 400
+    scored = client.get(f"{P}/datasets/churn-scored/versions/{job['result']['version']}/rows?limit=400").json()
+    names = [c["name"] for c in job["result"]["columns"]]
+    assert names == ["age", "visits", "prediction", "probability", "shap_age", "shap_income", "shap_plan",
+                     "shap_signup", "shap_visits", "shap_bias"]
+    source = client.get(f"{P}/datasets/churn/versions/1/rows?limit=400").json()["rows"]
+    instances = [{k: row[k] for k in ("age", "income", "plan", "signup", "visits")} for row in source[:50]]
+    live = predict(client, "svc", instances).json()["predictions"]
+    for row, p in zip(scored["rows"][:50], live):
+        assert abs(row["probability"] - p) < 1e-6
+        assert row["prediction"] == (1 if p >= 0.5 else 0)
+        margin = sum(v for k, v in row.items() if k.startswith("shap_"))
+        assert abs(margin - math.log(p / (1 - p))) < 1e-3
+    lineage = job["result"]["lineage"]
+    assert lineage["parent"] == {"dataset": "churn", "version": 1}
+    assert lineage["model"] == {"name": "churn", "version": 1}
+
+    # By deployment, waiting: the deployment's version scores, every input column is kept.
+    r = client.post(f"{P}/batch-predictions?wait=true", json={"dataset": "churn", "deployment": "svc"})
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == "churn-scored"
+    assert [c["name"] for c in r.json()["columns"]][-2:] == ["prediction", "probability"]
+    assert r.json()["lineage"]["model"]["version"] == 1
+
+    # A model that needs a column the dataset lacks fails the job, naming it; nothing is written.
+    versions_before = len(client.get(f"{P}/datasets/churn-scored").json()["versions"])
+    r = client.post(f"{P}/batch-predictions", json={"dataset": "churn", "model": "churn", "model_version": 3,
+                                                    "output": "churn-scored"})
+    job = client.wait_job(r.json()["job"])
+    assert job["state"] == "failed" and "region" in str(job["result"]), job
+    assert len(client.get(f"{P}/datasets/churn-scored").json()["versions"]) == versions_before
+
+    assert_problem(client.post(f"{P}/batch-predictions", json={"dataset": "nope", "model": "churn"}), 404, "nope")
+    assert_problem(client.post(f"{P}/batch-predictions", json={"dataset": "churn", "model": "churn",
+                                                              "model_version": 99}), 404, "99")
+    assert_problem(client.post(f"{P}/batch-predictions", json={"dataset": "churn", "model": "churn",
+                                                              "keep_columns": ["age", "nope"]}), 400,
+                   "keep_columns[1]")
+    assert_problem(client.post(f"{P}/batch-predictions", json={"dataset": "churn", "model": "churn",
+                                                              "deployment": "svc"}), 400, "deployment")
+    assert_problem(client.post(f"{P}/batch-predictions", json={"dataset": "churn", "model": "churn", "rows": 5}),
+                   400, "rows")
+    assert_problem(client.post(f"{P}/batch-predictions", json={"dataset": "churn", "model": "churn",
+                                                              "output": "../x"}), 400, "output")
+    assert_problem(client.post(f"{P}/batch-predictions", json={"dataset": "churn", "model": "churn",
+                                                              "explain": "yes"}), 400, "explain")

@@ -32,6 +32,13 @@ inline void PushBool(Column* c, bool v, bool valid = true) {
   c->b.push_back(v ? 1 : 0);
   c->valid.push_back(valid ? 1 : 0);
 }
+// A value known to be new (an id): appended to the dictionary without a search.
+inline void PushUniqueString(Column* c, const std::string& v) {
+  c->dict.push_back(v);
+  c->codes.push_back(static_cast<int32_t>(c->dict.size() - 1));
+  c->valid.push_back(1);
+}
+
 inline void PushString(Column* c, const std::string& v, bool valid = true) {
   int32_t code = 0;
   if (valid) {
@@ -73,7 +80,7 @@ inline Table MakeMixedTable(int64_t rows, uint64_t seed, const std::string& task
     PushInt(&signup, day * 86400LL * 1000000LL + static_cast<int64_t>(u(rng) * 86400) * 1000000LL);
     char id_text[32];
     std::snprintf(id_text, sizeof(id_text), "c%lld", static_cast<long long>(r));
-    PushString(&id, id_text);
+    PushUniqueString(&id, id_text);
     const double score = (a - 45) / 15.0 + (inc_valid ? (inc - 60000) / 30000.0 : 0.0) + (act ? 0.8 : -0.8) +
                          (ci == 2 ? 1.2 : 0.0) + (u(rng) - 0.5) * 1.5;
     if (task == "binary") {
