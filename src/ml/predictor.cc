@@ -131,6 +131,11 @@ void Predictor::PredictRows(const float* rows, size_t n, float* out, bool margin
   const size_t width = NumFeatures();
   const size_t out_width = OutputWidth();
   // Binary: the forest has one group; regression: one group; multiclass: k groups.
+  if (n >= 8) {  // blocks of rows walking each tree together; identical results
+    if (margin) forest_.PredictMarginBatch(rows, n, width, out);
+    else forest_.PredictBatch(rows, n, width, out);
+    return;
+  }
   for (size_t i = 0; i < n; ++i) {
     if (margin) forest_.PredictMargin(rows + i * width, out + i * out_width);
     else forest_.Predict(rows + i * width, out + i * out_width);

@@ -1,6 +1,7 @@
 #include "ml/tree_evaluator.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -234,36 +235,118 @@ Result<CompiledForest> CompiledForest::FromXgboostModel(const Json& model) {
     f.roots_.push_back(static_cast<uint32_t>(base));
     f.groups_.push_back(static_cast<int32_t>(group));
   }
+  f.BuildWalkLayout();
   return f;
 }
 
-inline float CompiledForest::LeafValue(uint32_t root, const float* row) const {
-  const Node* nodes = nodes_.data();
-  uint32_t i = root;
-  while (nodes[i].feature >= 0) {
-    const Node& n = nodes[i];
-    const float v = row[n.feature];
-    bool go_left;
-    if (std::isnan(v)) {
-      go_left = n.default_left != 0;
-    } else if (n.cat_set == 0) {
-      go_left = v < n.value;
-    } else {
-      const CatSet& s = cat_sets_[n.cat_set - 1];
-      go_left = true;
-      if (v >= 0.0f && v < static_cast<float>(kMaxCategory)) {
-        const auto c = static_cast<uint32_t>(v);
-        if (c / 32 < s.words) go_left = ((cat_words_[s.offset + c / 32] >> (c % 32)) & 1u) == 0;
+void CompiledForest::BuildWalkLayout() {
+  walk_.resize(nodes_.size());
+  leaf_.assign(nodes_.size(), 0.0f);
+  depth_.assign(roots_.size(), 0);
+  std::vector<uint32_t> node_depth(nodes_.size(), 0);
+  for (size_t t = 0; t < roots_.size(); ++t) {
+    const uint32_t begin = roots_[t];
+    const auto end = static_cast<uint32_t>(t + 1 < roots_.size() ? roots_[t + 1] : nodes_.size());
+    node_depth[begin] = 0;
+    // Preorder: a node's depth is known before its children are visited.
+    for (uint32_t i = begin; i < end; ++i) {
+      const Node& n = nodes_[i];
+      WalkNode& w = walk_[i];
+      if (n.feature < 0) {
+        w = WalkNode{0.0f, 0, i, i};  // a leaf loops on itself, so every walk can take the tree's full depth
+        leaf_[i] = n.value;
+        depth_[t] = std::max(depth_[t], node_depth[i]);
+        continue;
       }
+      w.threshold = n.value;
+      w.feature = static_cast<uint32_t>(n.feature) | (n.default_left ? kDefaultLeft : 0u) |
+                  (n.cat_set != 0 ? kCategorical : 0u);
+      w.left = i + 1;
+      w.right = static_cast<uint32_t>(n.right);
+      if (n.cat_set != 0) w.threshold = std::bit_cast<float>(n.cat_set);
+      node_depth[i + 1] = node_depth[i] + 1;
+      node_depth[static_cast<size_t>(n.right)] = node_depth[i] + 1;
     }
-    i = go_left ? i + 1 : static_cast<uint32_t>(n.right);
   }
-  return nodes[i].value;
+}
+
+inline uint32_t CompiledForest::Next(uint32_t i, const float* row) const {
+  const Node& n = nodes_[i];
+  const float v = row[n.feature];
+  bool go_left;
+  if (std::isnan(v)) {
+    go_left = n.default_left != 0;
+  } else if (n.cat_set == 0) {
+    go_left = v < n.value;
+  } else {
+    const CatSet& s = cat_sets_[n.cat_set - 1];
+    go_left = true;
+    if (v >= 0.0f && v < static_cast<float>(kMaxCategory)) {
+      const auto c = static_cast<uint32_t>(v);
+      if (c / 32 < s.words) go_left = ((cat_words_[s.offset + c / 32] >> (c % 32)) & 1u) == 0;
+    }
+  }
+  return go_left ? i + 1 : static_cast<uint32_t>(n.right);
+}
+
+inline float CompiledForest::LeafValue(uint32_t root, const float* row) const {
+  uint32_t i = root;
+  while (nodes_[i].feature >= 0) i = Next(i, row);
+  return nodes_[i].value;
 }
 
 void CompiledForest::PredictMargin(const float* row, float* out) const {
   for (int g = 0; g < num_groups_; ++g) out[g] = base_margin_[static_cast<size_t>(g)];
   for (size_t t = 0; t < roots_.size(); ++t) out[groups_[t]] += LeafValue(roots_[t], row);
+}
+
+inline uint32_t CompiledForest::Step(uint32_t i, const float* row) const {
+  const WalkNode& w = walk_[i];
+  const float v = row[w.feature & kFeatureMask];
+  if (w.feature & kCategorical) [[unlikely]] {
+    const CatSet& s = cat_sets_[std::bit_cast<uint32_t>(w.threshold) - 1];
+    if (v != v) return (w.feature & kDefaultLeft) != 0 ? w.left : w.right;  // missing: default direction
+    bool go_left = true;
+    if (v >= 0.0f && v < static_cast<float>(kMaxCategory)) {
+      const auto c = static_cast<uint32_t>(v);
+      if (c / 32 < s.words) go_left = ((cat_words_[s.offset + c / 32] >> (c % 32)) & 1u) == 0;
+    }
+    return go_left ? w.left : w.right;
+  }
+  // NaN compares false: it goes left only when that is the node's default direction.
+  const bool go_left = (v < w.threshold) | ((v != v) & ((w.feature & kDefaultLeft) != 0));
+  return go_left ? w.left : w.right;
+}
+
+void CompiledForest::PredictMarginBatch(const float* rows, size_t n, size_t stride, float* out) const {
+  const auto groups = static_cast<size_t>(num_groups_);
+  constexpr size_t kBlock = 64;  // rows per block: their margins and the current tree stay in L1
+  constexpr size_t kLanes = 8;   // rows walking one tree in lockstep: independent loads overlap
+  for (size_t b = 0; b < n; b += kBlock) {
+    const size_t m = std::min(kBlock, n - b);
+    const float* block = rows + b * stride;
+    float* o = out + b * groups;
+    for (size_t r = 0; r < m; ++r) {
+      for (size_t g = 0; g < groups; ++g) o[r * groups + g] = base_margin_[g];
+    }
+    for (size_t t = 0; t < roots_.size(); ++t) {
+      const auto g = static_cast<size_t>(groups_[t]);
+      const uint32_t root = roots_[t];
+      const uint32_t depth = depth_[t];
+      size_t r = 0;
+      for (; r + kLanes <= m; r += kLanes) {
+        uint32_t at[kLanes];
+        for (size_t k = 0; k < kLanes; ++k) at[k] = root;
+        // Every lane takes the tree's full depth; a lane at a leaf stays there.
+        for (uint32_t d = 0; d < depth; ++d) {
+          for (size_t k = 0; k < kLanes; ++k) at[k] = Step(at[k], block + (r + k) * stride);
+        }
+        // Added per row in tree order, exactly as PredictMargin does: bit-identical margins.
+        for (size_t k = 0; k < kLanes; ++k) o[(r + k) * groups + g] += leaf_[at[k]];
+      }
+      for (; r < m; ++r) o[r * groups + g] += LeafValue(root, block + r * stride);
+    }
+  }
 }
 
 void CompiledForest::StagedMargins(const float* row, size_t trees_per_stage, float* out) const {
@@ -277,8 +360,7 @@ void CompiledForest::StagedMargins(const float* row, size_t trees_per_stage, flo
   }
 }
 
-void CompiledForest::Predict(const float* row, float* out) const {
-  PredictMargin(row, out);
+void CompiledForest::ApplyTransform(float* out) const {
   switch (transform_) {
     case Transform::kIdentity: break;
     case Transform::kSigmoid:
@@ -296,6 +378,16 @@ void CompiledForest::Predict(const float* row, float* out) const {
       break;
     }
   }
+}
+
+void CompiledForest::Predict(const float* row, float* out) const {
+  PredictMargin(row, out);
+  ApplyTransform(out);
+}
+
+void CompiledForest::PredictBatch(const float* rows, size_t n, size_t stride, float* out) const {
+  PredictMarginBatch(rows, n, stride, out);
+  for (size_t i = 0; i < n; ++i) ApplyTransform(out + i * static_cast<size_t>(num_groups_));
 }
 
 }  // namespace lathe::ml

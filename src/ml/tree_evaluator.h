@@ -42,6 +42,10 @@ class CompiledForest {
   void PredictMargin(const float* row, float* out) const;
   // Transformed output: probability (binary:logistic), class probabilities (multi:softprob) or value.
   void Predict(const float* row, float* out) const;
+  // Many rows (row i at rows + i * stride): the same results as PredictMargin / Predict row by row, bit for
+  // bit, computed in blocks of rows that walk each tree together (several times faster for large n).
+  void PredictMarginBatch(const float* rows, size_t n, size_t stride, float* out) const;
+  void PredictBatch(const float* rows, size_t n, size_t stride, float* out) const;
   // Margins after every `trees_per_stage` trees (one boosting round: 1 tree, or one per class for
   // multi:softprob): out[s * num_groups() + g] for s in [0, num_trees() / trees_per_stage). Accumulated like
   // PredictMargin, so the last stage equals it bit for bit. Used for learning curves after training.
@@ -59,13 +63,34 @@ class CompiledForest {
     uint32_t offset;  // into cat_words_
     uint32_t words;
   };
+  // The batch layout: 16-byte nodes with both children explicit and leaves pointing at themselves, so a
+  // block of rows walks a tree a fixed number of steps (its depth) with no leaf test and no branch on the
+  // numeric path. Built from nodes_ at load.
+  struct WalkNode {
+    float threshold;   // numeric split threshold; categorical: bit pattern of the cat_set index (1-based)
+    uint32_t feature;  // feature index | kDefaultLeft | kCategorical
+    uint32_t left, right;
+  };
+  static constexpr uint32_t kDefaultLeft = 1u << 31;
+  static constexpr uint32_t kCategorical = 1u << 30;
+  static constexpr uint32_t kFeatureMask = kCategorical - 1;
   enum class Transform { kIdentity, kSigmoid, kSoftmax };
 
+  void BuildWalkLayout();
+  uint32_t Step(uint32_t i, const float* row) const;  // one step in the batch layout
+
+  // The child of split node `i` that `row` goes to.
+  uint32_t Next(uint32_t i, const float* row) const;
   // The leaf value `row` reaches in the tree rooted at `root`.
   float LeafValue(uint32_t root, const float* row) const;
+  // Margins -> outputs (sigmoid, softmax or identity) for one row, in place.
+  void ApplyTransform(float* out) const;
 
   std::vector<Node> nodes_;
   std::vector<uint32_t> roots_;
+  std::vector<WalkNode> walk_;   // parallel to nodes_
+  std::vector<float> leaf_;      // parallel to nodes_: leaf values (0 for splits)
+  std::vector<uint32_t> depth_;  // per tree: the longest root-to-leaf path, in steps
   std::vector<int32_t> groups_;
   std::vector<CatSet> cat_sets_;
   std::vector<uint32_t> cat_words_;
