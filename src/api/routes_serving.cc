@@ -44,7 +44,7 @@ Json DeploymentJson(const DeploymentRecord& d) {
 // The serving configuration fields a create/PATCH body may carry (everything else is the deployment itself).
 Json ConfigFields(const Json& body) {
   Json c = Json::object();
-  for (const char* k : {"routes", "shadow", "input", "rollback", "log"}) {
+  for (const char* k : {"routes", "shadow", "input", "rollback", "log", "limits"}) {
     if (body.contains(k)) c[k] = body[k];
   }
   return c;
@@ -383,6 +383,32 @@ Result<Served> RunPrediction(App& app, RequestContext& ctx, std::shared_ptr<cons
   Served s;
   s.deployment = std::move(live);
   const LoadedDeployment& d = *s.deployment;
+  // Backpressure: a bounded number running, a bounded number waiting until the request's deadline.
+  int timeout_ms = d.config.limits.timeout_ms;
+  if (const std::string* h = ctx.req.Header("x-request-timeout-ms")) {
+    char* end = nullptr;
+    const long v = std::strtol(h->c_str(), &end, 10);
+    if (h->empty() || end == nullptr || *end != '\0' || v < 1 || v > 3600000) {
+      return Status::InvalidArgument("X-Request-Timeout-Ms must be an integer number of milliseconds in [1, 3600000]")
+          .WithDetail(ErrorDetail::Field("X-Request-Timeout-Ms", "must be an integer in [1, 3600000]"));
+    }
+    timeout_ms = timeout_ms > 0 ? std::min<int>(timeout_ms, static_cast<int>(v)) : static_cast<int>(v);
+  }
+  const auto deadline = timeout_ms > 0 ? AdmissionGate::Clock::now() + std::chrono::milliseconds(timeout_ms)
+                                       : AdmissionGate::Clock::time_point::max();
+  const AdmissionGate::Outcome admitted =
+      d.gate->Enter(d.config.limits.max_concurrency, d.config.limits.max_queue, deadline);
+  if (admitted != AdmissionGate::Outcome::kAdmitted) {
+    ctx.res.headers.emplace_back("Retry-After", "1");
+    if (admitted == AdmissionGate::Outcome::kQueueFull) {
+      return Status::ResourceExhausted("deployment '" + d.name + "' is at its limit of " +
+                                       std::to_string(d.config.limits.max_concurrency) + " running and " +
+                                       std::to_string(d.config.limits.max_queue) + " queued requests; retry later");
+    }
+    return Status(StatusCode::kUnavailable, "deployment '" + d.name + "' had no free slot within the request's " +
+                                                std::to_string(timeout_ms) + " ms deadline; retry later");
+  }
+  AdmissionGate::Ticket ticket(d.gate.get());
   const std::string* key = ctx.req.Header("x-lathe-route-key");
   const ServingVersion& sv = d.Pick(key != nullptr ? std::string_view(*key) : std::string_view(), Uniform());
   s.version = &sv;
@@ -752,7 +778,8 @@ Status Stats(App& app, RequestContext& ctx) {
                 {"dropped", app.serving().log().dropped()},
                 {"queued", app.serving().log().queued()},
                 {"sample_rate", live->config.log_sample_rate}}},
-              {"shadow_dropped", app.serving().shadow_dropped()}};
+              {"shadow_dropped", app.serving().shadow_dropped()},
+              {"admission", live->gate->ToJson()}};
   WriteJson(200, out, ctx.res);
   return Status::Ok();
 }
@@ -766,7 +793,7 @@ Status RecordEvent(App& app, const DeploymentRecord& d, const std::string& kind,
 
 Status CreateDeployment(App& app, RequestContext& ctx) {
   ASSIGN_OR_RETURN(Json body, ctx.JsonBody(app.config().max_json_depth));
-  RETURN_IF_ERROR(CheckBodyKeys(body, {"name", "model", "version", "routes", "shadow", "input", "rollback", "log"}));
+  RETURN_IF_ERROR(CheckBodyKeys(body, {"name", "model", "version", "routes", "shadow", "input", "rollback", "log", "limits"}));
   DeploymentRecord d;
   d.project = ctx.Project();
   ASSIGN_OR_RETURN(d.name, GetString(body, "name"));
@@ -809,7 +836,7 @@ Status CreateDeployment(App& app, RequestContext& ctx) {
 
 Status UpdateDeployment(App& app, RequestContext& ctx) {
   ASSIGN_OR_RETURN(Json body, ctx.JsonBody(app.config().max_json_depth));
-  RETURN_IF_ERROR(CheckBodyKeys(body, {"model", "version", "routes", "shadow", "input", "rollback", "log"}));
+  RETURN_IF_ERROR(CheckBodyKeys(body, {"model", "version", "routes", "shadow", "input", "rollback", "log", "limits"}));
   std::lock_guard lock(app.serving().mutation_mutex());
   ASSIGN_OR_RETURN(DeploymentRecord d, app.store().GetDeployment(ctx.Project(), ctx.Param("name")));
   ASSIGN_OR_RETURN(DeploymentConfig current, ParseDeploymentConfig(d.config, DeploymentConfig{}));

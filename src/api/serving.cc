@@ -148,6 +148,7 @@ Result<std::shared_ptr<const LoadedDeployment>> ServingRuntime::Build(const Depl
     live->shadow = std::move(sv);
   }
   live->config = std::move(config);
+  live->gate = previous != nullptr && previous->gate ? previous->gate : std::make_shared<AdmissionGate>();
   return std::shared_ptr<const LoadedDeployment>(std::move(live));
 }
 

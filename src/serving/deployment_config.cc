@@ -131,6 +131,14 @@ Result<DeploymentConfig> ParseDeploymentConfig(const Json& j, const DeploymentCo
     RETURN_IF_ERROR(CheckKeys(*it, "log", {"sample_rate"}));
     ASSIGN_OR_RETURN(c.log_sample_rate, Number(*it, "sample_rate", "log.sample_rate", 0, 1, c.log_sample_rate));
   }
+  if (auto it = j.find("limits"); it != j.end()) {
+    RETURN_IF_ERROR(CheckKeys(*it, "limits", {"max_concurrency", "max_queue", "timeout_ms"}));
+    ASSIGN_OR_RETURN(double conc, Number(*it, "max_concurrency", "limits.max_concurrency", 0, 100000,
+                                         c.limits.max_concurrency));
+    ASSIGN_OR_RETURN(double queue, Number(*it, "max_queue", "limits.max_queue", 0, 100000, c.limits.max_queue));
+    ASSIGN_OR_RETURN(double timeout, Number(*it, "timeout_ms", "limits.timeout_ms", 0, 3.6e6, c.limits.timeout_ms));
+    c.limits = {static_cast<int>(conc), static_cast<int>(queue), static_cast<int>(timeout)};
+  }
   return c;
 }
 
@@ -144,7 +152,11 @@ Json DeploymentConfigJson(const DeploymentConfig& c) {
               {"unseen_categories", c.input.reject_unseen_categories ? "reject" : "missing"},
               {"missing_fields", c.input.missing_fields_as_null ? "null" : "reject"}}},
             {"rollback", nullptr},
-            {"log", {{"sample_rate", c.log_sample_rate}}}};
+            {"log", {{"sample_rate", c.log_sample_rate}}},
+            {"limits",
+             {{"max_concurrency", c.limits.max_concurrency},
+              {"max_queue", c.limits.max_queue},
+              {"timeout_ms", c.limits.timeout_ms}}}};
   if (c.shadow) {
     j["shadow"] = {{"model", c.shadow->model}, {"version", VersionJson(c.shadow->version)}, {"fraction", c.shadow->fraction}};
   }

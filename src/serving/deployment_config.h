@@ -8,7 +8,8 @@
 //    "input":    {"unknown_fields":"reject"|"ignore", "unseen_categories":"missing"|"reject",
 //                 "missing_fields":"reject"|"null"},
 //    "rollback": {"max_error_rate":0.05,"max_p99_ms":250,"window_s":60,"min_requests":50} | null,
-//    "log":      {"sample_rate":1.0}}
+//    "log":      {"sample_rate":1.0},
+//    "limits":   {"max_concurrency":0, "max_queue":0, "timeout_ms":0}}
 // routes[0] is the stable version: the one a rollback returns traffic to. Weights are relative (any
 // non-negative numbers, at least one positive). A sticky request (header X-Lathe-Route-Key) always lands on
 // the same route while the weights stay the same.
@@ -47,12 +48,21 @@ struct RollbackPolicy {
   int64_t min_requests = 50;     // below this many requests in the window the canary is not judged
 };
 
+// Backpressure (serving/admission.h). max_concurrency 0 = no limit; timeout_ms 0 = no default deadline
+// (a request may still bring its own with X-Request-Timeout-Ms).
+struct ServingLimits {
+  int max_concurrency = 0;
+  int max_queue = 0;
+  int timeout_ms = 0;
+};
+
 struct DeploymentConfig {
   std::vector<RouteSpec> routes;
   std::optional<ShadowSpec> shadow;
   ml::FeaturePipeline::InputPolicy input;
   std::optional<RollbackPolicy> rollback;
   double log_sample_rate = 1.0;  // share of requests written to the prediction log, [0, 1]
+  ServingLimits limits;
 };
 
 // Parses `j` on top of `base` (fields absent from `j` keep base's value; "shadow": null / "rollback": null

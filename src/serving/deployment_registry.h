@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "ml/predictor.h"
+#include "serving/admission.h"
 #include "serving/deployment_config.h"
 #include "serving/version_stats.h"
 
@@ -35,6 +36,7 @@ struct LoadedDeployment {
   DeploymentConfig config;             // routes' versions resolved
   std::vector<ServingVersion> routes;  // as config.routes; routes[0] is the stable version
   std::optional<ServingVersion> shadow;
+  std::shared_ptr<AdmissionGate> gate;  // shared by the deployment's successive configurations
 
   // The route that serves a request. With a non-empty `key` the choice depends only on the key and the
   // weights (sticky); otherwise `uniform` (in [0, 1)) picks in proportion to the weights. Routes of weight

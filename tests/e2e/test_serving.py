@@ -495,3 +495,59 @@ def test_batch_scoring_makes_a_dataset_version_with_predictions(client, models):
                                                               "output": "../x"}), 400, "output")
     assert_problem(client.post(f"{P}/batch-predictions", json={"dataset": "churn", "model": "churn",
                                                               "explain": "yes"}), 400, "explain")
+
+
+def test_backpressure_bounds_running_and_queued_requests(client, models):
+    deploy(client, "limited", model="churn", version=1, limits={"max_concurrency": 1, "max_queue": 0})
+    big = [dict(INST[i % 2], age=20 + i % 50) for i in range(2000)]
+    statuses, lock = [], threading.Lock()
+
+    def worker():
+        s = requests.Session()
+        s.headers.update(client.s.headers)
+        for _ in range(15):
+            r = s.post(client.url + f"{P}/deployments/limited/predict?explain=true", json={"instances": big}, timeout=60)
+            if r.status_code == 429:
+                assert r.headers["Retry-After"] == "1"
+                assert_problem(r, 429, "limited", "retry")
+            with lock:
+                statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(statuses) <= {200, 429}, statuses
+    assert statuses.count(200) > 0 and statuses.count(429) > 0, statuses
+    adm = client.get(f"{P}/deployments/limited/stats").json()["admission"]
+    assert adm["rejected_queue_full"] == statuses.count(429)
+    assert adm["running"] == 0 and adm["waiting"] == 0
+
+    # A queue with a deadline: whoever waits longer than X-Request-Timeout-Ms gets 503 with Retry-After.
+    r = client.patch(f"{P}/deployments/limited", json={"limits": {"max_concurrency": 1, "max_queue": 8}})
+    assert r.status_code == 200 and r.json()["limits"] == {"max_concurrency": 1, "max_queue": 8, "timeout_ms": 0}
+    statuses.clear()
+
+    def deadline_worker():
+        s = requests.Session()
+        s.headers.update(client.s.headers)
+        for _ in range(10):
+            r = s.post(client.url + f"{P}/deployments/limited/predict?explain=true", json={"instances": big},
+                       headers={"X-Request-Timeout-Ms": "1"}, timeout=60)
+            if r.status_code == 503:
+                assert r.headers["Retry-After"] == "1" and "deadline" in r.json()["detail"]
+            with lock:
+                statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=deadline_worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(statuses) <= {200, 503}, statuses
+    adm = client.get(f"{P}/deployments/limited/stats").json()["admission"]
+    assert adm["rejected_deadline"] == statuses.count(503)
+    assert_problem(predict(client, "limited", headers={"X-Request-Timeout-Ms": "soon"}), 400, "X-Request-Timeout-Ms")
+    assert_problem(client.patch(f"{P}/deployments/limited", json={"limits": {"max_queue": -1}}), 400,
+                   "limits.max_queue")
