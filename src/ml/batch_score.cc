@@ -71,27 +71,6 @@ OutputLayout Layout(const Predictor& p, bool explain) {
   return l;
 }
 
-// Predicts n rows on up to `threads` threads, each on a contiguous slice.
-void PredictParallel(const Predictor& p, const float* rows, size_t n, float* out, int threads) {
-  const size_t width = p.NumFeatures();
-  const size_t ow = p.OutputWidth();
-  const size_t parts = std::clamp<size_t>(static_cast<size_t>(threads), 1, std::max<size_t>(1, n / 1024));
-  if (parts <= 1) {
-    p.PredictRows(rows, n, out);
-    return;
-  }
-  std::vector<std::thread> pool;
-  const size_t per = (n + parts - 1) / parts;
-  for (size_t k = 1; k < parts; ++k) {
-    const size_t start = k * per;
-    if (start >= n) break;
-    const size_t len = std::min(per, n - start);
-    pool.emplace_back([&p, rows, out, start, len, width, ow] { p.PredictRows(rows + start * width, len, out + start * ow); });
-  }
-  p.PredictRows(rows, std::min(per, n), out);
-  for (auto& t : pool) t.join();
-}
-
 // Appends the outputs of n rows to `table` as the layout's columns.
 Status AppendOutputs(const Predictor& p, const OutputLayout& l, const float* out, const std::vector<double>* shap,
                      size_t n, Table& table) {
@@ -170,13 +149,13 @@ Result<BatchScoreSummary> ScoreDataset(const DatasetFile& input, const Predictor
   ASSIGN_OR_RETURN(auto writer, DatasetWriter::Create(output_path, names));
   const int threads = options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int64_t total = input.num_rows();
-  std::vector<float> out;
-  for (int64_t offset = 0; offset < total; offset += kLcolRowsPerGroup) {
+  // One row group per thread at a time — read, encode, predict, build the output — then appended in order.
+  auto score_group = [&](int64_t offset) -> Result<Table> {
     ASSIGN_OR_RETURN(Table chunk, input.ReadRows(offset, kLcolRowsPerGroup));
     const auto n = static_cast<size_t>(chunk.num_rows);
     ASSIGN_OR_RETURN(std::vector<float> rows, predictor.EncodeTable(chunk));
-    out.resize(n * layout.width);
-    PredictParallel(predictor, rows.data(), n, out.data(), threads);
+    std::vector<float> out(n * layout.width);
+    predictor.PredictRows(rows.data(), n, out.data());
     std::vector<double> shap;
     if (options.explain) {
       ASSIGN_OR_RETURN(shap, predictor.ColumnContributions(rows.data(), n));
@@ -185,9 +164,28 @@ Result<BatchScoreSummary> ScoreDataset(const DatasetFile& input, const Predictor
     result.num_rows = chunk.num_rows;
     for (size_t c : keep) result.columns.push_back(std::move(chunk.columns[c]));
     RETURN_IF_ERROR(AppendOutputs(predictor, layout, out.data(), options.explain ? &shap : nullptr, n, result));
-    RETURN_IF_ERROR(writer->AppendTable(result));
-    if (progress && !progress(offset + chunk.num_rows, total)) {
-      return Status::Cancelled("batch scoring cancelled after " + std::to_string(offset + chunk.num_rows) + " rows");
+    return result;
+  };
+  const int64_t step = kLcolRowsPerGroup * threads;
+  for (int64_t offset = 0; offset < total; offset += step) {
+    std::vector<Result<Table>> results;
+    std::vector<int64_t> offsets;
+    for (int64_t o = offset; o < std::min(total, offset + step); o += kLcolRowsPerGroup) offsets.push_back(o);
+    results.reserve(offsets.size());
+    for (size_t k = 0; k < offsets.size(); ++k) results.emplace_back(Status::Internal("not scored"));
+    std::vector<std::thread> pool;
+    for (size_t k = 1; k < offsets.size(); ++k) {
+      pool.emplace_back([&, k] { results[k] = score_group(offsets[k]); });
+    }
+    results[0] = score_group(offsets[0]);
+    for (auto& t : pool) t.join();
+    for (size_t k = 0; k < offsets.size(); ++k) {
+      if (!results[k].ok()) return results[k].status();
+      RETURN_IF_ERROR(writer->AppendTable(*results[k]));
+      const int64_t done = offsets[k] + results[k]->num_rows;
+      if (progress && !progress(done, total)) {
+        return Status::Cancelled("batch scoring cancelled after " + std::to_string(done) + " rows");
+      }
     }
   }
   RETURN_IF_ERROR(writer->Finish(types).status());

@@ -1,10 +1,10 @@
 // Batch scoring: every row of a dataset file through a model, into a new dataset file holding the input
 // columns (all, or the ones named) followed by the model's outputs.
 //
-// Streaming: one row group (kLcolRowsPerGroup = 65,536 rows) is read, encoded, predicted and appended to
-// the output at a time, so memory is bounded by a row group whatever the dataset's size. The prediction of a
-// row group is split across `threads` threads (the compiled evaluator is thread-safe); SHAP values come from
-// XGBoost's TreeSHAP.
+// Streaming: row groups (kLcolRowsPerGroup = 65,536 rows) are read, encoded, predicted and turned into
+// output columns `threads` at a time, one per thread (the compiled evaluator's batch path is thread-safe),
+// then appended to the output in order, so memory is bounded by `threads` row groups whatever the dataset's
+// size. SHAP values come from XGBoost's TreeSHAP.
 //
 // Output columns, after the kept input columns (an input column named like an output is replaced):
 //   binary      "prediction" (the predicted class label, string, threshold 0.5) and "probability"

@@ -253,7 +253,7 @@ void CompiledForest::BuildWalkLayout() {
       const Node& n = nodes_[i];
       WalkNode& w = walk_[i];
       if (n.feature < 0) {
-        w = WalkNode{0.0f, 0, i, i};  // a leaf loops on itself, so every walk can take the tree's full depth
+        w = WalkNode{0.0f, 0, {i, i}};  // a leaf loops on itself, so every walk can take the tree's full depth
         leaf_[i] = n.value;
         depth_[t] = std::max(depth_[t], node_depth[i]);
         continue;
@@ -261,8 +261,8 @@ void CompiledForest::BuildWalkLayout() {
       w.threshold = n.value;
       w.feature = static_cast<uint32_t>(n.feature) | (n.default_left ? kDefaultLeft : 0u) |
                   (n.cat_set != 0 ? kCategorical : 0u);
-      w.left = i + 1;
-      w.right = static_cast<uint32_t>(n.right);
+      w.child[0] = i + 1;
+      w.child[1] = static_cast<uint32_t>(n.right);
       if (n.cat_set != 0) w.threshold = std::bit_cast<float>(n.cat_set);
       node_depth[i + 1] = node_depth[i] + 1;
       node_depth[static_cast<size_t>(n.right)] = node_depth[i] + 1;
@@ -295,27 +295,31 @@ inline float CompiledForest::LeafValue(uint32_t root, const float* row) const {
   return nodes_[i].value;
 }
 
-void CompiledForest::PredictMargin(const float* row, float* out) const {
-  for (int g = 0; g < num_groups_; ++g) out[g] = base_margin_[static_cast<size_t>(g)];
-  for (size_t t = 0; t < roots_.size(); ++t) out[groups_[t]] += LeafValue(roots_[t], row);
-}
-
 inline uint32_t CompiledForest::Step(uint32_t i, const float* row) const {
   const WalkNode& w = walk_[i];
   const float v = row[w.feature & kFeatureMask];
   if (w.feature & kCategorical) [[unlikely]] {
     const CatSet& s = cat_sets_[std::bit_cast<uint32_t>(w.threshold) - 1];
-    if (v != v) return (w.feature & kDefaultLeft) != 0 ? w.left : w.right;  // missing: default direction
+    if (v != v) return w.child[(w.feature & kDefaultLeft) == 0];  // missing: default direction
     bool go_left = true;
     if (v >= 0.0f && v < static_cast<float>(kMaxCategory)) {
       const auto c = static_cast<uint32_t>(v);
       if (c / 32 < s.words) go_left = ((cat_words_[s.offset + c / 32] >> (c % 32)) & 1u) == 0;
     }
-    return go_left ? w.left : w.right;
+    return w.child[!go_left];
   }
   // NaN compares false: it goes left only when that is the node's default direction.
   const bool go_left = (v < w.threshold) | ((v != v) & ((w.feature & kDefaultLeft) != 0));
-  return go_left ? w.left : w.right;
+  return w.child[!go_left];
+}
+
+void CompiledForest::PredictMargin(const float* row, float* out) const {
+  for (int g = 0; g < num_groups_; ++g) out[g] = base_margin_[static_cast<size_t>(g)];
+  for (size_t t = 0; t < roots_.size(); ++t) {
+    uint32_t at = roots_[t];
+    for (uint32_t d = 0; d < depth_[t]; ++d) at = Step(at, row);  // branch-free walk of the tree's full depth
+    out[groups_[t]] += leaf_[at];
+  }
 }
 
 void CompiledForest::PredictMarginBatch(const float* rows, size_t n, size_t stride, float* out) const {

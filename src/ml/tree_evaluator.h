@@ -69,7 +69,7 @@ class CompiledForest {
   struct WalkNode {
     float threshold;   // numeric split threshold; categorical: bit pattern of the cat_set index (1-based)
     uint32_t feature;  // feature index | kDefaultLeft | kCategorical
-    uint32_t left, right;
+    uint32_t child[2];  // [left, right]: the walk indexes it with the decision, no branch
   };
   static constexpr uint32_t kDefaultLeft = 1u << 31;
   static constexpr uint32_t kCategorical = 1u << 30;

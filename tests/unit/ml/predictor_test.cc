@@ -97,6 +97,12 @@ TEST(Predictor, CompiledEvaluatorMatchesXgboostBitExactOnMargins) {
       ASSERT_NEAR(ours[i], xgb[i], 1e-6) << task << " output " << i;
     }
     EXPECT_EQ(mismatches, 0u) << task;
+    // The single-row path (serving) and the batch path (blocks of rows) give the same bits.
+    std::vector<float> one(k);
+    for (size_t i = 0; i < total; ++i) {
+      p->PredictRows(rows.data() + i * p->NumFeatures(), 1, one.data(), /*margin=*/true);
+      ASSERT_EQ(std::memcmp(one.data(), &ours_margin[i * k], k * sizeof(float)), 0) << task << " row " << i;
+    }
   }
 }
 
