@@ -7,22 +7,15 @@
 #include <utility>
 
 #include "data/lcol_format.h"
+#include "data/table_ops.h"
 
 namespace lathe::ml {
 namespace {
 
+// A column of n present values (filled in by the caller).
 Column NewColumn(std::string name, ColumnType type, size_t n) {
-  Column c;
-  c.name = std::move(name);
-  c.type = type;
+  Column c = NullColumn(std::move(name), type, n);
   c.valid.assign(n, 1);
-  switch (type) {
-    case ColumnType::kInt64:
-    case ColumnType::kDatetime: c.i64.resize(n); break;
-    case ColumnType::kFloat64: c.f64.resize(n); break;
-    case ColumnType::kBool: c.b.resize(n); break;
-    case ColumnType::kString: c.codes.resize(n); break;
-  }
   return c;
 }
 

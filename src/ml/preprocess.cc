@@ -3,6 +3,7 @@
 #include <cmath>
 #include <unordered_map>
 
+#include "data/table_ops.h"
 #include "data/value_parse.h"
 
 namespace lathe::ml {
@@ -49,20 +50,7 @@ Status Preprocess::ApplyToTable(Table& t, const std::string& target, const std::
   }
   if (!has_target) {
     for (const auto& [name, type] : inputs_) {
-      if (name != target) continue;
-      Column c;
-      c.name = name;
-      c.type = type;
-      const auto n = static_cast<size_t>(t.num_rows);
-      c.valid.assign(n, 0);
-      switch (type) {
-        case ColumnType::kInt64:
-        case ColumnType::kDatetime: c.i64.assign(n, 0); break;
-        case ColumnType::kFloat64: c.f64.assign(n, 0); break;
-        case ColumnType::kBool: c.b.assign(n, 0); break;
-        case ColumnType::kString: c.codes.assign(n, 0); break;
-      }
-      t.columns.push_back(std::move(c));
+      if (name == target) t.columns.push_back(NullColumn(name, type, static_cast<size_t>(t.num_rows)));
     }
   }
   ApplyOptions opt;
@@ -80,20 +68,7 @@ Result<Table> InstancesToTable(const Json& instances, const std::vector<std::pai
   Table t;
   t.num_rows = static_cast<int64_t>(n);
   std::vector<std::unordered_map<std::string, int32_t>> dicts(schema.size());
-  for (const auto& [name, type] : schema) {
-    Column c;
-    c.name = name;
-    c.type = type;
-    c.valid.assign(n, 0);
-    switch (type) {
-      case ColumnType::kInt64:
-      case ColumnType::kDatetime: c.i64.assign(n, 0); break;
-      case ColumnType::kFloat64: c.f64.assign(n, 0); break;
-      case ColumnType::kBool: c.b.assign(n, 0); break;
-      case ColumnType::kString: c.codes.assign(n, 0); break;
-    }
-    t.columns.push_back(std::move(c));
-  }
+  for (const auto& [name, type] : schema) t.columns.push_back(NullColumn(name, type, n));
   for (size_t i = 0; i < n; ++i) {
     const Json& obj = instances[i];
     const std::string where = "instances[" + std::to_string(i) + "]";
