@@ -255,4 +255,23 @@ void RegisterSystemRoutes(Router& router, App& app) {
               .summary = "This API's OpenAPI 3.1 document, generated from the route table", .tag = "system"});
 }
 
+Status RespondWithJob(App& app, RequestContext& ctx, const JobRecord& job, bool wait, Json accepted) {
+  if (wait) {
+    ASSIGN_OR_RETURN(JobRecord done, app.jobs().Wait(job.id, app.config().import_wait_s * 1000));
+    if (done.state == JobState::kSucceeded) {
+      Json out = done.result;
+      out["job"] = job.id;
+      WriteJson(201, out, ctx.res);
+      return Status::Ok();
+    }
+    if (done.state == JobState::kFailed && done.result.contains("error")) return StatusFromJson(done.result["error"]);
+    if (done.state == JobState::kCancelled) return Status::Cancelled("job " + done.id + " was cancelled");
+  }
+  ctx.res.headers.emplace_back("Location", "/api/v1/jobs/" + job.id);
+  accepted["job"] = job.id;
+  accepted["state"] = JobStateName(job.state);
+  WriteJson(202, accepted, ctx.res);
+  return Status::Ok();
+}
+
 }  // namespace lathe

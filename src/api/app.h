@@ -112,6 +112,10 @@ void RegisterImportJob(App& app);
 void RegisterRecipeJob(App& app);
 // Opens the columnar file of a dataset version (memory-mapped).
 Result<std::unique_ptr<DatasetFile>> OpenDatasetVersion(App& app, const DatasetVersionRecord& v);
+// Answers the request that submitted `job`: with `wait`, waits up to import_wait_s and answers 201 with the
+// job's result (plus "job") or the job's own error; otherwise, or while it still runs, 202 with `accepted`
+// (plus "job" and "state") and Location: /api/v1/jobs/{id}.
+Status RespondWithJob(App& app, RequestContext& ctx, const JobRecord& job, bool wait, Json accepted);
 // Loads every stored deployment into the live registry (at start).
 Status LoadDeployments(App& app);
 

@@ -137,23 +137,9 @@ void RegisterBatchRoutes(Router& router, App& app) {
                 ASSIGN_OR_RETURN(Json payload, ValidateRequest(app, ctx.Project(), body));
                 ASSIGN_OR_RETURN(JobRecord job, app.jobs().Submit(kJobKind, ctx.Project(), payload, ctx.caller.user_id));
                 const std::string* w = ctx.req.Query("wait");
-                if (w != nullptr && *w == "true") {
-                  ASSIGN_OR_RETURN(JobRecord done, app.jobs().Wait(job.id, app.config().import_wait_s * 1000));
-                  if (done.state == JobState::kSucceeded) {
-                    Json out = done.result;
-                    out["job"] = job.id;
-                    WriteJson(201, out, ctx.res);
-                    return Status::Ok();
-                  }
-                  if (done.state == JobState::kFailed && done.result.contains("error")) {
-                    return StatusFromJson(done.result["error"]);
-                  }
-                }
-                ctx.res.headers.emplace_back("Location", "/api/v1/jobs/" + job.id);
-                WriteJson(202, {{"job", job.id}, {"state", JobStateName(job.state)}, {"dataset", payload["output"]},
-                                {"model", payload["model"]}, {"model_version", payload["model_version"]}},
-                          ctx.res);
-                return Status::Ok();
+                return RespondWithJob(app, ctx, job, w != nullptr && *w == "true",
+                                      {{"dataset", payload["output"]}, {"model", payload["model"]},
+                                       {"model_version", payload["model_version"]}});
               },
               .summary = "Score a dataset version with a model version (or a deployment): a job making a new "
                          "dataset version with the predictions (and SHAP values with explain) (?wait=true waits)",

@@ -174,23 +174,8 @@ void RegisterRecipeRoutes(Router& router, App& app) {
                   payload["recipe_version"] = r.version;
                 }
                 ASSIGN_OR_RETURN(JobRecord job, app.jobs().Submit("recipe", ctx.Project(), payload, ctx.caller.user_id));
-                bool wait = false;
-                if (const std::string* w = ctx.req.Query("wait")) wait = *w == "true";
-                if (wait) {
-                  ASSIGN_OR_RETURN(JobRecord done, app.jobs().Wait(job.id, app.config().import_wait_s * 1000));
-                  if (done.state == JobState::kSucceeded) {
-                    Json out = done.result;
-                    out["job"] = job.id;
-                    WriteJson(201, out, ctx.res);
-                    return Status::Ok();
-                  }
-                  if (done.state == JobState::kFailed && done.result.contains("error")) {
-                    return StatusFromJson(done.result["error"]);
-                  }
-                }
-                ctx.res.headers.emplace_back("Location", "/api/v1/jobs/" + job.id);
-                WriteJson(202, {{"job", job.id}, {"state", JobStateName(job.state)}, {"dataset", output}}, ctx.res);
-                return Status::Ok();
+                const std::string* w = ctx.req.Query("wait");
+                return RespondWithJob(app, ctx, job, w != nullptr && *w == "true", {{"dataset", output}});
               },
               .summary = "Apply steps or a saved recipe to a version: a job making a new version with lineage "
                          "(?wait=true waits)",
