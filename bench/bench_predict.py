@@ -1,8 +1,12 @@
-"""Predict throughput: lathe's predict route vs lathe's own authenticated no-op route, and vs the same
-model served by FastAPI + uvicorn (MLflow-style scoring). wrk, 1 row per request, 32 connections, loopback,
-all measured in this run on this machine.
+"""Predict throughput, all measured in this run on this machine (wrk on loopback, sharing the cores):
+  a. 1 row per request, 32 connections: lathe's predict route vs lathe's own authenticated no-op route
+     (target >= 0.7), and vs the same model served by FastAPI + uvicorn, MLflow-style (target >= 20x);
+  b. 1000 rows per request, 4 connections: rows/s vs the raw XGBoost C API (in-place prediction, one thread
+     per call, every core, no HTTP, no JSON) on the same model file and the same rows (lathe_raw_predict_bench;
+     target >= 0.8). The deployment logs 1 % of these requests (log.sample_rate 0.01), as a high-volume
+     deployment would be configured.
 
-    /usr/bin/python3 bench/bench_predict.py BUILD_DIR TRAIN.csv [--duration 10]
+    /usr/bin/python3 bench/bench_predict.py BUILD_DIR TRAIN.csv [--duration 10] [--batch-rows 1000]
 """
 import argparse
 import csv
@@ -22,14 +26,15 @@ HERE = Path(__file__).resolve().parent
 PASSWORD = "bench-password-123"
 
 
-def wrk(url, body, headers, duration, connections=32):
+def wrk(url, body, headers, duration, connections=32, timeout="2s"):
     lua = "wrk.method = 'POST'\nwrk.body = [==[" + body + "]==]\n"
     for k, v in headers.items():
         lua += f"wrk.headers['{k}'] = '{v}'\n"
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(lua)
         script = f.name
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script, url],
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", f"--timeout={timeout}", "--latency",
+                          "-s", script, url],
                          capture_output=True, text=True, check=True).stdout
     os.unlink(script)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -78,6 +83,7 @@ def main():
     ap.add_argument("csv")
     ap.add_argument("--label", default="label")
     ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--batch-rows", type=int, default=1000)
     args = ap.parse_args()
     lathe = Path(args.build).resolve() / "lathe"
 
@@ -85,6 +91,7 @@ def main():
         reader = csv.reader(f)
         header = next(reader)
         instance = typed_row(header, next(reader), args.label)
+        batch = [typed_row(header, next(reader), args.label) for _ in range(args.batch_rows)]
 
     tmp = Path(tempfile.mkdtemp(prefix="lathe-bench-"))
     env = dict(os.environ, LATHE_ADMIN_PASSWORD=PASSWORD)
@@ -120,8 +127,24 @@ def main():
         wrk(P + "/deployments/bench/predict", body, hdr, 2)
         predict = wrk(P + "/deployments/bench/predict", body, hdr, args.duration)
         noop = wrk(url + "/api/v1/ping", body, hdr, args.duration)
+
+        # b. 1000-row requests against the raw C API on the same model file and rows.
+        s.patch(P + "/deployments/bench", json={"log": {"sample_rate": 0.01}}).raise_for_status()
+        batch_body = json.dumps({"instances": batch})
+        s.post(P + "/deployments/bench/predict", data=batch_body,
+               headers={"Content-Type": "application/json"}).raise_for_status()
+        wrk(P + "/deployments/bench/predict", batch_body, hdr, 2, connections=4, timeout="10s")
+        batched = wrk(P + "/deployments/bench/predict", batch_body, hdr, args.duration, connections=4, timeout="10s")
+        batched["rows_per_s"] = batched["rps"] * len(batch)
+        bundle = s.get(P + "/models/bench/versions/1/bundle")
+        bundle.raise_for_status()
+        (tmp / "model.lathe").write_bytes(bundle.content)
+        (tmp / "body.json").write_text(batch_body)
         srv.send_signal(signal.SIGTERM)
         srv.wait(30)
+        raw = json.loads(subprocess.run([str(Path(args.build).resolve() / "bench" / "lathe_raw_predict_bench"),
+                                         str(tmp / "model.lathe"), str(tmp / "body.json"), str(min(args.duration, 5))],
+                                        capture_output=True, text=True, check=True).stdout)
 
         port = 18000 + os.getpid() % 1000
         peer = subprocess.Popen(["/usr/bin/python3", str(HERE / "fastapi_peer.py"), args.csv, args.label, str(port)],
@@ -142,14 +165,20 @@ def main():
         log.close()
 
     result = {"benchmark": "predict", "lathe_predict": predict, "lathe_noop": noop, "fastapi_uvicorn": fastapi,
+              "lathe_batch": batched, "raw_c_api": raw,
               "predict_vs_noop": round(predict["rps"] / noop["rps"], 3),
-              "lathe_vs_fastapi": round(predict["rps"] / fastapi["rps"], 1)}
+              "lathe_vs_fastapi": round(predict["rps"] / fastapi["rps"], 1),
+              "batch_vs_raw": round(batched["rows_per_s"] / raw["raw_rows_per_s"], 3)}
     print(json.dumps(result, indent=2))
     print(f"predict: {predict['rps']:.0f} req/s (p50 {predict['p50_ms']:.2f} ms, p99 {predict['p99_ms']:.2f} ms); "
           f"no-op: {noop['rps']:.0f} req/s; FastAPI: {fastapi['rps']:.0f} req/s "
           f"(p50 {fastapi['p50_ms']:.2f} ms, p99 {fastapi['p99_ms']:.2f} ms)")
     print(f"ratio predict/no-op = {result['predict_vs_noop']} (target >= 0.7); "
           f"lathe/FastAPI = {result['lathe_vs_fastapi']}x (target >= 20x)")
+    print(f"{len(batch)}-row requests: {batched['rows_per_s']:.0f} rows/s (p50 {batched['p50_ms']:.2f} ms, "
+          f"p99 {batched['p99_ms']:.2f} ms); raw C API {raw['raw_rows_per_s']:.0f} rows/s "
+          f"(lathe's evaluator alone {raw['evaluator_rows_per_s']:.0f}); "
+          f"ratio = {result['batch_vs_raw']} (target >= 0.8)")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ const std::string& RequestContext::Param(std::string_view name) const {
   return kEmpty;
 }
 
-Result<Json> RequestContext::JsonBody(size_t max_depth) const {
+Status RequestContext::CheckJsonBody() const {
   if (!req.body_file.empty()) return Status::InvalidArgument("expected a JSON body");
   const std::string* ct = req.Header("content-type");
   // curl -d sends application/x-www-form-urlencoded by default; the body is still parsed strictly as JSON.
@@ -40,6 +40,11 @@ Result<Json> RequestContext::JsonBody(size_t max_depth) const {
       ct->find("application/x-www-form-urlencoded") == std::string::npos) {
     return Status::UnsupportedMedia("Content-Type must be application/json, not '" + *ct + "'");
   }
+  return Status::Ok();
+}
+
+Result<Json> RequestContext::JsonBody(size_t max_depth) const {
+  RETURN_IF_ERROR(CheckJsonBody());
   return ParseJson(req.body, max_depth);
 }
 

@@ -29,6 +29,8 @@ struct RequestContext {
   const std::string& Project() const { return Param("project"); }
   // Parses the JSON body with the configured depth limit, mapping errors to 400 naming the problem.
   Result<Json> JsonBody(size_t max_depth) const;
+  // JsonBody's checks without the parse: an in-memory body of a JSON (or unspecified) content type.
+  Status CheckJsonBody() const;
 };
 
 using RouteHandler = std::function<Status(RequestContext&)>;

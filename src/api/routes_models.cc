@@ -85,6 +85,21 @@ void RegisterModelRoutes(Router& router, App& app) {
                 return Status::Ok();
               },
               .summary = "One model version: signature, metrics, source run", .tag = "models"});
+  // The model file itself (lathe's bundle: pipeline, booster, metadata, checksum), for offline scoring and
+  // benchmarks. Developers and up: a model can leak what it was trained on, so viewers do not get it.
+  router.Add({.method = "GET", .pattern = "/api/v1/projects/{project}/models/{name}/versions/{version}/bundle",
+              .permission = Permission::kProjectWrite,
+              .handler = [&app](RequestContext& ctx) -> Status {
+                ASSIGN_OR_RETURN(int64_t version, ParseVersion(ctx.Param("version"), "model"));
+                ASSIGN_OR_RETURN(auto mv, app.store().GetModelVersion(ctx.Project(), ctx.Param("name"), version));
+                ASSIGN_OR_RETURN(ctx.res.body, app.blobs().Get(mv.blob));
+                ctx.res.status = 200;
+                ctx.res.content_type = "application/octet-stream";
+                ctx.res.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + mv.model + "-v" +
+                                                                        std::to_string(mv.version) + ".lathe\"");
+                return Status::Ok();
+              },
+              .summary = "Download a model version's bundle file", .tag = "models"});
 }
 
 }  // namespace lathe

@@ -13,6 +13,8 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "ml/metrics.h"
+#include "serving/request_body.h"
+#include "serving/request_decoder.h"
 
 namespace lathe {
 namespace {
@@ -82,135 +84,6 @@ Status ResolveVersions(App& app, const std::string& project, DeploymentConfig* c
     c->shadow->version = mv->version;
   }
   return Status::Ok();
-}
-
-// ---- request bodies -> instances (JSON array of objects)
-
-Result<Json> SplitToRecords(const Json& split, const std::string& where) {
-  if (!split.is_object() || !split.contains("columns") || !split.contains("data") || !split["columns"].is_array() ||
-      !split["data"].is_array()) {
-    return Status::InvalidArgument(where + " must have 'columns' (array) and 'data' (array of rows)")
-        .WithDetail(ErrorDetail::Field(where, "needs columns and data arrays"));
-  }
-  const Json& cols = split["columns"];
-  for (size_t c = 0; c < cols.size(); ++c) {
-    if (!cols[c].is_string()) {
-      return Status::InvalidArgument(where + ".columns must be strings")
-          .WithDetail(ErrorDetail::Field(where + ".columns[" + std::to_string(c) + "]", "must be a string"));
-    }
-  }
-  Json out = Json::array();
-  const Json& data = split["data"];
-  for (size_t i = 0; i < data.size(); ++i) {
-    if (!data[i].is_array() || data[i].size() != cols.size()) {
-      return Status::InvalidArgument(where + ".data[" + std::to_string(i) + "] must be an array of " +
-                                     std::to_string(cols.size()) + " values")
-          .WithDetail(ErrorDetail::Field(where + ".data[" + std::to_string(i) + "]", "wrong number of values"));
-    }
-    Json rec = Json::object();
-    for (size_t c = 0; c < cols.size(); ++c) rec[cols[c].get<std::string>()] = data[i][c];
-    out.push_back(std::move(rec));
-  }
-  return out;
-}
-
-Status CheckInstances(const Json& instances, const std::string& field, int64_t max_rows) {
-  if (!instances.is_array()) {
-    return Status::InvalidArgument("'" + field + "' must be an array of objects")
-        .WithDetail(ErrorDetail::Field(field, "must be an array"));
-  }
-  if (instances.empty()) {
-    return Status::InvalidArgument("'" + field + "' is empty").WithDetail(ErrorDetail::Field(field, "is empty"));
-  }
-  if (static_cast<int64_t>(instances.size()) > max_rows) {
-    return Status::PayloadTooLarge("'" + field + "' has " + std::to_string(instances.size()) +
-                                   " rows; the limit is " + std::to_string(max_rows) + " (max_predict_rows)")
-        .WithDetail(ErrorDetail::Field(field, "too many rows"));
-  }
-  return Status::Ok();
-}
-
-// lathe's own body: {"instances":[{...}]} or {"columns":[...],"data":[[...]]}; the MLflow scoring-server
-// shapes are accepted here too, so a client can switch endpoints without changing its body.
-Result<Json> NativeInstances(Json& body, int64_t max_rows) {
-  if (!body.is_object()) return Status::InvalidArgument("body must be a JSON object with 'instances'");
-  Json instances;
-  std::string field = "instances";
-  if (body.contains("instances")) {
-    instances = std::move(body["instances"]);
-  } else if (body.contains("dataframe_records")) {
-    instances = std::move(body["dataframe_records"]);
-    field = "dataframe_records";
-  } else if (body.contains("inputs")) {
-    instances = std::move(body["inputs"]);
-    field = "inputs";
-  } else if (body.contains("dataframe_split")) {
-    ASSIGN_OR_RETURN(instances, SplitToRecords(body["dataframe_split"], "dataframe_split"));
-  } else if (body.contains("columns") && body.contains("data")) {
-    ASSIGN_OR_RETURN(instances, SplitToRecords(body, "body"));
-  } else {
-    return Status::InvalidArgument(
-               "body needs 'instances' (array of objects), 'dataframe_records', 'dataframe_split' or columns+data")
-        .WithDetail(ErrorDetail::Field("instances", "is required"));
-  }
-  RETURN_IF_ERROR(CheckInstances(instances, field, max_rows));
-  return instances;
-}
-
-// MLflow scoring server (/invocations): exactly one of dataframe_split, dataframe_records, instances, inputs.
-// `inputs` may be records or a columnar object {"col": [values...]}.
-Result<Json> MlflowInstances(Json& body, int64_t max_rows) {
-  if (!body.is_object()) {
-    return Status::InvalidArgument("body must be a JSON object with one of dataframe_split, dataframe_records, "
-                                   "instances or inputs");
-  }
-  const char* keys[] = {"dataframe_split", "dataframe_records", "instances", "inputs"};
-  std::string found;
-  for (const char* k : keys) {
-    if (!body.contains(k)) continue;
-    if (!found.empty()) {
-      return Status::InvalidArgument(std::string("give only one of dataframe_split, dataframe_records, instances, "
-                                                 "inputs; got both '") + found + "' and '" + k + "'")
-          .WithDetail(ErrorDetail::Field(k, "only one input format per request"));
-    }
-    found = k;
-  }
-  if (found.empty()) {
-    return Status::InvalidArgument("body needs one of dataframe_split, dataframe_records, instances or inputs")
-        .WithDetail(ErrorDetail::Field("dataframe_split", "is required"));
-  }
-  Json instances;
-  if (found == "dataframe_split") {
-    ASSIGN_OR_RETURN(instances, SplitToRecords(body["dataframe_split"], "dataframe_split"));
-  } else if (body[found].is_object()) {
-    // Columnar: {"age":[1,2], "plan":["a","b"]}.
-    const Json& cols = body[found];
-    size_t n = 0;
-    bool first = true;
-    for (auto it = cols.begin(); it != cols.end(); ++it) {
-      if (!it->is_array()) {
-        return Status::InvalidArgument(found + "." + it.key() + " must be an array of values")
-            .WithDetail(ErrorDetail::Field(found + "." + it.key(), "must be an array"));
-      }
-      if (!first && it->size() != n) {
-        return Status::InvalidArgument(found + ": every column needs the same number of values")
-            .WithDetail(ErrorDetail::Field(found + "." + it.key(), "has " + std::to_string(it->size()) +
-                                                                     " values, expected " + std::to_string(n)));
-      }
-      n = it->size();
-      first = false;
-    }
-    instances = Json::array();
-    for (size_t i = 0; i < n; ++i) {
-      Json rec = Json::object();
-      for (auto it = cols.begin(); it != cols.end(); ++it) rec[it.key()] = (*it)[i];
-      instances.push_back(std::move(rec));
-    }
-  } else {
-    instances = std::move(body[found]);
-  }
-  RETURN_IF_ERROR(CheckInstances(instances, found, max_rows));
-  return instances;
 }
 
 // ---- KServe Open Inference Protocol v2
@@ -377,9 +250,19 @@ bool ExplainRequested(const RequestContext& ctx) {
   return e != nullptr && (*e == "true" || *e == "1");
 }
 
-// Picks the route, encodes, predicts, records stats, logs and feeds the shadow. `instances` is consumed.
+// What a request sends to predict on: the raw body of a native or MLflow request — decoded straight into the
+// picked version's rows when the fast path takes it, parsed into instances otherwise — or the instances a
+// protocol has already built (KServe).
+struct PredictInput {
+  bool raw = false;  // the body is ctx.req.body, of `shape`
+  RequestShape shape = RequestShape::kNative;
+  Json instances;    // when !raw
+  static PredictInput Raw(RequestShape shape) { return {.raw = true, .shape = shape, .instances = nullptr}; }
+};
+
+// Picks the route, decodes and encodes, predicts, records stats, logs and feeds the shadow.
 Result<Served> RunPrediction(App& app, RequestContext& ctx, std::shared_ptr<const LoadedDeployment> live,
-                             Json instances, bool explain) {
+                             PredictInput in, bool explain) {
   Served s;
   s.deployment = std::move(live);
   const LoadedDeployment& d = *s.deployment;
@@ -414,9 +297,22 @@ Result<Served> RunPrediction(App& app, RequestContext& ctx, std::shared_ptr<cons
   s.version = &sv;
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<float> rows;
-  Status st = sv.predictor->EncodeInstances(instances, &rows, d.config.input);
+  Status st;
+  const int64_t max_rows = std::min<int64_t>(app.config().max_predict_rows, ml::Predictor::kMaxInstances);
+  TextSpan records;
+  const bool fast = in.raw && sv.predictor->direct_input() &&
+                    DecodeRequestRows(ctx.req.body, in.shape, sv.predictor->pipeline(), d.config.input,
+                                      static_cast<size_t>(max_rows), &rows, &s.n, &records);
+  if (!fast) {
+    if (in.raw) {  // a body the fast path declined: the DOM path decodes it or says what is wrong with it
+      ASSIGN_OR_RETURN(Json body, ctx.JsonBody(app.config().max_json_depth));
+      ASSIGN_OR_RETURN(in.instances, in.shape == RequestShape::kNative ? NativeInstances(body, max_rows)
+                                                                      : MlflowInstances(body, max_rows));
+    }
+    st = sv.predictor->EncodeInstances(in.instances, &rows, d.config.input);
+    s.n = in.instances.size();
+  }
   if (st.ok()) {
-    s.n = instances.size();
     s.outputs.resize(s.n * sv.predictor->OutputWidth());
     sv.predictor->PredictRows(rows.data(), s.n, s.outputs.data());
     s.predictions = sv.predictor->FormatPredictions(s.outputs.data(), s.n);
@@ -433,6 +329,11 @@ Result<Served> RunPrediction(App& app, RequestContext& ctx, std::shared_ptr<cons
   ctx.res.headers.emplace_back("X-Lathe-Model-Version", sv.model + ":" + std::to_string(sv.version));
   const bool shadow = d.shadow && (d.config.shadow->fraction >= 1 || Uniform() < d.config.shadow->fraction);
   const bool log = d.config.log_sample_rate > 0 && (d.config.log_sample_rate >= 1 || Uniform() < d.config.log_sample_rate);
+  if (!log && !shadow) return s;
+  // The request is answered: its body (fast path) or instances move on to the log writer and the shadow.
+  RequestInstances inputs =
+      fast ? RequestInstances(std::make_shared<const std::string>(std::move(ctx.req.body)), in.shape, records)
+           : RequestInstances(std::move(in.instances));
   if (log) {
     app.serving().log().Offer(PredictionLogEntry{.project = d.project,
                                                  .deployment = d.name,
@@ -442,10 +343,10 @@ Result<Served> RunPrediction(App& app, RequestContext& ctx, std::shared_ptr<cons
                                                  .shadow = false,
                                                  .created_at = now,
                                                  .latency_ms = ms,
-                                                 .inputs = shadow ? instances : std::move(instances),
+                                                 .inputs = shadow ? inputs : std::move(inputs),
                                                  .outputs = s.predictions});
   }
-  if (shadow) app.serving().OfferShadow(s.deployment, std::move(instances), ctx.req.request_id);
+  if (shadow) app.serving().OfferShadow(s.deployment, std::move(inputs), ctx.req.request_id);
   return s;
 }
 
@@ -460,9 +361,9 @@ Status NativePredict(App& app, RequestContext& ctx) {
   Status st;
   auto live = FindLive(app, ctx.Project(), ctx.Param("name"), &st);
   if (!live) return st;
-  ASSIGN_OR_RETURN(Json body, ctx.JsonBody(app.config().max_json_depth));
-  ASSIGN_OR_RETURN(Json instances, NativeInstances(body, app.config().max_predict_rows));
-  ASSIGN_OR_RETURN(Served s, RunPrediction(app, ctx, std::move(live), std::move(instances), ExplainRequested(ctx)));
+  RETURN_IF_ERROR(ctx.CheckJsonBody());
+  ASSIGN_OR_RETURN(Served s, RunPrediction(app, ctx, std::move(live), PredictInput::Raw(RequestShape::kNative),
+                                           ExplainRequested(ctx)));
   Json out = {{"predictions", std::move(s.predictions)}, {"model", s.version->model},
               {"version", s.version->version},           {"deployment", s.deployment->name}};
   if (!s.explanations.is_null()) out["explanations"] = std::move(s.explanations);
@@ -479,9 +380,9 @@ Status MlflowInvocations(App& app, RequestContext& ctx) {
     return Status(StatusCode::kUnsupportedMedia,
                   "Content-Type '" + ct->substr(0, 80) + "' is not supported; send application/json");
   }
-  ASSIGN_OR_RETURN(Json body, ctx.JsonBody(app.config().max_json_depth));
-  ASSIGN_OR_RETURN(Json instances, MlflowInstances(body, app.config().max_predict_rows));
-  ASSIGN_OR_RETURN(Served s, RunPrediction(app, ctx, std::move(live), std::move(instances), ExplainRequested(ctx)));
+  RETURN_IF_ERROR(ctx.CheckJsonBody());
+  ASSIGN_OR_RETURN(Served s, RunPrediction(app, ctx, std::move(live), PredictInput::Raw(RequestShape::kMlflow),
+                                           ExplainRequested(ctx)));
   Json out = {{"predictions", std::move(s.predictions)}};
   if (!s.explanations.is_null()) out["explanations"] = std::move(s.explanations);
   WriteJson(200, out, ctx.res);
@@ -531,7 +432,8 @@ Status KServeInfer(App& app, RequestContext& ctx) {
           .WithDetail(ErrorDetail::Field("outputs", "unknown output '" + w.substr(0, 80) + "'"));
     }
   }
-  ASSIGN_OR_RETURN(Served s, RunPrediction(app, ctx, std::move(live), std::move(instances), explain));
+  ASSIGN_OR_RETURN(Served s, RunPrediction(app, ctx, std::move(live), PredictInput{.instances = std::move(instances)},
+                                           explain));
   const ml::Predictor& p = *s.version->predictor;
   const size_t n = s.n, k = p.OutputWidth();
   Json outputs = Json::array();
@@ -1034,6 +936,43 @@ void RegisterDeploymentRoutes(Router& router, App& app) {
               .summary = "Ground truth for a logged prediction: {\"request_id\",\"label\"} (or \"labels\", or a "
                          "\"feedback\" array)",
               .tag = "serving", .request_example = {{"request_id", "req-123"}, {"label", "yes"}}});
+
+  router.Add({.method = "GET", .pattern = "/api/v1/projects/{project}/deployments/{name}/predictions",
+              .permission = Permission::kProjectRead,
+              .handler = [&app](RequestContext& ctx) -> Status {
+                Status st;
+                auto live = FindLive(app, ctx.Project(), ctx.Param("name"), &st);
+                if (!live) return st;
+                PredictionQuery q;
+                ASSIGN_OR_RETURN(q.limit, QueryInt(ctx.req, "limit", 100, 1, 10000));
+                ASSIGN_OR_RETURN(q.since, QueryInt(ctx.req, "since_us", 0, 0, INT64_MAX));
+                const std::string* shadow = ctx.req.Query("shadow");
+                q.include_shadow = shadow != nullptr && (*shadow == "true" || *shadow == "1");
+                const std::string* labeled = ctx.req.Query("labeled");
+                q.labeled_only = labeled != nullptr && (*labeled == "true" || *labeled == "1");
+                app.serving().log().Flush();  // what was answered before this call is in the list
+                ASSIGN_OR_RETURN(auto records, app.store().ListPredictions(live->project, live->name, q));
+                Json items = Json::array();
+                for (const PredictionRecord& r : records) {
+                  auto parse = [](const std::string& text) {
+                    auto j = ParseJson(text, 256);
+                    return j.ok() ? std::move(j).value() : Json(nullptr);
+                  };
+                  items.push_back({{"request_id", r.request_id},
+                                   {"model", r.model},
+                                   {"version", r.version},
+                                   {"shadow", r.shadow},
+                                   {"created_at", FormatRfc3339(r.created_at)},
+                                   {"latency_ms", r.latency_ms},
+                                   {"inputs", parse(r.inputs)},
+                                   {"outputs", parse(r.outputs)},
+                                   {"labels", r.labels.empty() ? Json(nullptr) : parse(r.labels)}});
+                }
+                WriteJson(200, {{"items", std::move(items)}}, ctx.res);
+                return Status::Ok();
+              },
+              .summary = "The prediction log, newest first (?limit=, ?since_us=, ?shadow=true, ?labeled=true)",
+              .tag = "serving"});
 
   // KServe Open Inference Protocol v2: server-wide endpoints, then models at /v2 and per project.
   router.Add({.method = "GET", .pattern = "/v2/health/live", .permission = Permission::kPublic,

@@ -43,6 +43,12 @@ Result<ServingVersion> LoadOne(App& app, const std::string& project, const std::
   return sv;
 }
 
+// The log's stored form of a request's instances: the JSON array of instance objects.
+std::string InputsText(RequestInstances& inputs) {
+  auto text = inputs.TakeText();
+  return text.ok() ? std::move(text).value() : "[]";
+}
+
 }  // namespace
 
 std::string LabelText(const Json& label) { return label.is_string() ? label.get<std::string>() : label.dump(); }
@@ -61,7 +67,7 @@ ServingRuntime::ServingRuntime(App& app) : app_(app) {
                                          .shadow = e.shadow,
                                          .created_at = e.created_at,
                                          .latency_ms = e.latency_ms,
-                                         .inputs = e.inputs.dump(),
+                                         .inputs = InputsText(e.inputs),
                                          .outputs = e.outputs.dump()});
     }
     return store->AppendPredictions(records);
@@ -152,7 +158,8 @@ Result<std::shared_ptr<const LoadedDeployment>> ServingRuntime::Build(const Depl
   return std::shared_ptr<const LoadedDeployment>(std::move(live));
 }
 
-void ServingRuntime::OfferShadow(std::shared_ptr<const LoadedDeployment> d, Json instances, std::string request_id) {
+void ServingRuntime::OfferShadow(std::shared_ptr<const LoadedDeployment> d, RequestInstances instances,
+                                 std::string request_id) {
   {
     std::lock_guard lock(mu_);
     if (stop_ || !started_ || shadow_queue_.size() >= kShadowQueue) {
@@ -183,18 +190,28 @@ void ServingRuntime::RunShadow(ShadowTask& task) {
   const ServingVersion& sv = *d.shadow;
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<float> rows;
-  Status st = sv.predictor->EncodeInstances(task.instances, &rows, d.config.input);
+  size_t n = 0;
+  Status st;
+  const std::string* body = task.instances.body();
+  if (body == nullptr || !sv.predictor->direct_input() ||
+      !DecodeRequestRows(*body, task.instances.shape(), sv.predictor->pipeline(), d.config.input,
+                         ml::Predictor::kMaxInstances, &rows, &n)) {
+    auto instances = task.instances.Take();
+    if (!instances.ok()) return;  // the request itself was answered with this error; nothing to shadow
+    st = sv.predictor->EncodeInstances(*instances, &rows, d.config.input);
+    n = instances->size();
+    task.instances = RequestInstances(std::move(instances).value());
+  }
   std::vector<float> out;
   Json outputs;
   if (st.ok()) {
-    const size_t n = task.instances.size();
     out.resize(n * sv.predictor->OutputWidth());
     sv.predictor->PredictRows(rows.data(), n, out.data());
     outputs = sv.predictor->FormatPredictions(out.data(), n);
   }
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const int64_t now = NowMicros();
-  sv.stats->Record(now, ms, !st.ok(), st.ok() ? out.data() : nullptr, task.instances.size());
+  sv.stats->Record(now, ms, !st.ok(), st.ok() ? out.data() : nullptr, n);
   if (!st.ok()) return;
   log_->Offer(PredictionLogEntry{.project = d.project,
                                  .deployment = d.name,

@@ -32,6 +32,7 @@
 #include "common/status.h"
 #include "serving/deployment_registry.h"
 #include "serving/prediction_log.h"
+#include "serving/request_body.h"
 #include "store/store.h"
 
 namespace lathe {
@@ -54,7 +55,7 @@ class ServingRuntime {
                                                         const LoadedDeployment* previous);
 
   PredictionLog& log() { return *log_; }
-  void OfferShadow(std::shared_ptr<const LoadedDeployment> d, Json instances, std::string request_id);
+  void OfferShadow(std::shared_ptr<const LoadedDeployment> d, RequestInstances instances, std::string request_id);
   uint64_t shadow_dropped() const { return shadow_dropped_.load(); }
 
   // One pass of the rollback monitor at time now_us (the monitor thread calls it every second).
@@ -65,7 +66,7 @@ class ServingRuntime {
  private:
   struct ShadowTask {
     std::shared_ptr<const LoadedDeployment> deployment;
-    Json instances;
+    RequestInstances instances;
     std::string request_id;
   };
   void ShadowLoop();

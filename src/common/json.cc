@@ -38,6 +38,9 @@ Result<Json> ParseJson(std::string_view text, size_t max_depth) {
   } catch (const Json::parse_error& e) {
     return Status::InvalidArgument("body is not valid JSON at byte " + std::to_string(e.byte) + ": " +
                                    std::string(e.what()).substr(std::string(e.what()).find(':') + 2));
+  } catch (const Json::exception& e) {  // out_of_range: a number beyond double range ("1e999")
+    const std::string what = e.what();
+    return Status::InvalidArgument("body is not valid JSON: " + what.substr(what.find(']') + 2));
   }
 }
 

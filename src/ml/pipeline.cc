@@ -9,7 +9,7 @@
 namespace lathe::ml {
 namespace {
 
-constexpr float kMissing = std::numeric_limits<float>::quiet_NaN();
+constexpr float kMissing = kMissingFeature;
 constexpr int kPipelineFormatVersion = 1;
 
 std::string FieldName(std::string_view prefix, const std::string& name) {
@@ -24,12 +24,6 @@ Status FieldError(std::string field, const std::string& message) {
   return Status::InvalidArgument(field + ": " + message).WithDetail(ErrorDetail::Field(field, message));
 }
 
-// Numeric conversion shared by the Table and the JSON path so both give bit-identical floats.
-inline float IntToFeature(int64_t v) { return static_cast<float>(static_cast<double>(v)); }
-// Non-finite values and magnitudes beyond float range become missing (XGBoost rejects inf in a DMatrix).
-inline float DoubleToFeature(double v) {
-  return std::fabs(v) <= static_cast<double>(std::numeric_limits<float>::max()) ? static_cast<float>(v) : kMissing;
-}
 
 int64_t FloorDiv(int64_t a, int64_t b) {
   int64_t q = a / b;

@@ -33,7 +33,10 @@
 // Errors: every failure is a Status (kInvalidArgument naming the field/column), never an exception.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <functional>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -50,6 +53,24 @@ enum class Task { kBinary, kMulticlass, kRegression };
 const char* TaskName(Task task);
 // "binary" | "multiclass" | "regression"; anything else is kInvalidArgument naming `field`.
 Result<Task> ParseTask(std::string_view name, const std::string& field = "task");
+
+// Feature values shared by every encoding path (Table, JSON DOM, the fast request decoder) so all give
+// bit-identical floats.
+inline constexpr float kMissingFeature = std::numeric_limits<float>::quiet_NaN();
+inline float IntToFeature(int64_t v) { return static_cast<float>(static_cast<double>(v)); }
+// Non-finite values and magnitudes beyond float range become missing (XGBoost rejects inf in a DMatrix).
+inline float DoubleToFeature(double v) {
+  return std::fabs(v) <= static_cast<double>(std::numeric_limits<float>::max()) ? static_cast<float>(v)
+                                                                                : kMissingFeature;
+}
+
+// Hash for unordered maps keyed by std::string that are looked up by std::string_view without a copy.
+struct StringViewHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+template <typename V>
+using StringMap = std::unordered_map<std::string, V, StringViewHash, std::equal_to<>>;
 
 class FeaturePipeline {
  public:
@@ -74,7 +95,7 @@ class FeaturePipeline {
     int first_feature = 0;  // index of its first output feature
     std::vector<std::string> categories;  // kString: code -> value (the "other" code is categories.size())
     bool has_other = false;               // kString: whether a shared "other" code exists
-    std::unordered_map<std::string, int32_t> category_codes;  // kString: value -> code (all training values)
+    StringMap<int32_t> category_codes;  // kString: value -> code (all training values)
   };
 
   // Fits on `table`: chooses feature columns (everything except `target` and dropped columns), learns
@@ -113,6 +134,11 @@ class FeaturePipeline {
   const std::vector<std::string>& feature_names() const { return feature_names_; }
   const std::vector<std::string>& feature_types() const { return feature_types_; }  // "q" or "c"
   const std::vector<InputColumn>& inputs() const { return inputs_; }
+  // Index into inputs() of the input column `name`, or -1.
+  int InputIndex(std::string_view name) const {
+    auto it = input_index_.find(name);
+    return it == input_index_.end() ? -1 : static_cast<int>(it->second);
+  }
   // Classification labels in class-index order (binary: [negative, positive]).
   const std::vector<Json>& labels() const { return labels_; }
   // Label text used as the key in multiclass probability maps.
@@ -133,7 +159,7 @@ class FeaturePipeline {
 
   std::vector<std::string> feature_names_;
   std::vector<std::string> feature_types_;
-  std::unordered_map<std::string, size_t> input_index_;  // column name -> inputs_ index
+  StringMap<size_t> input_index_;  // column name -> inputs_ index
 };
 
 // Helpers shared by both encoding paths; exposed for tests.

@@ -45,6 +45,9 @@ class Predictor {
   const FeaturePipeline& pipeline() const { return pipeline_; }
   const Json& meta() const { return meta_; }
   size_t NumFeatures() const { return pipeline_.NumFeatures(); }
+  // True when instances map straight onto pipeline() — no recipe to replay first — so a request body may be
+  // decoded directly into rows (serving/request_decoder.h).
+  bool direct_input() const { return preprocess_.empty(); }
   size_t OutputWidth() const;  // floats per row from PredictRows: classes for multiclass, else 1
   // Validates + encodes `instances` (same rules as PredictInstances) into a dense row-major buffer.
   // `policy` applies to models trained on raw data; a model trained on a recipe's output validates its raw

@@ -7,8 +7,12 @@
 
 namespace lathe {
 
-PredictionLog::PredictionLog(Sink sink, size_t capacity, int flush_interval_ms, size_t max_batch)
-    : sink_(std::move(sink)), capacity_(capacity), flush_interval_ms_(flush_interval_ms), max_batch_(max_batch) {
+PredictionLog::PredictionLog(Sink sink, size_t capacity, int flush_interval_ms, size_t max_batch, size_t max_bytes)
+    : sink_(std::move(sink)),
+      capacity_(capacity),
+      flush_interval_ms_(flush_interval_ms),
+      max_batch_(max_batch),
+      max_bytes_(max_bytes) {
   writer_ = std::thread([this] { Run(); });
 }
 
@@ -23,12 +27,14 @@ PredictionLog::~PredictionLog() {
 
 bool PredictionLog::Offer(PredictionLogEntry entry) {
   bool notify = false;
+  const size_t bytes = entry.inputs.ApproxBytes();
   {
     std::lock_guard lock(mu_);
-    if (queue_.size() >= capacity_ || stop_) {
+    if (queue_.size() >= capacity_ || (queued_bytes_ + bytes > max_bytes_ && !queue_.empty()) || stop_) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
       return false;
     }
+    queued_bytes_ += bytes;
     queue_.push_back(std::move(entry));
     ++offered_;
     notify = queue_.size() >= max_batch_;
@@ -64,6 +70,7 @@ void PredictionLog::Run() {
     }
     batch.clear();
     while (!queue_.empty() && batch.size() < max_batch_) {
+      queued_bytes_ -= queue_.front().inputs.ApproxBytes();
       batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }

@@ -1,7 +1,8 @@
 // PredictionLog: the asynchronous, bounded buffer between serving and the prediction log in the store.
 // A request hands over its entry with Offer() — a move into a queue under a mutex, never I/O — and one
 // writer thread drains the queue in batches to the sink (the store), every flush interval or when a batch
-// fills. When the queue is full the entry is dropped and counted: a slow disk never slows predictions.
+// fills. When the queue is full — `capacity` entries or `max_bytes` of inputs (a few 1,000-row requests weigh
+// more than thousands of single rows) — the entry is dropped and counted: a slow disk never slows predictions.
 //
 // Guarantees: entries reach the sink in the order they were offered; Flush() returns once everything offered
 // before it has been handed to the sink; the destructor writes what is still queued. A failing sink is
@@ -20,6 +21,7 @@
 
 #include "common/json.h"
 #include "common/status.h"
+#include "serving/request_body.h"
 
 namespace lathe {
 
@@ -32,7 +34,7 @@ struct PredictionLogEntry {
   bool shadow = false;
   int64_t created_at = 0;  // µs since the epoch
   double latency_ms = 0;
-  Json inputs;   // array of instance objects as received
+  RequestInstances inputs;  // the instances as received (parsed by the writer when they are still a raw body)
   Json outputs;  // array of predictions as returned
 };
 
@@ -40,7 +42,8 @@ class PredictionLog {
  public:
   using Sink = std::function<Status(std::vector<PredictionLogEntry>& batch)>;
 
-  explicit PredictionLog(Sink sink, size_t capacity = 20000, int flush_interval_ms = 200, size_t max_batch = 2000);
+  explicit PredictionLog(Sink sink, size_t capacity = 20000, int flush_interval_ms = 200, size_t max_batch = 2000,
+                         size_t max_bytes = 64 << 20);
   ~PredictionLog();
   PredictionLog(const PredictionLog&) = delete;
   PredictionLog& operator=(const PredictionLog&) = delete;
@@ -61,9 +64,11 @@ class PredictionLog {
   const size_t capacity_;
   const int flush_interval_ms_;
   const size_t max_batch_;
+  const size_t max_bytes_;
   mutable std::mutex mu_;
   std::condition_variable wake_, done_;
   std::deque<PredictionLogEntry> queue_;  // guarded by mu_
+  size_t queued_bytes_ = 0;               // guarded by mu_: ApproxBytes of the queued inputs
   uint64_t offered_ = 0, handled_ = 0;    // guarded by mu_: sequence numbers for Flush
   uint64_t flush_target_ = 0;             // guarded by mu_: write at once until handled_ reaches it
   bool stop_ = false;                     // guarded by mu_

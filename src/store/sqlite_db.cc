@@ -51,6 +51,13 @@ Status Stmt::Exec() {
   }
 }
 
+void Stmt::Reset() {
+  if (stmt_) {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+}
+
 std::string Stmt::Text(int col) const {
   const unsigned char* p = sqlite3_column_text(stmt_, col);
   if (!p) return {};

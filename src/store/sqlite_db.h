@@ -35,6 +35,8 @@ class Stmt {
   Result<bool> Step();
   // Runs to completion (for statements that return no rows).
   Status Exec();
+  // Makes the statement runnable again with new bindings (one prepare for many executions).
+  void Reset();
 
   std::string Text(int col) const;
   int64_t Int(int col) const;

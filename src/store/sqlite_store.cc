@@ -57,7 +57,7 @@ class SqliteStore final : public Store {
   Status Init(const std::string& path) {
     RETURN_IF_ERROR(sqlite::ExecScript(db_,
                                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                                       "PRAGMA foreign_keys=ON;"));
+                                       "PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;"));
     sqlite3_busy_timeout(db_, 5000);
     RETURN_IF_ERROR(sqlite::ExecScript(db_,
                                        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, "
@@ -836,10 +836,11 @@ class SqliteStore final : public Store {
   Status AppendPredictions(const std::vector<PredictionRecord>& records) override {
     std::lock_guard<std::mutex> lock(mu_);
     return InTransaction<bool>([&]() -> Result<bool> {
+             Stmt s(db_,
+                    "INSERT INTO predictions(project, deployment, request_id, model, version, shadow, created_at, "
+                    "latency_ms, inputs, outputs) VALUES (?,?,?,?,?,?,?,?,?,?)");
              for (const auto& p : records) {
-               Stmt s(db_,
-                      "INSERT INTO predictions(project, deployment, request_id, model, version, shadow, created_at, "
-                      "latency_ms, inputs, outputs) VALUES (?,?,?,?,?,?,?,?,?,?)");
+               s.Reset();
                RETURN_IF_ERROR(s.Bind(1, p.project)
                                    .Bind(2, p.deployment)
                                    .Bind(3, p.request_id)

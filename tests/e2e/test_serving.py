@@ -4,6 +4,7 @@ rollback, the prediction log with feedback metrics, per-deployment OpenAPI, stat
 
 LATHE_SOAK=1 makes the swap-under-load test the full 60-second run with a swap every 5 s."""
 import glob
+import json
 import math
 import os
 import sqlite3
@@ -379,6 +380,50 @@ def test_prediction_log_sampling_is_configurable(client, models):
                    404, "unlogged-1")
     stats = client.get(f"{P}/deployments/unlogged/stats").json()
     assert stats["prediction_log"]["sample_rate"] == 0 and stats["prediction_log"]["dropped"] == 0
+
+
+def test_the_prediction_log_holds_the_instances_as_sent_whatever_the_body(client, models):
+    deploy(client, "logged", model="churn", version=1)
+    cols = list(INST[0])
+    bodies = {
+        # the fast path (records straight from the body, odd whitespace and escapes included)
+        "fast": '{ "instances" :\n  [{"age": 70, "income": 40000.0, "plan": "b\\u0061sic", "signup": "2024-03-01",'
+                ' "visits": 1}, {"age":25,"income":null,"plan":"team","signup":"2024-05-11","visits":29}] }',
+        # the split form (converted to records), and a body the fast path leaves to the DOM path
+        "split": json.dumps({"columns": cols, "data": [[i[c] for c in cols] for i in INST]}),
+        "dom": json.dumps({"instances": INST, "note": "extra top-level keys are ignored"}),
+    }
+    answers = {}
+    for rid, body in bodies.items():
+        r = client.post(f"{P}/deployments/logged/predict", data=body,
+                        headers={"Content-Type": "application/json", "X-Request-Id": f"log-{rid}"})
+        assert r.status_code == 200, r.text
+        answers[rid] = r.json()["predictions"]
+    assert answers["fast"] == answers["split"] == answers["dom"]
+    items = client.get(f"{P}/deployments/logged/predictions?limit=10").json()["items"]
+    by_id = {i["request_id"]: i for i in items}
+    for rid in bodies:
+        entry = by_id[f"log-{rid}"]
+        assert entry["inputs"] == INST and entry["outputs"] == answers[rid], entry
+        assert entry["model"] == "churn" and entry["version"] == 1 and entry["latency_ms"] >= 0
+    assert len(client.get(f"{P}/deployments/logged/predictions?limit=1").json()["items"]) == 1
+    assert_problem(client.get(f"{P}/deployments/logged/predictions?limit=0"), 400, "limit")
+    assert_problem(client.get(f"{P}/deployments/nope/predictions"), 404, "nope")
+    # A number beyond double range is a 400 naming the problem, on both protocols.
+    for path in ("predict", "invocations"):
+        r = client.post(f"{P}/deployments/logged/{path}", data='{"instances": [{"age": 1e999}]}',
+                        headers={"Content-Type": "application/json"})
+        assert_problem(r, 400, "overflow")
+
+
+def test_a_model_version_bundle_can_be_downloaded(client, anon, models):
+    r = client.get(f"{P}/models/churn/versions/1/bundle")
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/octet-stream"
+    assert 'filename="churn-v1.lathe"' in r.headers["Content-Disposition"]
+    assert len(r.content) > 1000
+    assert r.content != client.get(f"{P}/models/churn/versions/2/bundle").content
+    assert_problem(client.get(f"{P}/models/churn/versions/99/bundle"), 404, "99")
+    assert anon.get(f"{P}/models/churn/versions/1/bundle").status_code == 401
 
 
 def test_each_deployment_publishes_its_schema(client, models):

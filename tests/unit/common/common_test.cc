@@ -42,6 +42,11 @@ TEST(Json, DepthLimitAndErrors) {
   EXPECT_FALSE(ParseJson("{\"a\":1} trailing").ok());
   // Invalid UTF-8 is rejected, not crashed on.
   EXPECT_FALSE(ParseJson("\"\xff\xfe\"").ok());
+  // A number beyond double range is a bad request, not an exception.
+  auto huge = ParseJson("{\"a\": 1e999}");
+  ASSERT_FALSE(huge.ok());
+  EXPECT_EQ(huge.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(huge.status().message().find("overflow"), std::string::npos) << huge.status().message();
 }
 
 TEST(Json, TypedFieldErrorsNameTheField) {
