@@ -127,6 +127,11 @@ def main():
         wrk(P + "/deployments/bench/predict", body, hdr, 2)
         predict = wrk(P + "/deployments/bench/predict", body, hdr, args.duration)
         noop = wrk(url + "/api/v1/ping", body, hdr, args.duration)
+        # The same single-row load with micro-batching on (for information: no target).
+        s.patch(P + "/deployments/bench", json={"batching": {"max_batch_rows": 32, "max_delay_us": 200}}).raise_for_status()
+        batching = wrk(P + "/deployments/bench/predict", body, hdr, args.duration)
+        batching["mean_batch_rows"] = s.get(P + "/deployments/bench/stats").json()["routes"][0]["batching"]["mean_batch_rows"]
+        s.patch(P + "/deployments/bench", json={"batching": None}).raise_for_status()
 
         # b. 1000-row requests against the raw C API on the same model file and rows.
         s.patch(P + "/deployments/bench", json={"log": {"sample_rate": 0.01}}).raise_for_status()
@@ -165,7 +170,7 @@ def main():
         log.close()
 
     result = {"benchmark": "predict", "lathe_predict": predict, "lathe_noop": noop, "fastapi_uvicorn": fastapi,
-              "lathe_batch": batched, "raw_c_api": raw,
+              "lathe_batch": batched, "raw_c_api": raw, "lathe_predict_microbatching": batching,
               "predict_vs_noop": round(predict["rps"] / noop["rps"], 3),
               "lathe_vs_fastapi": round(predict["rps"] / fastapi["rps"], 1),
               "batch_vs_raw": round(batched["rows_per_s"] / raw["raw_rows_per_s"], 3)}
@@ -175,6 +180,9 @@ def main():
           f"(p50 {fastapi['p50_ms']:.2f} ms, p99 {fastapi['p99_ms']:.2f} ms)")
     print(f"ratio predict/no-op = {result['predict_vs_noop']} (target >= 0.7); "
           f"lathe/FastAPI = {result['lathe_vs_fastapi']}x (target >= 20x)")
+    print(f"single-row predict with micro-batching (32 rows, 200 us): {batching['rps']:.0f} req/s "
+          f"(p50 {batching['p50_ms']:.2f} ms, p99 {batching['p99_ms']:.2f} ms, mean batch "
+          f"{batching['mean_batch_rows']:.1f} rows)")
     print(f"{len(batch)}-row requests: {batched['rows_per_s']:.0f} rows/s (p50 {batched['p50_ms']:.2f} ms, "
           f"p99 {batched['p99_ms']:.2f} ms); raw C API {raw['raw_rows_per_s']:.0f} rows/s "
           f"(lathe's evaluator alone {raw['evaluator_rows_per_s']:.0f}); "

@@ -2,6 +2,7 @@
 // policies) and the prediction protocols: lathe's own predict, the MLflow scoring server's /invocations, and
 // the KServe Open Inference Protocol v2. Plus per-deployment stats, events, feedback and request schema.
 #include <chrono>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -46,7 +47,7 @@ Json DeploymentJson(const DeploymentRecord& d) {
 // The serving configuration fields a create/PATCH body may carry (everything else is the deployment itself).
 Json ConfigFields(const Json& body) {
   Json c = Json::object();
-  for (const char* k : {"routes", "shadow", "input", "rollback", "log", "limits"}) {
+  for (const char* k : {"routes", "shadow", "input", "rollback", "log", "limits", "batching"}) {
     if (body.contains(k)) c[k] = body[k];
   }
   return c;
@@ -241,7 +242,12 @@ struct Served {
   const ServingVersion* version = nullptr;
   std::vector<float> outputs;  // n * OutputWidth()
   size_t n = 0;
-  Json predictions;
+  std::string predictions;  // the JSON text of the predictions (Predictor::PredictionsText)
+  Json predictions_json;    // the same as JSON, built on demand by PredictionsJson()
+  const Json& PredictionsJson() {
+    if (predictions_json.is_null()) predictions_json = version->predictor->FormatPredictions(outputs.data(), n);
+    return predictions_json;
+  }
   Json explanations;  // null unless asked
 };
 
@@ -260,10 +266,73 @@ struct PredictInput {
   static PredictInput Raw(RequestShape shape) { return {.raw = true, .shape = shape, .instances = nullptr}; }
 };
 
-// Picks the route, decodes and encodes, predicts, records stats, logs and feeds the shadow.
-Result<Served> RunPrediction(App& app, RequestContext& ctx, std::shared_ptr<const LoadedDeployment> live,
-                             PredictInput in, bool explain) {
+// Writes a protocol's success response from a finished prediction.
+using Respond = std::function<void(Served& s, HttpResponse& res)>;
+
+// A prediction between encoding and answering: everything the finish needs once the outputs exist (on the
+// request's thread, or later on a micro-batcher's worker).
+struct Pending {
+  App* app = nullptr;
+  HttpRequest* req = nullptr;
+  HttpResponse* res = nullptr;
   Served s;
+  PredictInput in;
+  bool fast = false;
+  TextSpan records;
+  std::chrono::steady_clock::time_point t0;
+  Respond respond;
+  std::unique_ptr<AdmissionGate::Ticket> ticket;
+};
+
+// Records stats, logs, feeds the shadow and writes the response (or returns the error, `st` if not ok).
+Status FinishPrediction(Pending& p, Status st) {
+  Served& s = p.s;
+  const LoadedDeployment& d = *s.deployment;
+  const ServingVersion& sv = *s.version;
+  if (st.ok()) s.predictions = sv.predictor->PredictionsText(s.outputs.data(), s.n);
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - p.t0).count();
+  const int64_t now = NowMicros();
+  sv.stats->Record(now, ms, !st.ok(), st.ok() ? s.outputs.data() : nullptr, s.n);
+  p.ticket.reset();  // the slot is free as soon as the model is done
+  RETURN_IF_ERROR(st);
+  p.res->headers.emplace_back("X-Lathe-Model-Version", sv.model + ":" + std::to_string(sv.version));
+  const bool shadow = d.shadow && (d.config.shadow->fraction >= 1 || Uniform() < d.config.shadow->fraction);
+  const bool log = d.config.log_sample_rate > 0 &&
+                   (d.config.log_sample_rate >= 1 || Uniform() < d.config.log_sample_rate) &&
+                   d.log_budget->TryTake(now, d.config.log_max_per_second);
+  if (log || shadow) {
+    // The request is answered: its body (fast path) or instances move on to the log writer and the shadow.
+    RequestInstances inputs =
+        p.fast ? RequestInstances(std::make_shared<const std::string>(std::move(p.req->body)), p.in.shape, p.records)
+               : RequestInstances(std::move(p.in.instances));
+    if (log) {
+      p.app->serving().log().Offer(PredictionLogEntry{.project = d.project,
+                                                      .deployment = d.name,
+                                                      .request_id = p.req->request_id,
+                                                      .model = sv.model,
+                                                      .version = sv.version,
+                                                      .shadow = false,
+                                                      .created_at = now,
+                                                      .latency_ms = ms,
+                                                      .inputs = shadow ? inputs : std::move(inputs),
+                                                      .outputs = s.predictions});
+    }
+    if (shadow) p.app->serving().OfferShadow(s.deployment, std::move(inputs), p.req->request_id);
+  }
+  p.respond(s, *p.res);
+  return Status::Ok();
+}
+
+// Admission, route pick, decode and encode, then the prediction: directly, or through the version's
+// micro-batcher with the response deferred (the I/O thread is released; the batcher's worker finishes it).
+Status RunPrediction(App& app, RequestContext& ctx, std::shared_ptr<const LoadedDeployment> live, PredictInput in,
+                     bool explain, Respond respond) {
+  auto p = std::make_unique<Pending>();
+  p->app = &app;
+  p->req = &ctx.req;
+  p->res = &ctx.res;
+  p->respond = std::move(respond);
+  Served& s = p->s;
   s.deployment = std::move(live);
   const LoadedDeployment& d = *s.deployment;
   // Backpressure: a bounded number running, a bounded number waiting until the request's deadline.
@@ -291,63 +360,54 @@ Result<Served> RunPrediction(App& app, RequestContext& ctx, std::shared_ptr<cons
     return Status(StatusCode::kUnavailable, "deployment '" + d.name + "' had no free slot within the request's " +
                                                 std::to_string(timeout_ms) + " ms deadline; retry later");
   }
-  AdmissionGate::Ticket ticket(d.gate.get());
+  p->ticket = std::make_unique<AdmissionGate::Ticket>(d.gate.get());
   const std::string* key = ctx.req.Header("x-lathe-route-key");
   const ServingVersion& sv = d.Pick(key != nullptr ? std::string_view(*key) : std::string_view(), Uniform());
   s.version = &sv;
-  const auto t0 = std::chrono::steady_clock::now();
+  p->t0 = std::chrono::steady_clock::now();
   std::vector<float> rows;
-  Status st;
   const int64_t max_rows = std::min<int64_t>(app.config().max_predict_rows, ml::Predictor::kMaxInstances);
-  TextSpan records;
-  const bool fast = in.raw && sv.predictor->direct_input() &&
-                    DecodeRequestRows(ctx.req.body, in.shape, sv.predictor->pipeline(), d.config.input,
-                                      static_cast<size_t>(max_rows), &rows, &s.n, &records);
-  if (!fast) {
+  p->fast = in.raw && sv.predictor->direct_input() &&
+            DecodeRequestRows(ctx.req.body, in.shape, sv.predictor->pipeline(), d.config.input,
+                              static_cast<size_t>(max_rows), &rows, &s.n, &p->records);
+  if (!p->fast) {
     if (in.raw) {  // a body the fast path declined: the DOM path decodes it or says what is wrong with it
       ASSIGN_OR_RETURN(Json body, ctx.JsonBody(app.config().max_json_depth));
       ASSIGN_OR_RETURN(in.instances, in.shape == RequestShape::kNative ? NativeInstances(body, max_rows)
                                                                       : MlflowInstances(body, max_rows));
     }
-    st = sv.predictor->EncodeInstances(in.instances, &rows, d.config.input);
     s.n = in.instances.size();
-  }
-  if (st.ok()) {
-    s.outputs.resize(s.n * sv.predictor->OutputWidth());
-    sv.predictor->PredictRows(rows.data(), s.n, s.outputs.data());
-    s.predictions = sv.predictor->FormatPredictions(s.outputs.data(), s.n);
-    if (explain) {
-      auto contributions = sv.predictor->Contributions(rows.data(), s.n);
-      if (contributions.ok()) s.explanations = std::move(contributions).value();
-      else st = contributions.TakeStatus();
+    if (Status st = sv.predictor->EncodeInstances(in.instances, &rows, d.config.input); !st.ok()) {
+      p->in = std::move(in);
+      return FinishPrediction(*p, std::move(st));
     }
   }
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  const int64_t now = NowMicros();
-  sv.stats->Record(now, ms, !st.ok(), st.ok() ? s.outputs.data() : nullptr, s.n);
-  RETURN_IF_ERROR(st);
-  ctx.res.headers.emplace_back("X-Lathe-Model-Version", sv.model + ":" + std::to_string(sv.version));
-  const bool shadow = d.shadow && (d.config.shadow->fraction >= 1 || Uniform() < d.config.shadow->fraction);
-  const bool log = d.config.log_sample_rate > 0 && (d.config.log_sample_rate >= 1 || Uniform() < d.config.log_sample_rate);
-  if (!log && !shadow) return s;
-  // The request is answered: its body (fast path) or instances move on to the log writer and the shadow.
-  RequestInstances inputs =
-      fast ? RequestInstances(std::make_shared<const std::string>(std::move(ctx.req.body)), in.shape, records)
-           : RequestInstances(std::move(in.instances));
-  if (log) {
-    app.serving().log().Offer(PredictionLogEntry{.project = d.project,
-                                                 .deployment = d.name,
-                                                 .request_id = ctx.req.request_id,
-                                                 .model = sv.model,
-                                                 .version = sv.version,
-                                                 .shadow = false,
-                                                 .created_at = now,
-                                                 .latency_ms = ms,
-                                                 .inputs = shadow ? inputs : std::move(inputs),
-                                                 .outputs = s.predictions});
+  p->in = std::move(in);
+  s.outputs.resize(s.n * sv.predictor->OutputWidth());
+  if (sv.batcher && !explain) {
+    if (std::function<void()> complete = ctx.res.Defer()) {
+      const size_t n = s.n;
+      sv.batcher->Submit(std::move(rows), n, [p = std::shared_ptr<Pending>(std::move(p)), complete](const float* out) {
+        std::copy(out, out + p->s.outputs.size(), p->s.outputs.begin());
+        Status st;
+        try {
+          st = FinishPrediction(*p, Status::Ok());
+        } catch (const std::exception& e) {
+          st = Status::Internal(std::string("unhandled exception: ") + e.what());
+        }
+        if (!st.ok()) WriteProblem(st, *p->req, *p->res);
+        complete();
+      });
+      return Status::Ok();
+    }
   }
-  if (shadow) app.serving().OfferShadow(s.deployment, std::move(inputs), ctx.req.request_id);
-  return s;
+  sv.predictor->PredictRows(rows.data(), s.n, s.outputs.data());
+  if (explain) {
+    auto contributions = sv.predictor->Contributions(rows.data(), s.n);
+    if (!contributions.ok()) return FinishPrediction(*p, contributions.TakeStatus());
+    s.explanations = std::move(contributions).value();
+  }
+  return FinishPrediction(*p, Status::Ok());
 }
 
 std::shared_ptr<const LoadedDeployment> FindLive(App& app, const std::string& project, const std::string& name,
@@ -362,13 +422,25 @@ Status NativePredict(App& app, RequestContext& ctx) {
   auto live = FindLive(app, ctx.Project(), ctx.Param("name"), &st);
   if (!live) return st;
   RETURN_IF_ERROR(ctx.CheckJsonBody());
-  ASSIGN_OR_RETURN(Served s, RunPrediction(app, ctx, std::move(live), PredictInput::Raw(RequestShape::kNative),
-                                           ExplainRequested(ctx)));
-  Json out = {{"predictions", std::move(s.predictions)}, {"model", s.version->model},
-              {"version", s.version->version},           {"deployment", s.deployment->name}};
-  if (!s.explanations.is_null()) out["explanations"] = std::move(s.explanations);
-  WriteJson(200, out, ctx.res);
-  return Status::Ok();
+  return RunPrediction(app, ctx, std::move(live), PredictInput::Raw(RequestShape::kNative), ExplainRequested(ctx),
+                       [](Served& s, HttpResponse& res) {
+                         // Written directly: the predictions are already JSON text.
+                         res.status = 200;
+                         res.content_type = "application/json";
+                         res.body = "{\"predictions\":";
+                         res.body += s.predictions;
+                         res.body += ",\"model\":";
+                         res.body += DumpJson(Json(s.version->model));
+                         res.body += ",\"version\":";
+                         res.body += std::to_string(s.version->version);
+                         res.body += ",\"deployment\":";
+                         res.body += DumpJson(Json(s.deployment->name));
+                         if (!s.explanations.is_null()) {
+                           res.body += ",\"explanations\":";
+                           res.body += DumpJson(s.explanations);
+                         }
+                         res.body += '}';
+                       });
 }
 
 Status MlflowInvocations(App& app, RequestContext& ctx) {
@@ -381,12 +453,18 @@ Status MlflowInvocations(App& app, RequestContext& ctx) {
                   "Content-Type '" + ct->substr(0, 80) + "' is not supported; send application/json");
   }
   RETURN_IF_ERROR(ctx.CheckJsonBody());
-  ASSIGN_OR_RETURN(Served s, RunPrediction(app, ctx, std::move(live), PredictInput::Raw(RequestShape::kMlflow),
-                                           ExplainRequested(ctx)));
-  Json out = {{"predictions", std::move(s.predictions)}};
-  if (!s.explanations.is_null()) out["explanations"] = std::move(s.explanations);
-  WriteJson(200, out, ctx.res);
-  return Status::Ok();
+  return RunPrediction(app, ctx, std::move(live), PredictInput::Raw(RequestShape::kMlflow), ExplainRequested(ctx),
+                       [](Served& s, HttpResponse& res) {
+                         res.status = 200;
+                         res.content_type = "application/json";
+                         res.body = "{\"predictions\":";
+                         res.body += s.predictions;
+                         if (!s.explanations.is_null()) {
+                           res.body += ",\"explanations\":";
+                           res.body += DumpJson(s.explanations);
+                         }
+                         res.body += '}';
+                       });
 }
 
 // The KServe model name of a route: "{deployment}" under /api/v1/projects/{project}/v2, and
@@ -432,45 +510,48 @@ Status KServeInfer(App& app, RequestContext& ctx) {
           .WithDetail(ErrorDetail::Field("outputs", "unknown output '" + w.substr(0, 80) + "'"));
     }
   }
-  ASSIGN_OR_RETURN(Served s, RunPrediction(app, ctx, std::move(live), PredictInput{.instances = std::move(instances)},
-                                           explain));
-  const ml::Predictor& p = *s.version->predictor;
-  const size_t n = s.n, k = p.OutputWidth();
-  Json outputs = Json::array();
-  auto add = [&](const char* name, const char* datatype, Json shape, Json data) {
-    if (!wanted.empty() && !wanted.count(name)) return;
-    outputs.push_back({{"name", name}, {"datatype", datatype}, {"shape", std::move(shape)}, {"data", std::move(data)}});
+  std::string id = body.contains("id") && body["id"].is_string() ? body["id"].get<std::string>() : ctx.req.request_id;
+  Respond respond = [wanted = std::move(wanted), model_name = ModelParam(ctx), id = std::move(id)](Served& s,
+                                                                                                 HttpResponse& res) {
+    const ml::Predictor& p = *s.version->predictor;
+    const size_t n = s.n, k = p.OutputWidth();
+    Json outputs = Json::array();
+    auto add = [&](const char* name, const char* datatype, Json shape, Json data) {
+      if (!wanted.empty() && !wanted.count(name)) return;
+      outputs.push_back({{"name", name}, {"datatype", datatype}, {"shape", std::move(shape)}, {"data", std::move(data)}});
+    };
+    const std::string task = p.Task();
+    if (task == "binary") {
+      Json prob = Json::array(), label = Json::array();
+      const auto& labels = p.pipeline().label_keys();
+      for (size_t i = 0; i < n; ++i) {
+        prob.push_back(static_cast<double>(s.outputs[i]));
+        label.push_back(labels[s.outputs[i] >= 0.5f ? 1 : 0]);
+      }
+      add("probability", "FP32", {n}, std::move(prob));
+      add("label", "BYTES", {n}, std::move(label));
+    } else if (task == "multiclass") {
+      Json label = Json::array(), probs = Json::array();
+      for (size_t i = 0; i < n; ++i) {
+        label.push_back(LabelText(s.PredictionsJson()[i]["label"]));
+        for (size_t c = 0; c < k; ++c) probs.push_back(static_cast<double>(s.outputs[i * k + c]));
+      }
+      add("label", "BYTES", {n}, std::move(label));
+      add("probabilities", "FP32", {n, k}, std::move(probs));
+    } else {
+      Json pred = Json::array();
+      for (size_t i = 0; i < n; ++i) pred.push_back(static_cast<double>(s.outputs[i]));
+      add("prediction", "FP32", {n}, std::move(pred));
+    }
+    Json out = {{"model_name", model_name},
+                {"model_version", std::to_string(s.version->version)},
+                {"id", id},
+                {"outputs", std::move(outputs)}};
+    if (!s.explanations.is_null()) out["parameters"] = {{"explanations", std::move(s.explanations)}};
+    WriteJson(200, out, res);
   };
-  const std::string task = p.Task();
-  if (task == "binary") {
-    Json prob = Json::array(), label = Json::array();
-    const auto& labels = p.pipeline().label_keys();
-    for (size_t i = 0; i < n; ++i) {
-      prob.push_back(static_cast<double>(s.outputs[i]));
-      label.push_back(labels[s.outputs[i] >= 0.5f ? 1 : 0]);
-    }
-    add("probability", "FP32", {n}, std::move(prob));
-    add("label", "BYTES", {n}, std::move(label));
-  } else if (task == "multiclass") {
-    Json label = Json::array(), probs = Json::array();
-    for (size_t i = 0; i < n; ++i) {
-      label.push_back(LabelText(s.predictions[i]["label"]));
-      for (size_t c = 0; c < k; ++c) probs.push_back(static_cast<double>(s.outputs[i * k + c]));
-    }
-    add("label", "BYTES", {n}, std::move(label));
-    add("probabilities", "FP32", {n, k}, std::move(probs));
-  } else {
-    Json pred = Json::array();
-    for (size_t i = 0; i < n; ++i) pred.push_back(static_cast<double>(s.outputs[i]));
-    add("prediction", "FP32", {n}, std::move(pred));
-  }
-  Json out = {{"model_name", ModelParam(ctx)},
-              {"model_version", std::to_string(s.version->version)},
-              {"id", body.contains("id") && body["id"].is_string() ? body["id"].get<std::string>() : ctx.req.request_id},
-              {"outputs", std::move(outputs)}};
-  if (!s.explanations.is_null()) out["parameters"] = {{"explanations", std::move(s.explanations)}};
-  WriteJson(200, out, ctx.res);
-  return Status::Ok();
+  return RunPrediction(app, ctx, std::move(live), PredictInput{.instances = std::move(instances)}, explain,
+                       std::move(respond));
 }
 
 // ---- per-deployment OpenAPI
@@ -664,6 +745,7 @@ Status Stats(App& app, RequestContext& ctx) {
       if (r.model == v.model && r.version == v.version) mine.push_back(r);
     }
     j["feedback"] = FeedbackMetrics(*v.predictor, mine);
+    if (v.batcher) j["batching"] = v.batcher->ToJson();
     return j;
   };
   Json routes = Json::array();
@@ -679,7 +761,9 @@ Status Stats(App& app, RequestContext& ctx) {
                {{"written", app.serving().log().written()},
                 {"dropped", app.serving().log().dropped()},
                 {"queued", app.serving().log().queued()},
-                {"sample_rate", live->config.log_sample_rate}}},
+                {"sample_rate", live->config.log_sample_rate},
+                {"max_per_second", live->config.log_max_per_second},
+                {"over_rate", live->log_budget->refused()}}},
               {"shadow_dropped", app.serving().shadow_dropped()},
               {"admission", live->gate->ToJson()}};
   WriteJson(200, out, ctx.res);
@@ -695,7 +779,8 @@ Status RecordEvent(App& app, const DeploymentRecord& d, const std::string& kind,
 
 Status CreateDeployment(App& app, RequestContext& ctx) {
   ASSIGN_OR_RETURN(Json body, ctx.JsonBody(app.config().max_json_depth));
-  RETURN_IF_ERROR(CheckBodyKeys(body, {"name", "model", "version", "routes", "shadow", "input", "rollback", "log", "limits"}));
+  RETURN_IF_ERROR(CheckBodyKeys(body, {"name", "model", "version", "routes", "shadow", "input", "rollback", "log", "limits",
+                                     "batching"}));
   DeploymentRecord d;
   d.project = ctx.Project();
   ASSIGN_OR_RETURN(d.name, GetString(body, "name"));
@@ -738,7 +823,7 @@ Status CreateDeployment(App& app, RequestContext& ctx) {
 
 Status UpdateDeployment(App& app, RequestContext& ctx) {
   ASSIGN_OR_RETURN(Json body, ctx.JsonBody(app.config().max_json_depth));
-  RETURN_IF_ERROR(CheckBodyKeys(body, {"model", "version", "routes", "shadow", "input", "rollback", "log", "limits"}));
+  RETURN_IF_ERROR(CheckBodyKeys(body, {"model", "version", "routes", "shadow", "input", "rollback", "log", "limits", "batching"}));
   std::lock_guard lock(app.serving().mutation_mutex());
   ASSIGN_OR_RETURN(DeploymentRecord d, app.store().GetDeployment(ctx.Project(), ctx.Param("name")));
   ASSIGN_OR_RETURN(DeploymentConfig current, ParseDeploymentConfig(d.config, DeploymentConfig{}));

@@ -68,7 +68,7 @@ ServingRuntime::ServingRuntime(App& app) : app_(app) {
                                          .created_at = e.created_at,
                                          .latency_ms = e.latency_ms,
                                          .inputs = InputsText(e.inputs),
-                                         .outputs = e.outputs.dump()});
+                                         .outputs = std::move(e.outputs)});
     }
     return store->AppendPredictions(records);
   });
@@ -144,17 +144,26 @@ Result<std::shared_ptr<const LoadedDeployment>> ServingRuntime::Build(const Depl
     ASSIGN_OR_RETURN(ServingVersion sv, LoadOne(app_, record.project, r.model, r.version, previous));
     r.version = sv.version;
     sv.weight = r.weight;
+    // Micro-batching: a version keeps its batcher (and its queue) while the options stay the same.
+    if (!config.batching) {
+      sv.batcher.reset();
+    } else if (!sv.batcher || !(sv.batcher->options() == *config.batching)) {
+      sv.batcher = std::make_shared<MicroBatcher>(sv.predictor, *config.batching);
+    }
     live->routes.push_back(std::move(sv));
   }
   if (config.shadow) {
     ASSIGN_OR_RETURN(ServingVersion sv, LoadOne(app_, record.project, config.shadow->model, config.shadow->version,
                                                 previous));
     config.shadow->version = sv.version;
+    sv.batcher.reset();  // the shadow worker predicts directly
     sv.weight = 0;
     live->shadow = std::move(sv);
   }
   live->config = std::move(config);
   live->gate = previous != nullptr && previous->gate ? previous->gate : std::make_shared<AdmissionGate>();
+  live->log_budget =
+      previous != nullptr && previous->log_budget ? previous->log_budget : std::make_shared<RateBudget>();
   return std::shared_ptr<const LoadedDeployment>(std::move(live));
 }
 
@@ -203,11 +212,11 @@ void ServingRuntime::RunShadow(ShadowTask& task) {
     task.instances = RequestInstances(std::move(instances).value());
   }
   std::vector<float> out;
-  Json outputs;
+  std::string outputs;
   if (st.ok()) {
     out.resize(n * sv.predictor->OutputWidth());
     sv.predictor->PredictRows(rows.data(), n, out.data());
-    outputs = sv.predictor->FormatPredictions(out.data(), n);
+    outputs = sv.predictor->PredictionsText(out.data(), n);
   }
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const int64_t now = NowMicros();

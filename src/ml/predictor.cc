@@ -1,5 +1,7 @@
 #include "ml/predictor.h"
 
+#include <cmath>
+
 
 #include <cstdio>
 #include <exception>
@@ -259,6 +261,27 @@ Json Predictor::FormatPredictions(const float* outputs, size_t n) const {
     preds.push_back({{"label", pipeline_.labels()[best]}, {"probabilities", std::move(probs)}});
   }
   return preds;
+}
+
+std::string Predictor::PredictionsText(const float* outputs, size_t n) const {
+  if (pipeline_.task() == ml::Task::kMulticlass) return DumpJson(FormatPredictions(outputs, n));
+  std::string text;
+  text.reserve(2 + n * 24);
+  text += '[';
+  char buf[64];
+  for (size_t i = 0; i < n; ++i) {
+    if (i > 0) text += ',';
+    const double v = static_cast<double>(outputs[i]);
+    if (!std::isfinite(v)) {
+      text += "null";  // as nlohmann's dump writes a non-finite number
+      continue;
+    }
+    // nlohmann's own shortest round-trip formatting (what dump() calls), so the bytes are the same.
+    char* end = nlohmann::detail::to_chars(buf, buf + sizeof(buf), v);
+    text.append(buf, static_cast<size_t>(end - buf));
+  }
+  text += ']';
+  return text;
 }
 
 Result<Json> Predictor::PredictInstances(const Json& instances, const FeaturePipeline::InputPolicy& policy) const {

@@ -73,6 +73,9 @@ class Predictor {
   std::vector<std::string> ContributionColumns() const;  // the pipeline's input columns, in order
   // Output JSON for already-computed rows of PredictRows.
   Json FormatPredictions(const float* outputs, size_t n) const;
+  // The same, as text: byte for byte DumpJson(FormatPredictions(outputs, n)), written directly (no DOM) for
+  // binary and regression models.
+  std::string PredictionsText(const float* outputs, size_t n) const;
 
  private:
   Predictor() = default;

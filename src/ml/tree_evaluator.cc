@@ -315,7 +315,26 @@ inline uint32_t CompiledForest::Step(uint32_t i, const float* row) const {
 
 void CompiledForest::PredictMargin(const float* row, float* out) const {
   for (int g = 0; g < num_groups_; ++g) out[g] = base_margin_[static_cast<size_t>(g)];
-  for (size_t t = 0; t < roots_.size(); ++t) {
+  // Several trees walked in lockstep: one tree's walk is a chain of dependent loads, so a lone row would
+  // wait on memory at every step; independent chains overlap. Leaves loop on themselves, so a shallower
+  // tree simply stays put while the deepest of its group finishes. Leaves are added in tree order, as the
+  // batch path and XGBoost do: bit-identical margins.
+  constexpr size_t kTrees = 8;
+  const size_t trees = roots_.size();
+  size_t t = 0;
+  for (; t + kTrees <= trees; t += kTrees) {
+    uint32_t at[kTrees];
+    uint32_t depth = 0;
+    for (size_t k = 0; k < kTrees; ++k) {
+      at[k] = roots_[t + k];
+      depth = std::max(depth, depth_[t + k]);
+    }
+    for (uint32_t d = 0; d < depth; ++d) {
+      for (size_t k = 0; k < kTrees; ++k) at[k] = Step(at[k], row);
+    }
+    for (size_t k = 0; k < kTrees; ++k) out[groups_[t + k]] += leaf_[at[k]];
+  }
+  for (; t < trees; ++t) {
     uint32_t at = roots_[t];
     for (uint32_t d = 0; d < depth_[t]; ++d) at = Step(at, row);  // branch-free walk of the tree's full depth
     out[groups_[t]] += leaf_[at];
@@ -328,17 +347,17 @@ void CompiledForest::PredictMarginBatch(const float* rows, size_t n, size_t stri
   constexpr size_t kLanes = 8;   // rows walking one tree in lockstep: independent loads overlap
   for (size_t b = 0; b < n; b += kBlock) {
     const size_t m = std::min(kBlock, n - b);
+    const size_t full = m - m % kLanes;  // rows walked kLanes at a time; the rest one by one below
     const float* block = rows + b * stride;
     float* o = out + b * groups;
-    for (size_t r = 0; r < m; ++r) {
+    for (size_t r = 0; r < full; ++r) {
       for (size_t g = 0; g < groups; ++g) o[r * groups + g] = base_margin_[g];
     }
-    for (size_t t = 0; t < roots_.size(); ++t) {
+    for (size_t t = 0; t < roots_.size() && full > 0; ++t) {
       const auto g = static_cast<size_t>(groups_[t]);
       const uint32_t root = roots_[t];
       const uint32_t depth = depth_[t];
-      size_t r = 0;
-      for (; r + kLanes <= m; r += kLanes) {
+      for (size_t r = 0; r < full; r += kLanes) {
         uint32_t at[kLanes];
         for (size_t k = 0; k < kLanes; ++k) at[k] = root;
         // Every lane takes the tree's full depth; a lane at a leaf stays there.
@@ -348,8 +367,8 @@ void CompiledForest::PredictMarginBatch(const float* rows, size_t n, size_t stri
         // Added per row in tree order, exactly as PredictMargin does: bit-identical margins.
         for (size_t k = 0; k < kLanes; ++k) o[(r + k) * groups + g] += leaf_[at[k]];
       }
-      for (; r < m; ++r) o[r * groups + g] += LeafValue(root, block + r * stride);
     }
+    for (size_t r = full; r < m; ++r) PredictMargin(block + r * stride, o + r * groups);
   }
 }
 

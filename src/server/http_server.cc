@@ -365,7 +365,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
  public:
   Session(HttpServer::Impl* srv, Stream stream)
-      : srv_(srv), stream_(std::move(stream)), timer_(stream_.get_executor()) {
+      : srv_(srv), stream_(std::move(stream)), timer_(stream_.get_executor()),
+        deferral_(std::make_shared<Deferral>(stream_.get_executor())) {
     error_code ec;
     auto ep = Sock().remote_endpoint(ec);
     if (!ec) {
@@ -603,14 +604,32 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       }
 
       if (srv_->in_flight) srv_->in_flight->Inc();
+      deferral_->deferred = false;
+      deferral_->done = false;
+      res_.defer_hook = [this]() -> std::function<void()> {
+        deferral_->deferred = true;
+        return [self = this->shared_from_this(), d = deferral_]() {
+          asio::post(self->stream_.get_executor(), [d] {
+            d->done = true;
+            d->timer.cancel();
+          });
+        };
+      };
       try {
         srv_->service->Handle(req_, res_);
       } catch (const std::exception& e) {
         LogError("http handler threw", {{"error", e.what()}, {"request_id", req_.request_id}});
-        FillRejected(500, "internal error");
+        if (!deferral_->deferred) FillRejected(500, "internal error");
       } catch (...) {
         LogError("http handler threw", {{"request_id", req_.request_id}});
-        FillRejected(500, "internal error");
+        if (!deferral_->deferred) FillRejected(500, "internal error");
+      }
+      res_.defer_hook = nullptr;
+      // A deferred response: wait (on this strand, holding no thread) until its completion is posted here.
+      while (deferral_->deferred && !deferral_->done) {
+        error_code wait_ec;
+        deferral_->timer.expires_at(SteadyClock::time_point::max());
+        co_await deferral_->timer.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
       }
       if (srv_->in_flight) srv_->in_flight->Dec();
       // The handler is done with a spooled body (it renames the file away to keep it): remove it before the
@@ -848,8 +867,17 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   HttpServer::Impl* srv_;
   tcp::socket::lowest_layer_type& Sock() { return stream_.lowest_layer(); }
 
+  // A deferred response's completion: set and the timer cancelled on this connection's strand.
+  struct Deferral {
+    explicit Deferral(const asio::any_io_executor& ex) : timer(ex) {}
+    asio::steady_timer timer;
+    bool deferred = false;
+    bool done = false;
+  };
+
   Stream stream_;
   asio::steady_timer timer_;
+  std::shared_ptr<Deferral> deferral_;
   SteadyClock::time_point deadline_{};
   bool timer_armed_ = false;
   bool timed_out_ = false;

@@ -17,7 +17,8 @@
 // - One structured access log line per request: LogInfo("access", {method, path, status, bytes, duration_ms,
 //   request_id, remote, caller, route}), unless ServerOptions::access_log is false.
 // - No lock is taken per request; requests of one connection are handled in order on one strand, requests of
-//   different connections run in parallel on io_threads threads. Handle() blocks its I/O thread while it runs.
+//   different connections run in parallel on io_threads threads. Handle() blocks its I/O thread while it runs;
+//   a response it defers (HttpResponse::Defer) does not: the connection's coroutine waits on a timer.
 //
 // Thread safety: Run() is called once, from one thread. Stop() may be called from any thread (or from an
 // asio signal_set handler), any number of times, before or during Run(); it takes a mutex, so it is not
@@ -27,6 +28,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -71,7 +73,15 @@ struct HttpResponse {
   std::string route;    // set by the handler: route pattern for logs/metrics ("/api/v1/jobs/{id}")
   std::string caller;   // set by the handler: who made the call, for the access log
 
-  void Clear();
+  // Answering later, off the I/O thread (micro-batching): a handler calls Defer() before it returns and keeps
+  // the callback it gets. The connection then waits for it without holding an I/O thread; the request and this
+  // response stay valid, and the handler (or whoever it handed them to) fills the response and calls the
+  // callback exactly once, from any thread, to send it. An empty callback means this server cannot defer here
+  // (answer before returning).
+  std::function<void()> Defer() { return defer_hook ? defer_hook() : std::function<void()>(); }
+  std::function<std::function<void()>()> defer_hook;  // set by the server for each request
+
+  void Clear();  // every field but defer_hook
 };
 
 // Where the body goes and its size limit; max_bytes == 0 means ServerOptions::max_body_bytes.

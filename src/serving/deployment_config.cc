@@ -128,8 +128,11 @@ Result<DeploymentConfig> ParseDeploymentConfig(const Json& j, const DeploymentCo
     }
   }
   if (auto it = j.find("log"); it != j.end()) {
-    RETURN_IF_ERROR(CheckKeys(*it, "log", {"sample_rate"}));
+    RETURN_IF_ERROR(CheckKeys(*it, "log", {"sample_rate", "max_per_second"}));
     ASSIGN_OR_RETURN(c.log_sample_rate, Number(*it, "sample_rate", "log.sample_rate", 0, 1, c.log_sample_rate));
+    ASSIGN_OR_RETURN(double per_second, Number(*it, "max_per_second", "log.max_per_second", 0, 1e7,
+                                               static_cast<double>(c.log_max_per_second)));
+    c.log_max_per_second = static_cast<int64_t>(per_second);
   }
   if (auto it = j.find("limits"); it != j.end()) {
     RETURN_IF_ERROR(CheckKeys(*it, "limits", {"max_concurrency", "max_queue", "timeout_ms"}));
@@ -138,6 +141,19 @@ Result<DeploymentConfig> ParseDeploymentConfig(const Json& j, const DeploymentCo
     ASSIGN_OR_RETURN(double queue, Number(*it, "max_queue", "limits.max_queue", 0, 100000, c.limits.max_queue));
     ASSIGN_OR_RETURN(double timeout, Number(*it, "timeout_ms", "limits.timeout_ms", 0, 3.6e6, c.limits.timeout_ms));
     c.limits = {static_cast<int>(conc), static_cast<int>(queue), static_cast<int>(timeout)};
+  }
+  if (auto it = j.find("batching"); it != j.end()) {
+    if (it->is_null()) {
+      c.batching.reset();
+    } else {
+      RETURN_IF_ERROR(CheckKeys(*it, "batching", {"max_batch_rows", "max_delay_us"}));
+      BatchingOptions b = c.batching.value_or(BatchingOptions{});
+      ASSIGN_OR_RETURN(double rows, Number(*it, "max_batch_rows", "batching.max_batch_rows", 1, 10000,
+                                           static_cast<double>(b.max_batch_rows)));
+      ASSIGN_OR_RETURN(double delay, Number(*it, "max_delay_us", "batching.max_delay_us", 0, 1e6,
+                                            static_cast<double>(b.max_delay_us)));
+      c.batching = BatchingOptions{static_cast<size_t>(rows), static_cast<int64_t>(delay)};
+    }
   }
   return c;
 }
@@ -152,13 +168,17 @@ Json DeploymentConfigJson(const DeploymentConfig& c) {
               {"unseen_categories", c.input.reject_unseen_categories ? "reject" : "missing"},
               {"missing_fields", c.input.missing_fields_as_null ? "null" : "reject"}}},
             {"rollback", nullptr},
-            {"log", {{"sample_rate", c.log_sample_rate}}},
+            {"log", {{"sample_rate", c.log_sample_rate}, {"max_per_second", c.log_max_per_second}}},
             {"limits",
              {{"max_concurrency", c.limits.max_concurrency},
               {"max_queue", c.limits.max_queue},
-              {"timeout_ms", c.limits.timeout_ms}}}};
+              {"timeout_ms", c.limits.timeout_ms}}},
+            {"batching", nullptr}};
   if (c.shadow) {
     j["shadow"] = {{"model", c.shadow->model}, {"version", VersionJson(c.shadow->version)}, {"fraction", c.shadow->fraction}};
+  }
+  if (c.batching) {
+    j["batching"] = {{"max_batch_rows", c.batching->max_batch_rows}, {"max_delay_us", c.batching->max_delay_us}};
   }
   if (c.rollback) {
     j["rollback"] = {{"max_error_rate", c.rollback->max_error_rate},

@@ -8,8 +8,9 @@
 //    "input":    {"unknown_fields":"reject"|"ignore", "unseen_categories":"missing"|"reject",
 //                 "missing_fields":"reject"|"null"},
 //    "rollback": {"max_error_rate":0.05,"max_p99_ms":250,"window_s":60,"min_requests":50} | null,
-//    "log":      {"sample_rate":1.0},
-//    "limits":   {"max_concurrency":0, "max_queue":0, "timeout_ms":0}}
+//    "log":      {"sample_rate":1.0, "max_per_second":1000},
+//    "limits":   {"max_concurrency":0, "max_queue":0, "timeout_ms":0},
+//    "batching": {"max_batch_rows":64, "max_delay_us":1000} | null}
 // routes[0] is the stable version: the one a rollback returns traffic to. Weights are relative (any
 // non-negative numbers, at least one positive). A sticky request (header X-Lathe-Route-Key) always lands on
 // the same route while the weights stay the same.
@@ -56,13 +57,24 @@ struct ServingLimits {
   int timeout_ms = 0;
 };
 
+// Micro-batching (serving/micro_batcher.h): off (nullopt) by default.
+struct BatchingOptions {
+  size_t max_batch_rows = 64;
+  int64_t max_delay_us = 1000;
+  bool operator==(const BatchingOptions&) const = default;
+};
+
 struct DeploymentConfig {
   std::vector<RouteSpec> routes;
   std::optional<ShadowSpec> shadow;
   ml::FeaturePipeline::InputPolicy input;
   std::optional<RollbackPolicy> rollback;
   double log_sample_rate = 1.0;  // share of requests written to the prediction log, [0, 1]
+  // At most this many entries per second per deployment (0 = no cap): everything at modest traffic, a bounded
+  // sample at high traffic, where writing every request would cost more than serving it.
+  int64_t log_max_per_second = 1000;
   ServingLimits limits;
+  std::optional<BatchingOptions> batching;
 };
 
 // Parses `j` on top of `base` (fields absent from `j` keep base's value; "shadow": null / "rollback": null

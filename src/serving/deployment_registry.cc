@@ -69,4 +69,16 @@ size_t DeploymentRegistry::size() const {
   return live_.size();
 }
 
+bool RateBudget::TryTake(int64_t now_us, int64_t per_second) {
+  if (per_second <= 0) return true;
+  const int64_t second = now_us / 1000000;
+  int64_t seen = second_.load(std::memory_order_relaxed);
+  if (seen != second && second_.compare_exchange_strong(seen, second, std::memory_order_relaxed)) {
+    used_.store(0, std::memory_order_relaxed);
+  }
+  if (used_.fetch_add(1, std::memory_order_relaxed) < per_second) return true;
+  refused_.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
 }  // namespace lathe

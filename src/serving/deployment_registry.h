@@ -4,6 +4,7 @@
 // model alive through their shared_ptr and finish on it (the old version drains). Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -17,6 +18,7 @@
 #include "ml/predictor.h"
 #include "serving/admission.h"
 #include "serving/deployment_config.h"
+#include "serving/micro_batcher.h"
 #include "serving/version_stats.h"
 
 namespace lathe {
@@ -28,6 +30,21 @@ struct ServingVersion {
   double weight = 0;  // routes: relative share of traffic; shadow: 0
   std::shared_ptr<ml::Predictor> predictor;
   std::shared_ptr<VersionStats> stats;
+  std::shared_ptr<MicroBatcher> batcher;  // routes of a deployment with batching on; else null
+};
+
+// A per-second cap shared by a deployment's successive configurations (the prediction log's
+// max_per_second). Lock-free; a second's count restarts when the first request of the next second arrives.
+class RateBudget {
+ public:
+  // True when this event fits in `per_second` (0 = unlimited) for the second of now_us; counts refusals.
+  bool TryTake(int64_t now_us, int64_t per_second);
+  uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int64_t> second_{-1};
+  std::atomic<int64_t> used_{0};
+  std::atomic<uint64_t> refused_{0};
 };
 
 struct LoadedDeployment {
@@ -37,6 +54,7 @@ struct LoadedDeployment {
   std::vector<ServingVersion> routes;  // as config.routes; routes[0] is the stable version
   std::optional<ServingVersion> shadow;
   std::shared_ptr<AdmissionGate> gate;  // shared by the deployment's successive configurations
+  std::shared_ptr<RateBudget> log_budget;  // likewise
 
   // The route that serves a request. With a non-empty `key` the choice depends only on the key and the
   // weights (sticky); otherwise `uniform` (in [0, 1)) picks in proportion to the weights. Routes of weight

@@ -35,7 +35,7 @@ struct PredictionLogEntry {
   int64_t created_at = 0;  // µs since the epoch
   double latency_ms = 0;
   RequestInstances inputs;  // the instances as received (parsed by the writer when they are still a raw body)
-  Json outputs;  // array of predictions as returned
+  std::string outputs;  // JSON text: the array of predictions as returned
 };
 
 class PredictionLog {

@@ -380,6 +380,16 @@ def test_prediction_log_sampling_is_configurable(client, models):
                    404, "unlogged-1")
     stats = client.get(f"{P}/deployments/unlogged/stats").json()
     assert stats["prediction_log"]["sample_rate"] == 0 and stats["prediction_log"]["dropped"] == 0
+    # A per-second cap: at high traffic the log keeps a bounded sample, and says how much it left out.
+    deploy(client, "capped", model="churn", version=1, log={"max_per_second": 5})
+    for i in range(40):
+        assert predict(client, "capped", headers={"X-Request-Id": f"capped-{i}"}).status_code == 200
+    log = client.get(f"{P}/deployments/capped/stats").json()["prediction_log"]
+    assert log["max_per_second"] == 5 and log["over_rate"] >= 10, log
+    logged = client.get(f"{P}/deployments/capped/predictions?limit=100").json()["items"]
+    assert len(logged) == 40 - log["over_rate"]
+    assert_problem(client.patch(f"{P}/deployments/capped", json={"log": {"max_per_second": -1}}), 400,
+                   "log.max_per_second")
 
 
 def test_the_prediction_log_holds_the_instances_as_sent_whatever_the_body(client, models):
@@ -596,3 +606,50 @@ def test_backpressure_bounds_running_and_queued_requests(client, models):
     assert_problem(predict(client, "limited", headers={"X-Request-Timeout-Ms": "soon"}), 400, "X-Request-Timeout-Ms")
     assert_problem(client.patch(f"{P}/deployments/limited", json={"limits": {"max_queue": -1}}), 400,
                    "limits.max_queue")
+
+
+def test_micro_batching_combines_concurrent_requests_and_answers_each_correctly(client, models):
+    deploy(client, "batched", model="churn", version=1, batching={"max_batch_rows": 16, "max_delay_us": 3000})
+    d = client.get(f"{P}/deployments/batched").json()
+    assert d["batching"] == {"max_batch_rows": 16, "max_delay_us": 3000}
+    # Reference answers from the unbatched deployment of the same version.
+    variants = [[dict(INST[i % 2], age=20 + i)] for i in range(40)] + [INST]
+    expected = [predict(client, "svc", v).json()["predictions"] for v in variants]
+    errors, lock = [], threading.Lock()
+
+    def worker(offset):
+        s = requests.Session()
+        s.headers.update(client.s.headers)
+        for i in range(offset, offset + 60):
+            v = i % len(variants)
+            r = s.post(client.url + f"{P}/deployments/batched/predict", json={"instances": variants[v]}, timeout=30)
+            with lock:
+                if r.status_code != 200 or r.json()["predictions"] != expected[v]:
+                    errors.append((r.status_code, r.text[:200]))
+
+    threads = [threading.Thread(target=worker, args=(k * 7,)) for k in range(12)]  # more clients than I/O threads
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    route = client.get(f"{P}/deployments/batched/stats").json()["routes"][0]
+    b = route["batching"]
+    assert b["requests"] == 12 * 60 and route["stats"]["requests"] == 12 * 60 + 0
+    assert b["batches"] < b["requests"] and b["mean_batch_rows"] > 1, b
+    # Every protocol goes through it; explanations are computed directly; errors are still 400s.
+    r = client.post(f"{P}/deployments/batched/invocations", json={"instances": INST})
+    assert r.status_code == 200 and r.json()["predictions"] == expected[-1]
+    r = client.post(f"{P}/deployments/batched/predict?explain=true", json={"instances": INST})
+    assert r.status_code == 200 and len(r.json()["explanations"]) == 2
+    assert_problem(predict(client, "batched", [{"age": "old"}]), 400, "instances[0].age")
+    # Off again, and bad settings name the field.
+    r = client.patch(f"{P}/deployments/batched", json={"batching": None})
+    assert r.status_code == 200 and r.json()["batching"] is None
+    assert "batching" not in client.get(f"{P}/deployments/batched/stats").json()["routes"][0]
+    assert predict(client, "batched").json()["predictions"] == expected[-1]
+    assert_problem(client.patch(f"{P}/deployments/batched", json={"batching": {"max_batch_rows": 0}}), 400,
+                   "batching.max_batch_rows")
+    assert_problem(client.patch(f"{P}/deployments/batched", json={"batching": {"max_delay_us": 5e6}}), 400,
+                   "batching.max_delay_us")
+    assert_problem(client.patch(f"{P}/deployments/batched", json={"batching": {"size": 3}}), 400, "size")

@@ -103,6 +103,12 @@ TEST(Predictor, CompiledEvaluatorMatchesXgboostBitExactOnMargins) {
       p->PredictRows(rows.data() + i * p->NumFeatures(), 1, one.data(), /*margin=*/true);
       ASSERT_EQ(std::memcmp(one.data(), &ours_margin[i * k], k * sizeof(float)), 0) << task << " row " << i;
     }
+    // Batches whose size is not a multiple of the lane count (the tail rows take the single-row walk).
+    for (size_t n_small : {3, 13, 71}) {
+      std::vector<float> part(n_small * k);
+      p->PredictRows(rows.data() + 5 * p->NumFeatures(), n_small, part.data(), /*margin=*/true);
+      ASSERT_EQ(std::memcmp(part.data(), &ours_margin[5 * k], part.size() * sizeof(float)), 0) << task << " " << n_small;
+    }
   }
 }
 
@@ -140,6 +146,23 @@ TEST(Predictor, StagedMarginsEqualTheMarginsOfTruncatedModels) {
         }
       }
     }
+  }
+}
+
+// The direct writer serving uses is byte for byte the DOM's dump, for every kind of float.
+TEST(Predictor, PredictionsTextIsTheDumpOfFormatPredictions) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-1e6f, 1e6f);
+  for (const char* task : {"binary", "regression", "multiclass"}) {
+    auto p = Load(task);
+    const size_t k = p->OutputWidth();
+    std::vector<float> outputs = {0.0f, -0.0f, 1.0f, 0.5f, 1e-30f, 3.4e38f, 123456.789f, 1.0f / 3.0f,
+                                  std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                                  std::numeric_limits<float>::denorm_min()};
+    for (int i = 0; i < 500; ++i) outputs.push_back(i % 2 ? u(rng) : u(rng) * 1e-7f);
+    outputs.resize(outputs.size() / k * k);
+    const size_t n = outputs.size() / k;
+    EXPECT_EQ(p->PredictionsText(outputs.data(), n), DumpJson(p->FormatPredictions(outputs.data(), n))) << task;
   }
 }
 

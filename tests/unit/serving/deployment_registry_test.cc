@@ -243,3 +243,19 @@ TEST(PredictionLog, FlushDeliversInOrderAndAFullBufferDropsAndCounts) {
 
 }  // namespace
 }  // namespace lathe
+
+namespace lathe {
+namespace {
+
+TEST(RateBudget, CapsEachSecondAndStartsAfreshTheNext) {
+  RateBudget b;
+  int taken = 0;
+  for (int i = 0; i < 50; ++i) taken += b.TryTake(5'000'000 + i, 10) ? 1 : 0;
+  EXPECT_EQ(taken, 10);
+  EXPECT_EQ(b.refused(), 40u);
+  EXPECT_TRUE(b.TryTake(6'000'000, 10));  // the next second
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(b.TryTake(7'000'000, 0));  // 0 = no cap
+}
+
+}  // namespace
+}  // namespace lathe
