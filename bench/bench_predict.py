@@ -1,12 +1,15 @@
 """Predict throughput, all measured in this run on this machine (wrk on loopback, sharing the cores):
   a. 1 row per request, 32 connections: lathe's predict route vs lathe's own authenticated no-op route
      (target >= 0.7), and vs the same model served by FastAPI + uvicorn, MLflow-style (target >= 20x);
+  c. p99 latency at half of (a)'s maximum throughput, open loop (lathe_loadgen: requests on a fixed schedule,
+     latency from the scheduled time; target <= 5 ms); with --soak SECONDS, the same load for that long while
+     the server's RSS is sampled every 10 s (target: growth under 5 % after the first 30 s, zero errors);
   b. 1000 rows per request, 4 connections: rows/s vs the raw XGBoost C API (in-place prediction, one thread
      per call, every core, no HTTP, no JSON) on the same model file and the same rows (lathe_raw_predict_bench;
      target >= 0.8). The deployment logs 1 % of these requests (log.sample_rate 0.01), as a high-volume
      deployment would be configured.
 
-    /usr/bin/python3 bench/bench_predict.py BUILD_DIR TRAIN.csv [--duration 10] [--batch-rows 1000]
+    /usr/bin/python3 bench/bench_predict.py BUILD_DIR TRAIN.csv [--duration 10] [--batch-rows 1000] [--soak 300]
 """
 import argparse
 import csv
@@ -48,6 +51,32 @@ def wrk(url, body, headers, duration, connections=32, timeout="2s"):
     return {"rps": rps, "p50_ms": pct(50), "p99_ms": pct(99), "non2xx": int(errors.group(1)) if errors else 0}
 
 
+def rss_mb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def loadgen(build, port, path, body, headers, rate, duration, connections=32):
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        f.write(body)
+        body_file = f.name
+    cmd = [str(Path(build).resolve() / "bench" / "lathe_loadgen"), "--port", str(port), "--path", path,
+           "--body-file", body_file, "--rate", str(rate), "--duration", str(duration),
+           "--connections", str(connections)]
+    for k, v in headers.items():
+        cmd += ["--header", f"{k}: {v}"]
+    return cmd, body_file
+
+
+def run_loadgen(*args, **kw):
+    cmd, body_file = loadgen(*args, **kw)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    os.unlink(body_file)
+    return json.loads(out)
+
+
 def wait_http(url, timeout=60):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -84,6 +113,7 @@ def main():
     ap.add_argument("--label", default="label")
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--batch-rows", type=int, default=1000)
+    ap.add_argument("--soak", type=int, default=0, help="seconds of the half-load soak (0 = none)")
     args = ap.parse_args()
     lathe = Path(args.build).resolve() / "lathe"
 
@@ -127,6 +157,24 @@ def main():
         wrk(P + "/deployments/bench/predict", body, hdr, 2)
         predict = wrk(P + "/deployments/bench/predict", body, hdr, args.duration)
         noop = wrk(url + "/api/v1/ping", body, hdr, args.duration)
+        port_num = int((tmp / "port").read_text().strip())
+        predict_path = "/api/v1/projects/default/deployments/bench/predict"
+        half = run_loadgen(args.build, port_num, predict_path, body, hdr, round(predict["rps"] / 2), args.duration)
+        soak = None
+        if args.soak > 0:
+            cmd, body_file = loadgen(args.build, port_num, predict_path, body, hdr, round(predict["rps"] / 2),
+                                     args.soak)
+            gen = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+            samples = []
+            t0 = time.time()
+            while gen.poll() is None:
+                time.sleep(10)
+                samples.append((round(time.time() - t0), rss_mb(srv.pid)))
+            soak = json.loads(gen.stdout.read())
+            os.unlink(body_file)
+            settled = [mb for t, mb in samples if t >= 30] or [mb for _, mb in samples]
+            soak["rss_mb"] = samples
+            soak["rss_growth_pct"] = round(100 * (settled[-1] - settled[0]) / settled[0], 2)
         # The same single-row load with micro-batching on (for information: no target).
         s.patch(P + "/deployments/bench", json={"batching": {"max_batch_rows": 32, "max_delay_us": 200}}).raise_for_status()
         batching = wrk(P + "/deployments/bench/predict", body, hdr, args.duration)
@@ -171,6 +219,7 @@ def main():
 
     result = {"benchmark": "predict", "lathe_predict": predict, "lathe_noop": noop, "fastapi_uvicorn": fastapi,
               "lathe_batch": batched, "raw_c_api": raw, "lathe_predict_microbatching": batching,
+              "half_load_open_loop": half, "soak": soak,
               "predict_vs_noop": round(predict["rps"] / noop["rps"], 3),
               "lathe_vs_fastapi": round(predict["rps"] / fastapi["rps"], 1),
               "batch_vs_raw": round(batched["rows_per_s"] / raw["raw_rows_per_s"], 3)}
@@ -180,6 +229,14 @@ def main():
           f"(p50 {fastapi['p50_ms']:.2f} ms, p99 {fastapi['p99_ms']:.2f} ms)")
     print(f"ratio predict/no-op = {result['predict_vs_noop']} (target >= 0.7); "
           f"lathe/FastAPI = {result['lathe_vs_fastapi']}x (target >= 20x)")
+    print(f"open loop at half of max throughput ({half['rate']:.0f} req/s): p50 {half['p50_ms']:.2f} ms, "
+          f"p99 {half['p99_ms']:.2f} ms (target <= 5 ms), p99.9 {half['p999_ms']:.2f} ms, "
+          f"{half['errors'] + half['non2xx']} errors")
+    if soak:
+        print(f"soak {args.soak} s at {soak['rate']:.0f} req/s: {soak['completed']} requests, "
+              f"{soak['errors'] + soak['non2xx']} errors, p99 {soak['p99_ms']:.2f} ms, RSS "
+              f"{soak['rss_mb'][0][1]:.0f} -> {soak['rss_mb'][-1][1]:.0f} MB, growth after 30 s "
+              f"{soak['rss_growth_pct']} % (target < 5 %)")
     print(f"single-row predict with micro-batching (32 rows, 200 us): {batching['rps']:.0f} req/s "
           f"(p50 {batching['p50_ms']:.2f} ms, p99 {batching['p99_ms']:.2f} ms, mean batch "
           f"{batching['mean_batch_rows']:.1f} rows)")

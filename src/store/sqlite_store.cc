@@ -57,7 +57,7 @@ class SqliteStore final : public Store {
   Status Init(const std::string& path) {
     RETURN_IF_ERROR(sqlite::ExecScript(db_,
                                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                                       "PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;"));
+                                       "PRAGMA foreign_keys=ON; PRAGMA cache_size=-8192;"));
     sqlite3_busy_timeout(db_, 5000);
     RETURN_IF_ERROR(sqlite::ExecScript(db_,
                                        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, "
