@@ -78,6 +78,7 @@ Result<std::unique_ptr<App>> App::Create(const AppConfig& config) {
   RETURN_IF_ERROR(app->store_->EnsureProject("default"));
   RETURN_IF_ERROR(app->store_->DeleteExpiredTokens(NowMicros()));
   app->jobs_ = std::make_unique<JobRunner>(app->store_.get(), config.workers);
+  app->model_cache_ = std::make_unique<ModelCache>(config.model_cache_mb * (int64_t{1} << 20));
   app->serving_ = std::make_unique<ServingRuntime>(*app);
 
   Store* store = app->store_.get();

@@ -18,6 +18,7 @@
 #include "jobs/job_runner.h"
 #include "monitor/metrics.h"
 #include "serving/deployment_registry.h"
+#include "serving/model_cache.h"
 #include "server/http_server.h"
 #include "store/blob_store.h"
 #include "store/store.h"
@@ -34,6 +35,7 @@ struct AppConfig {
   size_t max_upload_bytes = size_t{16} << 30;  // dataset uploads (spooled to disk)
   size_t max_json_depth = 64;
   int64_t max_predict_rows = 10000;      // instances per predict request
+  int64_t model_cache_mb = 4096;         // loaded models' memory budget (serving/model_cache.h); 0 = none
   int64_t max_page_rows = 10000;         // rows per browse request
   int64_t max_browse_rows = 5000000;     // largest version that browse may sort or filter in memory
   int64_t token_ttl_s = 7 * 24 * 3600;
@@ -64,6 +66,7 @@ class App : public HttpService {
   AuthService& auth() { return *auth_; }
   JobRunner& jobs() { return *jobs_; }
   DeploymentRegistry& deployments() { return deployments_; }
+  ModelCache& model_cache() { return *model_cache_; }
   ServingRuntime& serving() { return *serving_; }
   MetricsRegistry& metrics() { return metrics_; }
   const Router& router() const { return router_; }
@@ -82,6 +85,7 @@ class App : public HttpService {
   std::unique_ptr<BlobStore> blobs_;
   std::unique_ptr<AuthService> auth_;
   std::unique_ptr<JobRunner> jobs_;
+  std::unique_ptr<ModelCache> model_cache_;  // before deployments_: their slots refer to it
   DeploymentRegistry deployments_;
   std::unique_ptr<ServingRuntime> serving_;  // after deployments_: its threads read the registry
   MetricsRegistry metrics_;

@@ -204,8 +204,12 @@ Result<Json> KServeInstances(const Json& body, const ml::Predictor& predictor, i
   return instances;
 }
 
-Json KServeMetadata(const std::string& model_name, const LoadedDeployment& d) {
-  const ml::Predictor& p = *d.stable().predictor;
+// The stable route's model (for a deployment's signature, schemas and metadata), loaded if need be.
+Result<std::shared_ptr<ml::Predictor>> StableModel(const LoadedDeployment& d) {
+  return d.stable().model_slot->Acquire();
+}
+
+Json KServeMetadata(const std::string& model_name, const LoadedDeployment& d, const ml::Predictor& p) {
   Json inputs = Json::array();
   const Json signature = p.Signature();
   for (const auto& in : signature["inputs"]) {
@@ -240,12 +244,13 @@ double Uniform() {
 struct Served {
   std::shared_ptr<const LoadedDeployment> deployment;
   const ServingVersion* version = nullptr;
+  std::shared_ptr<ml::Predictor> predictor;  // version's model, acquired for this request
   std::vector<float> outputs;  // n * OutputWidth()
   size_t n = 0;
   std::string predictions;  // the JSON text of the predictions (Predictor::PredictionsText)
   Json predictions_json;    // the same as JSON, built on demand by PredictionsJson()
   const Json& PredictionsJson() {
-    if (predictions_json.is_null()) predictions_json = version->predictor->FormatPredictions(outputs.data(), n);
+    if (predictions_json.is_null()) predictions_json = predictor->FormatPredictions(outputs.data(), n);
     return predictions_json;
   }
   Json explanations;  // null unless asked
@@ -289,7 +294,7 @@ Status FinishPrediction(Pending& p, Status st) {
   Served& s = p.s;
   const LoadedDeployment& d = *s.deployment;
   const ServingVersion& sv = *s.version;
-  if (st.ok()) s.predictions = sv.predictor->PredictionsText(s.outputs.data(), s.n);
+  if (st.ok()) s.predictions = s.predictor->PredictionsText(s.outputs.data(), s.n);
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - p.t0).count();
   const int64_t now = NowMicros();
   sv.stats->Record(now, ms, !st.ok(), st.ok() ? s.outputs.data() : nullptr, s.n);
@@ -365,10 +370,12 @@ Status RunPrediction(App& app, RequestContext& ctx, std::shared_ptr<const Loaded
   const ServingVersion& sv = d.Pick(key != nullptr ? std::string_view(*key) : std::string_view(), Uniform());
   s.version = &sv;
   p->t0 = std::chrono::steady_clock::now();
+  ASSIGN_OR_RETURN(s.predictor, sv.model_slot->Acquire());  // held until the response is written
+  const ml::Predictor& model = *s.predictor;
   std::vector<float> rows;
   const int64_t max_rows = std::min<int64_t>(app.config().max_predict_rows, ml::Predictor::kMaxInstances);
-  p->fast = in.raw && sv.predictor->direct_input() &&
-            DecodeRequestRows(ctx.req.body, in.shape, sv.predictor->pipeline(), d.config.input,
+  p->fast = in.raw && model.direct_input() &&
+            DecodeRequestRows(ctx.req.body, in.shape, model.pipeline(), d.config.input,
                               static_cast<size_t>(max_rows), &rows, &s.n, &p->records);
   if (!p->fast) {
     if (in.raw) {  // a body the fast path declined: the DOM path decodes it or says what is wrong with it
@@ -377,13 +384,13 @@ Status RunPrediction(App& app, RequestContext& ctx, std::shared_ptr<const Loaded
                                                                       : MlflowInstances(body, max_rows));
     }
     s.n = in.instances.size();
-    if (Status st = sv.predictor->EncodeInstances(in.instances, &rows, d.config.input); !st.ok()) {
+    if (Status st = model.EncodeInstances(in.instances, &rows, d.config.input); !st.ok()) {
       p->in = std::move(in);
       return FinishPrediction(*p, std::move(st));
     }
   }
   p->in = std::move(in);
-  s.outputs.resize(s.n * sv.predictor->OutputWidth());
+  s.outputs.resize(s.n * model.OutputWidth());
   if (sv.batcher && !explain) {
     if (std::function<void()> complete = ctx.res.Defer()) {
       const size_t n = s.n;
@@ -401,9 +408,9 @@ Status RunPrediction(App& app, RequestContext& ctx, std::shared_ptr<const Loaded
       return Status::Ok();
     }
   }
-  sv.predictor->PredictRows(rows.data(), s.n, s.outputs.data());
+  model.PredictRows(rows.data(), s.n, s.outputs.data());
   if (explain) {
-    auto contributions = sv.predictor->Contributions(rows.data(), s.n);
+    auto contributions = model.Contributions(rows.data(), s.n);
     if (!contributions.ok()) return FinishPrediction(*p, contributions.TakeStatus());
     s.explanations = std::move(contributions).value();
   }
@@ -481,7 +488,8 @@ Status KServeInfer(App& app, RequestContext& ctx) {
   auto live = FindLive(app, ctx.Project(), DeploymentParam(ctx), &st);
   if (!live) return st;
   ASSIGN_OR_RETURN(Json body, ctx.JsonBody(app.config().max_json_depth));
-  ASSIGN_OR_RETURN(Json instances, KServeInstances(body, *live->stable().predictor, app.config().max_predict_rows));
+  ASSIGN_OR_RETURN(auto stable_model, StableModel(*live));
+  ASSIGN_OR_RETURN(Json instances, KServeInstances(body, *stable_model, app.config().max_predict_rows));
   bool explain = ExplainRequested(ctx);
   if (body.contains("parameters") && body["parameters"].is_object()) {
     explain = explain || body["parameters"].value("explain", false);
@@ -501,7 +509,7 @@ Status KServeInfer(App& app, RequestContext& ctx) {
       wanted.insert(o["name"].get<std::string>());
     }
   }
-  const Json metadata = KServeMetadata(ModelParam(ctx), *live);
+  const Json metadata = KServeMetadata(ModelParam(ctx), *live, *stable_model);
   for (const auto& w : wanted) {
     bool known = false;
     for (const auto& o : metadata["outputs"]) known = known || o["name"] == w;
@@ -513,7 +521,7 @@ Status KServeInfer(App& app, RequestContext& ctx) {
   std::string id = body.contains("id") && body["id"].is_string() ? body["id"].get<std::string>() : ctx.req.request_id;
   Respond respond = [wanted = std::move(wanted), model_name = ModelParam(ctx), id = std::move(id)](Served& s,
                                                                                                  HttpResponse& res) {
-    const ml::Predictor& p = *s.version->predictor;
+    const ml::Predictor& p = *s.predictor;
     const size_t n = s.n, k = p.OutputWidth();
     Json outputs = Json::array();
     auto add = [&](const char* name, const char* datatype, Json shape, Json data) {
@@ -556,8 +564,7 @@ Status KServeInfer(App& app, RequestContext& ctx) {
 
 // ---- per-deployment OpenAPI
 
-Json InputSchema(const LoadedDeployment& d) {
-  const ml::Predictor& p = *d.stable().predictor;
+Json InputSchema(const LoadedDeployment& d, const ml::Predictor& p) {
   Json props = Json::object();
   Json required = Json::array();
   std::map<std::string, const ml::FeaturePipeline::InputColumn*> columns;
@@ -588,8 +595,7 @@ Json InputSchema(const LoadedDeployment& d) {
   return instance;
 }
 
-Json DeploymentOpenApi(const LoadedDeployment& d) {
-  const ml::Predictor& p = *d.stable().predictor;
+Json DeploymentOpenApi(const LoadedDeployment& d, const ml::Predictor& p) {
   Json output = p.Signature()["output"];
   Json prediction;
   const std::string task = p.Task();
@@ -625,15 +631,15 @@ Json DeploymentOpenApi(const LoadedDeployment& d) {
                            {"content", {{"application/json", {{"schema", {{"$ref", "#/components/schemas/PredictResponse"}}}}}}}}},
                   {"400", {{"description", "an instance does not match the signature (problem+json names the field)"}}}}}}}}}}},
           {"components",
-           {{"schemas", {{"Instance", InputSchema(d)}, {"PredictRequest", request}, {"PredictResponse", response}}}}}};
+           {{"schemas", {{"Instance", InputSchema(d, p)}, {"PredictRequest", request}, {"PredictResponse", response}}}}}};
 }
 
 // ---- feedback and live metrics
 
-Json FeedbackMetrics(const ml::Predictor& p, const std::vector<PredictionRecord>& records) {
-  const std::string task = p.Task();
+Json FeedbackMetrics(const ServingVersion& v, const std::vector<PredictionRecord>& records) {
+  const std::string& task = v.task;
   std::vector<float> y, pred;
-  const auto& keys = p.pipeline().label_keys();
+  const auto& keys = v.label_keys;
   std::map<std::string, int> index;
   for (size_t c = 0; c < keys.size(); ++c) index[keys[c]] = static_cast<int>(c);
   int64_t unmatched = 0;
@@ -739,12 +745,13 @@ Status Stats(App& app, RequestContext& ctx) {
   PredictionQuery q{.labeled_only = true, .include_shadow = false, .since = 0, .limit = 10000};
   ASSIGN_OR_RETURN(auto labeled, app.store().ListPredictions(live->project, live->name, q));
   auto version_json = [&](const ServingVersion& v) {
-    Json j = {{"model", v.model}, {"version", v.version}, {"stats", v.stats->ToJson()}};
+    Json j = {{"model", v.model}, {"version", v.version}, {"loaded", v.model_slot->loaded()},
+              {"stats", v.stats->ToJson()}};
     std::vector<PredictionRecord> mine;
     for (const auto& r : labeled) {
       if (r.model == v.model && r.version == v.version) mine.push_back(r);
     }
-    j["feedback"] = FeedbackMetrics(*v.predictor, mine);
+    j["feedback"] = FeedbackMetrics(v, mine);
     if (v.batcher) j["batching"] = v.batcher->ToJson();
     return j;
   };
@@ -875,7 +882,8 @@ void KServeRoutes(Router& router, App& app, const std::string& prefix) {
                 Status st;
                 auto live = FindLive(app, ctx.Project(), DeploymentParam(ctx), &st);
                 if (!live) return st;
-                WriteJson(200, KServeMetadata(ModelParam(ctx), *live), ctx.res);
+                ASSIGN_OR_RETURN(auto model, StableModel(*live));
+                WriteJson(200, KServeMetadata(ModelParam(ctx), *live, *model), ctx.res);
                 return Status::Ok();
               },
               .summary = "KServe v2 model metadata; the model is " + model_doc, .tag = "serving",
@@ -954,7 +962,7 @@ void RegisterDeploymentRoutes(Router& router, App& app) {
                 ASSIGN_OR_RETURN(auto d, app.store().GetDeployment(ctx.Project(), ctx.Param("name")));
                 Json j = DeploymentJson(d);
                 if (auto live = app.deployments().Get(d.project, d.name)) {
-                  j["signature"] = live->stable().predictor->Signature();
+                  if (auto model = StableModel(*live); model.ok()) j["signature"] = (*model)->Signature();
                 }
                 WriteJson(200, j, ctx.res);
                 return Status::Ok();
@@ -997,7 +1005,8 @@ void RegisterDeploymentRoutes(Router& router, App& app) {
                 Status st;
                 auto live = FindLive(app, ctx.Project(), ctx.Param("name"), &st);
                 if (!live) return st;
-                WriteJson(200, DeploymentOpenApi(*live), ctx.res);
+                ASSIGN_OR_RETURN(auto model, StableModel(*live));
+                WriteJson(200, DeploymentOpenApi(*live, *model), ctx.res);
                 return Status::Ok();
               },
               .summary = "This deployment's own OpenAPI document: its request and response schema",

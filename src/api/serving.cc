@@ -27,19 +27,29 @@ Result<ServingVersion> LoadOne(App& app, const std::string& project, const std::
   }
   ASSIGN_OR_RETURN(ModelVersionRecord mv, app.store().GetModelVersion(project, model, version));
   const std::string what = "model '" + model + "' version " + std::to_string(mv.version);
-  auto bytes = app.blobs().Get(mv.blob);
-  if (!bytes.ok()) return Status::FailedPrecondition(what + " cannot be loaded: " + bytes.status().message());
-  auto predictor = ml::Predictor::Load(*bytes, PiiSalt(app, project));
-  if (!predictor.ok()) {
-    return Status::FailedPrecondition(what + " cannot be loaded: " + predictor.status().message());
-  }
+  // One slot per model version for the whole process; its loader reads the bundle again after an unload.
+  BlobStore* blobs = &app.blobs();
+  ModelCache::Loader loader = [blobs, blob = mv.blob, salt = PiiSalt(app, project),
+                               what]() -> Result<std::shared_ptr<ml::Predictor>> {
+    auto bytes = blobs->Get(blob);
+    if (!bytes.ok()) return Status::FailedPrecondition(what + " cannot be loaded: " + bytes.status().message());
+    auto predictor = ml::Predictor::Load(*bytes, salt);
+    if (!predictor.ok()) {
+      return Status::FailedPrecondition(what + " cannot be loaded: " + predictor.status().message());
+    }
+    return predictor;
+  };
   ServingVersion sv;
   sv.model = model;
   sv.version = mv.version;
-  sv.predictor = std::move(predictor).value();
+  sv.model_slot = app.model_cache().Slot(project + "/" + model + "/" + std::to_string(mv.version), std::move(loader));
+  // Loaded now: a deploy of a file that cannot load is refused at once (the cache may unload it later).
+  ASSIGN_OR_RETURN(std::shared_ptr<ml::Predictor> p, sv.model_slot->Acquire());
+  sv.task = p->Task();
+  sv.label_keys = p->pipeline().label_keys();
   std::vector<std::string> labels;
-  if (sv.predictor->Task() == "multiclass") labels = sv.predictor->pipeline().label_keys();
-  sv.stats = std::make_shared<VersionStats>(StatsKind(*sv.predictor), std::move(labels));
+  if (sv.task == "multiclass") labels = sv.label_keys;
+  sv.stats = std::make_shared<VersionStats>(StatsKind(*p), std::move(labels));
   return sv;
 }
 
@@ -76,7 +86,8 @@ ServingRuntime::ServingRuntime(App& app) : app_(app) {
   DeploymentRegistry* registry = &app.deployments();
   PredictionLog* log = log_.get();
   std::atomic<uint64_t>* shadow_dropped = &shadow_dropped_;
-  app.metrics().AddCollector([registry, log, shadow_dropped] {
+  ModelCache* cache = &app.model_cache();
+  app.metrics().AddCollector([registry, log, shadow_dropped, cache] {
     CollectedFamily requests{"lathe_deployment_requests_total", "Prediction requests per deployment version",
                              MetricType::kCounter, {}};
     CollectedFamily errors{"lathe_deployment_errors_total", "Failed prediction requests per deployment version",
@@ -107,7 +118,19 @@ ServingRuntime::ServingRuntime(App& app) : app_(app) {
                             {{{"outcome", "dropped"}}, static_cast<double>(log->dropped())}}};
     CollectedFamily shadow{"lathe_shadow_dropped_total", "Shadow copies dropped because the shadow queue was full",
                            MetricType::kCounter, {{{}, static_cast<double>(shadow_dropped->load())}}};
-    return std::vector<CollectedFamily>{requests, errors, latency, weight, logged, shadow};
+    const Json c = cache->ToJson();
+    auto gauge = [&](const char* name, const char* help, const char* key, MetricType type = MetricType::kGauge) {
+      return CollectedFamily{name, help, type, {{{}, c[key].get<double>()}}};
+    };
+    return std::vector<CollectedFamily>{
+        requests, errors, latency, weight, logged, shadow,
+        gauge("lathe_model_cache_bytes", "Estimated memory of the loaded models", "loaded_bytes"),
+        gauge("lathe_model_cache_budget_bytes", "The loaded models' memory budget (0 = none)", "budget_bytes"),
+        gauge("lathe_model_cache_loaded", "Model versions loaded", "loaded"),
+        gauge("lathe_model_cache_loads_total", "Model loads (first use and reloads after an unload)", "loads",
+              MetricType::kCounter),
+        gauge("lathe_model_cache_unloads_total", "Models unloaded to stay within the budget", "unloads",
+              MetricType::kCounter)};
   });
 }
 
@@ -148,7 +171,9 @@ Result<std::shared_ptr<const LoadedDeployment>> ServingRuntime::Build(const Depl
     if (!config.batching) {
       sv.batcher.reset();
     } else if (!sv.batcher || !(sv.batcher->options() == *config.batching)) {
-      sv.batcher = std::make_shared<MicroBatcher>(sv.predictor, *config.batching);
+      // The batcher holds the model: a version with micro-batching stays loaded.
+      ASSIGN_OR_RETURN(std::shared_ptr<ml::Predictor> p, sv.model_slot->Acquire());
+      sv.batcher = std::make_shared<MicroBatcher>(std::move(p), *config.batching);
     }
     live->routes.push_back(std::move(sv));
   }
@@ -198,25 +223,31 @@ void ServingRuntime::RunShadow(ShadowTask& task) {
   if (!d.shadow) return;
   const ServingVersion& sv = *d.shadow;
   const auto t0 = std::chrono::steady_clock::now();
+  auto model = sv.model_slot->Acquire();
+  if (!model.ok()) {
+    sv.stats->Record(NowMicros(), 0, true, nullptr, 0);
+    return;
+  }
+  const ml::Predictor& predictor = **model;
   std::vector<float> rows;
   size_t n = 0;
   Status st;
   const std::string* body = task.instances.body();
-  if (body == nullptr || !sv.predictor->direct_input() ||
-      !DecodeRequestRows(*body, task.instances.shape(), sv.predictor->pipeline(), d.config.input,
+  if (body == nullptr || !predictor.direct_input() ||
+      !DecodeRequestRows(*body, task.instances.shape(), predictor.pipeline(), d.config.input,
                          ml::Predictor::kMaxInstances, &rows, &n)) {
     auto instances = task.instances.Take();
     if (!instances.ok()) return;  // the request itself was answered with this error; nothing to shadow
-    st = sv.predictor->EncodeInstances(*instances, &rows, d.config.input);
+    st = predictor.EncodeInstances(*instances, &rows, d.config.input);
     n = instances->size();
     task.instances = RequestInstances(std::move(instances).value());
   }
   std::vector<float> out;
   std::string outputs;
   if (st.ok()) {
-    out.resize(n * sv.predictor->OutputWidth());
-    sv.predictor->PredictRows(rows.data(), n, out.data());
-    outputs = sv.predictor->PredictionsText(out.data(), n);
+    out.resize(n * predictor.OutputWidth());
+    predictor.PredictRows(rows.data(), n, out.data());
+    outputs = predictor.PredictionsText(out.data(), n);
   }
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const int64_t now = NowMicros();

@@ -99,6 +99,8 @@ std::vector<Knob> Knobs(ServeConfig* c) {
                "largest request header block (431 above)"),
       int_knob("max-json-depth", &c->app.max_json_depth, 64, 2, 1024, "deepest JSON nesting accepted (400 above)"),
       int_knob("max-predict-rows", &c->app.max_predict_rows, 10000, 1, 10000000, "instances per predict request"),
+      int_knob("model-cache-mb", &c->app.model_cache_mb, 4096, 0, 16 << 20,
+               "memory budget of loaded models; least recently used idle ones are unloaded (0 = no limit)"),
       int_knob("header-read-timeout-ms", &c->server.header_read_timeout_ms, 10000, 100, 3600000,
                "time to receive request headers (408 after)"),
       int_knob("request-timeout-ms", &c->server.request_timeout_ms, 300000, 100, 86400000,

@@ -71,6 +71,9 @@ class Predictor {
   // last of each block the bias.
   Result<std::vector<double>> ColumnContributions(const float* rows, size_t n) const;
   std::vector<std::string> ContributionColumns() const;  // the pipeline's input columns, in order
+  // Estimated memory held: the compiled trees, XGBoost's booster (2.5x its serialized size) and the
+  // pipeline's vocabularies. For the serving model cache's budget.
+  size_t MemoryBytes() const;
   // Output JSON for already-computed rows of PredictRows.
   Json FormatPredictions(const float* outputs, size_t n) const;
   // The same, as text: byte for byte DumpJson(FormatPredictions(outputs, n)), written directly (no DOM) for
@@ -86,6 +89,7 @@ class Predictor {
   CompiledForest forest_;
   Json meta_;
   void* booster_ = nullptr;  // BoosterHandle; owned
+  size_t booster_bytes_ = 0;  // its serialized size
 };
 
 }  // namespace lathe::ml

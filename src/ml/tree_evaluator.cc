@@ -313,6 +313,13 @@ inline uint32_t CompiledForest::Step(uint32_t i, const float* row) const {
   return w.child[!go_left];
 }
 
+size_t CompiledForest::MemoryBytes() const {
+  return nodes_.capacity() * sizeof(Node) + roots_.capacity() * sizeof(uint32_t) +
+         walk_.capacity() * sizeof(WalkNode) + leaf_.capacity() * sizeof(float) + depth_.capacity() * sizeof(uint32_t) +
+         groups_.capacity() * sizeof(int32_t) + cat_sets_.capacity() * sizeof(CatSet) +
+         cat_words_.capacity() * sizeof(uint32_t) + base_margin_.capacity() * sizeof(float);
+}
+
 void CompiledForest::PredictMargin(const float* row, float* out) const {
   for (int g = 0; g < num_groups_; ++g) out[g] = base_margin_[static_cast<size_t>(g)];
   // Several trees walked in lockstep: one tree's walk is a chain of dependent loads, so a lone row would

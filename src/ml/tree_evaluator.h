@@ -37,6 +37,7 @@ class CompiledForest {
   int num_groups() const { return num_groups_; }  // margins per row (classes for multi:softprob, else 1)
   size_t num_trees() const { return roots_.size(); }
   const std::string& objective() const { return objective_; }
+  size_t MemoryBytes() const;  // heap held by the compiled arrays
 
   // out[0..num_groups()) = raw margins for one row of num_features() floats (NaN = missing).
   void PredictMargin(const float* row, float* out) const;

@@ -19,6 +19,7 @@
 #include "serving/admission.h"
 #include "serving/deployment_config.h"
 #include "serving/micro_batcher.h"
+#include "serving/model_cache.h"
 #include "serving/version_stats.h"
 
 namespace lathe {
@@ -28,7 +29,11 @@ struct ServingVersion {
   std::string model;
   int64_t version = 0;
   double weight = 0;  // routes: relative share of traffic; shadow: 0
-  std::shared_ptr<ml::Predictor> predictor;
+  // The model, loaded on demand under the process's memory budget (serving/model_cache.h): Acquire() it for
+  // the length of a prediction.
+  std::shared_ptr<ModelSlot> model_slot;
+  std::string task;                     // "binary" | "multiclass" | "regression" (known without loading)
+  std::vector<std::string> label_keys;  // classification labels in class order
   std::shared_ptr<VersionStats> stats;
   std::shared_ptr<MicroBatcher> batcher;  // routes of a deployment with batching on; else null
 };

@@ -7,6 +7,7 @@ import glob
 import json
 import math
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -14,7 +15,7 @@ import time
 import pytest
 import requests
 
-from conftest import assert_problem
+from conftest import Client, Server, assert_problem, login
 from datagen import churn_csv, iris_like_csv
 from test_slice import import_csv, train
 
@@ -653,3 +654,36 @@ def test_micro_batching_combines_concurrent_requests_and_answers_each_correctly(
     assert_problem(client.patch(f"{P}/deployments/batched", json={"batching": {"max_delay_us": 5e6}}), 400,
                    "batching.max_delay_us")
     assert_problem(client.patch(f"{P}/deployments/batched", json={"batching": {"size": 3}}), 400, "size")
+
+
+def metric(text, name):
+    m = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+-]+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def test_models_beyond_the_memory_budget_are_unloaded_and_reloaded_on_demand(tmp_path):
+    srv = Server(tmp_path, ["--model-cache-mb", "1"]).start()
+    try:
+        c = Client(srv.url, login(srv.url))
+        import_csv(c, "big", churn_csv(rows=6000, seed=3))
+        for i in range(2):  # two models of several MB each: they cannot both stay within 1 MB
+            run = train(c, "big", "churned", "binary", params={"n_estimators": 150, "max_depth": 8,
+                                                                 "learning_rate": 0.2 + 0.1 * i})[1]
+            assert register(c, "big", run) == i + 1
+            deploy(c, f"d{i + 1}", model="big", version=i + 1)
+        first = {d: predict(c, d).json()["predictions"] for d in ("d1", "d2")}
+        assert first["d1"] != first["d2"]
+        for _ in range(3):  # alternate: each request finds its model unloaded by the other one's load
+            for d in ("d1", "d2"):
+                r = predict(c, d)
+                assert r.status_code == 200 and r.json()["predictions"] == first[d]
+        loaded = {d: c.get(f"{P}/deployments/{d}/stats").json()["routes"][0]["loaded"] for d in ("d1", "d2")}
+        assert loaded == {"d1": False, "d2": True}, loaded  # only the most recently used one stays
+        text = c.get("/metrics").text
+        assert metric(text, "lathe_model_cache_budget_bytes") == 1 << 20
+        assert metric(text, "lathe_model_cache_loaded") == 1
+        assert metric(text, "lathe_model_cache_unloads_total") >= 6
+        assert metric(text, "lathe_model_cache_loads_total") >= 8
+        assert metric(text, "lathe_model_cache_bytes") > 1 << 20  # one model alone is over the budget
+    finally:
+        srv.stop()
