@@ -10,7 +10,9 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "data/dataset_file.h"
+#include "ml/explain.h"
 #include "ml/learner_registry.h"
+#include "ml/predictor.h"
 #include "ml/split.h"
 #include "ml/train.h"
 
@@ -252,6 +254,7 @@ Result<Json> RunTrainJob(App& app, JobContext& ctx) {
   run.signature = out->signature;
   run.pipeline = out->pipeline;
   run.curves = out->curves;
+  run.explanations = out->explanations;
   run.train_rows = out->train_rows;
   run.test_rows = out->test_rows;
   run.train_seconds = out->train_seconds;
@@ -277,6 +280,60 @@ void RegisterTrainJob(App& app) {
                              (void)app.store().UpdateRun(*run);
                            }});
 }
+
+namespace {
+
+// {"columns": [1-10 names], "grid": 2-100 (20), "rows": 10-10000 (1000)} -> {"items": [per column], "rows"}:
+// the run's model over an evenly spread sample of its dataset version's rows (ml/explain.h).
+Status PartialDependenceRoute(App& app, RequestContext& ctx) {
+  ASSIGN_OR_RETURN(Json body, ctx.JsonBody(app.config().max_json_depth));
+  if (!body.is_object() || !body.contains("columns") || !body["columns"].is_array() || body["columns"].empty() ||
+      body["columns"].size() > 10) {
+    return Status::InvalidArgument("'columns' must be an array of 1 to 10 column names")
+        .WithDetail(ErrorDetail::Field("columns", "1 to 10 column names"));
+  }
+  for (const auto& c : body["columns"]) {
+    if (!c.is_string()) {
+      return Status::InvalidArgument("'columns' must hold strings").WithDetail(ErrorDetail::Field("columns", "strings"));
+    }
+  }
+  const int64_t grid = GetIntOr(body, "grid", 20), want = GetIntOr(body, "rows", 1000);
+  if (grid < 2 || grid > 100) {
+    return Status::InvalidArgument("'grid' must be 2 to 100").WithDetail(ErrorDetail::Field("grid", "2 to 100"));
+  }
+  if (want < 10 || want > 10000) {
+    return Status::InvalidArgument("'rows' must be 10 to 10000").WithDetail(ErrorDetail::Field("rows", "10 to 10000"));
+  }
+  ASSIGN_OR_RETURN(RunRecord run, app.store().GetRun(ctx.Project(), ctx.Param("id")));
+  if (run.state != "succeeded" || run.model_blob.empty()) {
+    return Status::FailedPrecondition("run '" + run.id + "' has no model (state " + run.state + ")");
+  }
+  ASSIGN_OR_RETURN(std::string bundle, app.blobs().Get(run.model_blob));
+  ASSIGN_OR_RETURN(auto predictor, ml::Predictor::Load(bundle, PiiSalt(app, ctx.Project())));
+  ASSIGN_OR_RETURN(auto dv, app.store().GetDatasetVersion(ctx.Project(), run.dataset, run.dataset_version));
+  ASSIGN_OR_RETURN(auto file, OpenDatasetVersion(app, dv));
+  // Ten evenly spaced blocks of rows (or all of them), encoded by the model's own pipeline.
+  const int64_t total = file->num_rows();
+  const int64_t blocks = total <= want ? 1 : 10, per = total <= want ? total : want / blocks;
+  std::vector<float> rows;
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t offset = blocks == 1 ? 0 : b * (total - per) / (blocks - 1);
+    ASSIGN_OR_RETURN(Table part, file->ReadRows(offset, per));
+    ASSIGN_OR_RETURN(std::vector<float> encoded, predictor->EncodeTable(part));
+    rows.insert(rows.end(), encoded.begin(), encoded.end());
+  }
+  const size_t n = rows.size() / std::max<size_t>(1, predictor->NumFeatures());
+  Json items = Json::array();
+  for (const auto& c : body["columns"]) {
+    ASSIGN_OR_RETURN(Json pd, ml::PartialDependence(*predictor, rows.data(), n, c.get<std::string>(),
+                                                    static_cast<int>(grid)));
+    items.push_back(std::move(pd));
+  }
+  WriteJson(200, {{"run", run.id}, {"rows", n}, {"items", std::move(items)}}, ctx.res);
+  return Status::Ok();
+}
+
+}  // namespace
 
 void RegisterRunRoutes(Router& router, App& app) {
   router.Add({.method = "POST", .pattern = "/api/v1/projects/{project}/runs", .permission = Permission::kProjectWrite,
@@ -377,7 +434,10 @@ void RegisterRunRoutes(Router& router, App& app) {
               .handler = [&app](RequestContext& ctx) -> Status {
                 ASSIGN_OR_RETURN(RunRecord run, app.store().GetRun(ctx.Project(), ctx.Param("id")));
                 Json j = RunJson(run);
-                if (run.state == "succeeded") j["curves"] = run.curves;
+                if (run.state == "succeeded") {
+                  j["curves"] = run.curves;
+                  j["explanations"] = run.explanations;
+                }
                 if (run.state == "queued" || run.state == "running") {
                   auto job = app.store().GetJob(run.job_id);
                   if (job.ok()) j["progress"] = job->progress;
@@ -385,8 +445,15 @@ void RegisterRunRoutes(Router& router, App& app) {
                 WriteJson(200, j, ctx.res);
                 return Status::Ok();
               },
-              .summary = "A run: state, params, split, metrics (cross-validation per fold), learning curves, signature",
+              .summary = "A run: state, params, split, metrics (cross-validation per fold), learning curves, "
+                         "explanations (gain, permutation and SHAP importance), signature",
               .tag = "runs"});
+  router.Add({.method = "POST", .pattern = "/api/v1/projects/{project}/runs/{id}/partial-dependence",
+              .permission = Permission::kProjectRead,
+              .handler = [&app](RequestContext& ctx) { return PartialDependenceRoute(app, ctx); },
+              .summary = "Partial dependence of a run's model on chosen columns, over rows of its dataset version",
+              .tag = "runs",
+              .request_example = {{"columns", {"age", "plan"}}, {"grid", 20}, {"rows", 1000}}});
 }
 
 void RegisterJobRoutes(Router& router, App& app) {

@@ -172,6 +172,50 @@ Result<std::vector<float>> Predictor::EncodeTable(const Table& table) const {
   return pipeline_.TransformTable(raw);
 }
 
+std::vector<size_t> Predictor::FeatureOwners() const {
+  const auto& inputs = pipeline_.inputs();
+  const size_t width = NumFeatures(), cols = inputs.size();
+  std::vector<size_t> owner(width, cols);
+  for (size_t c = 0; c < cols; ++c) {
+    const size_t first = static_cast<size_t>(inputs[c].first_feature);
+    size_t end = width;
+    for (const auto& other : inputs) {
+      const auto f = static_cast<size_t>(other.first_feature);
+      if (f > first && f < end) end = f;
+    }
+    for (size_t f = first; f < end; ++f) owner[f] = c;
+  }
+  return owner;
+}
+
+Result<std::vector<double>> Predictor::GainImportance() const {
+  bst_ulong n_features = 0, dim = 0;
+  const char** names = nullptr;
+  bst_ulong const* shape = nullptr;
+  const float* scores = nullptr;
+  LATHE_XGB(XGBoosterFeatureScore(booster_, R"({"importance_type":"total_gain","feature_map":""})", &n_features,
+                                  &names, &dim, &shape, &scores),
+            "computing gain importance");
+  // Features are named by the pipeline's feature names when the booster has them, else "f<index>".
+  std::unordered_map<std::string, size_t> index;
+  const auto& feature_names = pipeline_.feature_names();
+  for (size_t f = 0; f < feature_names.size(); ++f) {
+    index[feature_names[f]] = f;
+    index["f" + std::to_string(f)] = f;
+  }
+  const std::vector<size_t> owner = FeatureOwners();
+  const size_t cols = pipeline_.inputs().size();
+  // total_gain has one score per feature (dim 1); for multiclass models XGBoost still sums over classes.
+  const size_t per_feature = dim == 2 ? static_cast<size_t>(shape[1]) : 1;
+  std::vector<double> gain(cols, 0.0);
+  for (size_t i = 0; i < n_features; ++i) {
+    auto it = index.find(names[i]);
+    if (it == index.end() || owner[it->second] >= cols) continue;
+    for (size_t g = 0; g < per_feature; ++g) gain[owner[it->second]] += static_cast<double>(scores[i * per_feature + g]);
+  }
+  return gain;
+}
+
 Result<std::vector<double>> Predictor::ColumnContributions(const float* rows, size_t n) const {
   const size_t width = NumFeatures();
   internal::DMatrix dm;
@@ -189,18 +233,8 @@ Result<std::vector<double>> Predictor::ColumnContributions(const float* rows, si
   }
   // A column's contribution is the sum over the features it is encoded into (SHAP values are additive), so a
   // date reads as one number, like the instance the caller sent.
-  const auto& inputs = pipeline_.inputs();
-  const size_t cols = inputs.size();
-  std::vector<size_t> owner(width, cols);  // feature -> input column
-  for (size_t c = 0; c < cols; ++c) {
-    const size_t first = static_cast<size_t>(inputs[c].first_feature);
-    size_t end = width;
-    for (const auto& other : inputs) {
-      const auto f = static_cast<size_t>(other.first_feature);
-      if (f > first && f < end) end = f;
-    }
-    for (size_t f = first; f < end; ++f) owner[f] = c;
-  }
+  const size_t cols = pipeline_.inputs().size();
+  const std::vector<size_t> owner = FeatureOwners();
   std::vector<double> out(n * groups * (cols + 1), 0.0);
   for (size_t i = 0; i < n * groups; ++i) {
     const float* v = result + i * (width + 1);

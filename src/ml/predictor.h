@@ -71,6 +71,11 @@ class Predictor {
   // last of each block the bias.
   Result<std::vector<double>> ColumnContributions(const float* rows, size_t n) const;
   std::vector<std::string> ContributionColumns() const;  // the pipeline's input columns, in order
+  // Total split gain per input column (XGBoost total_gain, summed over the features a column is encoded into),
+  // in ContributionColumns() order.
+  Result<std::vector<double>> GainImportance() const;
+  // For each encoded feature, the index of the input column it belongs to.
+  std::vector<size_t> FeatureOwners() const;
   // Estimated memory held: the compiled trees, XGBoost's booster (2.5x its serialized size) and the
   // pipeline's vocabularies. For the serving model cache's budget.
   size_t MemoryBytes() const;

@@ -12,7 +12,9 @@
 #include "common/clock.h"
 #include "ml/learner_registry.h"
 #include "ml/metrics.h"
+#include "ml/explain.h"
 #include "ml/model_bundle.h"
+#include "ml/predictor.h"
 #include "ml/pipeline.h"
 #include "ml/split.h"
 #include "ml/tree_evaluator.h"
@@ -378,6 +380,31 @@ Status CheckSplitColumns(const Table& table, const TrainSpec& spec) {
   return Status::Ok();
 }
 
+// Global importance (ml/explain.h) of the model in `bundle` on up to kMaxExplainRows of the rows at `pos`
+// (evenly strided). A failure here does not fail the run: it is recorded as {"error": ...}.
+Json Explain(const FitContext& c, const std::string& bundle, const std::vector<size_t>& pos, const char* source) {
+  constexpr size_t kMaxExplainRows = 2000;
+  std::vector<size_t> sample;
+  const size_t stride = std::max<size_t>(1, (pos.size() + kMaxExplainRows - 1) / kMaxExplainRows);
+  for (size_t i = 0; i < pos.size(); i += stride) sample.push_back(pos[i]);
+  auto run = [&]() -> Result<Json> {
+    ASSIGN_OR_RETURN(std::shared_ptr<Predictor> p, Predictor::Load(bundle));
+    std::vector<int64_t> table_rows;
+    std::vector<float> y;
+    for (size_t at : sample) {
+      table_rows.push_back(c.kept[at]);
+      y.push_back(c.y[at]);
+    }
+    ASSIGN_OR_RETURN(std::vector<float> rows, c.pipe.TransformRows(c.table, table_rows));
+    ASSIGN_OR_RETURN(Json j, GlobalImportance(*p, rows.data(), sample.size(), y.data(),
+                                              ImportanceOptions{.repeats = 3, .seed = c.spec.split.seed + 1}));
+    j["source"] = source;
+    return j;
+  };
+  auto j = run();
+  return j.ok() ? std::move(j).value() : Json{{"error", j.status().message()}};
+}
+
 Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const TrainProgressFn& progress,
                               const TrainCancelFn& cancel) {
   const auto start = std::chrono::steady_clock::now();
@@ -427,6 +454,7 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
   std::unique_ptr<internal::Booster> model;
   Json metrics, plots = Json::object();
   LearningCurve curve;
+  std::vector<size_t> explain_pos;  // rows the explanations are computed on: the evaluation rows
   int64_t train_rows = 0, test_rows = 0;
   const bool cv = spec.split.IsCrossValidation();
   if (!cv) {
@@ -440,6 +468,7 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
     ASSIGN_OR_RETURN(metrics, Evaluate(c, labels_of(f.test), pred, &plots));
     train_rows = static_cast<int64_t>(f.train.size());
     test_rows = static_cast<int64_t>(f.test.size());
+    explain_pos = f.test;
   } else {
     // One fit per fold plus the final fit on all rows share the progress range evenly.
     const double step = 0.9 / static_cast<double>(folds.size() + 1);
@@ -483,6 +512,7 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
     metrics["cv"] = AggregateFolds(fold_metrics);
     train_rows = static_cast<int64_t>(kept.size());
     test_rows = static_cast<int64_t>(kept.size());
+    explain_pos = all;  // the kept model saw every row: its explanations are in-sample (said in "source")
   }
   metrics["train_rows"] = train_rows;
   metrics["test_rows"] = test_rows;
@@ -514,6 +544,10 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
                                {"source", cv ? "cv_mean" : "holdout"},
                                {"train", curve.train},
                                {"valid", curve.valid}};
+  if (spec.explain) {
+    c.report(0.97, "explaining");
+    result.explanations = Explain(c, result.model_bundle, explain_pos, cv ? "training_rows" : "holdout");
+  }
   result.params = std::move(params);
   result.train_rows = train_rows;
   result.test_rows = test_rows;

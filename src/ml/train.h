@@ -48,6 +48,7 @@ struct TrainSpec {
   Json params = Json::object();  // validated against the learner's schema (ml/learner_registry.h)
   SplitSpec split;               // how rows are divided for evaluation; split.seed also seeds the learner
   int nthread = 0;               // 0 = all cores
+  bool explain = true;  // compute TrainOutput::explanations (a second or so on large models)
   // Recipe steps the training table went through, replayed at serving (ml/preprocess.h); {} = none.
   Json preprocess = Json::object();
 };
@@ -58,6 +59,9 @@ struct TrainOutput {
   // Chart data of the evaluation: {"learning": {"metric","source","train":[per round],"valid":[per round]}}
   // plus the plots of ml/metrics.h for the task (roc_curve, pr_curve, calibration, lift; residuals).
   Json curves;
+  // Global importance of the model (ml/explain.h: gain, permutation, mean |SHAP|) on up to 2,000 evaluation
+  // rows — the holdout rows, or for cross-validation the training rows ("source"); {"error"} if it failed.
+  Json explanations;
   Json signature;  // FeaturePipeline::Signature()
   Json pipeline;   // FeaturePipeline::ToJson()
   Json params;     // the canonical params actually used (defaults filled in)

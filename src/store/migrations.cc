@@ -202,6 +202,10 @@ CREATE TABLE predictions (
 CREATE INDEX predictions_by_request ON predictions(project, deployment, request_id);
 CREATE INDEX predictions_by_time ON predictions(project, deployment, created_at);
 )sql",
+      // 6: explanations — global importance of a run's model
+      R"sql(
+ALTER TABLE runs ADD COLUMN explanations TEXT NOT NULL DEFAULT '{}';
+)sql",
   };
   return kMigrations;
 }

@@ -635,7 +635,8 @@ class SqliteStore final : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     Stmt s(db_,
            "UPDATE runs SET state = ?, metrics = ?, signature = ?, pipeline = ?, model_blob = ?, error = ?, "
-           "train_rows = ?, test_rows = ?, train_seconds = ?, finished_at = ?, curves = ? WHERE id = ?");
+           "train_rows = ?, test_rows = ?, train_seconds = ?, finished_at = ?, curves = ?, explanations = ? "
+           "WHERE id = ?");
     RETURN_IF_ERROR(s.Bind(1, r.state)
                         .Bind(2, DumpJson(r.metrics))
                         .Bind(3, DumpJson(r.signature))
@@ -647,7 +648,8 @@ class SqliteStore final : public Store {
                         .Bind(9, r.train_seconds)
                         .Bind(10, r.finished_at)
                         .Bind(11, DumpJson(r.curves))
-                        .Bind(12, r.id)
+                        .Bind(12, DumpJson(r.explanations))
+                        .Bind(13, r.id)
                         .Exec());
     if (sqlite3_changes(db_) == 0) return Status::NotFound("run '" + r.id + "' not found");
     return Status::Ok();
@@ -901,7 +903,7 @@ class SqliteStore final : public Store {
   static constexpr const char* kRunCols =
       "SELECT id, project, dataset, dataset_version, target, task, learner, params, split, state, metrics, "
       "signature, pipeline, model_blob, job_id, error, train_rows, test_rows, train_seconds, created_by, "
-      "created_at, finished_at, curves FROM runs";
+      "created_at, finished_at, curves, explanations FROM runs";
   static constexpr const char* kModelCols =
       "SELECT project, model, version, run_id, blob, signature, metrics, task, created_at FROM "
       "model_versions";
@@ -1032,6 +1034,7 @@ class SqliteStore final : public Store {
     r.created_at = s.Int(20);
     r.finished_at = s.Int(21);
     r.curves = ParseStoredJson(s.Text(22));
+    r.explanations = ParseStoredJson(s.Text(23));
     return r;
   }
 

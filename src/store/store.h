@@ -124,6 +124,7 @@ struct RunRecord {
   Json metrics = Json::object();
   Json signature = Json::object();
   Json pipeline = Json::object();
+  Json explanations = Json::object();  // ml/explain.h GlobalImportance of the model (ml/train.h)
   Json curves = Json::object();  // learning curves: {"metric","source","train":[per round],"valid":[per round]}
   std::string model_blob;  // blob id of the model bundle once trained
   std::string job_id;

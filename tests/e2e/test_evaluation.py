@@ -258,3 +258,33 @@ def test_missing_group_values_form_one_more_group(client):
                                          "split": {"method": "group_kfold", "group_column": "g", "folds": 5}})
     problem = assert_problem(bad, 400, "split.folds", "(4)")
     assert problem["errors"][0]["field"] == "split.folds"
+
+
+def test_runs_explain_their_model_and_give_partial_dependence(client, events):
+    r = run(client, {"seed": 21})
+    ex = r["explanations"]
+    assert ex["source"] == "holdout" and ex["rows"] == r["test_rows"]
+    assert set(ex["columns"]) == {"customer", "day", "amount", "channel"}
+    assert abs(sum(ex["gain"].values()) - 1) < 1e-9
+    inc = ex["permutation"]["increase"]
+    # bought depends on amount most, then the customer and the channel; the day plays no part.
+    assert max(inc, key=lambda c: inc[c]["mean"]) == "amount", inc
+    assert inc["amount"]["mean"] > 0.05 and inc["amount"]["mean"] > 3 * abs(inc["day"]["mean"]), inc
+    assert max(ex["shap"], key=ex["shap"].get) == "amount", ex["shap"]
+
+    pd = client.post(f"{P}/runs/{r['id']}/partial-dependence",
+                     json={"columns": ["amount", "channel", "day"], "grid": 10, "rows": 300})
+    assert pd.status_code == 200, pd.text
+    amount, channel, day = pd.json()["items"]
+    assert pd.json()["rows"] == 300
+    assert amount["kind"] == "numeric" and 5 <= len(amount["values"]) <= 10
+    assert amount["values"] == sorted(amount["values"]) and amount["mean"][-1] > amount["mean"][0] + 0.3, amount
+    assert channel["kind"] == "categorical" and set(channel["values"]) == {"web", "store", "phone"}
+    web = channel["mean"][channel["values"].index("web")]
+    assert web == max(channel["mean"]), channel
+    assert day["kind"] == "datetime" and day["values"][0].startswith("2024-")
+    assert_problem(client.post(f"{P}/runs/{r['id']}/partial-dependence", json={"columns": ["nope"]}), 400, "nope")
+    assert_problem(client.post(f"{P}/runs/{r['id']}/partial-dependence", json={"columns": []}), 400, "columns")
+    assert_problem(client.post(f"{P}/runs/{r['id']}/partial-dependence", json={"columns": ["amount"], "grid": 1}),
+                   400, "grid")
+    assert_problem(client.post(f"{P}/runs/no-such-run/partial-dependence", json={"columns": ["amount"]}), 404)

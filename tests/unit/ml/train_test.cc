@@ -40,10 +40,35 @@ TEST(Train, BinaryLearnsAndReportsEverything) {
   EXPECT_EQ(out->pipeline["dropped"][0]["name"], "customer_id");
   EXPECT_EQ(out->params["n_estimators"], 40);
   EXPECT_EQ(out->params["reg_lambda"], 1.0);  // default filled in
-  ASSERT_EQ(fractions.size(), 42u);            // encode + 40 rounds + done
+  ASSERT_EQ(fractions.size(), 43u);            // encode + 40 rounds + explaining + done
   for (size_t i = 1; i < fractions.size(); ++i) EXPECT_GE(fractions[i], fractions[i - 1]);
   EXPECT_DOUBLE_EQ(fractions.back(), 1.0);
   EXPECT_GT(out->train_seconds, 0.0);
+  // Global importance on the holdout rows: the label is made from age, income, active and city == rome;
+  // signup plays no part (ml_test_tables.h).
+  const Json& ex = out->explanations;
+  ASSERT_FALSE(ex.contains("error")) << ex.dump();
+  EXPECT_EQ(ex["source"], "holdout");
+  EXPECT_EQ(ex["rows"], 600);
+  EXPECT_EQ(ex["columns"].size(), 5u);
+  double gain_sum = 0;
+  for (const auto& [col, v] : ex["gain"].items()) gain_sum += v.get<double>();
+  EXPECT_NEAR(gain_sum, 1.0, 1e-9);
+  EXPECT_EQ(ex["permutation"]["metric"], "log_loss");
+  const Json& inc = ex["permutation"]["increase"];
+  for (const char* informative : {"age", "income", "active"}) {
+    EXPECT_GT(inc[informative]["mean"].get<double>(), 0.05) << informative << " " << inc.dump();
+    EXPECT_GT(inc[informative]["mean"].get<double>(), 5 * std::fabs(inc["signup"]["mean"].get<double>()))
+        << informative << " " << inc.dump();
+    EXPECT_GT(ex["gain"][informative].get<double>(), ex["gain"]["signup"].get<double>()) << ex["gain"].dump();
+    EXPECT_GT(ex["shap"][informative].get<double>(), ex["shap"]["signup"].get<double>()) << ex["shap"].dump();
+  }
+  // Off when asked (the training benchmark compares against XGBoost training alone).
+  TrainSpec quiet = Spec("label", "binary", {{"n_estimators", 5}});
+  quiet.explain = false;
+  auto q = Train(t, quiet, nullptr, nullptr);
+  ASSERT_TRUE(q.ok());
+  EXPECT_TRUE(q->explanations.is_null());
 }
 
 TEST(Train, SameInputsGiveIdenticalModelBytes) {

@@ -1,0 +1,208 @@
+#include "ml/explain.h"
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+#include <limits>
+#include <map>
+#include <numeric>
+#include <random>
+#include <vector>
+
+namespace lathe::ml {
+namespace {
+
+// [first, end) of each input column's features.
+std::vector<std::pair<size_t, size_t>> ColumnRanges(const Predictor& p) {
+  const std::vector<size_t> owner = p.FeatureOwners();
+  const size_t cols = p.pipeline().inputs().size();
+  std::vector<std::pair<size_t, size_t>> ranges(cols, {0, 0});
+  for (size_t c = 0; c < cols; ++c) {
+    const auto first = static_cast<size_t>(p.pipeline().inputs()[c].first_feature);
+    size_t end = first;
+    while (end < owner.size() && owner[end] == c) ++end;
+    ranges[c] = {first, end};
+  }
+  return ranges;
+}
+
+// Mean loss of predictions against encoded labels: log loss (classification) or RMSE (regression).
+double Loss(const Predictor& p, const std::vector<float>& out, const float* y, size_t n) {
+  const size_t k = p.OutputWidth();
+  constexpr double kEps = 1e-15;
+  double sum = 0;
+  if (p.pipeline().task() == Task::kRegression) {
+    for (size_t i = 0; i < n; ++i) sum += (out[i] - y[i]) * static_cast<double>(out[i] - y[i]);
+    return std::sqrt(sum / static_cast<double>(n));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    double prob;
+    if (k == 1) {
+      prob = y[i] > 0.5f ? out[i] : 1.0 - out[i];
+    } else {
+      prob = out[i * k + static_cast<size_t>(y[i])];
+    }
+    sum -= std::log(std::clamp(prob, kEps, 1.0));
+  }
+  return sum / static_cast<double>(n);
+}
+
+std::string IsoDate(double epoch_seconds) {
+  const auto t = static_cast<time_t>(std::llround(epoch_seconds));
+  struct tm tm_utc;
+  gmtime_r(&t, &tm_utc);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm_utc);
+  return buf;
+}
+
+}  // namespace
+
+Result<Json> GlobalImportance(const Predictor& p, const float* rows, size_t n, const float* y,
+                              const ImportanceOptions& options) {
+  if (n == 0) return Status::InvalidArgument("no rows to explain");
+  const size_t width = p.NumFeatures(), k = p.OutputWidth();
+  const std::vector<std::string> names = p.ContributionColumns();
+  const size_t cols = names.size();
+  const auto ranges = ColumnRanges(p);
+
+  Json gain = Json::object();
+  ASSIGN_OR_RETURN(std::vector<double> g, p.GainImportance());
+  const double total = std::accumulate(g.begin(), g.end(), 0.0);
+  for (size_t c = 0; c < cols; ++c) gain[names[c]] = total > 0 ? g[c] / total : 0.0;
+
+  std::vector<float> out(n * k);
+  p.PredictRows(rows, n, out.data());
+  const double baseline = Loss(p, out, y, n);
+  std::vector<float> buf(rows, rows + n * width);
+  std::vector<size_t> perm(n);
+  Json increase = Json::object();
+  for (size_t c = 0; c < cols; ++c) {
+    const auto [first, end] = ranges[c];
+    std::vector<double> deltas;
+    for (int r = 0; r < std::max(1, options.repeats); ++r) {
+      std::iota(perm.begin(), perm.end(), size_t{0});
+      std::mt19937_64 rng(options.seed * 1000003 + c * 101 + static_cast<uint64_t>(r));
+      std::shuffle(perm.begin(), perm.end(), rng);
+      for (size_t i = 0; i < n; ++i) {
+        std::copy(rows + perm[i] * width + first, rows + perm[i] * width + end, buf.data() + i * width + first);
+      }
+      p.PredictRows(buf.data(), n, out.data());
+      deltas.push_back(Loss(p, out, y, n) - baseline);
+    }
+    for (size_t i = 0; i < n; ++i) {  // restore the column
+      std::copy(rows + i * width + first, rows + i * width + end, buf.data() + i * width + first);
+    }
+    const double mean = std::accumulate(deltas.begin(), deltas.end(), 0.0) / static_cast<double>(deltas.size());
+    double var = 0;
+    for (double d : deltas) var += (d - mean) * (d - mean);
+    increase[names[c]] = {{"mean", mean}, {"std", std::sqrt(var / static_cast<double>(deltas.size()))}};
+  }
+
+  ASSIGN_OR_RETURN(std::vector<double> contrib, p.ColumnContributions(rows, n));
+  std::vector<double> mean_abs(cols, 0.0);
+  for (size_t i = 0; i < n * k; ++i) {
+    for (size_t c = 0; c < cols; ++c) mean_abs[c] += std::fabs(contrib[i * (cols + 1) + c]);
+  }
+  Json shap = Json::object();
+  for (size_t c = 0; c < cols; ++c) shap[names[c]] = mean_abs[c] / static_cast<double>(n);
+
+  return Json{{"rows", n},
+              {"columns", names},
+              {"gain", std::move(gain)},
+              {"permutation",
+               {{"metric", p.pipeline().task() == Task::kRegression ? "rmse" : "log_loss"},
+                {"baseline", baseline},
+                {"repeats", std::max(1, options.repeats)},
+                {"increase", std::move(increase)}}},
+              {"shap", std::move(shap)}};
+}
+
+Result<Json> PartialDependence(const Predictor& p, const float* rows, size_t n, const std::string& column,
+                               int grid) {
+  if (n == 0) return Status::InvalidArgument("no rows to compute partial dependence on");
+  const int c = p.pipeline().InputIndex(column);
+  if (c < 0) {
+    return Status::InvalidArgument("column '" + column.substr(0, 80) + "' is not an input of the model")
+        .WithDetail(ErrorDetail::Field("columns", "unknown column '" + column.substr(0, 80) + "'"));
+  }
+  grid = std::clamp(grid, 2, 100);
+  const size_t width = p.NumFeatures(), k = p.OutputWidth();
+  const auto [first, end] = ColumnRanges(p)[static_cast<size_t>(c)];
+  const auto& in = p.pipeline().inputs()[static_cast<size_t>(c)];
+
+  // The grid: slices of the column's features taken from the rows themselves (so a date's parts agree).
+  std::vector<std::vector<float>> slices;
+  Json values = Json::array();
+  std::string kind;
+  auto slice_of = [&](size_t row) {
+    return std::vector<float>(rows + row * width + first, rows + row * width + end);
+  };
+  if (in.type == ColumnType::kString) {
+    kind = "categorical";
+    std::map<float, size_t> counts;
+    for (size_t i = 0; i < n; ++i) {
+      const float code = rows[i * width + first];
+      if (!std::isnan(code)) ++counts[code];
+    }
+    std::vector<std::pair<size_t, float>> by_count;
+    for (const auto& [code, count] : counts) by_count.emplace_back(count, code);
+    std::sort(by_count.begin(), by_count.end(), [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first > b.first : a.second < b.second;
+    });
+    for (size_t i = 0; i < by_count.size() && static_cast<int>(i) < grid; ++i) {
+      const auto code = static_cast<size_t>(by_count[i].second);
+      slices.push_back({by_count[i].second});
+      values.push_back(code < in.categories.size() ? Json(in.categories[code]) : Json("(other)"));
+    }
+  } else if (in.type == ColumnType::kBool) {
+    kind = "boolean";
+    slices = {{0.0f}, {1.0f}};
+    values = {false, true};
+  } else {
+    kind = in.type == ColumnType::kDatetime ? "datetime" : "numeric";
+    std::vector<size_t> present;
+    for (size_t i = 0; i < n; ++i) {
+      if (!std::isnan(rows[i * width + first])) present.push_back(i);
+    }
+    std::stable_sort(present.begin(), present.end(),
+                     [&](size_t a, size_t b) { return rows[a * width + first] < rows[b * width + first]; });
+    float last = std::numeric_limits<float>::quiet_NaN();
+    for (int g = 0; g < grid && !present.empty(); ++g) {
+      const size_t at = static_cast<size_t>(std::llround(static_cast<double>(g) / (grid - 1) *
+                                                         static_cast<double>(present.size() - 1)));
+      const float v = rows[present[at] * width + first];
+      if (v == last) continue;
+      last = v;
+      slices.push_back(slice_of(present[at]));
+      if (kind == "datetime") values.push_back(IsoDate(v));
+      else values.push_back(static_cast<double>(v));
+    }
+  }
+  if (slices.empty()) {
+    return Status::InvalidArgument("column '" + column.substr(0, 80) + "' has no values in the rows")
+        .WithDetail(ErrorDetail::Field("columns", "no values"));
+  }
+
+  std::vector<float> buf(rows, rows + n * width), out(n * k);
+  std::vector<std::vector<double>> mean(k, std::vector<double>(slices.size(), 0.0));
+  for (size_t s = 0; s < slices.size(); ++s) {
+    for (size_t i = 0; i < n; ++i) std::copy(slices[s].begin(), slices[s].end(), buf.data() + i * width + first);
+    p.PredictRows(buf.data(), n, out.data());
+    for (size_t i = 0; i < n; ++i) {
+      for (size_t g = 0; g < k; ++g) mean[g][s] += out[i * k + g];
+    }
+    for (size_t g = 0; g < k; ++g) mean[g][s] /= static_cast<double>(n);
+  }
+  Json j = {{"column", column}, {"kind", kind}, {"values", std::move(values)}};
+  if (k == 1) {
+    j["mean"] = mean[0];
+  } else {
+    j["mean"] = mean;
+    j["classes"] = p.pipeline().label_keys();
+  }
+  j["rows"] = n;
+  return j;
+}
+
+}  // namespace lathe::ml
