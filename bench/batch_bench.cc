@@ -29,6 +29,8 @@
 
 namespace {
 
+using lathe::bench::Check;
+
 namespace fs = std::filesystem;
 using lathe::Table;
 
@@ -39,15 +41,6 @@ using lathe::Table;
       std::exit(1);                                                    \
     }                                                                  \
   } while (0)
-
-template <typename T>
-T Check(lathe::Result<T> r, const char* what) {
-  if (!r.ok()) {
-    std::fprintf(stderr, "%s: %s\n", what, r.status().ToString().c_str());
-    std::exit(1);
-  }
-  return std::move(r).value();
-}
 
 double Seconds(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -1,17 +1,29 @@
-// MakeBenchTable: the in-memory benchmark table shared by the C++ bench drivers — shaped like the benchmark
+// Shared by the C++ bench drivers. MakeBenchTable: the in-memory benchmark table — shaped like the benchmark
 // CSV (6 integers, 8 floats with ~5% missing, 4 low-cardinality strings, 2 dates, and a binary `label`
-// correlated with them), deterministic for a seed.
+// correlated with them), deterministic for a seed. Check: a Result's value, or exit(1) saying what failed.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "common/status.h"
 #include "data/table.h"
 
 namespace lathe::bench {
+
+template <typename T>
+T Check(lathe::Result<T> r, const char* what) {
+  if (!r.ok()) {
+    std::fprintf(stderr, "%s: %s\n", what, r.status().ToString().c_str());
+    std::exit(1);
+  }
+  return std::move(r).value();
+}
 
 inline Table MakeBenchTable(int64_t rows, uint64_t seed) {
   std::mt19937_64 rng(seed);

@@ -17,20 +17,14 @@
 #include <thread>
 #include <vector>
 
+#include "bench_table.h"
 #include "common/json.h"
 #include "ml/predictor.h"
 #include "serving/request_body.h"
 
 namespace {
 
-template <typename T>
-T Check(lathe::Result<T> r, const char* what) {
-  if (!r.ok()) {
-    std::fprintf(stderr, "%s: %s\n", what, r.status().ToString().c_str());
-    std::exit(1);
-  }
-  return std::move(r).value();
-}
+using lathe::bench::Check;
 
 std::string ReadFile(const char* path) {
   std::ifstream in(path, std::ios::binary);

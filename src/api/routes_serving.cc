@@ -424,30 +424,35 @@ std::shared_ptr<const LoadedDeployment> FindLive(App& app, const std::string& pr
   return live;
 }
 
+// {"predictions": …[, "model", "version", "deployment" when `identify`][, "explanations": …]}, written directly:
+// the predictions are already JSON text.
+void WritePredictions(Served& s, HttpResponse& res, bool identify) {
+  res.status = 200;
+  res.content_type = "application/json";
+  res.body = "{\"predictions\":";
+  res.body += s.predictions;
+  if (identify) {
+    res.body += ",\"model\":";
+    res.body += DumpJson(Json(s.version->model));
+    res.body += ",\"version\":";
+    res.body += std::to_string(s.version->version);
+    res.body += ",\"deployment\":";
+    res.body += DumpJson(Json(s.deployment->name));
+  }
+  if (!s.explanations.is_null()) {
+    res.body += ",\"explanations\":";
+    res.body += DumpJson(s.explanations);
+  }
+  res.body += '}';
+}
+
 Status NativePredict(App& app, RequestContext& ctx) {
   Status st;
   auto live = FindLive(app, ctx.Project(), ctx.Param("name"), &st);
   if (!live) return st;
   RETURN_IF_ERROR(ctx.CheckJsonBody());
   return RunPrediction(app, ctx, std::move(live), PredictInput::Raw(RequestShape::kNative), ExplainRequested(ctx),
-                       [](Served& s, HttpResponse& res) {
-                         // Written directly: the predictions are already JSON text.
-                         res.status = 200;
-                         res.content_type = "application/json";
-                         res.body = "{\"predictions\":";
-                         res.body += s.predictions;
-                         res.body += ",\"model\":";
-                         res.body += DumpJson(Json(s.version->model));
-                         res.body += ",\"version\":";
-                         res.body += std::to_string(s.version->version);
-                         res.body += ",\"deployment\":";
-                         res.body += DumpJson(Json(s.deployment->name));
-                         if (!s.explanations.is_null()) {
-                           res.body += ",\"explanations\":";
-                           res.body += DumpJson(s.explanations);
-                         }
-                         res.body += '}';
-                       });
+                       [](Served& s, HttpResponse& res) { WritePredictions(s, res, /*identify=*/true); });
 }
 
 Status MlflowInvocations(App& app, RequestContext& ctx) {
@@ -461,17 +466,7 @@ Status MlflowInvocations(App& app, RequestContext& ctx) {
   }
   RETURN_IF_ERROR(ctx.CheckJsonBody());
   return RunPrediction(app, ctx, std::move(live), PredictInput::Raw(RequestShape::kMlflow), ExplainRequested(ctx),
-                       [](Served& s, HttpResponse& res) {
-                         res.status = 200;
-                         res.content_type = "application/json";
-                         res.body = "{\"predictions\":";
-                         res.body += s.predictions;
-                         if (!s.explanations.is_null()) {
-                           res.body += ",\"explanations\":";
-                           res.body += DumpJson(s.explanations);
-                         }
-                         res.body += '}';
-                       });
+                       [](Served& s, HttpResponse& res) { WritePredictions(s, res, /*identify=*/false); });
 }
 
 // The KServe model name of a route: "{deployment}" under /api/v1/projects/{project}/v2, and
