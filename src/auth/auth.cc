@@ -130,20 +130,43 @@ Result<Caller> AuthService::Authenticate(std::string_view header) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = cache_.find(hash);
     if (it != cache_.end()) {
-      if (it->second.cached_until_us > now && it->second.caller.expires_at > now) return it->second.caller;
-      cache_.erase(it);
+      CacheEntry& e = it->second;
+      if (e.caller.expires_at <= now) {
+        cache_.erase(it);
+      } else if (e.cached_until_us > now || e.refreshing) {
+        return e.caller;  // fresh, or stale while another request revalidates it
+      } else {
+        e.refreshing = true;  // this request revalidates
+      }
     }
   }
+  // On failure the stale entry must go, so the next request tries again (or is refused).
+  auto drop_stale = [&] {
+    std::lock_guard<std::mutex> lock(mu_);
+    cache_.erase(hash);
+  };
   auto rec = store_->GetToken(hash);
   if (!rec.ok()) {
+    drop_stale();
     if (rec.status().code() == StatusCode::kNotFound) return Status::Unauthenticated("invalid or expired token");
     return rec.TakeStatus();
   }
-  if (rec->revoked || rec->expires_at <= now) return Status::Unauthenticated("invalid or expired token");
+  if (rec->revoked || rec->expires_at <= now) {
+    drop_stale();
+    return Status::Unauthenticated("invalid or expired token");
+  }
   auto user = store_->GetUserById(rec->user_id);
-  if (!user.ok() || user->disabled) return Status::Unauthenticated("invalid or expired token");
+  if (!user.ok() || user->disabled) {
+    drop_stale();
+    return Status::Unauthenticated("invalid or expired token");
+  }
   Caller caller{user->id, user->username, user->is_admin, hash, rec->expires_at, nullptr};
-  ASSIGN_OR_RETURN(caller.roles, LoadRoles(user->id));
+  auto roles = LoadRoles(user->id);
+  if (!roles.ok()) {
+    drop_stale();
+    return roles.TakeStatus();
+  }
+  caller.roles = std::move(roles).value();
   std::lock_guard<std::mutex> lock(mu_);
   if (cache_.size() > 100000) cache_.clear();  // bound memory under token floods
   cache_[hash] = CacheEntry{caller, now + options_.cache_ttl_ms * 1000};

@@ -3,7 +3,9 @@
 // Users log in with a password (argon2id) and get a bearer token: 32 random bytes, returned once, stored
 // only as its SHA-256, with an expiry, revocable. Authenticate() resolves a bearer token to a Caller; valid
 // tokens are cached in memory for `cache_ttl_ms` so the predict path does not hit the store per request
-// (logout evicts the cache entry at once on this node; other nodes see it within the TTL).
+// (logout evicts the cache entry at once on this node; other nodes see it within the TTL). When an entry goes
+// stale, one request revalidates it against the store while concurrent requests keep using it, so a slow
+// store stalls one request per token per TTL, not all of them.
 //
 // Authorization: every route declares a Permission; Authorize() checks it for a caller in a project against
 // the caller's role there (RoleAllows). Server-wide admins may do everything. A caller who is not a member
@@ -108,6 +110,7 @@ class AuthService {
   struct CacheEntry {
     Caller caller;
     int64_t cached_until_us;
+    bool refreshing = false;  // a request is revalidating it; others use it meanwhile
   };
   std::mutex mu_;
   std::unordered_map<std::string, CacheEntry> cache_;  // token hash -> caller; guarded by mu_

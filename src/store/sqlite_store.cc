@@ -52,7 +52,10 @@ Json ParseStoredJson(const std::string& s) {
 class SqliteStore final : public Store {
  public:
   explicit SqliteStore(sqlite3* db) : db_(db) {}
-  ~SqliteStore() override { sqlite3_close_v2(db_); }
+  ~SqliteStore() override {
+    if (log_db_ != nullptr) sqlite3_close_v2(log_db_);
+    sqlite3_close_v2(db_);
+  }
 
   Status Init(const std::string& path) {
     RETURN_IF_ERROR(sqlite::ExecScript(db_,
@@ -85,6 +88,12 @@ class SqliteStore final : public Store {
       RETURN_IF_ERROR(sqlite::ExecScript(db_, "COMMIT"));
       LogInfo("applied store migration", {{"version", v}});
     }
+    // The prediction log has a connection and a mutex of its own: its frequent commits (and the WAL
+    // checkpoints they run) never hold the mutex that logins, token checks and jobs wait on.
+    int rc = sqlite3_open_v2(path.c_str(), &log_db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr);
+    if (rc != SQLITE_OK) return sqlite::ErrorFromSqlite(log_db_, rc, "opening " + path + " for the prediction log");
+    RETURN_IF_ERROR(sqlite::ExecScript(log_db_, "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-8192;"));
+    sqlite3_busy_timeout(log_db_, 5000);
     return Status::Ok();
   }
 
@@ -836,9 +845,9 @@ class SqliteStore final : public Store {
   }
 
   Status AppendPredictions(const std::vector<PredictionRecord>& records) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(log_mu_);
     return InTransaction<bool>([&]() -> Result<bool> {
-             Stmt s(db_,
+             Stmt s(log_db_,
                     "INSERT INTO predictions(project, deployment, request_id, model, version, shadow, created_at, "
                     "latency_ms, inputs, outputs) VALUES (?,?,?,?,?,?,?,?,?,?)");
              for (const auto& p : records) {
@@ -856,25 +865,25 @@ class SqliteStore final : public Store {
                                    .Exec());
              }
              return true;
-           })
+           }, log_db_)
         .status();
   }
 
   Result<int64_t> SetPredictionLabels(const std::string& project, const std::string& deployment,
                                       const std::string& request_id, const std::string& labels_json,
                                       int64_t labeled_at) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_,
+    std::lock_guard<std::mutex> lock(log_mu_);
+    Stmt s(log_db_,
            "UPDATE predictions SET labels = ?, labeled_at = ? WHERE project = ? AND deployment = ? AND "
            "request_id = ? AND shadow = 0");
     RETURN_IF_ERROR(
         s.Bind(1, labels_json).Bind(2, labeled_at).Bind(3, project).Bind(4, deployment).Bind(5, request_id).Exec());
-    return static_cast<int64_t>(sqlite3_changes(db_));
+    return static_cast<int64_t>(sqlite3_changes(log_db_));
   }
 
   Result<std::vector<PredictionRecord>> ListPredictions(const std::string& project, const std::string& deployment,
                                                         const PredictionQuery& q) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(log_mu_);
     std::string sql =
         "SELECT project, deployment, request_id, model, version, shadow, created_at, latency_ms, inputs, outputs, "
         "COALESCE(labels, ''), COALESCE(labeled_at, 0) FROM predictions WHERE project = ? AND deployment = ? AND "
@@ -882,7 +891,7 @@ class SqliteStore final : public Store {
     if (q.labeled_only) sql += " AND labels IS NOT NULL";
     if (!q.include_shadow) sql += " AND shadow = 0";
     sql += " ORDER BY id DESC LIMIT ?";
-    Stmt s(db_, sql);
+    Stmt s(log_db_, sql);
     s.Bind(1, project).Bind(2, deployment).Bind(3, q.since).Bind(4, q.limit);
     return sqlite::CollectRows(s, [](const Stmt& r) {
       return PredictionRecord{r.Text(0), r.Text(1), r.Text(2),  r.Text(3),   r.Int(4),  r.Int(5) != 0,
@@ -917,16 +926,17 @@ class SqliteStore final : public Store {
   }
 
   template <class T, class F>
-  Result<T> InTransaction(F&& body) {
-    RETURN_IF_ERROR(sqlite::ExecScript(db_, "BEGIN IMMEDIATE"));
+  Result<T> InTransaction(F&& body, sqlite3* on = nullptr) {
+    sqlite3* db = on != nullptr ? on : db_;
+    RETURN_IF_ERROR(sqlite::ExecScript(db, "BEGIN IMMEDIATE"));
     Result<T> r = body();
     if (!r.ok()) {
-      (void)sqlite::ExecScript(db_, "ROLLBACK");
+      (void)sqlite::ExecScript(db, "ROLLBACK");
       return r;
     }
-    Status st = sqlite::ExecScript(db_, "COMMIT");
+    Status st = sqlite::ExecScript(db, "COMMIT");
     if (!st.ok()) {
-      (void)sqlite::ExecScript(db_, "ROLLBACK");
+      (void)sqlite::ExecScript(db, "ROLLBACK");
       return st;
     }
     return r;
@@ -1063,6 +1073,8 @@ class SqliteStore final : public Store {
 
   std::mutex mu_;
   sqlite3* db_;
+  std::mutex log_mu_;         // guards log_db_
+  sqlite3* log_db_ = nullptr;  // the prediction log's connection (same file)
 };
 
 }  // namespace

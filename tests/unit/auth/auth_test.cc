@@ -61,6 +61,26 @@ TEST_F(AuthTest, ExpiredTokenIsRejectedEvenWhenCached) {
   EXPECT_EQ(auth.Authenticate("Bearer " + login->token).status().code(), StatusCode::kUnauthenticated);
 }
 
+// A stale cache entry is revalidated against the store: a user disabled there (on another node, say) is
+// refused once the entry's TTL has passed, and keeps being refused.
+TEST_F(AuthTest, StaleCacheEntriesAreRevalidated) {
+  AuthService auth(store_.get(), AuthOptions{.cache_ttl_ms = 20});
+  ASSERT_TRUE(auth.Bootstrap("s3cret-password").ok());
+  auto login = auth.Login("admin", "s3cret-password");
+  ASSERT_TRUE(login.ok());
+  const std::string header = "Bearer " + login->token;
+  ASSERT_TRUE(auth.Authenticate(header).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  ASSERT_TRUE(auth.Authenticate(header).ok());  // stale: revalidated, still valid
+  auto user = store_->GetUserByName("admin");
+  ASSERT_TRUE(user.ok());
+  user->disabled = true;
+  ASSERT_TRUE(store_->UpdateUser(*user).ok());  // behind the cache's back
+  std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  EXPECT_EQ(auth.Authenticate(header).status().code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(auth.Authenticate(header).status().code(), StatusCode::kUnauthenticated);
+}
+
 TEST_F(AuthTest, NonAdminCannotUseAdminRoutes) {
   AuthService auth(store_.get(), AuthOptions{});
   Caller user{.user_id = "usr_x", .username = "bob", .is_admin = false};
