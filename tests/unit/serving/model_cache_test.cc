@@ -118,6 +118,7 @@ TEST(ModelCache, UnloadsTheLeastRecentlyUsedIdleModelsAndGivesTheMemoryBack) {
                                                      << unlimited_growth;
 #endif
   (void)unlimited_growth;
+  (void)rss_before;
   (void)rss_after;
 
   // A model in use is never unloaded: hold #0 (reloaded lazily), then load the rest again.
