@@ -56,6 +56,21 @@ std::string IsoDate(double epoch_seconds) {
   return buf;
 }
 
+// A column's value as a person reads it, from its first encoded feature: the number, the category, the date,
+// the boolean; null when missing.
+Json ValueJson(const FeaturePipeline::InputColumn& in, float v) {
+  if (std::isnan(v)) return nullptr;
+  switch (in.type) {
+    case ColumnType::kString: {
+      const auto code = static_cast<size_t>(v);
+      return code < in.categories.size() ? Json(in.categories[code]) : Json("(other)");
+    }
+    case ColumnType::kBool: return v != 0.0f;
+    case ColumnType::kDatetime: return IsoDate(v);
+    default: return static_cast<double>(v);
+  }
+}
+
 }  // namespace
 
 Result<Json> GlobalImportance(const Predictor& p, const float* rows, size_t n, const float* y,
@@ -106,6 +121,22 @@ Result<Json> GlobalImportance(const Predictor& p, const float* rows, size_t n, c
   }
   Json shap = Json::object();
   for (size_t c = 0; c < cols; ++c) shap[names[c]] = mean_abs[c] / static_cast<double>(n);
+  // The points of a SHAP summary ("beeswarm") plot: for up to kSummaryRows evenly strided rows, each column's
+  // value and its SHAP value (summed over classes for multiclass).
+  constexpr size_t kSummaryRows = 200;
+  const size_t stride = std::max<size_t>(1, (n + kSummaryRows - 1) / kSummaryRows);
+  Json summary = Json::object();
+  for (size_t c = 0; c < cols; ++c) {
+    const auto& in = p.pipeline().inputs()[c];
+    Json values = Json::array(), shaps = Json::array();
+    for (size_t i = 0; i < n; i += stride) {
+      values.push_back(ValueJson(in, rows[i * width + ranges[c].first]));
+      double v = 0;
+      for (size_t g = 0; g < k; ++g) v += contrib[(i * k + g) * (cols + 1) + c];
+      shaps.push_back(v);
+    }
+    summary[names[c]] = {{"values", std::move(values)}, {"shap", std::move(shaps)}};
+  }
 
   return Json{{"rows", n},
               {"columns", names},
@@ -115,7 +146,8 @@ Result<Json> GlobalImportance(const Predictor& p, const float* rows, size_t n, c
                 {"baseline", baseline},
                 {"repeats", std::max(1, options.repeats)},
                 {"increase", std::move(increase)}}},
-              {"shap", std::move(shap)}};
+              {"shap", std::move(shap)},
+              {"shap_summary", std::move(summary)}};
 }
 
 Result<Json> PartialDependence(const Predictor& p, const float* rows, size_t n, const std::string& column,
@@ -151,9 +183,8 @@ Result<Json> PartialDependence(const Predictor& p, const float* rows, size_t n, 
       return a.first != b.first ? a.first > b.first : a.second < b.second;
     });
     for (size_t i = 0; i < by_count.size() && static_cast<int>(i) < grid; ++i) {
-      const auto code = static_cast<size_t>(by_count[i].second);
       slices.push_back({by_count[i].second});
-      values.push_back(code < in.categories.size() ? Json(in.categories[code]) : Json("(other)"));
+      values.push_back(ValueJson(in, by_count[i].second));
     }
   } else if (in.type == ColumnType::kBool) {
     kind = "boolean";
@@ -175,8 +206,7 @@ Result<Json> PartialDependence(const Predictor& p, const float* rows, size_t n, 
       if (v == last) continue;
       last = v;
       slices.push_back(slice_of(present[at]));
-      if (kind == "datetime") values.push_back(IsoDate(v));
-      else values.push_back(static_cast<double>(v));
+      values.push_back(ValueJson(in, v));
     }
   }
   if (slices.empty()) {

@@ -7,7 +7,9 @@
 //      "gain":        {col: share of the model's total split gain (sums to 1)},
 //      "permutation": {"metric": "log_loss" | "rmse", "baseline": loss,
 //                      "increase": {col: {"mean", "std"}}},   // loss with the column shuffled − baseline
-//      "shap":        {col: mean |SHAP value| (margin units; summed over classes for multiclass)}}
+//      "shap":        {col: mean |SHAP value| (margin units; summed over classes for multiclass)},
+//      "shap_summary": {col: {"values": [the column's value per row], "shap": [its SHAP value per row]}}}
+//                      for up to 200 evenly strided rows: the points of a SHAP summary (beeswarm) plot.
 //     Permutation shuffles all the features a column is encoded into together (a date's parts stay one
 //     value), `repeats` times with a seeded generator, and re-predicts with the compiled evaluator.
 //   PartialDependence(p, rows, n, column, grid): the mean prediction over the rows when `column` is set to each

@@ -271,6 +271,9 @@ def test_runs_explain_their_model_and_give_partial_dependence(client, events):
     assert max(inc, key=lambda c: inc[c]["mean"]) == "amount", inc
     assert inc["amount"]["mean"] > 0.05 and inc["amount"]["mean"] > 3 * abs(inc["day"]["mean"]), inc
     assert max(ex["shap"], key=ex["shap"].get) == "amount", ex["shap"]
+    beeswarm = ex["shap_summary"]["channel"]
+    assert len(beeswarm["values"]) == len(beeswarm["shap"]) == min(200, r["test_rows"])
+    assert set(beeswarm["values"]) <= {"web", "store", "phone", None}
 
     pd = client.post(f"{P}/runs/{r['id']}/partial-dependence",
                      json={"columns": ["amount", "channel", "day"], "grid": 10, "rows": 300})

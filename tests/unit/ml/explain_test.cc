@@ -44,6 +44,12 @@ TEST(Explain, RegressionImportanceUsesRmseAndFindsTheDrivers) {
   EXPECT_EQ((*j)["permutation"]["metric"], "rmse");
   const Json& inc = (*j)["permutation"]["increase"];
   EXPECT_GT(inc["age"]["mean"].get<double>(), 10 * std::fabs(inc["signup"]["mean"].get<double>())) << inc.dump();
+  // Summary plot points: one value and one SHAP value per sampled row and column, values as a person reads them.
+  const Json& summary = (*j)["shap_summary"];
+  EXPECT_EQ(summary["age"]["values"].size(), 200u);  // 400 rows, every second one
+  EXPECT_EQ(summary["age"]["shap"].size(), 200u);
+  EXPECT_TRUE(summary["city"]["values"][0].is_string() || summary["city"]["values"][0].is_null());
+  EXPECT_TRUE(summary["active"]["values"][0].is_boolean() || summary["active"]["values"][0].is_null());
   // Same seed, same answer.
   auto again = GlobalImportance(*m.p, m.rows.data(), m.n, m.y.data());
   ASSERT_TRUE(again.ok());
