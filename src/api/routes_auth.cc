@@ -12,10 +12,12 @@ void RegisterAuthRoutes(Router& router, App& app) {
                 ASSIGN_OR_RETURN(Json body, ctx.JsonBody(app.config().max_json_depth));
                 ASSIGN_OR_RETURN(std::string username, GetString(body, "username"));
                 ASSIGN_OR_RETURN(std::string password, GetString(body, "password"));
-                auto login = app.auth().Login(username, password);
+                int64_t retry_after = 0;
+                auto login = app.auth().Login(username, password, &retry_after);
                 if (!login.ok()) {
                   LogWarn("login failed", {{"username", username}, {"remote", ctx.req.remote_addr},
                                            {"request_id", ctx.req.request_id}});
+                  if (retry_after > 0) ctx.res.headers.emplace_back("Retry-After", std::to_string(retry_after));
                   return login.TakeStatus();
                 }
                 ctx.res.caller = username;

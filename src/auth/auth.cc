@@ -94,21 +94,48 @@ Status AuthService::Bootstrap(const std::string& admin_password) {
   return Status::Ok();
 }
 
-Result<LoginResult> AuthService::Login(const std::string& username, const std::string& password) {
+Result<LoginResult> AuthService::Login(const std::string& username, const std::string& password,
+                                       int64_t* retry_after_s) {
   // A dummy hash keeps the timing of "no such user" close to "wrong password".
   static const std::string kDummy = HashPassword("lathe-dummy-password").value();
+  const int64_t now = NowMicros();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = failures_.find(username);
+    if (it != failures_.end() && it->second.locked_until > now) {
+      const int64_t left = (it->second.locked_until - now + 999999) / 1000000;
+      if (retry_after_s != nullptr) *retry_after_s = left;
+      return Status::ResourceExhausted("too many failed logins for this username; try again in " +
+                                       std::to_string(left) + " s");
+    }
+  }
+  auto failed = [&]() -> Status {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failures_.size() > 100000) failures_.clear();  // bound memory under a flood of names
+    LoginFailures& f = failures_[username];
+    if (++f.count >= options_.max_failed_logins) {
+      const int64_t seconds =
+          std::min(options_.max_lockout_s, options_.lockout_s << std::min(f.lockouts, 20));
+      f.locked_until = now + seconds * 1000000;
+      f.count = 0;
+      ++f.lockouts;
+      LogWarn("login locked after repeated failures", {{"username", username}, {"seconds", seconds}});
+    }
+    return Status::Unauthenticated("invalid username or password");
+  };
   auto user = store_->GetUserByName(username);
   if (!user.ok()) {
     if (user.status().code() != StatusCode::kNotFound) return user.TakeStatus();
     (void)VerifyPassword(password, kDummy);
-    return Status::Unauthenticated("invalid username or password");
+    return failed();
   }
-  if (!VerifyPassword(password, user->password_hash) || user->disabled) {
-    return Status::Unauthenticated("invalid username or password");
+  if (!VerifyPassword(password, user->password_hash) || user->disabled) return failed();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    failures_.erase(username);
   }
   LoginResult out;
   out.token = "lt_" + RandomToken(32);
-  int64_t now = NowMicros();
   out.expires_at = now + options_.token_ttl_s * 1000000;
   TokenRecord rec{Sha256Hex(out.token), user->id, now, out.expires_at, false};
   RETURN_IF_ERROR(store_->CreateToken(rec));

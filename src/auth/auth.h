@@ -69,6 +69,12 @@ struct AuthOptions {
   int64_t token_ttl_s = 7 * 24 * 3600;
   int64_t cache_ttl_ms = 30000;
   size_t min_password_length = 8;
+  // Login lockout: after this many consecutive failures for one username (existing or not), logins for it
+  // are refused — even with the right password — for lockout_s, doubling with each further lockout up to
+  // max_lockout_s. A success clears the count. Per node, in memory.
+  int max_failed_logins = 5;
+  int64_t lockout_s = 60;
+  int64_t max_lockout_s = 900;
 };
 
 struct LoginResult {
@@ -85,7 +91,10 @@ class AuthService {
   // written once to the log. Does nothing when users exist.
   Status Bootstrap(const std::string& admin_password);
 
-  Result<LoginResult> Login(const std::string& username, const std::string& password);
+  // Errors: kUnauthenticated "invalid username or password" (the same for every cause); kResourceExhausted
+  // while the username is locked out, with *retry_after_s (if given) set to the seconds left.
+  Result<LoginResult> Login(const std::string& username, const std::string& password,
+                            int64_t* retry_after_s = nullptr);
   // `header` is the Authorization header value ("Bearer <token>").
   Result<Caller> Authenticate(std::string_view header);
   Status Logout(const Caller& caller);
@@ -107,6 +116,13 @@ class AuthService {
 
   Store* store_;
   AuthOptions options_;
+  struct LoginFailures {
+    int count = 0;             // consecutive failures since the last success or lockout
+    int lockouts = 0;          // lockouts so far (each doubles the next)
+    int64_t locked_until = 0;  // µs
+  };
+  std::unordered_map<std::string, LoginFailures> failures_;  // username -> failures; guarded by mu_
+
   struct CacheEntry {
     Caller caller;
     int64_t cached_until_us;

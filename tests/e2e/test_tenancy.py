@@ -187,3 +187,19 @@ def test_two_labelers_agreement_and_majority(server, admin):
     assert r.status_code == 201, r.text
     got = owner.get(f"{base}/datasets/msgs/versions/{r.json()['version']}/rows").json()["rows"]
     assert [x["label"] for x in got] == ["spam", "ham", None, "ham", "spam", None]
+
+
+def test_repeated_failed_logins_lock_the_username_for_a_while(server, admin):
+    assert admin.post("/api/v1/users", json={"username": "locky", "password": PASSWORD}).status_code == 201
+    anon = Client(server.url)
+    for _ in range(5):
+        assert_problem(anon.post("/api/v1/auth/login", json={"username": "locky", "password": "not-it-at-all"}), 401)
+    # Locked: even the right password is refused, with how long to wait.
+    r = anon.post("/api/v1/auth/login", json={"username": "locky", "password": PASSWORD})
+    assert_problem(r, 429, "too many failed logins")
+    assert 1 <= int(r.headers["Retry-After"]) <= 60
+    # Other users are not affected; a username that does not exist locks the same way (no enumeration).
+    assert anon.post("/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}).status_code == 200
+    for _ in range(5):
+        anon.post("/api/v1/auth/login", json={"username": "ghost", "password": "whatever-1"})
+    assert_problem(anon.post("/api/v1/auth/login", json={"username": "ghost", "password": "whatever-1"}), 429)

@@ -81,6 +81,32 @@ TEST_F(AuthTest, StaleCacheEntriesAreRevalidated) {
   EXPECT_EQ(auth.Authenticate(header).status().code(), StatusCode::kUnauthenticated);
 }
 
+TEST_F(AuthTest, RepeatedFailuresLockTheUsernameThenLongerEachTime) {
+  AuthService auth(store_.get(), AuthOptions{.max_failed_logins = 3, .lockout_s = 1, .max_lockout_s = 2});
+  ASSERT_TRUE(auth.Bootstrap("s3cret-password").ok());
+  // Failures below the limit, then a success: the count starts over.
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(auth.Login("admin", "nope").status().code(), StatusCode::kUnauthenticated);
+  ASSERT_TRUE(auth.Login("admin", "s3cret-password").ok());
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(auth.Login("admin", "nope").status().code(), StatusCode::kUnauthenticated);
+  ASSERT_TRUE(auth.Login("admin", "s3cret-password").ok());
+  // Three in a row: locked, even with the right password.
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(auth.Login("admin", "nope").status().code(), StatusCode::kUnauthenticated);
+  int64_t retry = 0;
+  auto locked = auth.Login("admin", "s3cret-password", &retry);
+  EXPECT_EQ(locked.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(retry, 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  // The next lockout lasts twice as long (capped at max_lockout_s).
+  for (int i = 0; i < 3; ++i) (void)auth.Login("admin", "nope");
+  EXPECT_EQ(auth.Login("admin", "s3cret-password", &retry).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(retry, 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  EXPECT_TRUE(auth.Login("admin", "s3cret-password").ok());
+  // Unknown usernames lock the same way.
+  for (int i = 0; i < 3; ++i) (void)auth.Login("ghost", "nope");
+  EXPECT_EQ(auth.Login("ghost", "nope").status().code(), StatusCode::kResourceExhausted);
+}
+
 TEST_F(AuthTest, NonAdminCannotUseAdminRoutes) {
   AuthService auth(store_.get(), AuthOptions{});
   Caller user{.user_id = "usr_x", .username = "bob", .is_admin = false};
