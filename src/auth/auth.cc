@@ -1,5 +1,9 @@
 #include "auth/auth.h"
 
+#include <algorithm>
+#include <cctype>
+#include <set>
+
 #include "common/clock.h"
 #include "common/crypto.h"
 #include "common/ids.h"
@@ -242,6 +246,20 @@ Status AuthService::CheckPassword(const std::string& username, const std::string
   }
   if (password.size() > 1024) return PasswordError("must be at most 1024 characters");
   if (password == username) return PasswordError("must not be the username");
+  // Guessed first by every password sprayer: the most common passwords (lower-cased) and one repeated character.
+  static const std::set<std::string, std::less<>> kCommon = {
+      "password", "password1", "password12", "password123", "12345678", "123456789", "1234567890", "11111111",
+      "00000000", "qwertyui", "qwerty123", "qwertyuiop", "1q2w3e4r", "1qaz2wsx", "iloveyou", "sunshine",
+      "princess", "football", "baseball", "welcome1", "welcome123", "abc12345", "abcd1234", "letmein1",
+      "passw0rd", "p@ssw0rd", "p@ssword", "admin123", "administrator", "changeme", "trustno1", "whatever",
+      "superman", "starwars", "dragon12", "master12", "monkey12", "87654321", "12341234", "asdfghjk",
+      "zaq12wsx", "q1w2e3r4", "computer", "internet", "corvette", "mercedes", "michelle", "jennifer"};
+  std::string lower(password);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (kCommon.count(lower) != 0) return PasswordError("is one of the most common passwords; choose another");
+  if (password.find_first_not_of(password[0]) == std::string::npos) {
+    return PasswordError("must not be one character repeated");
+  }
   return Status::Ok();
 }
 

@@ -101,7 +101,8 @@ class AuthService {
   Status Authorize(const Caller& caller, Permission permission, const std::string& project) const;
 
   // Users (admin operations; the api layer checks kAdmin). The password policy: at least
-  // min_password_length characters, at most 1024, not the username. Usernames: 1-64 of [A-Za-z0-9._@-].
+  // min_password_length characters, at most 1024, not the username, not one of the most common passwords, not
+  // one character repeated. Usernames: 1-64 of [A-Za-z0-9._@-].
   Result<UserRecord> CreateUser(const std::string& username, const std::string& password, bool is_admin);
   // Any of the optional fields; disabling a user or changing the password revokes nothing stored but makes
   // every cached token of theirs re-check the store at once (disabled users are refused).

@@ -55,6 +55,8 @@ def test_user_management_is_for_admins_and_validated(admin, team):
     assert_problem(admin.post("/api/v1/users", json={"username": "x1", "password": "short"}), 400, "password")
     assert_problem(admin.post("/api/v1/users", json={"username": "samesame", "password": "samesame"}), 400,
                    "username")
+    assert_problem(admin.post("/api/v1/users", json={"username": "x1", "password": "Password123"}), 400, "common")
+    assert_problem(admin.post("/api/v1/users", json={"username": "x1", "password": "zzzzzzzzzz"}), 400, "repeated")
     assert_problem(admin.post("/api/v1/users", json={"username": "bad name/../x", "password": PASSWORD}), 400,
                    "username")
     assert_problem(admin.post("/api/v1/users", json={"username": "x1", "password": PASSWORD, "root": True}), 400,
