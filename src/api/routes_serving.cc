@@ -379,7 +379,7 @@ Status RunPrediction(App& app, RequestContext& ctx, std::shared_ptr<const Loaded
                               static_cast<size_t>(max_rows), &rows, &s.n, &p->records);
   if (!p->fast) {
     if (in.raw) {  // a body the fast path declined: the DOM path decodes it or says what is wrong with it
-      ASSIGN_OR_RETURN(Json body, ctx.JsonBody(app.config().max_json_depth));
+      ASSIGN_OR_RETURN(Json body, ParseJson(ctx.req.body, app.config().max_json_depth));  // checked by the caller
       ASSIGN_OR_RETURN(in.instances, in.shape == RequestShape::kNative ? NativeInstances(body, max_rows)
                                                                       : MlflowInstances(body, max_rows));
     }
