@@ -189,6 +189,23 @@ Result<RunRecord> ParseRunRequest(App& app, const std::string& project, const Js
         .WithDetail(ErrorDetail::Field("target", "has no values"));
   }
   RETURN_IF_ERROR(CheckSplitAgainstSchema(split, run.target, *version));
+  // A weight column must be a numeric column of this version (the learner schema only checks it is a name).
+  if (run.params.contains("weight_column") && run.params["weight_column"].is_string()) {
+    const std::string name = run.params["weight_column"].get<std::string>();
+    const Json* col = nullptr;
+    for (const auto& c : version->columns) {
+      if (c.value("name", "") == name) col = &c;
+    }
+    const std::string type = col ? col->value("type", "") : "";
+    std::string problem;
+    if (!col) problem = "unknown column '" + name + "'";
+    else if (name == run.target) problem = "must not be the target";
+    else if (type != "integer" && type != "float") problem = "'" + name + "' must be numeric, not " + type;
+    if (!problem.empty()) {
+      return Status::InvalidArgument("params.weight_column: " + problem)
+          .WithDetail(ErrorDetail::Field("params.weight_column", problem));
+    }
+  }
   // Column statistics tell a one-class target before any training starts.
   if (run.task != "regression") {
     const Json col_stats = ColumnStats(*version, run.target);

@@ -38,21 +38,34 @@ ParamSpec Num(std::string name, std::vector<std::string> aliases, double min, bo
   return p;
 }
 
-std::vector<LearnerInfo> BuildLearners() {
-  LearnerInfo xgb;
-  xgb.name = "xgboost";
-  xgb.description = "Gradient-boosted decision trees (XGBoost, histogram method, native categorical splits)";
-  xgb.tasks = {Task::kBinary, Task::kMulticlass, Task::kRegression};
-  xgb.params = {
-      Int("n_estimators", {"num_boost_round", "num_round"}, 1, 10000, 100, "", "number of boosting rounds"),
-      Int("max_depth", {}, 1, 32, 6, "max_depth", "maximum tree depth"),
-      Num("learning_rate", {"eta"}, 0, true, 1, 0.3, "eta", "shrinkage applied to each tree"),
-      Num("subsample", {}, 0, true, 1, 1, "subsample", "row sampling ratio per tree"),
+ParamSpec Enum(std::string name, std::vector<std::string> choices, std::string def, std::string backend,
+               std::string desc) {
+  ParamSpec p;
+  p.name = std::move(name);
+  p.type = ParamSpec::Type::kEnum;
+  p.choices = std::move(choices);
+  p.default_value = std::move(def);
+  p.backend_name = std::move(backend);
+  p.description = std::move(desc);
+  return p;
+}
+
+ParamSpec ForTasks(ParamSpec p, std::vector<Task> tasks) {
+  p.tasks = std::move(tasks);
+  return p;
+}
+
+// Parameters every tree learner of XGBoost shares (gbtree, dart and random-forest mode); `rf` changes the
+// defaults the way XGBoost's own random-forest estimators do (sampled rows and columns, almost no L2).
+std::vector<ParamSpec> TreeParams(bool rf) {
+  std::vector<ParamSpec> p = {
+      Int("max_depth", {}, 1, 32, rf ? 8 : 6, "max_depth", "maximum tree depth"),
+      Num("subsample", {}, 0, true, 1, rf ? 0.8 : 1, "subsample", "row sampling ratio per tree"),
       Num("colsample_bytree", {}, 0, true, 1, 1, "colsample_bytree", "column sampling ratio per tree"),
       Num("colsample_bylevel", {}, 0, true, 1, 1, "colsample_bylevel", "column sampling ratio per level"),
-      Num("colsample_bynode", {}, 0, true, 1, 1, "colsample_bynode", "column sampling ratio per split"),
+      Num("colsample_bynode", {}, 0, true, 1, rf ? 0.8 : 1, "colsample_bynode", "column sampling ratio per split"),
       Num("min_child_weight", {}, 0, false, kBig, 1, "min_child_weight", "minimum hessian sum in a child"),
-      Num("reg_lambda", {"lambda"}, 0, false, kBig, 1, "lambda", "L2 regularization on leaf weights"),
+      Num("reg_lambda", {"lambda"}, 0, false, kBig, rf ? 1e-5 : 1, "lambda", "L2 regularization on leaf weights"),
       Num("reg_alpha", {"alpha"}, 0, false, kBig, 0, "alpha", "L1 regularization on leaf weights"),
       Num("gamma", {"min_split_loss"}, 0, false, kBig, 0, "gamma", "minimum loss reduction to split"),
       Num("max_delta_step", {}, 0, false, kBig, 0, "max_delta_step", "maximum leaf weight step (0 = none)"),
@@ -60,20 +73,81 @@ std::vector<LearnerInfo> BuildLearners() {
       Int("max_leaves", {}, 0, 1 << 20, 0, "max_leaves", "maximum leaves per tree (0 = no limit)"),
       Int("max_cat_to_onehot", {}, 1, 1000, 4, "max_cat_to_onehot",
           "categorical features with fewer categories use one-vs-rest splits"),
+      Enum("grow_policy", {"depthwise", "lossguide"}, "depthwise", "grow_policy",
+           "depthwise: split level by level; lossguide: split the best leaf first"),
   };
-  ParamSpec spw = Num("scale_pos_weight", {}, 0, true, kBig, 1, "scale_pos_weight",
-                      "weight of positive examples (binary only)");
-  spw.tasks = {Task::kBinary};
-  xgb.params.push_back(spw);
-  ParamSpec grow;
-  grow.name = "grow_policy";
-  grow.type = ParamSpec::Type::kEnum;
-  grow.choices = {"depthwise", "lossguide"};
-  grow.default_value = "depthwise";
-  grow.backend_name = "grow_policy";
-  grow.description = "depthwise: split level by level; lossguide: split the best leaf first";
-  xgb.params.push_back(grow);
-  return {xgb};
+  return p;
+}
+
+// Parameters of the objective and of weighting, shared by every XGBoost learner. They are not passed to
+// XGBoost by name (backend ""): ml/train.cc maps them.
+std::vector<ParamSpec> ObjectiveParams() {
+  std::vector<ParamSpec> p;
+  p.push_back(ForTasks(Enum("objective", {"squared_error", "absolute_error", "huber", "poisson", "tweedie"},
+                            "squared_error", "",
+                            "regression loss: squared_error, absolute_error (median), huber (robust to "
+                            "outliers), poisson (counts, target >= 0), tweedie (zero-inflated amounts, target >= 0)"),
+                       {Task::kRegression}));
+  p.push_back(ForTasks(Num("huber_slope", {}, 0, true, kBig, 1, "huber_slope",
+                           "huber: the error size beyond which the loss grows linearly"),
+                       {Task::kRegression}));
+  p.push_back(ForTasks(Num("tweedie_variance_power", {}, 1, true, 1.999, 1.5, "tweedie_variance_power",
+                           "tweedie: variance power in (1, 2); near 1 is Poisson-like, near 2 gamma-like"),
+                       {Task::kRegression}));
+  p.push_back(ForTasks(Num("scale_pos_weight", {}, 0, true, kBig, 1, "scale_pos_weight",
+                           "weight of positive examples (binary only)"),
+                       {Task::kBinary}));
+  p.push_back(ForTasks(Enum("class_weight", {"none", "balanced"}, "none", "",
+                            "balanced: weight each row by n_rows / (n_classes * rows of its class), so every "
+                            "class counts equally"),
+                       {Task::kBinary, Task::kMulticlass}));
+  ParamSpec wc;
+  wc.name = "weight_column";
+  wc.type = ParamSpec::Type::kColumn;
+  wc.default_value = nullptr;
+  wc.description = "a numeric column of non-negative row weights (not used as a feature)";
+  p.push_back(wc);
+  return p;
+}
+
+std::vector<LearnerInfo> BuildLearners() {
+  const std::vector<Task> all = {Task::kBinary, Task::kMulticlass, Task::kRegression};
+  auto append = [](std::vector<ParamSpec>* to, std::vector<ParamSpec> from) {
+    for (auto& p : from) to->push_back(std::move(p));
+  };
+  LearnerInfo xgb;
+  xgb.name = "xgboost";
+  xgb.description = "Gradient-boosted decision trees (XGBoost, histogram method, native categorical splits)";
+  xgb.tasks = all;
+  xgb.params = {
+      Int("n_estimators", {"num_boost_round", "num_round"}, 1, 10000, 100, "", "number of boosting rounds"),
+      Num("learning_rate", {"eta"}, 0, true, 1, 0.3, "eta", "shrinkage applied to each tree"),
+  };
+  append(&xgb.params, TreeParams(false));
+  append(&xgb.params, ObjectiveParams());
+
+  LearnerInfo dart = xgb;
+  dart.name = "xgboost_dart";
+  dart.description = "Boosted trees with dropout (XGBoost DART): each round drops a share of the earlier trees, "
+                     "which curbs over-specialisation of late trees; slower to train and to serve";
+  append(&dart.params,
+         {Num("rate_drop", {}, 0, false, 1, 0.1, "rate_drop", "share of trees dropped per round"),
+          Num("skip_drop", {}, 0, false, 1, 0, "skip_drop", "probability of skipping the dropout in a round"),
+          Enum("sample_type", {"uniform", "weighted"}, "uniform", "sample_type",
+               "uniform: every tree equally likely to be dropped; weighted: in proportion to its weight"),
+          Enum("normalize_type", {"tree", "forest"}, "tree", "normalize_type",
+               "how new trees are weighted against the dropped ones"),
+          Int("one_drop", {}, 0, 1, 0, "one_drop", "1: always drop at least one tree")});
+
+  LearnerInfo rf;
+  rf.name = "random_forest";
+  rf.description = "Random forest (XGBoost random-forest mode): n_estimators trees grown in parallel on sampled "
+                   "rows and columns and averaged";
+  rf.tasks = all;
+  rf.params = {Int("n_estimators", {"num_parallel_tree"}, 1, 5000, 100, "num_parallel_tree", "number of trees")};
+  append(&rf.params, TreeParams(true));
+  append(&rf.params, ObjectiveParams());
+  return {xgb, dart, rf};
 }
 
 std::string FormatNumber(double v) {
@@ -122,6 +196,9 @@ Json LearnerSchemaJson() {
         case ParamSpec::Type::kEnum:
           j["type"] = "string";
           j["enum"] = p.choices;
+          break;
+        case ParamSpec::Type::kColumn:
+          j["type"] = "column";
           break;
       }
       if (!p.aliases.empty()) j["aliases"] = p.aliases;
@@ -202,11 +279,19 @@ Result<Json> ValidateParams(const LearnerInfo& learner, const Json& params, Task
           out[spec->name] = v;
           break;
         }
+        case ParamSpec::Type::kColumn: {
+          if (v.is_null()) break;
+          if (!v.is_string() || v.get<std::string>().empty()) {
+            return ParamError(key, std::string("expected a column name, got ") + v.dump());
+          }
+          out[spec->name] = v;
+          break;
+        }
       }
     }
   }
   for (const ParamSpec& p : learner.params) {
-    if (out.contains(p.name)) continue;
+    if (out.contains(p.name) || p.default_value.is_null()) continue;  // unset optional columns stay absent
     if (!p.tasks.empty()) {
       bool ok = false;
       for (Task t : p.tasks) ok = ok || t == task;

@@ -14,7 +14,7 @@
 namespace lathe::ml {
 
 struct ParamSpec {
-  enum class Type { kInteger, kNumber, kEnum };
+  enum class Type { kInteger, kNumber, kEnum, kColumn };  // kColumn: a column name (default null)
   std::string name;                  // canonical name users see
   std::vector<std::string> aliases;  // accepted alternative spellings (e.g. eta for learning_rate)
   Type type = Type::kNumber;

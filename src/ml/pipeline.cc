@@ -182,7 +182,8 @@ void DatetimeFeatures(int64_t micros, float* out) {
 // ---------------------------------------------------------------------------------------------------------
 // Fitting
 
-Result<FeaturePipeline> FeaturePipeline::Fit(const Table& table, const std::string& target, Task task) {
+Result<FeaturePipeline> FeaturePipeline::Fit(const Table& table, const std::string& target, Task task,
+                                             const std::vector<std::string>& exclude) {
   const int target_idx = table.FindColumn(target);
   if (target_idx < 0) {
     return FieldError("target", "column '" + target + "' does not exist in the dataset");
@@ -280,6 +281,10 @@ Result<FeaturePipeline> FeaturePipeline::Fit(const Table& table, const std::stri
   for (size_t ci = 0; ci < table.columns.size(); ++ci) {
     if (static_cast<int>(ci) == target_idx) continue;
     const Column& c = table.columns[ci];
+    if (std::find(exclude.begin(), exclude.end(), c.name) != exclude.end()) {
+      p.dropped_.push_back({{"name", c.name}, {"reason", "excluded from the features (weight or group column)"}});
+      continue;
+    }
     int64_t non_missing = 0;
     for (size_t r = 0; r < c.size(); ++r) non_missing += c.IsValid(r) ? 1 : 0;
     if (non_missing == 0) {

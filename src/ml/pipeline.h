@@ -100,7 +100,9 @@ class FeaturePipeline {
 
   // Fits on `table`: chooses feature columns (everything except `target` and dropped columns), learns
   // vocabularies and the label encoding. Rows whose target is missing are ignored for fitting the labels.
-  static Result<FeaturePipeline> Fit(const Table& table, const std::string& target, Task task);
+  // `exclude` names columns that are not features (a weight column, say): they are listed as dropped.
+  static Result<FeaturePipeline> Fit(const Table& table, const std::string& target, Task task,
+                                     const std::vector<std::string>& exclude = {});
 
   static Result<FeaturePipeline> FromJson(const Json& j);
   Json ToJson() const;

@@ -30,7 +30,8 @@ Result<std::shared_ptr<Predictor>> Predictor::Load(std::string_view model_bundle
     ASSIGN_OR_RETURN(ModelBundle bundle, DecodeModelBundle(model_bundle));
     std::shared_ptr<Predictor> p(new Predictor());
     p->meta_ = std::move(bundle.meta);
-    if (p->meta_["learner"] != "xgboost") {
+    const Json learner = p->meta_.value("learner", Json());
+    if (learner != "xgboost" && learner != "xgboost_dart" && learner != "random_forest") {
       return Status::InvalidArgument("model bundle: unsupported learner");
     }
     if (p->meta_["booster_format"] != "ubj") {
@@ -52,7 +53,27 @@ Result<std::shared_ptr<Predictor>> Predictor::Load(std::string_view model_bundle
     } catch (const std::exception& e) {
       return Status::InvalidArgument(std::string("model bundle: booster is not valid UBJSON: ") + e.what());
     }
-    ASSIGN_OR_RETURN(p->forest_, CompiledForest::FromXgboostModel(model));
+    // DART scales each tree by its dropout weight at prediction: its trees are validated (compiled) here, but
+    // predictions come from XGBoost.
+    const Json* gb = nullptr;
+    if (model.is_object() && model.contains("learner") && model["learner"].is_object() &&
+        model["learner"].contains("gradient_booster")) {
+      gb = &model["learner"]["gradient_booster"];
+    }
+    if (gb != nullptr && gb->is_object() && gb->value("name", Json()) == "dart") {
+      if (!gb->contains("gbtree") || !gb->contains("weight_drop") || !(*gb)["weight_drop"].is_array()) {
+        return Status::InvalidArgument("model bundle: DART booster lacks its trees or weights");
+      }
+      Json inner = model;
+      inner["learner"]["gradient_booster"] = (*gb)["gbtree"];
+      ASSIGN_OR_RETURN(p->forest_, CompiledForest::FromXgboostModel(inner));
+      if ((*gb)["weight_drop"].size() != p->forest_.num_trees()) {
+        return Status::InvalidArgument("model bundle: DART weights and trees differ in number");
+      }
+      p->compiled_ = false;
+    } else {
+      ASSIGN_OR_RETURN(p->forest_, CompiledForest::FromXgboostModel(model));
+    }
     if (static_cast<size_t>(p->forest_.num_features()) != p->pipeline_.NumFeatures()) {
       return Status::InvalidArgument("model bundle: booster and pipeline disagree on the feature count");
     }
@@ -62,7 +83,7 @@ Result<std::shared_ptr<Predictor>> Predictor::Load(std::string_view model_bundle
                             (task == ml::Task::kMulticlass && obj == "multi:softprob" &&
                              static_cast<size_t>(p->forest_.num_groups()) == p->pipeline_.NumClasses()) ||
                             (task == ml::Task::kRegression && p->forest_.num_groups() == 1 &&
-                             obj.rfind("reg:", 0) == 0 && obj != "reg:logistic");
+                             ((obj.rfind("reg:", 0) == 0 && obj != "reg:logistic") || obj == "count:poisson"));
     if (!consistent) return Status::InvalidArgument("model bundle: objective '" + obj + "' does not fit the task");
 
     BoosterHandle h = nullptr;
@@ -133,6 +154,15 @@ Status Predictor::EncodeInstances(const Json& instances, std::vector<float>* row
 void Predictor::PredictRows(const float* rows, size_t n, float* out, bool margin) const {
   const size_t width = NumFeatures();
   const size_t out_width = OutputWidth();
+  if (!compiled_) {
+    std::vector<float> result;
+    if (PredictRowsXgboost(rows, n, &result, margin).ok()) {
+      std::copy(result.begin(), result.end(), out);
+    } else {
+      std::fill(out, out + n * out_width, std::numeric_limits<float>::quiet_NaN());
+    }
+    return;
+  }
   // Binary: the forest has one group; regression: one group; multiclass: k groups.
   if (n >= 8) {  // blocks of rows walking each tree together; identical results
     if (margin) forest_.PredictMarginBatch(rows, n, width, out);

@@ -58,7 +58,8 @@ class Predictor {
   // are replayed on it first) into dense rows; integer and float columns are interchangeable, a missing
   // column or a column of another type is kInvalidArgument naming it. Unseen categories encode as missing.
   Result<std::vector<float>> EncodeTable(const Table& table) const;
-  // Compiled evaluator: out has n * OutputWidth() floats (probabilities / values); `margin` gives raw margins.
+  // Compiled evaluator (XGBoost for DART models): out has n * OutputWidth() floats (probabilities / values);
+  // `margin` gives raw margins.
   void PredictRows(const float* rows, size_t n, float* out, bool margin = false) const;
   // XGBoost in-place prediction (XGBoosterPredictFromDense, nthread=1).
   Status PredictRowsXgboost(const float* rows, size_t n, std::vector<float>* out, bool margin = false) const;
@@ -92,6 +93,7 @@ class Predictor {
   Preprocess preprocess_;  // recipe steps replayed on raw input; empty for models trained on raw data
   std::string secret_salt_;
   CompiledForest forest_;
+  bool compiled_ = true;  // false for DART: PredictRows goes through XGBoost (forest_ only validated the trees)
   Json meta_;
   void* booster_ = nullptr;  // BoosterHandle; owned
   size_t booster_bytes_ = 0;  // its serialized size

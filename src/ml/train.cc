@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <limits>
 #include <memory>
@@ -53,11 +55,13 @@ struct FitContext {
   const FeaturePipeline& pipe;
   const std::vector<int64_t>& kept;  // table row of each position (rows with a target)
   const std::vector<float>& y;       // encoded label of each position
+  const std::vector<float>& weights; // weight of each position; empty = unweighted
   Task task;
   const LearnerInfo& learner;
   const Json& params;
   const TrainSpec& spec;
   int rounds = 0;
+  bool dart = false;  // xgboost_dart: no compiled evaluator (dropout weights); curves come from XGBoost
   mutable std::vector<const char*> types;  // XGBoost feature types (the C API takes them non-const)
   std::function<void(double, const std::string&)> report;
   std::function<bool()> cancelled;
@@ -96,16 +100,40 @@ Result<std::unique_ptr<internal::DMatrix>> MakeMatrix(const FitContext& c, const
     std::vector<float> labels(pos.size());
     for (size_t i = 0; i < pos.size(); ++i) labels[i] = c.y[pos[i]];
     LATHE_XGB(XGDMatrixSetFloatInfo(m->get(), "label", labels.data(), labels.size()), "setting labels");
+    if (!c.weights.empty()) {
+      std::vector<float> w(pos.size());
+      for (size_t i = 0; i < pos.size(); ++i) w[i] = c.weights[pos[i]];
+      LATHE_XGB(XGDMatrixSetFloatInfo(m->get(), "weight", w.data(), w.size()), "setting weights");
+    }
   }
   LATHE_XGB(XGDMatrixSetStrFeatureInfo(m->get(), "feature_type", c.types.data(), c.types.size()),
             "setting feature types");
   return m;
 }
 
+// XGBoost's name of the regression objective a learner's "objective" param chooses.
+const char* RegressionObjective(const Json& params) {
+  const std::string o = params.value("objective", std::string("squared_error"));
+  if (o == "absolute_error") return "reg:absoluteerror";
+  if (o == "huber") return "reg:pseudohubererror";
+  if (o == "poisson") return "count:poisson";
+  if (o == "tweedie") return "reg:tweedie";
+  return "reg:squarederror";
+}
+
+// Parses one line of XGBoosterEvalOneIter ("[3]\ttrain-rmse:0.5\tvalid-rmse:0.6") into its values, in order.
+std::vector<double> EvalValues(const char* line) {
+  std::vector<double> out;
+  for (const char* p = line; (p = std::strchr(p, ':')) != nullptr; ++p) out.push_back(std::strtod(p + 1, nullptr));
+  return out;
+}
+
 // Fits one booster on `dtrain`. Progress runs from `from` to `to` with messages prefixed by `label`.
+// For DART, `dvalid` (may be null) and `curve` receive XGBoost's own per-round evaluation.
 Result<std::unique_ptr<internal::Booster>> Fit(const FitContext& c, const internal::DMatrix& dtrain,
                                                size_t train_rows, const std::string& label, double from,
-                                               double to) {
+                                               double to, const internal::DMatrix* dvalid = nullptr,
+                                               LearningCurve* curve = nullptr) {
   auto booster = std::make_unique<internal::Booster>();
   DMatrixHandle dmats[] = {dtrain.get()};
   LATHE_XGB(XGBoosterCreate(dmats, 1, booster->out()), "creating the booster");
@@ -126,12 +154,28 @@ Result<std::unique_ptr<internal::Booster>> Fit(const FitContext& c, const intern
       RETURN_IF_ERROR(set("num_class", std::to_string(c.pipe.NumClasses())));
       break;
     case Task::kRegression:
-      RETURN_IF_ERROR(set("objective", "reg:squarederror"));
+      RETURN_IF_ERROR(set("objective", RegressionObjective(c.params)));
       break;
   }
+  const std::string objective = c.params.value("objective", std::string());
   for (const ParamSpec& p : c.learner.params) {
     if (p.backend_name.empty() || !c.params.contains(p.name)) continue;
+    if (p.name == "huber_slope" && objective != "huber") continue;
+    if (p.name == "tweedie_variance_power" && objective != "tweedie") continue;
+    // Poisson regression keeps its own max_delta_step (0.7) for stability unless the user chose one.
+    if (p.name == "max_delta_step" && objective == "poisson" && !c.spec.params.contains("max_delta_step")) continue;
     RETURN_IF_ERROR(set(p.backend_name.c_str(), ParamText(c.params[p.name])));
+  }
+  if (c.learner.name == "random_forest") RETURN_IF_ERROR(set("eta", "1"));
+  std::vector<DMatrixHandle> eval_sets = {dtrain.get()};
+  std::vector<const char*> eval_names = {"train"};
+  if (c.dart) {
+    RETURN_IF_ERROR(set("booster", "dart"));
+    RETURN_IF_ERROR(set("eval_metric", EvalMetricName(c.task)));
+    if (dvalid != nullptr) {
+      eval_sets.push_back(dvalid->get());
+      eval_names.push_back("valid");
+    }
   }
   for (int i = 0; i < c.rounds; ++i) {
     if (c.cancelled()) {
@@ -139,6 +183,14 @@ Result<std::unique_ptr<internal::Booster>> Fit(const FitContext& c, const intern
                                (label.empty() ? "" : " (" + label.substr(0, label.size() - 2) + ")"));
     }
     LATHE_XGB(XGBoosterUpdateOneIter(booster->get(), i, dtrain.get()), "boosting round " + std::to_string(i));
+    if (c.dart && curve != nullptr) {
+      const char* line = nullptr;
+      LATHE_XGB(XGBoosterEvalOneIter(booster->get(), i, eval_sets.data(), eval_names.data(), eval_sets.size(), &line),
+                "evaluating round " + std::to_string(i));
+      const std::vector<double> v = EvalValues(line);
+      if (!v.empty()) curve->train.push_back(v[0]);
+      if (v.size() > 1) curve->valid.push_back(v[1]);
+    }
     c.report(from + (to - from) * (i + 1) / c.rounds,
              label + "round " + std::to_string(i + 1) + "/" + std::to_string(c.rounds));
   }
@@ -184,6 +236,7 @@ Result<std::vector<double>> StagedLoss(const FitContext& c, const CompiledForest
   const size_t trees_per_round = forest.num_trees() / rounds;
   const auto groups = static_cast<size_t>(forest.num_groups());
   const size_t width = c.pipe.NumFeatures();
+  const bool log_link = forest.objective() == "count:poisson" || forest.objective() == "reg:tweedie";
   std::vector<float> staged(rounds * groups);
   std::vector<double> sum(rounds, 0.0);
   for (size_t i = 0; i < n; ++i) {
@@ -207,7 +260,7 @@ Result<std::vector<double>> StagedLoss(const FitContext& c, const CompiledForest
           break;
         }
         case Task::kRegression: {
-          const double e = static_cast<double>(m[0]) - y;
+          const double e = static_cast<double>(log_link ? std::exp(m[0]) : m[0]) - y;
           sum[r] += e * e;
           break;
         }
@@ -405,6 +458,62 @@ Json Explain(const FitContext& c, const std::string& bundle, const std::vector<s
   return j.ok() ? std::move(j).value() : Json{{"error", j.status().message()}};
 }
 
+// Row weights from params.weight_column and params.class_weight, per kept position; rows whose weight is
+// missing are dropped from `kept` and `y`. Empty when neither is set.
+Result<std::vector<float>> RowWeights(const Table& table, const Json& params, Task task,
+                                      const FeaturePipeline& pipe, std::vector<int64_t>* kept,
+                                      std::vector<float>* y) {
+  std::vector<float> w;
+  const std::string column = params.value("weight_column", std::string());
+  if (!column.empty()) {
+    const std::string field = "params.weight_column";
+    if (column == pipe.target()) return FieldError(field, "must not be the target");
+    const int idx = table.FindColumn(column);
+    if (idx < 0) return FieldError(field, "unknown column '" + column + "'");
+    const Column& col = table.columns[static_cast<size_t>(idx)];
+    if (col.type != ColumnType::kInt64 && col.type != ColumnType::kFloat64) {
+      return FieldError(field, "'" + column + "' must be numeric, not " + ColumnTypeName(col.type));
+    }
+    std::vector<int64_t> rows;
+    std::vector<float> labels;
+    double total = 0;
+    for (size_t i = 0; i < kept->size(); ++i) {
+      const auto r = static_cast<size_t>((*kept)[i]);
+      if (!col.IsValid(r)) continue;
+      const double v = col.type == ColumnType::kInt64 ? static_cast<double>(col.i64[r]) : col.f64[r];
+      if (std::isnan(v)) continue;
+      if (!std::isfinite(v) || v < 0) {
+        return FieldError(field, "weights must be finite and >= 0; row " + std::to_string(r + 1) + " has " +
+                                     Json(v).dump());
+      }
+      rows.push_back((*kept)[i]);
+      labels.push_back((*y)[i]);
+      w.push_back(static_cast<float>(v));
+      total += v;
+    }
+    if (!(total > 0)) return FieldError(field, "every weight is zero or missing");
+    *kept = std::move(rows);
+    *y = std::move(labels);
+  }
+  if (task != Task::kRegression && params.value("class_weight", std::string()) == "balanced") {
+    const size_t k = pipe.NumClasses();
+    std::vector<double> per_class(k, 0.0);
+    if (w.empty()) w.assign(y->size(), 1.0f);
+    for (size_t i = 0; i < y->size(); ++i) per_class[static_cast<size_t>((*y)[i])] += w[i];
+    double total = 0;
+    size_t present = 0;
+    for (double v : per_class) {
+      total += v;
+      present += v > 0 ? 1 : 0;
+    }
+    for (size_t i = 0; i < y->size(); ++i) {
+      const double share = per_class[static_cast<size_t>((*y)[i])];
+      if (share > 0) w[i] = static_cast<float>(w[i] * total / (static_cast<double>(present) * share));
+    }
+  }
+  return w;
+}
+
 Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const TrainProgressFn& progress,
                               const TrainCancelFn& cancel) {
   const auto start = std::chrono::steady_clock::now();
@@ -421,10 +530,23 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
   if (table.num_rows <= 0) return Status::InvalidArgument("the dataset has no rows");
   RETURN_IF_ERROR(CheckSplitColumns(table, spec));
 
-  ASSIGN_OR_RETURN(FeaturePipeline pipe, FeaturePipeline::Fit(table, spec.target, task));
+  const std::string weight_column = params.value("weight_column", std::string());
+  std::vector<std::string> not_features;
+  if (!weight_column.empty()) not_features.push_back(weight_column);
+  ASSIGN_OR_RETURN(FeaturePipeline pipe, FeaturePipeline::Fit(table, spec.target, task, not_features));
   std::vector<int64_t> kept;
   ASSIGN_OR_RETURN(std::vector<float> y, pipe.EncodeTarget(table, &kept));
   if (kept.empty()) return FieldError("target", "every row has a missing target value");
+  std::vector<float> weights;
+  ASSIGN_OR_RETURN(weights, RowWeights(table, params, task, pipe, &kept, &y));
+  if (task == Task::kRegression) {
+    const std::string objective = params.value("objective", std::string());
+    if ((objective == "poisson" || objective == "tweedie") &&
+        std::any_of(y.begin(), y.end(), [](float v) { return v < 0; })) {
+      return FieldError("params.objective", objective + " regression needs a target >= 0; '" + spec.target +
+                                                "' has negative values");
+    }
+  }
   const int64_t dropped_rows = table.num_rows - static_cast<int64_t>(kept.size());
 
   Json split_info = {{"method", SplitMethodName(spec.split.method)}};
@@ -434,11 +556,14 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
                .pipe = pipe,
                .kept = kept,
                .y = y,
+               .weights = weights,
                .task = task,
                .learner = *learner,
                .params = params,
                .spec = spec};
-  c.rounds = params["n_estimators"].get<int>();
+  // Random forest: one round of n_estimators parallel trees.
+  c.rounds = learner->name == "random_forest" ? 1 : params["n_estimators"].get<int>();
+  c.dart = learner->name == "xgboost_dart";
   for (const std::string& t : pipe.feature_types()) c.types.push_back(t.c_str());
   c.report = [&](double fraction, const std::string& message) {
     if (progress) progress(fraction, message);
@@ -462,8 +587,10 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
     const int nthread = ThreadsFor(spec, f.train.size());
     ASSIGN_OR_RETURN(auto dtrain, MakeMatrix(c, f.train, true, nthread));
     ASSIGN_OR_RETURN(auto dtest, MakeMatrix(c, f.test, true, nthread));
-    ASSIGN_OR_RETURN(model, Fit(c, *dtrain, f.train.size(), "", 0.05, 0.95));
-    ASSIGN_OR_RETURN(curve, CurveOf(c, *model, f.train, f.test));
+    ASSIGN_OR_RETURN(model, Fit(c, *dtrain, f.train.size(), "", 0.05, 0.95, dtest.get(), &curve));
+    if (!c.dart) {
+      ASSIGN_OR_RETURN(curve, CurveOf(c, *model, f.train, f.test));
+    }
     ASSIGN_OR_RETURN(std::vector<float> pred, Predict(c, *model, *dtest, f.test.size()));
     ASSIGN_OR_RETURN(metrics, Evaluate(c, labels_of(f.test), pred, &plots));
     train_rows = static_cast<int64_t>(f.train.size());
@@ -483,8 +610,11 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
       LearningCurve fold_curve;
       const std::string label = "fold " + std::to_string(i + 1) + "/" + std::to_string(folds.size()) + ": ";
       const double from = 0.05 + step * static_cast<double>(i);
-      ASSIGN_OR_RETURN(auto booster, Fit(c, *dtrain, f.train.size(), label, from, from + step));
-      ASSIGN_OR_RETURN(fold_curve, CurveOf(c, *booster, f.train, f.test));
+      ASSIGN_OR_RETURN(auto booster, Fit(c, *dtrain, f.train.size(), label, from, from + step, dtest.get(),
+                                         &fold_curve));
+      if (!c.dart) {
+        ASSIGN_OR_RETURN(fold_curve, CurveOf(c, *booster, f.train, f.test));
+      }
       ASSIGN_OR_RETURN(std::vector<float> pred, Predict(c, *booster, *dtest, f.test.size()));
       for (size_t j = 0; j < f.test.size(); ++j) {
         std::copy_n(pred.begin() + static_cast<std::ptrdiff_t>(j * per_row), per_row,

@@ -116,6 +116,10 @@ Result<CompiledForest> CompiledForest::FromXgboostModel(const Json& model) {
              f.objective_ == "reg:pseudohubererror") {
     base_margin = base_score;
     f.transform_ = Transform::kIdentity;
+  } else if (f.objective_ == "count:poisson" || f.objective_ == "reg:tweedie") {
+    if (!(base_score > 0.0f)) return Bad("base_score must be > 0 for a log-link objective");
+    base_margin = std::log(base_score);  // PoissonRegression / TweedieRegression::ProbToMargin
+    f.transform_ = Transform::kExp;
   } else {
     return Bad("objective '" + f.objective_ + "' is not supported by the compiled evaluator");
   }
@@ -393,6 +397,9 @@ void CompiledForest::StagedMargins(const float* row, size_t trees_per_stage, flo
 void CompiledForest::ApplyTransform(float* out) const {
   switch (transform_) {
     case Transform::kIdentity: break;
+    case Transform::kExp:
+      for (int g = 0; g < num_groups_; ++g) out[g] = std::exp(out[g]);
+      break;
     case Transform::kSigmoid:
       for (int g = 0; g < num_groups_; ++g) out[g] = Sigmoid(out[g]);
       break;

@@ -75,7 +75,7 @@ class CompiledForest {
   static constexpr uint32_t kDefaultLeft = 1u << 31;
   static constexpr uint32_t kCategorical = 1u << 30;
   static constexpr uint32_t kFeatureMask = kCategorical - 1;
-  enum class Transform { kIdentity, kSigmoid, kSoftmax };
+  enum class Transform { kIdentity, kSigmoid, kSoftmax, kExp };
 
   void BuildWalkLayout();
   uint32_t Step(uint32_t i, const float* row) const;  // one step in the batch layout

@@ -18,24 +18,34 @@ namespace {
 
 using testing::MakeMixedTable;
 
-// One trained model per task, shared by the tests in this file.
-const TrainOutput& Trained(const std::string& task) {
+// One trained model per (task, learner, extra params), shared by the tests in this file.
+const TrainOutput& Trained(const std::string& task, const std::string& learner = "xgboost",
+                           const Json& extra = Json::object()) {
   static std::map<std::string, TrainOutput> cache;
-  auto it = cache.find(task);
+  const std::string key = task + "/" + learner + "/" + extra.dump();
+  auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   Table t = MakeMixedTable(2000, 21, task);
+  if (task == "regression") {  // a positive target, so the log-link objectives apply too
+    Column& y = t.columns.back();
+    for (double& v : y.f64) v = std::fabs(v) + 0.5;
+  }
   TrainSpec spec;
   spec.target = t.columns.back().name;
   spec.task = task;
-  spec.params = {{"n_estimators", 50}, {"max_depth", 6}, {"learning_rate", 0.1}};
+  spec.learner = learner;
+  spec.params = {{"n_estimators", 50}, {"max_depth", 6}};
+  if (learner != "random_forest") spec.params["learning_rate"] = 0.1;
+  spec.params.update(extra);
   spec.nthread = 2;
   auto out = Train(t, spec, nullptr, nullptr);
   EXPECT_TRUE(out.ok()) << out.status().ToString();
-  return cache.emplace(task, std::move(*out)).first->second;
+  return cache.emplace(key, std::move(*out)).first->second;
 }
 
-std::shared_ptr<Predictor> Load(const std::string& task) {
-  auto p = Predictor::Load(Trained(task).model_bundle);
+std::shared_ptr<Predictor> Load(const std::string& task, const std::string& learner = "xgboost",
+                                const Json& extra = Json::object()) {
+  auto p = Predictor::Load(Trained(task, learner, extra).model_bundle);
   EXPECT_TRUE(p.ok()) << p.status().ToString();
   return *p;
 }
@@ -69,8 +79,26 @@ std::vector<float> RandomRows(const Predictor& p, size_t n, uint64_t seed) {
 }
 
 TEST(Predictor, CompiledEvaluatorMatchesXgboostBitExactOnMargins) {
-  for (const char* task : {"binary", "multiclass", "regression"}) {
-    auto p = Load(task);
+  struct Case {
+    const char* task;
+    const char* learner;
+    Json extra;
+  };
+  const std::vector<Case> cases = {
+      {"binary", "xgboost", Json::object()},
+      {"multiclass", "xgboost", Json::object()},
+      {"regression", "xgboost", Json::object()},
+      {"binary", "random_forest", Json::object()},
+      {"multiclass", "random_forest", {{"n_estimators", 20}}},
+      {"regression", "xgboost", {{"objective", "poisson"}}},
+      {"regression", "xgboost", {{"objective", "tweedie"}, {"tweedie_variance_power", 1.3}}},
+      {"regression", "xgboost", {{"objective", "huber"}}},
+      {"regression", "xgboost", {{"objective", "absolute_error"}}},
+  };
+  for (const Case& cs : cases) {
+    const char* task = cs.task;
+    SCOPED_TRACE(std::string(task) + " " + cs.learner + " " + cs.extra.dump());
+    auto p = Load(task, cs.learner, cs.extra);
     ASSERT_TRUE(p);
     const size_t n = 5000;
     std::vector<float> rows = RandomRows(*p, n, 99);
@@ -94,7 +122,7 @@ TEST(Predictor, CompiledEvaluatorMatchesXgboostBitExactOnMargins) {
       if (std::memcmp(&ours_margin[i], &xgb_margin[i], sizeof(float)) != 0) {
         if (++mismatches < 5) ADD_FAILURE() << task << " margin " << i << ": " << ours_margin[i] << " vs " << xgb_margin[i];
       }
-      ASSERT_NEAR(ours[i], xgb[i], 1e-6) << task << " output " << i;
+      ASSERT_NEAR(ours[i], xgb[i], 1e-6 * std::max(1.0f, std::fabs(xgb[i]))) << task << " output " << i;
     }
     EXPECT_EQ(mismatches, 0u) << task;
     // The single-row path (serving) and the batch path (blocks of rows) give the same bits.

@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "ml/learner_registry.h"
+#include "ml/predictor.h"
 #include "ml_test_tables.h"
 
 namespace lathe::ml {
@@ -374,7 +375,9 @@ TEST(Train, CancelDuringCrossValidationSaysWhere) {
 
 TEST(LearnerRegistry, SchemaDescribesXgboost) {
   Json s = LearnerSchemaJson();
-  ASSERT_EQ(s["learners"].size(), 1u);
+  ASSERT_EQ(s["learners"].size(), 3u);
+  EXPECT_EQ(s["learners"][1]["name"], "xgboost_dart");
+  EXPECT_EQ(s["learners"][2]["name"], "random_forest");
   const Json& x = s["learners"][0];
   EXPECT_EQ(x["name"], "xgboost");
   EXPECT_EQ(x["tasks"], Json({"binary", "multiclass", "regression"}));
@@ -392,6 +395,121 @@ TEST(LearnerRegistry, SchemaDescribesXgboost) {
   EXPECT_EQ((*v)["n_estimators"], 7);
   EXPECT_EQ((*v)["learning_rate"], 0.05);
   EXPECT_EQ((*v)["max_depth"], 6);
+}
+
+TEST(Train, DartTrainsWithXgboostCurvesAndServes) {
+  Table t = MakeMixedTable(1500, 31, "binary");
+  TrainSpec dart = Spec("label", "binary", {{"n_estimators", 15}, {"rate_drop", 0.2}, {"learning_rate", 0.3}});
+  ExpectFieldError(t, dart, "params.rate_drop");  // not a gbtree parameter
+  dart.learner = "xgboost_dart";
+  auto d = Train(t, dart, nullptr, nullptr);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_GT(d->metrics["roc_auc"].get<double>(), 0.85) << d->metrics.dump();
+  const Json& lc = d->curves["learning"];
+  ASSERT_EQ(lc["train"].size(), 15u);
+  ASSERT_EQ(lc["valid"].size(), 15u);
+  EXPECT_LT(lc["train"].back().get<double>(), lc["train"].front().get<double>());
+  ASSERT_FALSE(d->explanations.contains("error")) << d->explanations.dump();
+  // The served model (through XGBoost: dropout weights) gives the evaluation's predictions.
+  auto p = Predictor::Load(d->model_bundle);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  auto rows = (*p)->pipeline().TransformTable(t);
+  ASSERT_TRUE(rows.ok());
+  std::vector<float> ours(static_cast<size_t>(t.num_rows)), xgb;
+  (*p)->PredictRows(rows->data(), ours.size(), ours.data());
+  ASSERT_TRUE((*p)->PredictRowsXgboost(rows->data(), ours.size(), &xgb).ok());
+  EXPECT_EQ(ours, xgb);
+  // SHAP values still add up to the margin.
+  std::vector<float> margin(3);
+  (*p)->PredictRows(rows->data(), 3, margin.data(), true);
+  auto contrib = (*p)->ColumnContributions(rows->data(), 3);
+  ASSERT_TRUE(contrib.ok()) << contrib.status().ToString();
+  const size_t block = (*p)->ContributionColumns().size() + 1;
+  for (size_t i = 0; i < 3; ++i) {
+    double sum = 0;
+    for (size_t c = 0; c < block; ++c) sum += (*contrib)[i * block + c];
+    EXPECT_NEAR(sum, margin[i], 1e-4);
+  }
+  // Same seed, same bytes.
+  auto again = Train(t, dart, nullptr, nullptr);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->model_bundle, d->model_bundle);
+}
+
+TEST(Train, RandomForestIsOneRoundOfParallelTrees) {
+  Table t = MakeMixedTable(2000, 32, "multiclass");
+  TrainSpec rf = Spec("tier", "multiclass", {{"n_estimators", 30}, {"max_depth", 6}});
+  rf.learner = "random_forest";
+  auto out = Train(t, rf, nullptr, nullptr);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->params["subsample"], 0.8);  // the forest's own defaults
+  EXPECT_EQ(out->curves["learning"]["train"].size(), 1u);
+  EXPECT_GT(out->metrics["accuracy"].get<double>(), 0.6) << out->metrics.dump();
+  ExpectFieldError(t, [&] {
+    TrainSpec bad = rf;
+    bad.params["learning_rate"] = 0.1;  // a forest does not shrink
+    return bad;
+  }(), "params.learning_rate");
+}
+
+TEST(Train, RegressionObjectives) {
+  Table t = MakeMixedTable(2000, 33, "regression");
+  Column& y = t.columns.back();
+  for (size_t i = 0; i < y.f64.size(); ++i) y.f64[i] = std::fabs(y.f64[i]);
+  for (const char* obj : {"squared_error", "absolute_error", "huber", "poisson", "tweedie"}) {
+    auto out = Train(t, Spec("spend", "regression", {{"n_estimators", 30}, {"objective", obj}}), nullptr, nullptr);
+    ASSERT_TRUE(out.ok()) << obj << " " << out.status().ToString();
+    EXPECT_GT(out->metrics["r2"].get<double>(), 0.3) << obj << " " << out->metrics.dump();
+    EXPECT_EQ(out->params["objective"], obj);
+    // The learning curve is the RMSE of the predictions (exp of the margin for the log-link objectives):
+    // its last validation point is the reported RMSE.
+    EXPECT_NEAR(out->curves["learning"]["valid"].back().get<double>(), out->metrics["rmse"].get<double>(),
+                1e-3 * out->metrics["rmse"].get<double>()) << obj;
+  }
+  y.f64[7] = -1;
+  ExpectFieldError(t, Spec("spend", "regression", {{"objective", "poisson"}}), "params.objective");
+  ExpectFieldError(t, Spec("spend", "regression", {{"objective", "logcosh"}}), "params.objective");
+  ExpectFieldError(t, Spec("spend", "regression", {{"tweedie_variance_power", 2.5}}), "params.tweedie_variance_power");
+  Table b = MakeMixedTable(300, 33, "binary");
+  ExpectFieldError(b, Spec("label", "binary", {{"objective", "poisson"}}), "params.objective");
+}
+
+// A rare class is found more often when each class counts equally; a weight column steers the fit and is
+// not itself a feature.
+TEST(Train, ClassAndSampleWeights) {
+  Table t = MakeMixedTable(4000, 34, "binary");
+  // Make "yes" rare: relabel most of them "no".
+  Column& label = t.columns.back();
+  const int32_t yes = static_cast<int32_t>(std::find(label.dict.begin(), label.dict.end(), "yes") - label.dict.begin());
+  int32_t no = static_cast<int32_t>(std::find(label.dict.begin(), label.dict.end(), "no") - label.dict.begin());
+  std::mt19937_64 rng(5);
+  for (auto& code : label.codes) {
+    if (code == yes && rng() % 100 < 85) code = no;
+  }
+  auto plain = Train(t, Spec("label", "binary", {{"n_estimators", 30}, {"max_depth", 3}}), nullptr, nullptr);
+  auto balanced = Train(t, Spec("label", "binary", {{"n_estimators", 30}, {"max_depth", 3}, {"class_weight", "balanced"}}),
+                        nullptr, nullptr);
+  ASSERT_TRUE(plain.ok() && balanced.ok());
+  EXPECT_GT(balanced->metrics["recall"].get<double>(), plain->metrics["recall"].get<double>() + 0.1)
+      << plain->metrics.dump() << "\n" << balanced->metrics.dump();
+
+  // A weight column: zero weight on every row of one city makes the model ignore those rows' labels.
+  Column w = testing::MakeColumn("w", ColumnType::kFloat64);
+  for (int64_t r = 0; r < t.num_rows; ++r) testing::PushFloat(&w, r % 2 == 0 ? 1.0 : 3.0, r != 5);
+  t.columns.insert(t.columns.end() - 1, w);
+  auto weighted = Train(t, Spec("label", "binary", {{"n_estimators", 10}, {"weight_column", "w"}}), nullptr, nullptr);
+  ASSERT_TRUE(weighted.ok()) << weighted.status().ToString();
+  for (const auto& in : weighted->signature["inputs"]) EXPECT_NE(in["name"], "w");
+  EXPECT_EQ(weighted->metrics["dropped_rows"], 1);  // its weight is missing
+  auto unweighted = Train(t, Spec("label", "binary", {{"n_estimators", 10}}), nullptr, nullptr);
+  ASSERT_TRUE(unweighted.ok());
+  EXPECT_NE(weighted->model_bundle, unweighted->model_bundle);
+  ExpectFieldError(t, Spec("label", "binary", {{"weight_column", "nope"}}), "params.weight_column");
+  ExpectFieldError(t, Spec("label", "binary", {{"weight_column", "city"}}), "params.weight_column");
+  ExpectFieldError(t, Spec("label", "binary", {{"weight_column", "label"}}), "params.weight_column");
+  ExpectFieldError(t, Spec("label", "binary", {{"weight_column", 3}}), "params.weight_column");
+  t.columns[t.columns.size() - 2].f64[9] = -2;
+  ExpectFieldError(t, Spec("label", "binary", {{"weight_column", "w"}}), "params.weight_column");
 }
 
 }  // namespace
