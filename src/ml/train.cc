@@ -128,17 +128,10 @@ std::vector<double> EvalValues(const char* line) {
   return out;
 }
 
-// Fits one booster on `dtrain`. Progress runs from `from` to `to` with messages prefixed by `label`.
-// For DART, `dvalid` (may be null) and `curve` receive XGBoost's own per-round evaluation.
-Result<std::unique_ptr<internal::Booster>> Fit(const FitContext& c, const internal::DMatrix& dtrain,
-                                               size_t train_rows, const std::string& label, double from,
-                                               double to, const internal::DMatrix* dvalid = nullptr,
-                                               LearningCurve* curve = nullptr) {
-  auto booster = std::make_unique<internal::Booster>();
-  DMatrixHandle dmats[] = {dtrain.get()};
-  LATHE_XGB(XGBoosterCreate(dmats, 1, booster->out()), "creating the booster");
+// Sets a new booster's parameters: objective for the task, the learner's params, the learner's mode.
+Status Configure(const FitContext& c, BoosterHandle h, size_t train_rows) {
   auto set = [&](const char* name, const std::string& value) -> Status {
-    LATHE_XGB(XGBoosterSetParam(booster->get(), name, value.c_str()), std::string("setting ") + name);
+    LATHE_XGB(XGBoosterSetParam(h, name, value.c_str()), std::string("setting ") + name);
     return Status::Ok();
   };
   RETURN_IF_ERROR(set("verbosity", "0"));
@@ -167,15 +160,26 @@ Result<std::unique_ptr<internal::Booster>> Fit(const FitContext& c, const intern
     RETURN_IF_ERROR(set(p.backend_name.c_str(), ParamText(c.params[p.name])));
   }
   if (c.learner.name == "random_forest") RETURN_IF_ERROR(set("eta", "1"));
+  if (c.dart) RETURN_IF_ERROR(set("booster", "dart"));
+  RETURN_IF_ERROR(set("eval_metric", EvalMetricName(c.task)));
+  return Status::Ok();
+}
+
+// Fits one booster on `dtrain`. Progress runs from `from` to `to` with messages prefixed by `label`.
+// For DART, `dvalid` (may be null) and `curve` receive XGBoost's own per-round evaluation.
+Result<std::unique_ptr<internal::Booster>> Fit(const FitContext& c, const internal::DMatrix& dtrain,
+                                               size_t train_rows, const std::string& label, double from,
+                                               double to, const internal::DMatrix* dvalid = nullptr,
+                                               LearningCurve* curve = nullptr) {
+  auto booster = std::make_unique<internal::Booster>();
+  DMatrixHandle dmats[] = {dtrain.get()};
+  LATHE_XGB(XGBoosterCreate(dmats, 1, booster->out()), "creating the booster");
+  RETURN_IF_ERROR(Configure(c, booster->get(), train_rows));
   std::vector<DMatrixHandle> eval_sets = {dtrain.get()};
   std::vector<const char*> eval_names = {"train"};
-  if (c.dart) {
-    RETURN_IF_ERROR(set("booster", "dart"));
-    RETURN_IF_ERROR(set("eval_metric", EvalMetricName(c.task)));
-    if (dvalid != nullptr) {
-      eval_sets.push_back(dvalid->get());
-      eval_names.push_back("valid");
-    }
+  if (c.dart && dvalid != nullptr) {
+    eval_sets.push_back(dvalid->get());
+    eval_names.push_back("valid");
   }
   for (int i = 0; i < c.rounds; ++i) {
     if (c.cancelled()) {
@@ -696,6 +700,248 @@ Result<TrainOutput> Train(const Table& table, const TrainSpec& spec, const Train
     return Status::ResourceExhausted("out of memory while training");
   } catch (const std::exception& e) {
     return Status::Internal(std::string("training failed: ") + e.what());
+  }
+}
+
+// ---- TrialEvaluator
+
+struct TrialEvaluator::Data {
+  explicit Data(const Table& t) : table(t) {}
+  const Table& table;
+  TrainSpec spec;
+  Task task = Task::kBinary;
+  FeaturePipeline pipe;
+  std::vector<int64_t> kept;
+  std::vector<float> y, weights;
+  std::vector<Fold> folds;
+  std::vector<std::vector<size_t>> eval_index;  // per fold, per test row: its index in evaluation order
+  std::vector<float> eval_labels;
+  std::string task_name;
+};
+
+namespace {
+struct WorkspaceImpl : TrialEvaluator::Workspace {
+  std::vector<std::unique_ptr<internal::DMatrix>> train, valid;  // per fold, built on first use
+};
+}  // namespace
+
+TrialEvaluator::TrialEvaluator(std::unique_ptr<Data> d) : d_(std::move(d)) {}
+TrialEvaluator::~TrialEvaluator() = default;
+
+std::unique_ptr<TrialEvaluator::Workspace> TrialEvaluator::NewWorkspace() const {
+  return std::make_unique<WorkspaceImpl>();
+}
+
+const std::string& TrialEvaluator::task_name() const { return d_->task_name; }
+size_t TrialEvaluator::OutputWidth() const { return d_->task == Task::kMulticlass ? d_->pipe.NumClasses() : 1; }
+const std::vector<float>& TrialEvaluator::EvalLabels() const { return d_->eval_labels; }
+size_t TrialEvaluator::NumFeatures() const { return d_->pipe.NumFeatures(); }
+int64_t TrialEvaluator::NumRows() const { return static_cast<int64_t>(d_->kept.size()); }
+
+Result<std::unique_ptr<TrialEvaluator>> TrialEvaluator::Prepare(const Table& table, const TrainSpec& spec) {
+  try {
+    auto d = std::make_unique<Data>(table);
+    d->spec = spec;
+    ASSIGN_OR_RETURN(d->task, ParseTask(spec.task, "task"));
+    d->task_name = TaskName(d->task);
+    const LearnerInfo* learner = FindLearner(spec.learner);
+    if (learner == nullptr) return FieldError("learner", "unknown learner '" + spec.learner + "'");
+    RETURN_IF_ERROR(ParseSplitSpec(SplitSpecToJson(spec.split)).status());
+    if (spec.nthread < 0) return FieldError("nthread", "must be >= 0 (0 = all cores)");
+    ASSIGN_OR_RETURN(Json fixed, ValidateParams(*learner, spec.params, d->task));
+    if (spec.target.empty()) return FieldError("target", "is required");
+    if (table.num_rows <= 0) return Status::InvalidArgument("the dataset has no rows");
+    RETURN_IF_ERROR(CheckSplitColumns(table, spec));
+    const std::string weight_column = fixed.value("weight_column", std::string());
+    std::vector<std::string> not_features;
+    if (!weight_column.empty()) not_features.push_back(weight_column);
+    ASSIGN_OR_RETURN(d->pipe, FeaturePipeline::Fit(table, spec.target, d->task, not_features));
+    ASSIGN_OR_RETURN(d->y, d->pipe.EncodeTarget(table, &d->kept));
+    if (d->kept.empty()) return FieldError("target", "every row has a missing target value");
+    ASSIGN_OR_RETURN(d->weights, RowWeights(table, fixed, d->task, d->pipe, &d->kept, &d->y));
+    Json info;
+    ASSIGN_OR_RETURN(d->folds, PlanFolds(table, d->kept, d->y, d->task, spec.split, &info));
+    // Evaluation order: every position for cross-validation (out-of-fold), the held-out rows otherwise.
+    const bool cv = spec.split.IsCrossValidation();
+    d->eval_index.resize(d->folds.size());
+    if (cv) {
+      for (size_t k = 0; k < d->folds.size(); ++k) {
+        for (size_t p : d->folds[k].test) d->eval_index[k].push_back(p);
+      }
+      d->eval_labels = d->y;
+    } else {
+      for (size_t j = 0; j < d->folds[0].test.size(); ++j) {
+        d->eval_index[0].push_back(j);
+        d->eval_labels.push_back(d->y[d->folds[0].test[j]]);
+      }
+    }
+    return std::unique_ptr<TrialEvaluator>(new TrialEvaluator(std::move(d)));
+  } catch (const std::bad_alloc&) {
+    return Status::ResourceExhausted("out of memory while preparing trials");
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("preparing trials failed: ") + e.what());
+  }
+}
+
+Result<Json> TrialEvaluator::MetricsOfMargins(const std::vector<float>& margins, const std::string& objective) const {
+  const size_t w = OutputWidth();
+  if (margins.size() != d_->eval_labels.size() * w) return Status::InvalidArgument("margins: wrong size");
+  std::vector<float> pred(margins.size());
+  const bool log_link = objective == "poisson" || objective == "tweedie";
+  for (size_t i = 0; i < d_->eval_labels.size(); ++i) {
+    const float* m = &margins[i * w];
+    float* p = &pred[i * w];
+    switch (d_->task) {
+      case Task::kBinary:
+        p[0] = static_cast<float>(1.0 / (1.0 + std::exp(-static_cast<double>(m[0]))));
+        break;
+      case Task::kMulticlass: {
+        double top = m[0], total = 0;
+        for (size_t g = 1; g < w; ++g) top = std::max(top, static_cast<double>(m[g]));
+        for (size_t g = 0; g < w; ++g) total += std::exp(m[g] - top);
+        for (size_t g = 0; g < w; ++g) p[g] = static_cast<float>(std::exp(m[g] - top) / total);
+        break;
+      }
+      case Task::kRegression:
+        p[0] = log_link ? std::exp(m[0]) : m[0];
+        break;
+    }
+  }
+  switch (d_->task) {
+    case Task::kBinary:
+      return BinaryMetrics(d_->eval_labels, pred, nullptr);
+    case Task::kMulticlass:
+      return MulticlassMetrics(d_->eval_labels, pred, static_cast<int>(w), nullptr);
+    case Task::kRegression:
+      return RegressionMetrics(d_->eval_labels, pred, nullptr);
+  }
+  return Status::Internal("unknown task");
+}
+
+Result<TrialResult> TrialEvaluator::Run(Workspace& workspace, const std::string& learner_name,
+                                        const Json& params, const TrialControl& control) const {
+  try {
+    auto& ws = static_cast<WorkspaceImpl&>(workspace);
+    const auto start = std::chrono::steady_clock::now();
+    const Data& d = *d_;
+    const LearnerInfo* learner = FindLearner(learner_name);
+    if (learner == nullptr) return FieldError("learner", "unknown learner '" + learner_name + "'");
+    if (std::find(learner->tasks.begin(), learner->tasks.end(), d.task) == learner->tasks.end()) {
+      return FieldError("task", "learner " + learner->name + " does not support task " + d.task_name);
+    }
+    TrainSpec spec = d.spec;
+    spec.learner = learner_name;
+    Json raw = spec.params.is_object() ? spec.params : Json::object();
+    if (params.is_object()) raw.update(params);
+    spec.params = raw;
+    ASSIGN_OR_RETURN(Json canonical, ValidateParams(*learner, raw, d.task));
+    FitContext c{.table = d.table,
+                 .pipe = d.pipe,
+                 .kept = d.kept,
+                 .y = d.y,
+                 .weights = d.weights,
+                 .task = d.task,
+                 .learner = *learner,
+                 .params = canonical,
+                 .spec = spec};
+    c.dart = learner->name == "xgboost_dart";
+    const bool forest = learner->name == "random_forest";
+    const bool early = !c.dart && !forest;  // rounds of a boosted learner are chosen by validation loss
+    c.rounds = forest ? 1
+               : control.max_rounds > 0 && early ? control.max_rounds
+                                                 : canonical["n_estimators"].get<int>();
+    for (const std::string& t : d.pipe.feature_types()) c.types.push_back(t.c_str());
+    c.report = [](double, const std::string&) {};
+    c.cancelled = [] { return false; };
+
+    const size_t k = d.folds.size();
+    if (ws.train.size() != k) {
+      ws.train.clear();
+      ws.valid.clear();
+      for (const Fold& f : d.folds) {
+        const int nthread = ThreadsFor(spec, f.train.size());
+        ASSIGN_OR_RETURN(auto tr, MakeMatrix(c, f.train, true, nthread));
+        ASSIGN_OR_RETURN(auto va, MakeMatrix(c, f.test, true, nthread));
+        ws.train.push_back(std::move(tr));
+        ws.valid.push_back(std::move(va));
+      }
+    }
+    std::vector<std::unique_ptr<internal::Booster>> boosters;
+    for (size_t f = 0; f < k; ++f) {
+      auto b = std::make_unique<internal::Booster>();
+      DMatrixHandle dmats[] = {ws.train[f]->get(), ws.valid[f]->get()};
+      LATHE_XGB(XGBoosterCreate(dmats, 2, b->out()), "creating the booster");
+      RETURN_IF_ERROR(Configure(c, b->get(), d.folds[f].train.size()));
+      boosters.push_back(std::move(b));
+    }
+    TrialResult result;
+    double best = std::numeric_limits<double>::infinity();
+    int best_round = 0, done = 0;
+    const char* valid_name[] = {"valid"};
+    for (int r = 0; r < c.rounds; ++r) {
+      if (r > 0 && control.stop && control.stop()) {
+        result.stopped = true;
+        break;
+      }
+      double sum = 0;
+      for (size_t f = 0; f < k; ++f) {
+        LATHE_XGB(XGBoosterUpdateOneIter(boosters[f]->get(), r, ws.train[f]->get()),
+                  "boosting round " + std::to_string(r));
+        DMatrixHandle valid[] = {ws.valid[f]->get()};
+        const char* line = nullptr;
+        LATHE_XGB(XGBoosterEvalOneIter(boosters[f]->get(), r, valid, valid_name, 1, &line),
+                  "evaluating round " + std::to_string(r));
+        const std::vector<double> v = EvalValues(line);
+        if (v.empty()) return Status::Internal(std::string("unexpected evaluation output: ") + line);
+        sum += v[0];
+      }
+      done = r + 1;
+      const double mean = sum / static_cast<double>(k);
+      result.curve.push_back(mean);
+      if (mean < best || !std::isfinite(best)) {
+        best = mean;
+        best_round = done;
+      }
+      if (early && control.early_stopping_rounds > 0 && done - best_round >= control.early_stopping_rounds) break;
+      if (control.at_rung &&
+          std::find(control.rungs.begin(), control.rungs.end(), done) != control.rungs.end() &&
+          !control.at_rung(done, best)) {
+        result.pruned = true;
+        break;
+      }
+    }
+    const int keep = early ? best_round : done;
+    result.rounds = keep;
+    result.loss = early ? best : (result.curve.empty() ? best : result.curve.back());
+    result.params = canonical;
+    if (!forest) result.params["n_estimators"] = keep;
+    if (!result.pruned) {
+      const size_t w = OutputWidth();
+      result.margins.assign(d.eval_labels.size() * w, 0.0f);
+      const std::string config = R"({"type":1,"training":false,"iteration_begin":0,"iteration_end":)" +
+                                 std::to_string(early ? keep : 0) + R"(,"strict_shape":false})";
+      for (size_t f = 0; f < k; ++f) {
+        bst_ulong const* shape = nullptr;
+        bst_ulong dim = 0;
+        const float* out = nullptr;
+        LATHE_XGB(XGBoosterPredictFromDMatrix(boosters[f]->get(), ws.valid[f]->get(), config.c_str(), &shape, &dim,
+                                              &out),
+                  "predicting the evaluation rows");
+        size_t count = 1;
+        for (bst_ulong i = 0; i < dim; ++i) count *= static_cast<size_t>(shape[i]);
+        const auto& index = d.eval_index[f];
+        if (count != index.size() * w) return Status::Internal("unexpected prediction shape");
+        for (size_t j = 0; j < index.size(); ++j) std::copy_n(out + j * w, w, &result.margins[index[j] * w]);
+      }
+      ASSIGN_OR_RETURN(result.metrics,
+                       MetricsOfMargins(result.margins, canonical.value("objective", std::string())));
+    }
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return result;
+  } catch (const std::bad_alloc&) {
+    return Status::ResourceExhausted("out of memory in a trial");
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("trial failed: ") + e.what());
   }
 }
 

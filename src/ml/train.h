@@ -31,6 +31,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -74,5 +75,64 @@ using TrainCancelFn = std::function<bool()>;
 
 Result<TrainOutput> Train(const Table& table, const TrainSpec& spec, const TrainProgressFn& progress,
                           const TrainCancelFn& cancel);
+
+// ---- Trials: many fits of one table (hyper-parameter search, AutoML).
+//
+// A TrialEvaluator fits the feature pipeline, encodes the rows and plans the evaluation split (spec.split)
+// once; Run() then fits a learner with given params on every fold and scores it on the evaluation rows
+// (out-of-fold for cross-validation, the held-out rows otherwise). The folds' boosters are boosted in lockstep
+// so that the mean validation loss per round is known as training goes: that drives early stopping (the
+// trial's rounds are those of the lowest mean loss) and rung checks (ASHA).
+//
+// Thread safety: Run() is const and may be called concurrently, each caller with its own Workspace (the data
+// matrices XGBoost trains on are not shared between threads).
+struct TrialControl {
+  int max_rounds = 0;             // boosting rounds at most; 0 = params.n_estimators
+  int early_stopping_rounds = 0;  // stop after this many rounds without a better validation loss; 0 = never
+  std::vector<int> rungs;         // rounds at which at_rung is asked whether the trial may go on
+  std::function<bool(int round, double best_loss)> at_rung;  // false = prune the trial
+  std::function<bool()> stop;     // polled between rounds: true ends the trial with what it has (budget)
+};
+
+struct TrialResult {
+  Json params;               // canonical params; for boosted learners n_estimators = rounds
+  Json metrics;              // metrics of the evaluation predictions at `rounds` (ml/metrics.h)
+  int rounds = 0;            // rounds kept (best mean validation loss)
+  double loss = 0;           // the learner's mean validation loss at `rounds` (logloss / mlogloss / rmse)
+  std::vector<double> curve; // mean validation loss per round boosted
+  bool pruned = false;       // stopped by at_rung: metrics and margins are empty
+  bool stopped = false;      // cut short by `stop`
+  std::vector<float> margins;  // raw margins of the evaluation rows (EvalRows() order), OutputWidth per row
+  double seconds = 0;
+};
+
+class TrialEvaluator {
+ public:
+  // Per-thread data matrices (opaque; built on first use by Run).
+  struct Workspace {
+    virtual ~Workspace() = default;
+  };
+  // `table` must outlive the evaluator. spec.params are the fixed params (weights); spec.learner the default.
+  static Result<std::unique_ptr<TrialEvaluator>> Prepare(const Table& table, const TrainSpec& spec);
+  ~TrialEvaluator();
+  std::unique_ptr<Workspace> NewWorkspace() const;
+  // Params are validated against the learner's schema (kInvalidArgument naming "params.<name>").
+  Result<TrialResult> Run(Workspace& ws, const std::string& learner, const Json& params,
+                          const TrialControl& control) const;
+
+  const std::string& task_name() const;
+  size_t OutputWidth() const;                   // margins per evaluation row
+  const std::vector<float>& EvalLabels() const;  // encoded label per evaluation row
+  // Metrics of margins (EvalLabels() order) turned into predictions the way `objective` does: sigmoid,
+  // softmax, exp for the log-link regression objectives.
+  Result<Json> MetricsOfMargins(const std::vector<float>& margins, const std::string& objective) const;
+  size_t NumFeatures() const;
+  int64_t NumRows() const;  // rows with a target
+
+ private:
+  struct Data;
+  explicit TrialEvaluator(std::unique_ptr<Data> d);
+  std::unique_ptr<Data> d_;
+};
 
 }  // namespace lathe::ml
