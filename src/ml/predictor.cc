@@ -31,7 +31,7 @@ Result<std::shared_ptr<Predictor>> Predictor::Load(std::string_view model_bundle
     std::shared_ptr<Predictor> p(new Predictor());
     p->meta_ = std::move(bundle.meta);
     const Json learner = p->meta_.value("learner", Json());
-    if (learner != "xgboost" && learner != "xgboost_dart" && learner != "random_forest") {
+    if (learner != "xgboost" && learner != "xgboost_dart" && learner != "random_forest" && learner != "ensemble") {
       return Status::InvalidArgument("model bundle: unsupported learner");
     }
     if (p->meta_["booster_format"] != "ubj") {

@@ -518,39 +518,85 @@ Result<std::vector<float>> RowWeights(const Table& table, const Json& params, Ta
   return w;
 }
 
-Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const TrainProgressFn& progress,
-                              const TrainCancelFn& cancel) {
-  const auto start = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(const Task task, ParseTask(spec.task, "task"));
-  const LearnerInfo* learner = FindLearner(spec.learner);
-  if (learner == nullptr) return FieldError("learner", "unknown learner '" + spec.learner + "'");
-  if (std::find(learner->tasks.begin(), learner->tasks.end(), task) == learner->tasks.end()) {
-    return FieldError("task", "learner " + learner->name + " does not support task " + spec.task);
+// What every fit of a table needs, validated: the task, the learner and its canonical params, the fitted
+// feature pipeline, the rows with a target (and weight) and their encoded labels and weights.
+struct PreparedData {
+  Task task = Task::kBinary;
+  const LearnerInfo* learner = nullptr;
+  Json params;
+  FeaturePipeline pipe;
+  std::vector<int64_t> kept;
+  std::vector<float> y, weights;
+};
+
+Result<PreparedData> PrepareData(const Table& table, const TrainSpec& spec) {
+  PreparedData d;
+  ASSIGN_OR_RETURN(d.task, ParseTask(spec.task, "task"));
+  d.learner = FindLearner(spec.learner);
+  if (d.learner == nullptr) return FieldError("learner", "unknown learner '" + spec.learner + "'");
+  if (std::find(d.learner->tasks.begin(), d.learner->tasks.end(), d.task) == d.learner->tasks.end()) {
+    return FieldError("task", "learner " + d.learner->name + " does not support task " + spec.task);
   }
   RETURN_IF_ERROR(ParseSplitSpec(SplitSpecToJson(spec.split)).status());  // ranges, required columns
   if (spec.nthread < 0) return FieldError("nthread", "must be >= 0 (0 = all cores)");
-  ASSIGN_OR_RETURN(Json params, ValidateParams(*learner, spec.params, task));
+  ASSIGN_OR_RETURN(d.params, ValidateParams(*d.learner, spec.params, d.task));
   if (spec.target.empty()) return FieldError("target", "is required");
   if (table.num_rows <= 0) return Status::InvalidArgument("the dataset has no rows");
   RETURN_IF_ERROR(CheckSplitColumns(table, spec));
 
-  const std::string weight_column = params.value("weight_column", std::string());
+  const std::string weight_column = d.params.value("weight_column", std::string());
   std::vector<std::string> not_features;
   if (!weight_column.empty()) not_features.push_back(weight_column);
-  ASSIGN_OR_RETURN(FeaturePipeline pipe, FeaturePipeline::Fit(table, spec.target, task, not_features));
-  std::vector<int64_t> kept;
-  ASSIGN_OR_RETURN(std::vector<float> y, pipe.EncodeTarget(table, &kept));
-  if (kept.empty()) return FieldError("target", "every row has a missing target value");
-  std::vector<float> weights;
-  ASSIGN_OR_RETURN(weights, RowWeights(table, params, task, pipe, &kept, &y));
-  if (task == Task::kRegression) {
-    const std::string objective = params.value("objective", std::string());
+  ASSIGN_OR_RETURN(d.pipe, FeaturePipeline::Fit(table, spec.target, d.task, not_features));
+  ASSIGN_OR_RETURN(d.y, d.pipe.EncodeTarget(table, &d.kept));
+  if (d.kept.empty()) return FieldError("target", "every row has a missing target value");
+  ASSIGN_OR_RETURN(d.weights, RowWeights(table, d.params, d.task, d.pipe, &d.kept, &d.y));
+  if (d.task == Task::kRegression) {
+    const std::string objective = d.params.value("objective", std::string());
     if ((objective == "poisson" || objective == "tweedie") &&
-        std::any_of(y.begin(), y.end(), [](float v) { return v < 0; })) {
+        std::any_of(d.y.begin(), d.y.end(), [](float v) { return v < 0; })) {
       return FieldError("params.objective", objective + " regression needs a target >= 0; '" + spec.target +
                                                 "' has negative values");
     }
   }
+  return d;
+}
+
+// The bundle, pipeline and signature of a fitted booster.
+TrainOutput Package(const TrainSpec& spec, const FeaturePipeline& pipe, Task task, const std::string& learner,
+                    const Json& params, const std::string& booster_bytes) {
+  int major = 0, minor = 0, patch = 0;
+  XGBoostVersion(&major, &minor, &patch);
+  TrainOutput result;
+  result.pipeline = pipe.ToJson();
+  result.signature = pipe.Signature();
+  Json meta = {{"learner", learner},        {"task", TaskName(task)},
+               {"params", params},          {"pipeline", result.pipeline},
+               {"booster_format", "ubj"},   {"xgboost_version", {major, minor, patch}}};
+  if (spec.preprocess.is_object() && !spec.preprocess.empty()) {
+    meta["preprocess"] = spec.preprocess;
+    Json inputs = Json::array();
+    for (const auto& in : spec.preprocess["inputs"]) {
+      if (in.value("name", std::string()) != spec.target) inputs.push_back(in);
+    }
+    result.signature["inputs"] = inputs;
+    result.signature["preprocessed"] = true;
+  }
+  result.model_bundle = EncodeModelBundle(meta, booster_bytes);
+  return result;
+}
+
+Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const TrainProgressFn& progress,
+                              const TrainCancelFn& cancel) {
+  const auto start = std::chrono::steady_clock::now();
+  ASSIGN_OR_RETURN(PreparedData prepared, PrepareData(table, spec));
+  const Task task = prepared.task;
+  const LearnerInfo* learner = prepared.learner;
+  Json& params = prepared.params;
+  FeaturePipeline& pipe = prepared.pipe;
+  std::vector<int64_t>& kept = prepared.kept;
+  std::vector<float>& y = prepared.y;
+  std::vector<float>& weights = prepared.weights;
   const int64_t dropped_rows = table.num_rows - static_cast<int64_t>(kept.size());
 
   Json split_info = {{"method", SplitMethodName(spec.split.method)}};
@@ -654,24 +700,7 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
   metrics["split"] = split_info;
 
   ASSIGN_OR_RETURN(std::string booster_bytes, SaveBoosterUbj(model->get()));
-  int major = 0, minor = 0, patch = 0;
-  XGBoostVersion(&major, &minor, &patch);
-  TrainOutput result;
-  result.pipeline = pipe.ToJson();
-  result.signature = pipe.Signature();
-  Json meta = {{"learner", learner->name}, {"task", TaskName(task)},
-               {"params", params},         {"pipeline", result.pipeline},
-               {"booster_format", "ubj"},  {"xgboost_version", {major, minor, patch}}};
-  if (spec.preprocess.is_object() && !spec.preprocess.empty()) {
-    meta["preprocess"] = spec.preprocess;
-    Json inputs = Json::array();
-    for (const auto& in : spec.preprocess["inputs"]) {
-      if (in.value("name", std::string()) != spec.target) inputs.push_back(in);
-    }
-    result.signature["inputs"] = inputs;
-    result.signature["preprocessed"] = true;
-  }
-  result.model_bundle = EncodeModelBundle(meta, booster_bytes);
+  TrainOutput result = Package(spec, pipe, task, learner->name, params, booster_bytes);
   result.metrics = std::move(metrics);
   result.curves = std::move(plots);
   result.curves["learning"] = {{"metric", EvalMetricName(task)},
@@ -700,6 +729,192 @@ Result<TrainOutput> Train(const Table& table, const TrainSpec& spec, const Train
     return Status::ResourceExhausted("out of memory while training");
   } catch (const std::exception& e) {
     return Status::Internal(std::string("training failed: ") + e.what());
+  }
+}
+
+// ---- Ensembles
+
+namespace {
+
+// The margin an XGBoost model adds to every row before its trees (learner_model_param.base_score through
+// the objective's ProbToMargin), as the compiled evaluator computes it.
+Result<float> BaseMargin(const Json& model) {
+  const Json& learner = model["learner"];
+  const std::string objective = learner["objective"]["name"].get<std::string>();
+  const Json& bs = learner["learner_model_param"]["base_score"];
+  const float base = bs.is_string() ? std::stof(bs.get<std::string>()) : bs.get<float>();
+  if (objective == "binary:logistic") return -std::log(1.0f / base - 1.0f);
+  if (objective == "count:poisson" || objective == "reg:tweedie") return std::log(base);
+  return base;
+}
+
+// The base_score whose margin is zero for the objective.
+const char* NeutralBaseScore(const std::string& objective) {
+  if (objective == "binary:logistic") return "5E-1";
+  if (objective == "count:poisson" || objective == "reg:tweedie") return "1E0";
+  return "0E0";
+}
+
+// One XGBoost model (JSON document) whose margin is sum_i weights[i] * margin_i of the members' models.
+Result<Json> MergeModels(const std::vector<Json>& models, const std::vector<double>& weights) {
+  Json merged = models[0];
+  Json& learner = merged["learner"];
+  const std::string objective = learner["objective"]["name"].get<std::string>();
+  const Json& nc = learner["learner_model_param"]["num_class"];
+  const int64_t groups = std::max<int64_t>(1, nc.is_string() ? std::stoll(nc.get<std::string>()) : nc.get<int64_t>());
+  Json trees = Json::array(), info = Json::array();
+  std::vector<double> bias(static_cast<size_t>(groups), 0.0);
+  for (size_t m = 0; m < models.size(); ++m) {
+    const Json& l = models[m]["learner"];
+    if (l["gradient_booster"]["name"] != "gbtree") return Status::InvalidArgument("only tree models can be blended");
+    if (l["objective"]["name"] != objective) return Status::InvalidArgument("blended models must share the objective");
+    ASSIGN_OR_RETURN(float base, BaseMargin(models[m]));
+    for (double& b : bias) b += weights[m] * static_cast<double>(base);
+    const Json& gm = l["gradient_booster"]["model"];
+    const float w = static_cast<float>(weights[m]);
+    for (size_t t = 0; t < gm["trees"].size(); ++t) {
+      Json tree = gm["trees"][t];
+      auto& cond = tree["split_conditions"];
+      auto& left = tree["left_children"];
+      auto& bw = tree["base_weights"];
+      for (size_t n = 0; n < cond.size(); ++n) {
+        if (left[n].get<int64_t>() == -1) cond[n] = cond[n].get<float>() * w;
+        if (n < bw.size()) bw[n] = bw[n].get<float>() * w;
+      }
+      tree["id"] = trees.size();
+      trees.push_back(std::move(tree));
+      info.push_back(gm["tree_info"][t]);
+    }
+  }
+  // One single-leaf tree per output carries the blended base margin (the merged base_score adds nothing).
+  for (int64_t g = 0; g < groups; ++g) {
+    Json leaf = trees[0];
+    const float v = static_cast<float>(bias[static_cast<size_t>(g)]);
+    leaf["base_weights"] = {v};
+    leaf["split_conditions"] = {v};
+    leaf["left_children"] = {-1};
+    leaf["right_children"] = {-1};
+    leaf["parents"] = {2147483647};
+    leaf["split_indices"] = {0};
+    leaf["split_type"] = {0};
+    leaf["default_left"] = {0};
+    leaf["loss_changes"] = {0.0};
+    leaf["sum_hessian"] = {1.0};
+    leaf["categories"] = Json::array();
+    leaf["categories_nodes"] = Json::array();
+    leaf["categories_segments"] = Json::array();
+    leaf["categories_sizes"] = Json::array();
+    leaf["tree_param"]["num_nodes"] = "1";
+    leaf["tree_param"]["num_deleted"] = "0";
+    leaf["id"] = trees.size();
+    trees.push_back(std::move(leaf));
+    info.push_back(g);
+  }
+  Json& gm = learner["gradient_booster"]["model"];
+  gm["trees"] = std::move(trees);
+  gm["tree_info"] = std::move(info);
+  gm["gbtree_model_param"]["num_trees"] = std::to_string(gm["tree_info"].size());
+  gm["gbtree_model_param"]["num_parallel_tree"] = "1";
+  learner["learner_model_param"]["base_score"] = NeutralBaseScore(objective);
+  learner["attributes"] = Json::object();
+  return merged;
+}
+
+}  // namespace
+
+Result<TrainOutput> FitEnsemble(const Table& table, const TrainSpec& spec, const std::vector<EnsembleMember>& members,
+                                const TrainProgressFn& progress, const TrainCancelFn& cancel) {
+  try {
+    const auto start = std::chrono::steady_clock::now();
+    if (members.empty()) return Status::InvalidArgument("an ensemble needs at least one member");
+    TrainSpec first = spec;
+    first.learner = members[0].learner;
+    first.params = members[0].params;
+    ASSIGN_OR_RETURN(PreparedData d, PrepareData(table, first));
+    std::vector<size_t> all(d.kept.size());
+    std::iota(all.begin(), all.end(), size_t{0});
+    std::vector<Json> models;
+    std::vector<double> weights;
+    std::vector<std::unique_ptr<internal::Booster>> boosters;
+    std::unique_ptr<internal::DMatrix> dall;
+    Json member_list = Json::array();
+    for (size_t m = 0; m < members.size(); ++m) {
+      const LearnerInfo* learner = FindLearner(members[m].learner);
+      if (learner == nullptr) return FieldError("learner", "unknown learner '" + members[m].learner + "'");
+      if (members.size() > 1 && learner->name == "xgboost_dart") {
+        return FieldError("learner", "DART models cannot be blended (their trees carry dropout weights)");
+      }
+      ASSIGN_OR_RETURN(Json params, ValidateParams(*learner, members[m].params, d.task));
+      TrainSpec ms = spec;
+      ms.learner = learner->name;
+      ms.params = members[m].params;
+      FitContext c{.table = table,
+                   .pipe = d.pipe,
+                   .kept = d.kept,
+                   .y = d.y,
+                   .weights = d.weights,
+                   .task = d.task,
+                   .learner = *learner,
+                   .params = params,
+                   .spec = ms};
+      c.rounds = learner->name == "random_forest" ? 1 : params["n_estimators"].get<int>();
+      c.dart = learner->name == "xgboost_dart";
+      for (const std::string& t : d.pipe.feature_types()) c.types.push_back(t.c_str());
+      const double from = 0.05 + 0.85 * static_cast<double>(m) / static_cast<double>(members.size());
+      const double to = 0.05 + 0.85 * static_cast<double>(m + 1) / static_cast<double>(members.size());
+      c.report = [&](double f, const std::string& msg) {
+        if (progress) progress(f, msg);
+      };
+      c.cancelled = [&] { return cancel && cancel(); };
+      if (!dall) {
+        ASSIGN_OR_RETURN(dall, MakeMatrix(c, all, true, ThreadsFor(ms, all.size())));
+      }
+      const std::string label = "member " + std::to_string(m + 1) + "/" + std::to_string(members.size()) + ": ";
+      ASSIGN_OR_RETURN(auto booster, Fit(c, *dall, all.size(), label, from, to));
+      if (members.size() == 1) {
+        ASSIGN_OR_RETURN(std::string bytes, SaveBoosterUbj(booster->get()));
+        TrainOutput out = Package(spec, d.pipe, d.task, learner->name, params, bytes);
+        out.params = params;
+        out.train_rows = static_cast<int64_t>(all.size());
+        if (spec.explain) out.explanations = Explain(c, out.model_bundle, all, "training_rows");
+        out.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        return out;
+      }
+      ASSIGN_OR_RETURN(std::string ubj, SaveBoosterUbj(booster->get()));
+      models.push_back(Json::from_ubjson(ubj));
+      weights.push_back(members[m].weight);
+      member_list.push_back({{"learner", learner->name}, {"params", params}, {"weight", members[m].weight}});
+    }
+    ASSIGN_OR_RETURN(Json merged, MergeModels(models, weights));
+    internal::Booster combined;
+    LATHE_XGB(XGBoosterCreate(nullptr, 0, combined.out()), "creating the ensemble booster");
+    // As JSON text: XGBoost's UBJSON reader wants its own integer widths. Every number is a float held
+    // exactly in a double, so the text round-trips bit for bit. Categorical splits hold NaN thresholds, which
+    // nlohmann writes as null and XGBoost reads as the literal NaN (a model document has no other null).
+    std::string text = merged.dump();
+    for (size_t at = 0; (at = text.find("null", at)) != std::string::npos; at += 3) {
+      if (at > 0 && (text[at - 1] == ',' || text[at - 1] == '[')) text.replace(at, 4, "NaN");
+    }
+    LATHE_XGB(XGBoosterLoadModelFromBuffer(combined.get(), text.data(), text.size()), "loading the ensemble");
+    ASSIGN_OR_RETURN(std::string bytes, SaveBoosterUbj(combined.get()));
+    const Json params = {{"members", member_list}};
+    TrainOutput out = Package(spec, d.pipe, d.task, "ensemble", params, bytes);
+    out.params = params;
+    out.train_rows = static_cast<int64_t>(all.size());
+    if (spec.explain) {
+      if (progress) progress(0.95, "explaining");
+      const LearnerInfo* any = FindLearner("xgboost");
+      FitContext c{.table = table, .pipe = d.pipe, .kept = d.kept, .y = d.y, .weights = d.weights,
+                   .task = d.task, .learner = *any, .params = params, .spec = spec};
+      out.explanations = Explain(c, out.model_bundle, all, "training_rows");
+    }
+    out.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (progress) progress(1.0, "done");
+    return out;
+  } catch (const std::bad_alloc&) {
+    return Status::ResourceExhausted("out of memory while fitting the ensemble");
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("fitting the ensemble failed: ") + e.what());
   }
 }
 
@@ -742,23 +957,13 @@ Result<std::unique_ptr<TrialEvaluator>> TrialEvaluator::Prepare(const Table& tab
   try {
     auto d = std::make_unique<Data>(table);
     d->spec = spec;
-    ASSIGN_OR_RETURN(d->task, ParseTask(spec.task, "task"));
+    ASSIGN_OR_RETURN(PreparedData prepared, PrepareData(table, spec));
+    d->task = prepared.task;
     d->task_name = TaskName(d->task);
-    const LearnerInfo* learner = FindLearner(spec.learner);
-    if (learner == nullptr) return FieldError("learner", "unknown learner '" + spec.learner + "'");
-    RETURN_IF_ERROR(ParseSplitSpec(SplitSpecToJson(spec.split)).status());
-    if (spec.nthread < 0) return FieldError("nthread", "must be >= 0 (0 = all cores)");
-    ASSIGN_OR_RETURN(Json fixed, ValidateParams(*learner, spec.params, d->task));
-    if (spec.target.empty()) return FieldError("target", "is required");
-    if (table.num_rows <= 0) return Status::InvalidArgument("the dataset has no rows");
-    RETURN_IF_ERROR(CheckSplitColumns(table, spec));
-    const std::string weight_column = fixed.value("weight_column", std::string());
-    std::vector<std::string> not_features;
-    if (!weight_column.empty()) not_features.push_back(weight_column);
-    ASSIGN_OR_RETURN(d->pipe, FeaturePipeline::Fit(table, spec.target, d->task, not_features));
-    ASSIGN_OR_RETURN(d->y, d->pipe.EncodeTarget(table, &d->kept));
-    if (d->kept.empty()) return FieldError("target", "every row has a missing target value");
-    ASSIGN_OR_RETURN(d->weights, RowWeights(table, fixed, d->task, d->pipe, &d->kept, &d->y));
+    d->pipe = std::move(prepared.pipe);
+    d->kept = std::move(prepared.kept);
+    d->y = std::move(prepared.y);
+    d->weights = std::move(prepared.weights);
     Json info;
     ASSIGN_OR_RETURN(d->folds, PlanFolds(table, d->kept, d->y, d->task, spec.split, &info));
     // Evaluation order: every position for cross-validation (out-of-fold), the held-out rows otherwise.
@@ -935,6 +1140,24 @@ Result<TrialResult> TrialEvaluator::Run(Workspace& workspace, const std::string&
       }
       ASSIGN_OR_RETURN(result.metrics,
                        MetricsOfMargins(result.margins, canonical.value("objective", std::string())));
+      if (!c.dart) {
+        // Serving latency of a model of this size: the compiled evaluator on single rows of fold 0's
+        // evaluation rows (its first 200), the trees cut at the rounds kept.
+        ASSIGN_OR_RETURN(std::string ubj, SaveBoosterUbj(boosters[0]->get()));
+        ASSIGN_OR_RETURN(CompiledForest forest, CompiledForest::FromXgboostModel(Json::from_ubjson(ubj)));
+        std::vector<int64_t> rows;
+        for (size_t j = 0; j < d.folds[0].test.size() && rows.size() < 200; ++j) {
+          rows.push_back(d.kept[d.folds[0].test[j]]);
+        }
+        ASSIGN_OR_RETURN(std::vector<float> x, d.pipe.TransformRows(d.table, rows));
+        const size_t width = d.pipe.NumFeatures();
+        std::vector<float> out(static_cast<size_t>(forest.num_groups()));
+        const auto t0 = std::chrono::steady_clock::now();
+        for (size_t i = 0; i < rows.size(); ++i) forest.Predict(&x[i * width], out.data());
+        const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+        // The trees past `keep` rounds are not in the kept model: scale by the share kept.
+        result.predict_us = rows.empty() ? 0 : us / static_cast<double>(rows.size()) * keep / std::max(1, done);
+      }
     }
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return result;

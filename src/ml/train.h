@@ -76,6 +76,22 @@ using TrainCancelFn = std::function<bool()>;
 Result<TrainOutput> Train(const Table& table, const TrainSpec& spec, const TrainProgressFn& progress,
                           const TrainCancelFn& cancel);
 
+// ---- Final fits of a search.
+struct EnsembleMember {
+  std::string learner;
+  Json params;  // n_estimators = the rounds the search kept
+  double weight = 1;
+};
+// Fits every member on all rows with a target (no evaluation: the search already has the out-of-fold one)
+// and, for more than one member, merges them into one model whose margin is the weighted sum of the
+// members' margins: an ordinary XGBoost tree ensemble (leaf values scaled by the weights, one single-leaf
+// tree per output carrying the blended base margin), so it is served by the compiled evaluator like any
+// model. Members must share the objective; DART cannot be blended. metrics and curves are left empty;
+// explanations (spec.explain) are computed on the training rows. The bundle's learner is "ensemble" and its
+// params {"members": [{"learner","params","weight"}]}.
+Result<TrainOutput> FitEnsemble(const Table& table, const TrainSpec& spec, const std::vector<EnsembleMember>& members,
+                                const TrainProgressFn& progress, const TrainCancelFn& cancel);
+
 // ---- Trials: many fits of one table (hyper-parameter search, AutoML).
 //
 // A TrialEvaluator fits the feature pipeline, encodes the rows and plans the evaluation split (spec.split)
@@ -104,6 +120,7 @@ struct TrialResult {
   bool stopped = false;      // cut short by `stop`
   std::vector<float> margins;  // raw margins of the evaluation rows (EvalRows() order), OutputWidth per row
   double seconds = 0;
+  double predict_us = 0;       // one-row prediction latency of the compiled model (0 for DART: not measured)
 };
 
 class TrialEvaluator {

@@ -375,6 +375,7 @@ const char* DefaultMetric(Task task) {
 Json TrialRecord::ToJson() const {
   Json j = {{"number", number}, {"learner", learner}, {"params", params}, {"state", state},
             {"metrics", metrics}, {"rounds", rounds}, {"seconds", seconds}};
+  if (predict_us > 0) j["predict_us"] = predict_us;
   j["score"] = std::isfinite(score) ? Json(score) : Json(nullptr);
   j["loss"] = std::isfinite(loss) ? Json(loss) : Json(nullptr);
   if (stopped) j["stopped_by_budget"] = true;
@@ -585,6 +586,7 @@ Result<int> Study::Optimize(const std::string& learner_name, const SearchSpace& 
         rec.rounds = result->rounds;
         rec.loss = result->loss;
         rec.seconds = result->seconds;
+        rec.predict_us = result->predict_us;
         rec.stopped = result->stopped;
         rec.margins = std::move(result->margins);
         if (!result->pruned) {

@@ -75,6 +75,7 @@ struct TrialRecord {
   int rounds = 0;
   double loss = std::nan("");  // the learner's validation loss at `rounds`
   double seconds = 0;
+  double predict_us = 0;  // one-row latency of the compiled model (0 = not measured)
   bool stopped = false;  // cut by the deadline
   std::string error;
   std::vector<float> margins;  // complete trials: evaluation-row margins (ensembles are built from them)

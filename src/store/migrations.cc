@@ -206,6 +206,17 @@ CREATE INDEX predictions_by_time ON predictions(project, deployment, created_at)
       R"sql(
 ALTER TABLE runs ADD COLUMN explanations TEXT NOT NULL DEFAULT '{}';
 )sql",
+      // 7: searches (tuning, AutoML) and their trials; experiment tracking
+      R"sql(
+ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'train';
+ALTER TABLE runs ADD COLUMN parent TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN search TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE runs ADD COLUMN experiment TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE runs ADD COLUMN notes TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN lathe_version TEXT NOT NULL DEFAULT '';
+CREATE INDEX runs_by_parent ON runs(project, parent);
+)sql",
   };
   return kMigrations;
 }

@@ -623,7 +623,8 @@ class SqliteStore final : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     Stmt s(db_,
            "INSERT INTO runs(id, project, dataset, dataset_version, target, task, learner, params, split, "
-           "state, job_id, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
+           "state, job_id, created_by, created_at, kind, parent, search, experiment, tags, notes, lathe_version, "
+           "metrics, train_seconds, finished_at, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     return s.Bind(1, r.id)
         .Bind(2, r.project)
         .Bind(3, r.dataset)
@@ -637,6 +638,17 @@ class SqliteStore final : public Store {
         .Bind(11, r.job_id)
         .Bind(12, r.created_by)
         .Bind(13, r.created_at)
+        .Bind(14, r.kind)
+        .Bind(15, r.parent)
+        .Bind(16, DumpJson(r.search))
+        .Bind(17, r.experiment)
+        .Bind(18, DumpJson(r.tags))
+        .Bind(19, r.notes)
+        .Bind(20, r.lathe_version)
+        .Bind(21, DumpJson(r.metrics))
+        .Bind(22, r.train_seconds)
+        .Bind(23, r.finished_at)
+        .Bind(24, r.error)
         .Exec();
   }
 
@@ -644,8 +656,8 @@ class SqliteStore final : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     Stmt s(db_,
            "UPDATE runs SET state = ?, metrics = ?, signature = ?, pipeline = ?, model_blob = ?, error = ?, "
-           "train_rows = ?, test_rows = ?, train_seconds = ?, finished_at = ?, curves = ?, explanations = ? "
-           "WHERE id = ?");
+           "train_rows = ?, test_rows = ?, train_seconds = ?, finished_at = ?, curves = ?, explanations = ?, "
+           "params = ?, search = ?, tags = ?, notes = ?, experiment = ? WHERE id = ?");
     RETURN_IF_ERROR(s.Bind(1, r.state)
                         .Bind(2, DumpJson(r.metrics))
                         .Bind(3, DumpJson(r.signature))
@@ -658,7 +670,12 @@ class SqliteStore final : public Store {
                         .Bind(10, r.finished_at)
                         .Bind(11, DumpJson(r.curves))
                         .Bind(12, DumpJson(r.explanations))
-                        .Bind(13, r.id)
+                        .Bind(13, DumpJson(r.params))
+                        .Bind(14, DumpJson(r.search))
+                        .Bind(15, DumpJson(r.tags))
+                        .Bind(16, r.notes)
+                        .Bind(17, r.experiment)
+                        .Bind(18, r.id)
                         .Exec());
     if (sqlite3_changes(db_) == 0) return Status::NotFound("run '" + r.id + "' not found");
     return Status::Ok();
@@ -677,6 +694,13 @@ class SqliteStore final : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     Stmt s(db_, std::string(kRunCols) + " WHERE project = ? ORDER BY created_at DESC LIMIT ?");
     s.Bind(1, project).Bind(2, limit);
+    return sqlite::CollectRows(s, ReadRun);
+  }
+
+  Result<std::vector<RunRecord>> ListChildRuns(const std::string& project, const std::string& parent) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, std::string(kRunCols) + " WHERE project = ? AND parent = ? ORDER BY created_at, id");
+    s.Bind(1, project).Bind(2, parent);
     return sqlite::CollectRows(s, ReadRun);
   }
 
@@ -912,7 +936,8 @@ class SqliteStore final : public Store {
   static constexpr const char* kRunCols =
       "SELECT id, project, dataset, dataset_version, target, task, learner, params, split, state, metrics, "
       "signature, pipeline, model_blob, job_id, error, train_rows, test_rows, train_seconds, created_by, "
-      "created_at, finished_at, curves, explanations FROM runs";
+      "created_at, finished_at, curves, explanations, kind, parent, search, experiment, tags, notes, lathe_version "
+      "FROM runs";
   static constexpr const char* kModelCols =
       "SELECT project, model, version, run_id, blob, signature, metrics, task, created_at FROM "
       "model_versions";
@@ -1045,6 +1070,13 @@ class SqliteStore final : public Store {
     r.finished_at = s.Int(21);
     r.curves = ParseStoredJson(s.Text(22));
     r.explanations = ParseStoredJson(s.Text(23));
+    r.kind = s.Text(24);
+    r.parent = s.Text(25);
+    r.search = ParseStoredJson(s.Text(26));
+    r.experiment = s.Text(27);
+    r.tags = ParseStoredJson(s.Text(28));
+    r.notes = s.Text(29);
+    r.lathe_version = s.Text(30);
     return r;
   }
 

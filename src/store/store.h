@@ -126,6 +126,13 @@ struct RunRecord {
   Json pipeline = Json::object();
   Json explanations = Json::object();  // ml/explain.h GlobalImportance of the model (ml/train.h)
   Json curves = Json::object();  // learning curves: {"metric","source","train":[per round],"valid":[per round]}
+  std::string kind = "train";  // "train" | "tune" | "automl" | "trial" (a child of a tune/automl run)
+  std::string parent;          // trials: the search run
+  Json search = Json::object();  // tune/automl: the request (space, sampler, budget...) and its outcome
+  std::string experiment;        // a free name grouping runs ("" = none)
+  Json tags = Json::object();    // {"key": "value"}
+  std::string notes;
+  std::string lathe_version;
   std::string model_blob;  // blob id of the model bundle once trained
   std::string job_id;
   std::string error;
@@ -283,6 +290,8 @@ class Store {
   virtual Status UpdateRun(const RunRecord& run) = 0;
   virtual Result<RunRecord> GetRun(const std::string& project, const std::string& id) = 0;
   virtual Result<std::vector<RunRecord>> ListRuns(const std::string& project, int64_t limit) = 0;
+  // The trials of a search run, oldest first.
+  virtual Result<std::vector<RunRecord>> ListChildRuns(const std::string& project, const std::string& parent) = 0;
   // Runs whose job is no longer running get its terminal state (repairs after a crash).
   virtual Status SyncRunStatesFromJobs() = 0;
 
