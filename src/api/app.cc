@@ -19,6 +19,8 @@
 
 namespace lathe {
 
+const char* LatheVersion() { return LATHE_VERSION; }
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -109,6 +111,7 @@ Result<std::unique_ptr<App>> App::Create(const AppConfig& config) {
   RegisterTenancyRoutes(app->router_, *app);
   RegisterDatasetRoutes(app->router_, *app);
   RegisterRunRoutes(app->router_, *app);
+  RegisterSearchRoutes(app->router_, *app);
   RegisterJobRoutes(app->router_, *app);
   RegisterModelRoutes(app->router_, *app);
   RegisterDeploymentRoutes(app->router_, *app);

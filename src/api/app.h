@@ -95,6 +95,9 @@ class App : public HttpService {
   std::set<std::string> known_projects_;  // guarded by projects_mu_; projects are never deleted today
 };
 
+// The version lathe reports (OpenAPI, runs).
+const char* LatheVersion();
+
 // Route registration, one function per resource (routes_*.cc).
 void RegisterSystemRoutes(Router& router, App& app);
 void RegisterAuthRoutes(Router& router, App& app);
@@ -109,6 +112,7 @@ void RegisterRecipeRoutes(Router& router, App& app);
 void RegisterConnectionRoutes(Router& router, App& app);
 void RegisterLabelRoutes(Router& router, App& app);
 void RegisterBatchRoutes(Router& router, App& app);  // and its job
+void RegisterSearchRoutes(Router& router, App& app);  // tuning and AutoML, and their jobs
 
 // Job kinds (registered with the JobRunner by App::Create).
 void RegisterTrainJob(App& app);

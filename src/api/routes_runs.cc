@@ -6,6 +6,7 @@
 #include "api/params.h"
 #include "api/problem.h"
 #include "api/run_query.h"
+#include "api/runs.h"
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/log.h"
@@ -24,6 +25,8 @@ constexpr int64_t kMaxRunsScanned = 10000;  // a filtered or sorted run list loo
 constexpr size_t kMaxRunsCompared = 10;
 
 std::string Ts(int64_t micros) { return micros > 0 ? FormatRfc3339(micros) : ""; }
+
+}  // namespace
 
 Json RunJson(const RunRecord& r) {
   Json j = {{"id", r.id},
@@ -45,6 +48,13 @@ Json RunJson(const RunRecord& r) {
             {"created_at", Ts(r.created_at)},
             {"finished_at", Ts(r.finished_at)}};
   if (!r.error.empty()) j["error"] = r.error;
+  j["kind"] = r.kind;
+  if (!r.parent.empty()) j["parent"] = r.parent;
+  if (!r.search.empty()) j["search"] = r.search;
+  j["experiment"] = r.experiment;
+  j["tags"] = r.tags;
+  j["notes"] = r.notes;
+  if (!r.lathe_version.empty()) j["lathe_version"] = r.lathe_version;
   if (r.state == "succeeded") {
     j["signature"] = r.signature;
     j["pipeline"] = r.pipeline;
@@ -76,7 +86,7 @@ Json JobJson(const JobRecord& j, const std::vector<std::pair<int64_t, std::strin
 }
 
 // The column statistics of `name` in a version's stats, or null.
-Json ColumnStats(const DatasetVersionRecord& version, const std::string& name) {
+static Json ColumnStats(const DatasetVersionRecord& version, const std::string& name) {
   if (!version.stats.is_object()) return nullptr;
   const Json& cs = version.stats.contains("columns") ? version.stats["columns"] : version.stats;
   if (cs.is_array()) {
@@ -89,13 +99,41 @@ Json ColumnStats(const DatasetVersionRecord& version, const std::string& name) {
   return nullptr;
 }
 
-Status SplitColumnError(const std::string& field, const std::string& message) {
+Status ParseTracking(const Json& body, RunRecord* run) {
+  auto bad = [](const std::string& field, const std::string& msg) {
+    return Status::InvalidArgument(field + ": " + msg).WithDetail(ErrorDetail::Field(field, msg));
+  };
+  if (body.contains("experiment")) {
+    const Json& e = body["experiment"];
+    if (!e.is_string() || e.get<std::string>().size() > 200) return bad("experiment", "must be a string of at most 200 characters");
+    run->experiment = e.get<std::string>();
+  }
+  if (body.contains("notes")) {
+    const Json& n = body["notes"];
+    if (!n.is_string() || n.get<std::string>().size() > 20000) return bad("notes", "must be a string of at most 20000 characters");
+    run->notes = n.get<std::string>();
+  }
+  if (body.contains("tags")) {
+    const Json& t = body["tags"];
+    if (!t.is_object() || t.size() > 50) return bad("tags", "must be an object of at most 50 string values");
+    for (auto it = t.begin(); it != t.end(); ++it) {
+      if (it.key().empty() || it.key().size() > 100) return bad("tags", "keys must be 1 to 100 characters");
+      if (!it->is_string() || it->get<std::string>().size() > 500) {
+        return bad("tags." + it.key(), "must be a string of at most 500 characters");
+      }
+    }
+    run->tags = t;
+  }
+  return Status::Ok();
+}
+
+static Status SplitColumnError(const std::string& field, const std::string& message) {
   return Status::InvalidArgument(field + " " + message).WithDetail(ErrorDetail::Field(field, message));
 }
 
 // The split's columns exist with a usable type and there are rows enough for its folds, judged from the
 // version's schema and statistics; training re-checks what only the data can tell (distinct groups).
-Status CheckSplitAgainstSchema(const ml::SplitSpec& split, const std::string& target,
+static Status CheckSplitAgainstSchema(const ml::SplitSpec& split, const std::string& target,
                                const DatasetVersionRecord& version) {
   auto find = [&](const std::string& name) -> const Json* {
     for (const auto& c : version.columns) {
@@ -144,7 +182,8 @@ Status CheckSplitAgainstSchema(const ml::SplitSpec& split, const std::string& ta
 // failed job later.
 Result<RunRecord> ParseRunRequest(App& app, const std::string& project, const Json& body) {
   if (!body.is_object()) return Status::InvalidArgument("body must be a JSON object");
-  static const std::set<std::string> kKnown = {"dataset", "version", "target", "task", "learner", "params", "split"};
+  static const std::set<std::string> kKnown = {"dataset", "version", "target", "task", "learner", "params", "split",
+                                               "experiment", "tags", "notes"};
   for (auto it = body.begin(); it != body.end(); ++it) {
     if (!kKnown.count(it.key())) {
       return Status::InvalidArgument("unknown field '" + it.key() + "'")
@@ -158,6 +197,7 @@ Result<RunRecord> ParseRunRequest(App& app, const std::string& project, const Js
   ASSIGN_OR_RETURN(run.target, GetString(body, "target"));
   ASSIGN_OR_RETURN(run.task, GetString(body, "task"));
   run.learner = GetStringOr(body, "learner", "xgboost");
+  RETURN_IF_ERROR(ParseTracking(body, &run));
   if (run.task != "binary" && run.task != "multiclass" && run.task != "regression") {
     return Status::InvalidArgument("task must be binary, multiclass or regression, not '" + run.task + "'")
         .WithDetail(ErrorDetail::Field("task", "must be binary, multiclass or regression"));
@@ -237,29 +277,36 @@ Result<Json> ValidateTrainParams(const std::string& learner, const std::string& 
   return ml::ValidateParams(*info, params, t);
 }
 
-Result<Json> RunTrainJob(App& app, JobContext& ctx) {
-  std::string run_id = ctx.payload().value("run", "");
-  ASSIGN_OR_RETURN(RunRecord run, app.store().GetRun(ctx.job().project, run_id));
-  run.state = "running";
-  RETURN_IF_ERROR(app.store().UpdateRun(run));
+Result<Table> LoadRunTable(App& app, JobContext& ctx, const RunRecord& run, ml::TrainSpec* spec) {
   ctx.Progress(0.01, "loading dataset");
   ASSIGN_OR_RETURN(auto version, app.store().GetDatasetVersion(run.project, run.dataset, run.dataset_version));
   ASSIGN_OR_RETURN(auto file, OpenDatasetVersion(app, version));
   ASSIGN_OR_RETURN(Table table, file->ReadAll());
   ctx.Log("loaded " + std::to_string(table.num_rows) + " rows from " + run.dataset + " v" +
           std::to_string(run.dataset_version));
-  ml::TrainSpec spec;
-  spec.target = run.target;
-  spec.task = run.task;
-  spec.learner = run.learner;
-  spec.params = run.params;
-  ASSIGN_OR_RETURN(spec.split, ml::ParseSplitSpec(run.split));
-  ASSIGN_OR_RETURN(spec.preprocess, PreprocessFromLineage(app, version));
-  if (!spec.preprocess.empty()) {
-    ctx.Log("the model will replay " + std::to_string(spec.preprocess["recipes"].size()) +
-            " recipe(s) on raw input from " + spec.preprocess["root"].value("dataset", std::string()) + " v" +
-            std::to_string(spec.preprocess["root"].value("version", int64_t{0})));
+  spec->target = run.target;
+  spec->task = run.task;
+  spec->learner = run.learner;
+  spec->params = run.params;
+  ASSIGN_OR_RETURN(spec->split, ml::ParseSplitSpec(run.split));
+  ASSIGN_OR_RETURN(spec->preprocess, PreprocessFromLineage(app, version));
+  if (!spec->preprocess.empty()) {
+    ctx.Log("the model will replay " + std::to_string(spec->preprocess["recipes"].size()) +
+            " recipe(s) on raw input from " + spec->preprocess["root"].value("dataset", std::string()) + " v" +
+            std::to_string(spec->preprocess["root"].value("version", int64_t{0})));
   }
+  return table;
+}
+
+namespace {
+
+Result<Json> RunTrainJob(App& app, JobContext& ctx) {
+  std::string run_id = ctx.payload().value("run", "");
+  ASSIGN_OR_RETURN(RunRecord run, app.store().GetRun(ctx.job().project, run_id));
+  run.state = "running";
+  RETURN_IF_ERROR(app.store().UpdateRun(run));
+  ml::TrainSpec spec;
+  ASSIGN_OR_RETURN(Table table, LoadRunTable(app, ctx, run, &spec));
   auto out = ml::Train(
       table, spec, [&ctx](double f, const std::string& msg) { ctx.Progress(0.05 + 0.9 * f, msg); },
       [&ctx] { return ctx.Cancelled(); });
@@ -359,6 +406,7 @@ void RegisterRunRoutes(Router& router, App& app) {
                 ASSIGN_OR_RETURN(RunRecord run, ParseRunRequest(app, ctx.Project(), body));
                 ASSIGN_OR_RETURN(run.params, ValidateTrainParams(run.learner, run.task, run.params));
                 run.id = NewId("run");
+                run.lathe_version = LatheVersion();
                 run.created_by = ctx.caller.username;
                 run.created_at = NowMicros();
                 run.state = "queued";

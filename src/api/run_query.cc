@@ -12,7 +12,9 @@ namespace lathe {
 const std::vector<std::string> kRunPathRoots = {"metrics",    "params",      "split",     "state",
                                                 "dataset",    "version",     "target",    "task",
                                                 "learner",    "train_rows",  "test_rows", "train_seconds",
-                                                "created_at", "finished_at", "id",        "created_by"};
+                                                "created_at", "finished_at", "id",        "created_by",
+                                                "kind",       "parent",      "experiment", "tags",
+                                                "search"};
 
 namespace {
 

@@ -324,6 +324,13 @@ SearchSpace DefaultSearchSpace(const LearnerInfo& learner, Task /*task*/) {
   return s;
 }
 
+Result<size_t> GridSize(const SearchSpace& space) {
+  ASSIGN_OR_RETURN(auto values, GridValues(space));
+  size_t total = 1;
+  for (const auto& v : values) total *= v.size();
+  return total;
+}
+
 Result<SamplerKind> ParseSampler(const std::string& name) {
   if (name == "grid") return SamplerKind::kGrid;
   if (name == "random") return SamplerKind::kRandom;

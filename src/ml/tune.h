@@ -58,6 +58,9 @@ Result<SearchSpace> ParseSearchSpace(const Json& j, const LearnerInfo& learner, 
 SearchSpace DefaultSearchSpace(const LearnerInfo& learner, Task task);
 
 enum class SamplerKind { kGrid, kRandom, kTpe };
+// Points of a grid search over `space`: kInvalidArgument naming "space.<param>" for a float range (or a grid
+// beyond 100,000 points).
+Result<size_t> GridSize(const SearchSpace& space);
 Result<SamplerKind> ParseSampler(const std::string& name);  // "grid" | "random" | "tpe"
 const char* SamplerName(SamplerKind k);
 

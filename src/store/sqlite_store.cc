@@ -657,7 +657,7 @@ class SqliteStore final : public Store {
     Stmt s(db_,
            "UPDATE runs SET state = ?, metrics = ?, signature = ?, pipeline = ?, model_blob = ?, error = ?, "
            "train_rows = ?, test_rows = ?, train_seconds = ?, finished_at = ?, curves = ?, explanations = ?, "
-           "params = ?, search = ?, tags = ?, notes = ?, experiment = ? WHERE id = ?");
+           "params = ?, search = ?, tags = ?, notes = ?, experiment = ?, task = ?, learner = ? WHERE id = ?");
     RETURN_IF_ERROR(s.Bind(1, r.state)
                         .Bind(2, DumpJson(r.metrics))
                         .Bind(3, DumpJson(r.signature))
@@ -675,7 +675,9 @@ class SqliteStore final : public Store {
                         .Bind(15, DumpJson(r.tags))
                         .Bind(16, r.notes)
                         .Bind(17, r.experiment)
-                        .Bind(18, r.id)
+                        .Bind(18, r.task)
+                        .Bind(19, r.learner)
+                        .Bind(20, r.id)
                         .Exec());
     if (sqlite3_changes(db_) == 0) return Status::NotFound("run '" + r.id + "' not found");
     return Status::Ok();

@@ -1,0 +1,142 @@
+"""Tuning and AutoML over real HTTP: a search runs as a job, each trial becomes a child run, the search run keeps
+the chosen model (registered and served like any run), and every bad search field is a 400 naming it."""
+import pytest
+
+from conftest import assert_problem
+from datagen import churn_csv, iris_like_csv
+
+P = "/api/v1/projects/default"
+
+
+@pytest.fixture(scope="module")
+def data(client):
+    for name, text in (("schurn", churn_csv(rows=600)), ("sflowers", iris_like_csv(rows=300))):
+        r = client.post(f"{P}/datasets?name={name}", data=text.encode(), headers={"Content-Type": "text/csv"})
+        assert r.status_code == 201, r.text
+    return True
+
+
+def submit(client, path, body, timeout=180):
+    r = client.post(f"{P}/{path}", json=body)
+    assert r.status_code == 202, r.text
+    job = client.wait_job(r.json()["job"], timeout=timeout)
+    run = client.get(f"{P}/runs/{r.json()['run']}").json()
+    return job, run
+
+
+def test_tpe_search_records_trials_and_keeps_the_best_model(client, data):
+    job, run = submit(client, "tune", {
+        "dataset": "schurn", "target": "churned", "task": "binary", "learner": "xgboost",
+        "sampler": "tpe", "max_trials": 12, "time_budget_s": 60, "metric": "roc_auc",
+        "space": {"max_depth": {"type": "int", "low": 2, "high": 6},
+                  "learning_rate": {"type": "float", "low": 0.02, "high": 0.3, "log": True}},
+        "experiment": "churn-search", "tags": {"owner": "ml-team"}})
+    assert job["state"] == "succeeded", job
+    assert run["kind"] == "tune" and run["state"] == "succeeded", run
+    assert run["experiment"] == "churn-search" and run["tags"] == {"owner": "ml-team"}
+    result = run["search"]["result"]
+    assert result["trials"] == 12, result
+    trials = client.get(f"{P}/runs/{run['id']}/trials").json()["trials"]
+    assert len(trials) == 12
+    assert {t["kind"] for t in trials} == {"trial"} and {t["parent"] for t in trials} == {run["id"]}
+    assert {t["state"] for t in trials} <= {"succeeded", "pruned"}
+    done = [t for t in trials if t["state"] == "succeeded"]
+    best = max(done, key=lambda t: t["metrics"]["roc_auc"])
+    assert best["search"]["number"] == result["best_trial"]
+    assert abs(best["metrics"]["roc_auc"] - result["best_score"]) < 1e-12
+    for t in trials:
+        assert 2 <= t["params"]["max_depth"] <= 6 and 0.02 <= t["params"]["learning_rate"] <= 0.3
+    # The run's params are the best trial's (rounds from early stopping), and it was evaluated like a run.
+    assert run["params"]["max_depth"] == best["params"]["max_depth"]
+    assert run["params"]["n_estimators"] == best["params"]["n_estimators"]
+    assert run["metrics"]["cv"]["roc_auc"]["mean"] > 0.8, run["metrics"]["cv"]
+    # Trials are runs: listed and filtered like any other.
+    lr = client.get(f"{P}/runs?filter=kind=trial,parent={run['id']}")
+    assert lr.status_code == 200, lr.text
+    listed = lr.json()["runs"]
+    assert len(listed) == 12
+    # The search run registers and serves; a trial has no model.
+    assert client.post(f"{P}/models/tuned/versions", json={"run": run["id"]}).status_code == 201
+    assert client.post(f"{P}/deployments", json={"name": "tuned", "model": "tuned"}).status_code == 201
+    p = client.post(f"{P}/deployments/tuned/predict", json={"instances": [
+        {"age": 70, "income": 40000, "plan": "basic", "signup": "2024-02-02", "visits": 1}]})
+    assert p.status_code == 200, p.text
+    r = client.post(f"{P}/models/trial/versions", json={"run": trials[0]["id"]})
+    assert r.status_code in (400, 409), r.text
+
+
+def test_grid_search_runs_every_point(client, data):
+    job, run = submit(client, "tune", {
+        "dataset": "sflowers", "target": "species", "task": "multiclass", "sampler": "grid",
+        "space": {"max_depth": [2, 4], "learning_rate": [0.1, 0.3]}, "metric": "accuracy",
+        "split": {"method": "kfold", "folds": 3}})
+    assert job["state"] == "succeeded", job
+    trials = client.get(f"{P}/runs/{run['id']}/trials").json()["trials"]
+    points = {(t["params"]["max_depth"], t["params"]["learning_rate"]) for t in trials}
+    assert points == {(2, 0.1), (2, 0.3), (4, 0.1), (4, 0.3)}
+    assert run["metrics"]["accuracy"] > 0.8
+
+
+def test_automl_infers_the_task_blends_and_serves(client, data):
+    job, run = submit(client, "automl", {"dataset": "schurn", "target": "churned", "time_budget_s": 8})
+    assert job["state"] == "succeeded", job
+    assert run["kind"] == "automl" and run["task"] == "binary", run
+    s = run["search"]
+    assert s["task_inferred"] is True and s["metric"] == "roc_auc"
+    board = s["leaderboard"]
+    assert board[0]["rank"] == 1 and len(board) >= 3
+    assert {"random_forest", "xgboost"} <= {row["learner"] for row in board}
+    for row in board:
+        assert row["fit_seconds"] >= 0 and "score" in row
+    assert sum(1 for row in board if row["chosen"]) == 1
+    assert run["metrics"]["roc_auc"] > 0.8
+    trials = client.get(f"{P}/runs/{run['id']}/trials").json()["trials"]
+    assert len(trials) == s["trials"] >= 3
+    assert client.post(f"{P}/models/auto/versions", json={"run": run["id"]}).status_code == 201
+    assert client.post(f"{P}/deployments", json={"name": "auto", "model": "auto"}).status_code == 201
+    p = client.post(f"{P}/deployments/auto/predict?explain=true", json={"instances": [
+        {"age": 70, "income": 40000, "plan": "basic", "signup": "2024-02-02", "visits": 1},
+        {"age": 30, "income": 60000, "plan": "pro", "signup": "2024-02-02", "visits": 25}]})
+    assert p.status_code == 200, p.text
+    pred = p.json()["predictions"]
+    assert pred[0] > pred[1], pred
+
+
+def test_a_search_can_be_cancelled(client, data):
+    r = client.post(f"{P}/tune", json={"dataset": "schurn", "target": "churned", "task": "binary",
+                                       "max_trials": 10000, "time_budget_s": 600})
+    assert r.status_code == 202, r.text
+    import time
+    time.sleep(1.0)
+    assert client.post(f"/api/v1/jobs/{r.json()['job']}/cancel").status_code == 200
+    job = client.wait_job(r.json()["job"], timeout=60)
+    assert job["state"] == "cancelled", job
+    run = client.get(f"{P}/runs/{r.json()['run']}").json()
+    assert run["state"] == "cancelled"
+
+
+def test_bad_search_requests_name_the_field(client, data):
+    base = {"dataset": "schurn", "target": "churned", "task": "binary"}
+
+    def bad(path, extra, field):
+        assert_problem(client.post(f"{P}/{path}", json={**base, **extra}), 400, field)
+    bad("tune", {"space": {"max_depht": [1, 2]}}, "space.max_depht")
+    bad("tune", {"space": {"max_depth": {"type": "int", "low": 9, "high": 2}}}, "space.max_depth")
+    bad("tune", {"space": {"learning_rate": {"low": 0, "high": 1, "log": True}}}, "space.learning_rate")
+    bad("tune", {"sampler": "bayes"}, "sampler")
+    bad("tune", {"sampler": "grid", "space": {"learning_rate": {"low": 0.1, "high": 0.3}}}, "space.learning_rate")
+    bad("tune", {"metric": "rmse"}, "metric")
+    bad("tune", {"time_budget_s": 0}, "time_budget_s")
+    bad("tune", {"max_trials": 0}, "max_trials")
+    bad("tune", {"params": {"max_depth": 99}}, "params.max_depth")
+    bad("tune", {"space": {}}, "space")
+    bad("tune", {"tags": {"k": 5}}, "tags.k")
+    bad("automl", {"time_budget_s": -1}, "time_budget_s")
+    bad("automl", {"learner": "xgboost"}, "learner")
+    bad("automl", {"learners": ["nope"]}, "learners")
+    bad("automl", {"metric": "rmse"}, "metric")
+    bad("automl", {"bogus": 1}, "bogus")
+    assert_problem(client.post(f"{P}/automl", json={"dataset": "schurn", "target": "nope"}), 400, "target")
+    # Nothing half-made: no run was created by any of these.
+    runs = client.get(f"{P}/runs?filter=kind=tune&limit=1000").json()["runs"]
+    assert all(r["state"] != "queued" for r in runs)
