@@ -298,6 +298,19 @@ Result<Table> LoadRunTable(App& app, JobContext& ctx, const RunRecord& run, ml::
   return table;
 }
 
+void ApplyTrainOutput(const ml::TrainOutput& out, RunRecord* run) {
+  run->state = "succeeded";
+  run->metrics = out.metrics;
+  run->signature = out.signature;
+  run->pipeline = out.pipeline;
+  run->curves = out.curves;
+  run->explanations = out.explanations;
+  run->train_rows = out.train_rows;
+  run->test_rows = out.test_rows;
+  run->train_seconds = out.train_seconds;
+  run->finished_at = NowMicros();
+}
+
 namespace {
 
 Result<Json> RunTrainJob(App& app, JobContext& ctx) {
@@ -313,16 +326,7 @@ Result<Json> RunTrainJob(App& app, JobContext& ctx) {
   if (!out.ok()) return out.TakeStatus();
   ctx.Progress(0.97, "saving model");
   ASSIGN_OR_RETURN(run.model_blob, app.blobs().Put(out->model_bundle));
-  run.state = "succeeded";
-  run.metrics = out->metrics;
-  run.signature = out->signature;
-  run.pipeline = out->pipeline;
-  run.curves = out->curves;
-  run.explanations = out->explanations;
-  run.train_rows = out->train_rows;
-  run.test_rows = out->test_rows;
-  run.train_seconds = out->train_seconds;
-  run.finished_at = NowMicros();
+  ApplyTrainOutput(*out, &run);
   RETURN_IF_ERROR(app.store().UpdateRun(run));
   ctx.Log("trained in " + std::to_string(out->train_seconds) + " s; metrics " + DumpJson(out->metrics));
   return Json{{"run", run.id}, {"metrics", run.metrics}};
@@ -513,6 +517,35 @@ void RegisterRunRoutes(Router& router, App& app) {
               .summary = "A run: state, params, split, metrics (cross-validation per fold), learning curves, "
                          "explanations (gain, permutation and SHAP importance), signature",
               .tag = "runs"});
+  router.Add({.method = "PATCH", .pattern = "/api/v1/projects/{project}/runs/{id}",
+              .permission = Permission::kProjectWrite,
+              .handler = [&app](RequestContext& ctx) -> Status {
+                ASSIGN_OR_RETURN(Json body, ctx.JsonBody(app.config().max_json_depth));
+                if (!body.is_object() || body.empty()) {
+                  return Status::InvalidArgument("body must be an object with experiment, tags or notes");
+                }
+                for (auto it = body.begin(); it != body.end(); ++it) {
+                  if (it.key() != "experiment" && it.key() != "tags" && it.key() != "notes") {
+                    return Status::InvalidArgument("unknown field '" + it.key() + "'")
+                        .WithDetail(ErrorDetail::Field(it.key(), "only experiment, tags and notes can change"));
+                  }
+                }
+                ASSIGN_OR_RETURN(RunRecord run, app.store().GetRun(ctx.Project(), ctx.Param("id")));
+                RunRecord edited = run;
+                RETURN_IF_ERROR(ParseTracking(body, &edited));
+                // Re-read just before writing so a job's concurrent update of the same run is not undone:
+                // only the tracking fields are taken from this request.
+                ASSIGN_OR_RETURN(RunRecord latest, app.store().GetRun(ctx.Project(), run.id));
+                latest.experiment = edited.experiment;
+                latest.tags = edited.tags;
+                latest.notes = edited.notes;
+                RETURN_IF_ERROR(app.store().UpdateRun(latest));
+                WriteJson(200, RunJson(latest), ctx.res);
+                return Status::Ok();
+              },
+              .summary = "Set a run's experiment, tags (replaced as a whole) or notes", .tag = "runs",
+              .request_example = {{"tags", {{"owner", "ml-team"}, {"stage", "candidate"}}},
+                                  {"notes", "baseline with default params"}}});
   router.Add({.method = "POST", .pattern = "/api/v1/projects/{project}/runs/{id}/partial-dependence",
               .permission = Permission::kProjectRead,
               .handler = [&app](RequestContext& ctx) { return PartialDependenceRoute(app, ctx); },

@@ -215,16 +215,8 @@ Result<Json> RunTuneJob(App& app, JobContext& ctx) {
                           {"best_trial", winner.number}, {"best_score", winner.score},
                           {"seconds", std::chrono::duration<double>(ml::Study::Clock::now() - start).count()}};
   run.params = out->params;
-  run.state = "succeeded";
-  run.metrics = out->metrics;
-  run.signature = out->signature;
-  run.pipeline = out->pipeline;
-  run.curves = out->curves;
-  run.explanations = out->explanations;
-  run.train_rows = out->train_rows;
-  run.test_rows = out->test_rows;
+  ApplyTrainOutput(*out, &run);
   run.train_seconds = std::chrono::duration<double>(ml::Study::Clock::now() - start).count();
-  run.finished_at = NowMicros();
   RETURN_IF_ERROR(app.store().UpdateRun(run));
   return Json{{"run", run.id}, {"trials", ran}, {"best_trial", winner.number}, {"metrics", run.metrics}};
 }

@@ -25,6 +25,8 @@ Result<RunRecord> ParseRunRequest(App& app, const std::string& project, const Js
 Status ParseTracking(const Json& body, RunRecord* run);
 // Checks the learner and its params against the learner registry; returns the canonical params.
 Result<Json> ValidateTrainParams(const std::string& learner, const std::string& task, const Json& params);
+// Marks the run succeeded with a training output's metrics, curves, explanations, signature and rows.
+void ApplyTrainOutput(const ml::TrainOutput& out, RunRecord* run);
 // Loads the run's dataset version and fills `spec` from the run (target, task, learner, params, split,
 // the recipes to replay at serving).
 Result<Table> LoadRunTable(App& app, JobContext& ctx, const RunRecord& run, ml::TrainSpec* spec);

@@ -193,6 +193,141 @@ int CmdTrain(Context& ctx, const ParsedArgs& a) {
   return FinishJob(ctx, job_id, run_id);
 }
 
+// Submits a search (tune or AutoML) and, unless --no-wait, waits and prints its result and leaderboard.
+int SubmitSearch(Context& ctx, const ParsedArgs& a, const std::string& path, Json body) {
+  auto resp = ctx.Call("POST", ctx.ProjectPath(path), &body);
+  if (!resp) return kExitError;
+  const std::string run_id = IdText(Member(*resp, "run"));
+  const std::string job_id = IdText(Member(*resp, "job"));
+  if (a.Has("no-wait")) {
+    if (ctx.json)
+      PrintJson(*resp);
+    else
+      Out("Run " + SanitizeCell(run_id) + " queued (job " + SanitizeCell(job_id) + ")\n");
+    return kExitOk;
+  }
+  Err("Search run " + SanitizeCell(run_id) + " (job " + SanitizeCell(job_id) + ")\n");
+  const int rc = FinishJob(ctx, job_id, run_id);
+  if (rc != kExitOk || ctx.json) return rc;
+  auto run = ctx.Call("GET", ctx.ProjectPath("/runs/" + UrlEncode(run_id)));
+  if (!run) return kExitError;
+  const Json& search = Member(*run, "search");
+  const Json& board = Member(search, "leaderboard");
+  if (board.is_array() && !board.empty()) {
+    Out("\nleaderboard (" + MemberText(search, "metric") + ", out of fold; " + FormatCell(Member(search, "trials")) +
+        " trials):\n");
+    TablePrinter t({"RANK", "CANDIDATE", "LEARNER", "SCORE", "FIT S", "PREDICT US", "CHOSEN"});
+    for (size_t i = 0; i < board.size() && i < 10; ++i) {
+      const Json& r = board[i];
+      t.AddRow({FormatCell(Member(r, "rank")), MemberText(r, "candidate"), MemberText(r, "learner"),
+                FormatCell(Member(r, "score")), FormatCell(Member(r, "fit_seconds")),
+                FormatCell(Member(r, "predict_us")), Member(r, "chosen") == true ? "*" : ""});
+    }
+    Out(t.Render());
+  }
+  const Json& result = Member(search, "result");
+  if (result.is_object()) {
+    Out("\nbest trial " + FormatCell(Member(result, "best_trial")) + " of " + FormatCell(Member(result, "trials")) +
+        " (" + FormatCell(Member(result, "pruned")) + " pruned): " + MemberText(search, "metric") + " " +
+        FormatCell(Member(result, "best_score")) + "\n");
+  }
+  Out("register it: lathe models register NAME --run " + SanitizeCell(run_id) + "\n");
+  return kExitOk;
+}
+
+int CmdAutoMl(Context& ctx, const ParsedArgs& a) {
+  for (const char* required : {"dataset", "target"}) {
+    if (!a.Has(required)) {
+      Err(std::string("error: --") + required + " is required\n");
+      return -kExitUsage;
+    }
+  }
+  Json body = {{"dataset", a.Get("dataset")}, {"target", a.Get("target")}};
+  if (auto t = a.GetOptional("task")) body["task"] = *t;
+  if (auto m = a.GetOptional("metric")) body["metric"] = *m;
+  auto version = OptionalVersion(a);
+  auto budget = ParseDoubleFlag("budget", a.Get("budget", "60"), 0.001, 7 * 86400.0);
+  for (const Status* st : {&version.status(), &budget.status()}) {
+    if (!st->ok()) {
+      PrintStatusError(*st);
+      return -kExitUsage;
+    }
+  }
+  if (version->has_value()) body["version"] = **version;
+  body["time_budget_s"] = *budget;
+  return SubmitSearch(ctx, a, "/automl", body);
+}
+
+int CmdTune(Context& ctx, const ParsedArgs& a) {
+  for (const char* required : {"dataset", "target", "task"}) {
+    if (!a.Has(required)) {
+      Err(std::string("error: --") + required + " is required\n");
+      return -kExitUsage;
+    }
+  }
+  Json body = {{"dataset", a.Get("dataset")}, {"target", a.Get("target")}, {"task", a.Get("task")},
+               {"learner", a.Get("learner", "xgboost")}, {"sampler", a.Get("sampler", "tpe")}};
+  Json params = Json::object();
+  for (const auto& p : a.GetAll("param")) {
+    auto kv = ParseParam(p);
+    if (!kv.ok()) {
+      PrintStatusError(kv.status());
+      return -kExitUsage;
+    }
+    params[kv->first] = kv->second;
+  }
+  if (!params.empty()) body["params"] = params;
+  if (auto sp = a.GetOptional("space")) {
+    try {
+      body["space"] = Json::parse(*sp);
+    } catch (const std::exception& e) {
+      Err("error: --space is not JSON: " + std::string(e.what()) + "\n");
+      return -kExitUsage;
+    }
+  }
+  if (auto m = a.GetOptional("metric")) body["metric"] = *m;
+  auto version = OptionalVersion(a);
+  auto budget = ParseDoubleFlag("budget", a.Get("budget", "300"), 0.001, 7 * 86400.0);
+  auto trials = ParseIntFlag("trials", a.Get("trials", "50"), 1, 10000);
+  auto folds = ParseIntFlag("folds", a.Get("folds", "5"), 2, 20);
+  for (const Status* st : {&version.status(), &budget.status(), &trials.status(), &folds.status()}) {
+    if (!st->ok()) {
+      PrintStatusError(*st);
+      return -kExitUsage;
+    }
+  }
+  if (version->has_value()) body["version"] = **version;
+  body["time_budget_s"] = *budget;
+  body["max_trials"] = *trials;
+  body["split"] = {{"method", "kfold"}, {"folds", *folds}};
+  return SubmitSearch(ctx, a, "/tune", body);
+}
+
+int CmdRunsTrials(Context& ctx, const ParsedArgs& a) {
+  auto resp = ctx.Call("GET", ctx.ProjectPath("/runs/" + UrlEncode(a.positionals[0]) + "/trials"));
+  if (!resp) return kExitError;
+  if (ctx.json) {
+    PrintJson(*resp);
+    return kExitOk;
+  }
+  TablePrinter t({"TRIAL", "STATE", "LEARNER", "SCORE", "ROUNDS", "SECONDS", "PARAMS"});
+  for (const Json& r : Member(*resp, "trials")) {
+    const Json& s = Member(r, "search");
+    std::string params;
+    const Json& p = Member(r, "params");
+    if (p.is_object()) {
+      for (const char* k : {"max_depth", "learning_rate", "n_estimators", "min_child_weight", "subsample", "alpha"}) {
+        if (p.contains(k)) params += (params.empty() ? "" : " ") + std::string(k) + "=" + FormatCell(p[k]);
+      }
+    }
+    t.AddRow({FormatCell(Member(s, "number")), MemberText(r, "state"), MemberText(r, "learner"),
+              FormatCell(Member(s, "score")), FormatCell(Member(s, "rounds")), FormatCell(Member(s, "seconds")),
+              params});
+  }
+  Out(t.Render());
+  return kExitOk;
+}
+
 int CmdRunsShow(Context& ctx, const ParsedArgs& a) {
   auto run = ctx.Call("GET", ctx.ProjectPath("/runs/" + UrlEncode(a.positionals[0])));
   if (!run) return kExitError;
@@ -535,6 +670,40 @@ std::vector<Command> CoreCommands() {
        0,
        0,
        CmdRunsList},
+      {"automl",
+       "",
+       "find the best model for a target in a time budget (task inferred unless given) and wait for it",
+       {{"dataset", "N", "dataset name (required)"},
+        {"version", "V", "dataset version (default: latest)"},
+        {"target", "T", "target column (required)"},
+        {"task", "TASK", "binary|multiclass|regression (default: inferred from the target)"},
+        {"metric", "M", "metric to optimize (default: roc_auc, log_loss or rmse by task)"},
+        {"budget", "SECONDS", "time budget (default: 60)"},
+        {"no-wait", "", "print the run and job ids and return at once"}},
+       0,
+       0,
+       CmdAutoMl},
+      {"tune",
+       "",
+       "search a learner's params (grid, random or TPE with early stopping) and wait for the best",
+       {{"dataset", "N", "dataset name (required)"},
+        {"version", "V", "dataset version (default: latest)"},
+        {"target", "T", "target column (required)"},
+        {"task", "TASK", "binary|multiclass|regression (required)"},
+        {"learner", "L", "learner (default: xgboost)"},
+        {"sampler", "S", "tpe|random|grid (default: tpe)"},
+        {"space", "JSON", "search space, e.g. '{\"max_depth\":{\"type\":\"int\",\"low\":2,\"high\":8}}' "
+                          "(default: the learner's own)"},
+        {"param", "KEY=VALUE", "a fixed learner parameter (repeatable)", true},
+        {"metric", "M", "metric to optimize (default: roc_auc, log_loss or rmse by task)"},
+        {"trials", "N", "trials at most (default: 50)"},
+        {"budget", "SECONDS", "time budget (default: 300)"},
+        {"folds", "K", "cross-validation folds (default: 5)"},
+        {"no-wait", "", "print the run and job ids and return at once"}},
+       0,
+       0,
+       CmdTune},
+      {"runs trials", "ID", "list the trials of a tune or AutoML run", {}, 1, 1, CmdRunsTrials},
       {"runs compare", "ID ID...", "compare 2 to 10 runs side by side: params and metrics", {}, 2, 10, CmdRunsCompare},
       {"runs show", "ID", "show a run and its metrics", {}, 1, 1, CmdRunsShow},
       {"jobs show", "ID", "show a job's state and progress", {}, 1, 1, CmdJobsShow},

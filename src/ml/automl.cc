@@ -11,9 +11,10 @@ namespace {
 constexpr int64_t kMaxCvRows = 100000;     // more rows with a target: a holdout instead of 5 folds
 constexpr size_t kEnsembleCandidates = 20;  // best complete trials considered for the blend
 constexpr int kEnsembleRounds = 25;
-constexpr double kSearchShare = 0.8;     // of the budget; the rest is for the final fit
-constexpr double kBoostedShare = 0.75;   // of the search time after the defaults, for boosted trees
+constexpr double kSearchShare = 0.75;    // of the budget; the rest is for the blend and the final fit
+constexpr double kLinearMaxWork = 5e10;  // rows x (outputs x features)²: above it the linear family is skipped
 constexpr size_t kMaxLeaderboard = 200;
+constexpr size_t kExplainRows = 200;  // the chosen model's explanations (SHAP on a blend of deep trees is slow)
 
 Status FieldError(const std::string& field, const std::string& message) {
   return Status::InvalidArgument(field + ": " + message).WithDetail(ErrorDetail::Field(field, message));
@@ -22,6 +23,7 @@ Status FieldError(const std::string& field, const std::string& message) {
 // Defaults tried first for each family: a careful user's starting point (boosting rounds by early stopping).
 Json DefaultParams(const std::string& learner) {
   if (learner == "random_forest") return Json::object();
+  if (learner == "linear") return {{"alpha", 1.0}};
   return {{"learning_rate", 0.1}};
 }
 
@@ -149,6 +151,9 @@ Result<AutoMlResult> RunAutoMl(const Table& table, const AutoMlSpec& in, const S
   StudyOptions options;
   options.metric = in.metric;
   options.seed = base.split.seed;
+  // ASHA stays off while trials are cheap: its early rungs favour fast learning rates, and on small data the
+  // budget affords complete trials. It goes on when a family's default trial takes over 5 % of the budget.
+  options.asha = false;
   ASSIGN_OR_RETURN(auto study, Study::Create(*eval, options, on_trial));
   result.metric = study->metric();
   result.maximize = study->maximize();
@@ -162,24 +167,36 @@ Result<AutoMlResult> RunAutoMl(const Table& table, const AutoMlSpec& in, const S
   };
   auto stop = [&] { return cancel && cancel(); };
 
-  // Defaults of every family.
+  // The families that fit this data.
+  std::vector<std::string> learners;
   for (const std::string& l : in.learners) {
+    if (l == "linear") {
+      const double outputs = static_cast<double>(eval->OutputWidth());
+      const double terms = outputs * static_cast<double>(eval->NumFeatures() + 1);
+      if (static_cast<double>(eval->NumRows()) * terms * terms > kLinearMaxWork) continue;
+    }
+    learners.push_back(l);
+  }
+  // Defaults of every family.
+  for (const std::string& l : learners) {
     report("defaults of " + l);
     RETURN_IF_ERROR(study->Optimize(l, SearchSpace{}, SamplerKind::kRandom, 1, search_end, DefaultParams(l), stop)
                         .status());
     if (stop()) return Status::Cancelled("AutoML cancelled");
   }
-  // Then the searches: boosted learners share kBoostedShare of what is left, the others the rest.
-  std::vector<std::string> boosted, others;
-  for (const std::string& l : in.learners) (l == "random_forest" ? others : boosted).push_back(l);
+  for (const TrialRecord& t : study->trials()) {
+    if (t.seconds > 0.05 * in.time_budget_s) study->set_asha(true);
+  }
+  // Then the searches, each family in its share of what is left: boosted trees 7, random forest 2, linear 1.
+  auto weight = [](const std::string& l) { return l == "random_forest" ? 2.0 : l == "linear" ? 1.0 : 7.0; };
+  double total_weight = 0;
+  for (const std::string& l : learners) total_weight += weight(l);
   const auto after_defaults = Clock::now();
   const auto left = search_end > after_defaults ? search_end - after_defaults : Clock::duration::zero();
-  const double boosted_share = others.empty() ? 1.0 : boosted.empty() ? 0.0 : kBoostedShare;
   auto slot_end = after_defaults;
-  for (const auto* group : {&boosted, &others}) {
-    const double share = group == &boosted ? boosted_share : 1.0 - boosted_share;
-    for (const std::string& l : *group) {
-      slot_end += std::chrono::duration_cast<Clock::duration>(left * (share / static_cast<double>(group->size())));
+  {
+    for (const std::string& l : learners) {
+      slot_end += std::chrono::duration_cast<Clock::duration>(left * (weight(l) / total_weight));
       const auto end = std::min(slot_end, search_end);
       if (Clock::now() >= end) continue;
       report("searching " + l);
@@ -203,9 +220,17 @@ Result<AutoMlResult> RunAutoMl(const Table& table, const AutoMlSpec& in, const S
   std::stable_sort(ranked.begin(), ranked.end(),
                    [&](const TrialRecord* a, const TrialRecord* b) { return study->Better(a->score, b->score); });
   const TrialRecord& best = *ranked[0];
+  // A candidate's final fit on every row takes about its trial time / (folds - 1) (a trial fits each fold
+  // on (folds - 1) / folds of the rows); the blend must fit in what is left of the budget.
+  const double folds = base.split.IsCrossValidation() ? base.split.folds : 1.0;
+  auto fit_estimate = [&](const TrialRecord& t) { return t.seconds / std::max(1.0, folds - 1); };
+  const auto budget_end = start + std::chrono::duration_cast<Clock::duration>(budget);
+  const double remaining = std::max(0.0, std::chrono::duration<double>(budget_end - Clock::now()).count());
   std::vector<const TrialRecord*> pool;
   for (const TrialRecord* t : ranked) {
-    if (pool.size() < kEnsembleCandidates && t->learner != "xgboost_dart") pool.push_back(t);
+    if (pool.size() < kEnsembleCandidates && t->learner != "xgboost_dart" && fit_estimate(*t) <= remaining / 2) {
+      pool.push_back(t);
+    }
   }
   Json ensemble_entry;
   std::vector<EnsembleMember> members = {{best.learner, best.params, 1.0}};
@@ -228,7 +253,9 @@ Result<AutoMlResult> RunAutoMl(const Table& table, const AutoMlSpec& in, const S
       total += c;
       used += c > 0 ? 1 : 0;
     }
-    if (used >= 2) {
+    double estimate = 0;
+    for (size_t c = 0; c < counts.size(); ++c) estimate += counts[c] > 0 ? fit_estimate(*pool[c]) : 0.0;
+    if (used >= 2 && estimate <= remaining) {
       std::vector<float> blend(margins[0]->size());
       std::vector<double> sum(blend.size(), 0.0);
       std::vector<EnsembleMember> blend_members;
@@ -283,6 +310,7 @@ Result<AutoMlResult> RunAutoMl(const Table& table, const AutoMlSpec& in, const S
   TrainProgressFn fit_progress = [&](double f, const std::string& msg) {
     if (progress) progress(0.82 + 0.17 * f, msg);
   };
+  base.explain_rows = kExplainRows;
   ASSIGN_OR_RETURN(result.model, FitEnsemble(table, base, members, fit_progress, cancel));
   result.metrics["split"] = result.split;
   result.metrics["rows"] = eval->NumRows();

@@ -4,8 +4,9 @@
 //      numbers: binary with two distinct values, multiclass for at most 10 distinct integers, else regression).
 //   2. Evaluation: stratified 5-fold cross-validation up to 100,000 rows with a target, a 20 % holdout beyond
 //      (or the given split); every candidate is scored on the same out-of-fold predictions.
-//   3. Search (80 % of the budget): each learner family's defaults first, then TPE with early stopping and
-//      ASHA (ml/tune.h) — the boosted trees get three quarters of the search time, the random forest the rest.
+//   3. Search (75 % of the budget): each learner family's defaults first, then TPE with early stopping and
+//      ASHA (ml/tune.h) — boosted trees get 70 % of the search time, the random forest 20 %, the linear model
+//      10 % (it is skipped when a multinomial fit would be too large: rows x (classes x features)² > 5e10).
 //   4. Ensemble: greedy forward selection with replacement (Caruana et al., 2004) over the 20 best candidates'
 //      out-of-fold margins, kept only if it beats the best single candidate out of fold.
 //   5. Final fit of the chosen model (a single candidate or the blend, ml/train.h FitEnsemble) on every row.
@@ -31,7 +32,7 @@ struct AutoMlSpec {
   bool split_given = false;  // base.split was chosen by the caller
   std::string metric;        // "" = DefaultMetric(task)
   double time_budget_s = 60;
-  std::vector<std::string> learners = {"xgboost", "random_forest"};
+  std::vector<std::string> learners = {"xgboost", "random_forest", "linear"};
   bool ensemble = true;
 };
 

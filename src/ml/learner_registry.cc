@@ -147,7 +147,19 @@ std::vector<LearnerInfo> BuildLearners() {
   rf.params = {Int("n_estimators", {"num_parallel_tree"}, 1, 5000, 100, "num_parallel_tree", "number of trees")};
   append(&rf.params, TreeParams(true));
   append(&rf.params, ObjectiveParams());
-  return {xgb, dart, rf};
+  LearnerInfo linear;
+  linear.name = "linear";
+  linear.description = "Regularized linear models (Eigen): ridge regression, L2 logistic regression (binary and "
+                       "multinomial), on standardized numbers with missing indicators and one-hot categories";
+  linear.tasks = all;
+  linear.params = {
+      Num("alpha", {"l2"}, 0, false, kBig, 1.0, "", "L2 penalty strength (sklearn's alpha; C = 1 / alpha)"),
+      Int("max_iter", {}, 1, 1000, 50, "", "Newton iterations at most (classification)"),
+  };
+  for (ParamSpec& p : ObjectiveParams()) {
+    if (p.name == "class_weight" || p.name == "weight_column") linear.params.push_back(std::move(p));
+  }
+  return {xgb, dart, rf, linear};
 }
 
 std::string FormatNumber(double v) {

@@ -31,10 +31,12 @@ Result<std::shared_ptr<Predictor>> Predictor::Load(std::string_view model_bundle
     std::shared_ptr<Predictor> p(new Predictor());
     p->meta_ = std::move(bundle.meta);
     const Json learner = p->meta_.value("learner", Json());
-    if (learner != "xgboost" && learner != "xgboost_dart" && learner != "random_forest" && learner != "ensemble") {
+    if (learner != "xgboost" && learner != "xgboost_dart" && learner != "random_forest" && learner != "ensemble" &&
+        learner != "linear") {
       return Status::InvalidArgument("model bundle: unsupported learner");
     }
-    if (p->meta_["booster_format"] != "ubj") {
+    const Json format = p->meta_.value("booster_format", Json());
+    if (format != "ubj" && format != "linear") {
       return Status::InvalidArgument("model bundle: unsupported booster format");
     }
     if (!p->meta_.contains("pipeline")) return Status::InvalidArgument("model bundle: no pipeline");
@@ -46,6 +48,27 @@ Result<std::shared_ptr<Predictor>> Predictor::Load(std::string_view model_bundle
     if (p->meta_["task"] != TaskName(p->pipeline_.task())) {
       return Status::InvalidArgument("model bundle: task and pipeline disagree");
     }
+    auto load_linear = [&](const Json& j) -> Status {
+      ASSIGN_OR_RETURN(LinearModel m, LinearModel::FromJson(j, p->pipeline_.NumFeatures()));
+      if (static_cast<size_t>(m.outputs()) != p->OutputWidth()) {
+        return Status::InvalidArgument("model bundle: the linear model's outputs do not fit the task");
+      }
+      p->linear_ = std::make_shared<LinearModel>(std::move(m));
+      return Status::Ok();
+    };
+    if (format == "linear") {
+      Json j;
+      try {
+        j = Json::parse(bundle.booster);
+      } catch (const std::exception& e) {
+        return Status::InvalidArgument(std::string("model bundle: linear model is not valid JSON: ") + e.what());
+      }
+      RETURN_IF_ERROR(load_linear(j));
+      p->has_trees_ = false;
+      p->booster_bytes_ = bundle.booster.size();
+      return p;
+    }
+    if (p->meta_.contains("linear")) RETURN_IF_ERROR(load_linear(p->meta_["linear"]));
     // Our own parse of the booster first: it is fully validated, so XGBoost only ever sees a sane model.
     Json model;
     try {
@@ -152,6 +175,37 @@ Status Predictor::EncodeInstances(const Json& instances, std::vector<float>* row
 }
 
 void Predictor::PredictRows(const float* rows, size_t n, float* out, bool margin) const {
+  if (!linear_) {
+    TreeRows(rows, n, out, margin);
+    return;
+  }
+  const size_t width = NumFeatures(), k = OutputWidth();
+  if (has_trees_) {
+    TreeRows(rows, n, out, /*margin=*/true);
+  } else {
+    std::fill(out, out + n * k, 0.0f);
+  }
+  std::vector<float> lin(k);
+  for (size_t i = 0; i < n; ++i) {
+    float* o = out + i * k;
+    linear_->Margin(rows + i * width, lin.data());
+    for (size_t g = 0; g < k; ++g) o[g] += lin[g];
+    if (margin) continue;
+    if (has_trees_) {
+      forest_.ApplyTransform(o);
+    } else if (pipeline_.task() == ml::Task::kBinary) {
+      o[0] = 1.0f / (1.0f + std::exp(-o[0]));
+    } else if (pipeline_.task() == ml::Task::kMulticlass) {
+      float top = o[0];
+      for (size_t g = 1; g < k; ++g) top = std::max(top, o[g]);
+      float sum = 0;
+      for (size_t g = 0; g < k; ++g) sum += (o[g] = std::exp(o[g] - top));
+      for (size_t g = 0; g < k; ++g) o[g] /= sum;
+    }
+  }
+}
+
+void Predictor::TreeRows(const float* rows, size_t n, float* out, bool margin) const {
   const size_t width = NumFeatures();
   const size_t out_width = OutputWidth();
   if (!compiled_) {
@@ -176,6 +230,7 @@ void Predictor::PredictRows(const float* rows, size_t n, float* out, bool margin
 }
 
 Status Predictor::PredictRowsXgboost(const float* rows, size_t n, std::vector<float>* out, bool margin) const {
+  if (booster_ == nullptr) return Status::FailedPrecondition("a linear model has no XGBoost booster");
   char array[256];
   std::snprintf(array, sizeof(array),
                 R"({"data":[%llu,true],"shape":[%zu,%zu],"typestr":"<f4","version":3})",
@@ -219,6 +274,16 @@ std::vector<size_t> Predictor::FeatureOwners() const {
 }
 
 Result<std::vector<double>> Predictor::GainImportance() const {
+  if (!has_trees_) {  // a linear model: the spread each column puts in the margins
+    const std::vector<size_t> owner = FeatureOwners();
+    const size_t cols = pipeline_.inputs().size();
+    std::vector<double> out(cols, 0.0);
+    const std::vector<double> fw = linear_->FeatureWeight();
+    for (size_t f = 0; f < fw.size(); ++f) {
+      if (owner[f] < cols) out[owner[f]] += fw[f];
+    }
+    return out;
+  }
   bst_ulong n_features = 0, dim = 0;
   const char** names = nullptr;
   bst_ulong const* shape = nullptr;
@@ -248,18 +313,31 @@ Result<std::vector<double>> Predictor::GainImportance() const {
 
 Result<std::vector<double>> Predictor::ColumnContributions(const float* rows, size_t n) const {
   const size_t width = NumFeatures();
-  internal::DMatrix dm;
-  LATHE_XGB(XGDMatrixCreateFromMat(rows, n, width, std::numeric_limits<float>::quiet_NaN(), dm.out()),
-            "creating the explain matrix");
-  const char* config = R"({"type":2,"training":false,"iteration_begin":0,"iteration_end":0,"strict_shape":true})";
-  bst_ulong const* shape = nullptr;
-  bst_ulong dim = 0;
-  const float* result = nullptr;
-  LATHE_XGB(XGBoosterPredictFromDMatrix(booster_, dm.get(), config, &shape, &dim, &result), "computing SHAP values");
-  // strict_shape: (rows, groups, features + 1).
   const size_t groups = OutputWidth();
-  if (dim != 3 || shape[0] != n || shape[1] != groups || shape[2] != width + 1) {
-    return Status::Internal("unexpected XGBoost SHAP shape");
+  // Per feature first: (rows, groups, features + 1), the last the bias.
+  std::vector<double> feat(n * groups * (width + 1), 0.0);
+  if (has_trees_) {
+    internal::DMatrix dm;
+    LATHE_XGB(XGDMatrixCreateFromMat(rows, n, width, std::numeric_limits<float>::quiet_NaN(), dm.out()),
+              "creating the explain matrix");
+    const char* config = R"({"type":2,"training":false,"iteration_begin":0,"iteration_end":0,"strict_shape":true})";
+    bst_ulong const* shape = nullptr;
+    bst_ulong dim = 0;
+    const float* result = nullptr;
+    LATHE_XGB(XGBoosterPredictFromDMatrix(booster_, dm.get(), config, &shape, &dim, &result),
+              "computing SHAP values");
+    if (dim != 3 || shape[0] != n || shape[1] != groups || shape[2] != width + 1) {
+      return Status::Internal("unexpected XGBoost SHAP shape");
+    }
+    for (size_t i = 0; i < feat.size(); ++i) feat[i] = static_cast<double>(result[i]);
+  }
+  if (linear_) {  // SHAP values are additive over the parts of an ensemble
+    std::vector<double> lin(groups * (width + 1));
+    for (size_t i = 0; i < n; ++i) {
+      linear_->Contributions(rows + i * width, lin.data());
+      double* dst = feat.data() + i * groups * (width + 1);
+      for (size_t j = 0; j < lin.size(); ++j) dst[j] += lin[j];
+    }
   }
   // A column's contribution is the sum over the features it is encoded into (SHAP values are additive), so a
   // date reads as one number, like the instance the caller sent.
@@ -267,12 +345,12 @@ Result<std::vector<double>> Predictor::ColumnContributions(const float* rows, si
   const std::vector<size_t> owner = FeatureOwners();
   std::vector<double> out(n * groups * (cols + 1), 0.0);
   for (size_t i = 0; i < n * groups; ++i) {
-    const float* v = result + i * (width + 1);
+    const double* v = feat.data() + i * (width + 1);
     double* dst = out.data() + i * (cols + 1);
     for (size_t f = 0; f < width; ++f) {
-      if (owner[f] < cols) dst[owner[f]] += static_cast<double>(v[f]);
+      if (owner[f] < cols) dst[owner[f]] += v[f];
     }
-    dst[cols] = static_cast<double>(v[width]);
+    dst[cols] = v[width];
   }
   return out;
 }
@@ -331,7 +409,8 @@ Json Predictor::FormatPredictions(const float* outputs, size_t n) const {
 size_t Predictor::MemoryBytes() const {
   // XGBoost's in-memory trees weigh about 2.5x their serialized form (measured: RSS of eight loaded copies of
   // a 120-tree depth-10 model, tests/unit/serving/model_cache_test.cc).
-  size_t bytes = sizeof(Predictor) + forest_.MemoryBytes() + booster_bytes_ * 5 / 2;
+  size_t bytes = sizeof(Predictor) + forest_.MemoryBytes() + booster_bytes_ * 5 / 2 +
+                 (linear_ ? linear_->MemoryBytes() : 0);
   for (const auto& in : pipeline_.inputs()) {
     for (const auto& c : in.categories) bytes += 2 * (c.capacity() + 64);  // the list and the lookup map
   }

@@ -20,6 +20,7 @@
 #include "common/json.h"
 #include "common/status.h"
 #include "ml/pipeline.h"
+#include "ml/linear_model.h"
 #include "ml/tree_evaluator.h"
 
 namespace lathe::ml {
@@ -92,7 +93,12 @@ class Predictor {
   FeaturePipeline pipeline_;
   Preprocess preprocess_;  // recipe steps replayed on raw input; empty for models trained on raw data
   std::string secret_salt_;
+  // Margins of the trees alone (compiled evaluator, or XGBoost for DART), transformed unless `margin`.
+  void TreeRows(const float* rows, size_t n, float* out, bool margin) const;
+
   CompiledForest forest_;
+  bool has_trees_ = true;              // false for a linear model
+  std::shared_ptr<LinearModel> linear_;  // a linear model, or the linear part of an ensemble (added to margins)
   bool compiled_ = true;  // false for DART: PredictRows goes through XGBoost (forest_ only validated the trees)
   Json meta_;
   void* booster_ = nullptr;  // BoosterHandle; owned

@@ -9,10 +9,12 @@
 #include <limits>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <thread>
 
 #include "common/clock.h"
 #include "ml/learner_registry.h"
+#include "ml/linear_model.h"
 #include "ml/metrics.h"
 #include "ml/explain.h"
 #include "ml/model_bundle.h"
@@ -440,7 +442,7 @@ Status CheckSplitColumns(const Table& table, const TrainSpec& spec) {
 // Global importance (ml/explain.h) of the model in `bundle` on up to kMaxExplainRows of the rows at `pos`
 // (evenly strided). A failure here does not fail the run: it is recorded as {"error": ...}.
 Json Explain(const FitContext& c, const std::string& bundle, const std::vector<size_t>& pos, const char* source) {
-  constexpr size_t kMaxExplainRows = 2000;
+  const size_t kMaxExplainRows = std::max<size_t>(1, c.spec.explain_rows);
   std::vector<size_t> sample;
   const size_t stride = std::max<size_t>(1, (pos.size() + kMaxExplainRows - 1) / kMaxExplainRows);
   for (size_t i = 0; i < pos.size(); i += stride) sample.push_back(pos[i]);
@@ -562,9 +564,76 @@ Result<PreparedData> PrepareData(const Table& table, const TrainSpec& spec) {
   return d;
 }
 
-// The bundle, pipeline and signature of a fitted booster.
+// Predictions from margins the way the objective turns them: sigmoid (binary), softmax (multiclass), exp for
+// the log-link regression objectives, else the margin itself.
+std::vector<float> PredictionsOfMargins(Task task, const std::vector<float>& margins, size_t w,
+                                        const std::string& objective) {
+  std::vector<float> pred(margins.size());
+  const bool log_link = objective == "poisson" || objective == "tweedie";
+  for (size_t i = 0; i + w <= margins.size(); i += w) {
+    const float* m = &margins[i];
+    float* p = &pred[i];
+    switch (task) {
+      case Task::kBinary:
+        p[0] = static_cast<float>(1.0 / (1.0 + std::exp(-static_cast<double>(m[0]))));
+        break;
+      case Task::kMulticlass: {
+        double top = m[0], total = 0;
+        for (size_t g = 1; g < w; ++g) top = std::max(top, static_cast<double>(m[g]));
+        for (size_t g = 0; g < w; ++g) total += std::exp(m[g] - top);
+        for (size_t g = 0; g < w; ++g) p[g] = static_cast<float>(std::exp(m[g] - top) / total);
+        break;
+      }
+      case Task::kRegression:
+        p[0] = log_link ? std::exp(m[0]) : m[0];
+        break;
+    }
+  }
+  return pred;
+}
+
+LinearModel::Kind LinearKind(Task task) {
+  switch (task) {
+    case Task::kBinary: return LinearModel::Kind::kBinary;
+    case Task::kMulticlass: return LinearModel::Kind::kMulticlass;
+    case Task::kRegression: return LinearModel::Kind::kRegression;
+  }
+  return LinearModel::Kind::kRegression;
+}
+
+// A linear model fitted on the rows at `pos` (positions into c.kept).
+Result<LinearModel> FitLinear(const FitContext& c, const std::vector<size_t>& pos) {
+  std::vector<int64_t> rows(pos.size());
+  std::vector<float> labels(pos.size()), w;
+  for (size_t i = 0; i < pos.size(); ++i) {
+    rows[i] = c.kept[pos[i]];
+    labels[i] = c.y[pos[i]];
+    if (!c.weights.empty()) w.push_back(c.weights[pos[i]]);
+  }
+  ASSIGN_OR_RETURN(std::vector<float> x, c.pipe.TransformRows(c.table, rows));
+  LinearModel::Options o;
+  o.alpha = c.params.value("alpha", 1.0);
+  o.max_iter = c.params.value("max_iter", 50);
+  return LinearModel::Fit(x.data(), pos.size(), c.pipe.feature_types(), labels, w, LinearKind(c.task),
+                          static_cast<int>(c.pipe.NumClasses()), o);
+}
+
+// Margins of a linear model for the rows at `pos`.
+Result<std::vector<float>> LinearMargins(const FitContext& c, const LinearModel& m, const std::vector<size_t>& pos) {
+  std::vector<int64_t> rows(pos.size());
+  for (size_t i = 0; i < pos.size(); ++i) rows[i] = c.kept[pos[i]];
+  ASSIGN_OR_RETURN(std::vector<float> x, c.pipe.TransformRows(c.table, rows));
+  const size_t k = static_cast<size_t>(m.outputs()), width = c.pipe.NumFeatures();
+  std::vector<float> out(pos.size() * k);
+  for (size_t i = 0; i < pos.size(); ++i) m.Margin(&x[i * width], &out[i * k]);
+  return out;
+}
+
+// The bundle, pipeline and signature of a fitted model (an XGBoost booster as UBJSON, or a linear model as
+// JSON with format "linear").
 TrainOutput Package(const TrainSpec& spec, const FeaturePipeline& pipe, Task task, const std::string& learner,
-                    const Json& params, const std::string& booster_bytes) {
+                    const Json& params, const std::string& booster_bytes, const char* format = "ubj",
+                    const Json& extra_meta = Json::object()) {
   int major = 0, minor = 0, patch = 0;
   XGBoostVersion(&major, &minor, &patch);
   TrainOutput result;
@@ -572,7 +641,8 @@ TrainOutput Package(const TrainSpec& spec, const FeaturePipeline& pipe, Task tas
   result.signature = pipe.Signature();
   Json meta = {{"learner", learner},        {"task", TaskName(task)},
                {"params", params},          {"pipeline", result.pipeline},
-               {"booster_format", "ubj"},   {"xgboost_version", {major, minor, patch}}};
+               {"booster_format", format},  {"xgboost_version", {major, minor, patch}}};
+  for (auto it = extra_meta.begin(); it != extra_meta.end(); ++it) meta[it.key()] = it.value();
   if (spec.preprocess.is_object() && !spec.preprocess.empty()) {
     meta["preprocess"] = spec.preprocess;
     Json inputs = Json::array();
@@ -586,10 +656,88 @@ TrainOutput Package(const TrainSpec& spec, const FeaturePipeline& pipe, Task tas
   return result;
 }
 
+// Training of the linear learner: the same splits, metrics, plots and explanations as the boosted learners,
+// no learning curve (there are no rounds).
+Result<TrainOutput> TrainLinear(const Table& table, const TrainSpec& spec, PreparedData& d,
+                                const TrainProgressFn& progress, const TrainCancelFn& cancel,
+                                std::chrono::steady_clock::time_point start) {
+  FitContext c{.table = table, .pipe = d.pipe, .kept = d.kept, .y = d.y, .weights = d.weights,
+               .task = d.task, .learner = *d.learner, .params = d.params, .spec = spec};
+  for (const std::string& t : d.pipe.feature_types()) c.types.push_back(t.c_str());
+  c.report = [&](double f, const std::string& m) {
+    if (progress) progress(f, m);
+  };
+  c.cancelled = [&] { return cancel && cancel(); };
+  Json split_info = {{"method", SplitMethodName(spec.split.method)}};
+  ASSIGN_OR_RETURN(std::vector<Fold> folds, PlanFolds(table, d.kept, d.y, d.task, spec.split, &split_info));
+  const size_t k = d.task == Task::kMulticlass ? d.pipe.NumClasses() : 1;
+  auto labels_of = [&](const std::vector<size_t>& pos) {
+    std::vector<float> out(pos.size());
+    for (size_t i = 0; i < pos.size(); ++i) out[i] = d.y[pos[i]];
+    return out;
+  };
+  Json metrics, plots = Json::object();
+  std::optional<LinearModel> model;
+  std::vector<size_t> explain_pos;
+  int64_t train_rows = 0, test_rows = 0;
+  const bool cv = spec.split.IsCrossValidation();
+  if (!cv) {
+    const Fold& f = folds[0];
+    ASSIGN_OR_RETURN(LinearModel m, FitLinear(c, f.train));
+    ASSIGN_OR_RETURN(std::vector<float> margins, LinearMargins(c, m, f.test));
+    ASSIGN_OR_RETURN(metrics, Evaluate(c, labels_of(f.test), PredictionsOfMargins(d.task, margins, k, ""), &plots));
+    model = std::move(m);
+    train_rows = static_cast<int64_t>(f.train.size());
+    test_rows = static_cast<int64_t>(f.test.size());
+    explain_pos = f.test;
+  } else {
+    std::vector<float> oof(d.kept.size() * k);
+    std::vector<Json> fold_metrics;
+    for (size_t i = 0; i < folds.size(); ++i) {
+      if (c.cancelled()) return Status::Cancelled("training cancelled after " + std::to_string(i) + " folds");
+      const Fold& f = folds[i];
+      ASSIGN_OR_RETURN(LinearModel m, FitLinear(c, f.train));
+      ASSIGN_OR_RETURN(std::vector<float> margins, LinearMargins(c, m, f.test));
+      const std::vector<float> pred = PredictionsOfMargins(d.task, margins, k, "");
+      for (size_t j = 0; j < f.test.size(); ++j) std::copy_n(&pred[j * k], k, &oof[f.test[j] * k]);
+      ASSIGN_OR_RETURN(Json fm, Evaluate(c, labels_of(f.test), pred, nullptr));
+      fold_metrics.push_back(std::move(fm));
+      c.report(0.05 + 0.8 * static_cast<double>(i + 1) / static_cast<double>(folds.size() + 1),
+               "fold " + std::to_string(i + 1) + "/" + std::to_string(folds.size()));
+    }
+    std::vector<size_t> all(d.kept.size());
+    std::iota(all.begin(), all.end(), size_t{0});
+    ASSIGN_OR_RETURN(LinearModel m, FitLinear(c, all));
+    model = std::move(m);
+    ASSIGN_OR_RETURN(metrics, Evaluate(c, d.y, oof, &plots));
+    metrics["cv"] = AggregateFolds(fold_metrics);
+    train_rows = test_rows = static_cast<int64_t>(d.kept.size());
+    explain_pos = all;
+  }
+  metrics["train_rows"] = train_rows;
+  metrics["test_rows"] = test_rows;
+  metrics["dropped_rows"] = table.num_rows - static_cast<int64_t>(d.kept.size());
+  metrics["split"] = split_info;
+  TrainOutput result = Package(spec, d.pipe, d.task, "linear", d.params, model->ToJson().dump(), "linear");
+  result.metrics = std::move(metrics);
+  result.curves = std::move(plots);
+  if (spec.explain) {
+    c.report(0.97, "explaining");
+    result.explanations = Explain(c, result.model_bundle, explain_pos, cv ? "training_rows" : "holdout");
+  }
+  result.params = d.params;
+  result.train_rows = train_rows;
+  result.test_rows = test_rows;
+  result.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  c.report(1.0, "done");
+  return result;
+}
+
 Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const TrainProgressFn& progress,
                               const TrainCancelFn& cancel) {
   const auto start = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(PreparedData prepared, PrepareData(table, spec));
+  if (prepared.learner->name == "linear") return TrainLinear(table, spec, prepared, progress, cancel, start);
   const Task task = prepared.task;
   const LearnerInfo* learner = prepared.learner;
   Json& params = prepared.params;
@@ -838,6 +986,8 @@ Result<TrainOutput> FitEnsemble(const Table& table, const TrainSpec& spec, const
     std::vector<std::unique_ptr<internal::Booster>> boosters;
     std::unique_ptr<internal::DMatrix> dall;
     Json member_list = Json::array();
+    std::optional<LinearModel> linear;  // the linear members, weighted and summed
+    bool log_link_trees = false;
     for (size_t m = 0; m < members.size(); ++m) {
       const LearnerInfo* learner = FindLearner(members[m].learner);
       if (learner == nullptr) return FieldError("learner", "unknown learner '" + members[m].learner + "'");
@@ -845,6 +995,33 @@ Result<TrainOutput> FitEnsemble(const Table& table, const TrainSpec& spec, const
         return FieldError("learner", "DART models cannot be blended (their trees carry dropout weights)");
       }
       ASSIGN_OR_RETURN(Json params, ValidateParams(*learner, members[m].params, d.task));
+      const std::string objective = params.value("objective", std::string());
+      log_link_trees = log_link_trees || objective == "poisson" || objective == "tweedie";
+      if (learner->name == "linear") {
+        TrainSpec ms = spec;
+        ms.learner = learner->name;
+        ms.params = members[m].params;
+        FitContext c{.table = table, .pipe = d.pipe, .kept = d.kept, .y = d.y, .weights = d.weights,
+                     .task = d.task, .learner = *learner, .params = params, .spec = ms};
+        if (progress) progress(0.05 + 0.85 * static_cast<double>(m) / static_cast<double>(members.size()), "linear member");
+        ASSIGN_OR_RETURN(LinearModel lm, FitLinear(c, all));
+        if (members.size() == 1) {
+          TrainOutput out = Package(spec, d.pipe, d.task, "linear", params, lm.ToJson().dump(), "linear");
+          out.params = params;
+          out.train_rows = static_cast<int64_t>(all.size());
+          if (spec.explain) out.explanations = Explain(c, out.model_bundle, all, "training_rows");
+          out.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          return out;
+        }
+        lm.Scale(members[m].weight);
+        if (linear) {
+          RETURN_IF_ERROR(linear->Add(lm));
+        } else {
+          linear = std::move(lm);
+        }
+        member_list.push_back({{"learner", learner->name}, {"params", params}, {"weight", members[m].weight}});
+        continue;
+      }
       TrainSpec ms = spec;
       ms.learner = learner->name;
       ms.params = members[m].params;
@@ -885,6 +1062,22 @@ Result<TrainOutput> FitEnsemble(const Table& table, const TrainSpec& spec, const
       weights.push_back(members[m].weight);
       member_list.push_back({{"learner", learner->name}, {"params", params}, {"weight", members[m].weight}});
     }
+    if (linear && log_link_trees) {
+      return FieldError("learner", "a linear model cannot be blended with log-link (poisson, tweedie) trees");
+    }
+    const Json params = {{"members", member_list}};
+    if (models.empty()) {  // linear members only: their blend is one linear model
+      TrainOutput out = Package(spec, d.pipe, d.task, "linear", params, linear->ToJson().dump(), "linear");
+      out.params = params;
+      out.train_rows = static_cast<int64_t>(all.size());
+      if (spec.explain) {
+        FitContext c{.table = table, .pipe = d.pipe, .kept = d.kept, .y = d.y, .weights = d.weights,
+                     .task = d.task, .learner = *FindLearner("linear"), .params = params, .spec = spec};
+        out.explanations = Explain(c, out.model_bundle, all, "training_rows");
+      }
+      out.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      return out;
+    }
     ASSIGN_OR_RETURN(Json merged, MergeModels(models, weights));
     internal::Booster combined;
     LATHE_XGB(XGBoosterCreate(nullptr, 0, combined.out()), "creating the ensemble booster");
@@ -897,8 +1090,9 @@ Result<TrainOutput> FitEnsemble(const Table& table, const TrainSpec& spec, const
     }
     LATHE_XGB(XGBoosterLoadModelFromBuffer(combined.get(), text.data(), text.size()), "loading the ensemble");
     ASSIGN_OR_RETURN(std::string bytes, SaveBoosterUbj(combined.get()));
-    const Json params = {{"members", member_list}};
-    TrainOutput out = Package(spec, d.pipe, d.task, "ensemble", params, bytes);
+    Json extra = Json::object();
+    if (linear) extra["linear"] = linear->ToJson();
+    TrainOutput out = Package(spec, d.pipe, d.task, "ensemble", params, bytes, "ubj", extra);
     out.params = params;
     out.train_rows = static_cast<int64_t>(all.size());
     if (spec.explain) {
@@ -991,27 +1185,7 @@ Result<std::unique_ptr<TrialEvaluator>> TrialEvaluator::Prepare(const Table& tab
 Result<Json> TrialEvaluator::MetricsOfMargins(const std::vector<float>& margins, const std::string& objective) const {
   const size_t w = OutputWidth();
   if (margins.size() != d_->eval_labels.size() * w) return Status::InvalidArgument("margins: wrong size");
-  std::vector<float> pred(margins.size());
-  const bool log_link = objective == "poisson" || objective == "tweedie";
-  for (size_t i = 0; i < d_->eval_labels.size(); ++i) {
-    const float* m = &margins[i * w];
-    float* p = &pred[i * w];
-    switch (d_->task) {
-      case Task::kBinary:
-        p[0] = static_cast<float>(1.0 / (1.0 + std::exp(-static_cast<double>(m[0]))));
-        break;
-      case Task::kMulticlass: {
-        double top = m[0], total = 0;
-        for (size_t g = 1; g < w; ++g) top = std::max(top, static_cast<double>(m[g]));
-        for (size_t g = 0; g < w; ++g) total += std::exp(m[g] - top);
-        for (size_t g = 0; g < w; ++g) p[g] = static_cast<float>(std::exp(m[g] - top) / total);
-        break;
-      }
-      case Task::kRegression:
-        p[0] = log_link ? std::exp(m[0]) : m[0];
-        break;
-    }
-  }
+  const std::vector<float> pred = PredictionsOfMargins(d_->task, margins, w, objective);
   switch (d_->task) {
     case Task::kBinary:
       return BinaryMetrics(d_->eval_labels, pred, nullptr);
@@ -1059,6 +1233,33 @@ Result<TrialResult> TrialEvaluator::Run(Workspace& workspace, const std::string&
     c.report = [](double, const std::string&) {};
     c.cancelled = [] { return false; };
 
+    if (learner->name == "linear") {
+      TrialResult result;
+      result.params = canonical;
+      const size_t w = OutputWidth();
+      result.margins.assign(d.eval_labels.size() * w, 0.0f);
+      for (size_t f = 0; f < d.folds.size(); ++f) {
+        if (f > 0 && control.stop && control.stop()) return Status::DeadlineExceeded("the budget ran out");
+        ASSIGN_OR_RETURN(LinearModel m, FitLinear(c, d.folds[f].train));
+        ASSIGN_OR_RETURN(std::vector<float> margins, LinearMargins(c, m, d.folds[f].test));
+        const auto& index = d.eval_index[f];
+        for (size_t j = 0; j < index.size(); ++j) std::copy_n(&margins[j * w], w, &result.margins[index[j] * w]);
+        if (f == 0) {
+          std::vector<int64_t> rows;
+          for (size_t j = 0; j < d.folds[0].test.size() && rows.size() < 200; ++j) rows.push_back(d.kept[d.folds[0].test[j]]);
+          ASSIGN_OR_RETURN(std::vector<float> x, d.pipe.TransformRows(d.table, rows));
+          std::vector<float> out(w);
+          const auto t0 = std::chrono::steady_clock::now();
+          for (size_t i = 0; i < rows.size(); ++i) m.Margin(&x[i * d.pipe.NumFeatures()], out.data());
+          const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+          result.predict_us = rows.empty() ? 0 : us / static_cast<double>(rows.size());
+        }
+      }
+      ASSIGN_OR_RETURN(result.metrics, MetricsOfMargins(result.margins, ""));
+      result.loss = std::nan("");
+      result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      return result;
+    }
     const size_t k = d.folds.size();
     if (ws.train.size() != k) {
       ws.train.clear();

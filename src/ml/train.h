@@ -50,6 +50,7 @@ struct TrainSpec {
   SplitSpec split;               // how rows are divided for evaluation; split.seed also seeds the learner
   int nthread = 0;               // 0 = all cores
   bool explain = true;  // compute TrainOutput::explanations (a second or so on large models)
+  size_t explain_rows = 2000;  // rows the explanations are computed on (an evenly strided sample)
   // Recipe steps the training table went through, replayed at serving (ml/preprocess.h); {} = none.
   Json preprocess = Json::object();
 };

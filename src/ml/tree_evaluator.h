@@ -51,6 +51,8 @@ class CompiledForest {
   // multi:softprob): out[s * num_groups() + g] for s in [0, num_trees() / trees_per_stage). Accumulated like
   // PredictMargin, so the last stage equals it bit for bit. Used for learning curves after training.
   void StagedMargins(const float* row, size_t trees_per_stage, float* out) const;
+  // Margins of one row -> outputs, in place (sigmoid, softmax, exp or nothing, as the objective says).
+  void ApplyTransform(float* out) const;
 
  private:
   struct Node {
@@ -85,7 +87,6 @@ class CompiledForest {
   // The leaf value `row` reaches in the tree rooted at `root`.
   float LeafValue(uint32_t root, const float* row) const;
   // Margins -> outputs (sigmoid, softmax or identity) for one row, in place.
-  void ApplyTransform(float* out) const;
 
   std::vector<Node> nodes_;
   std::vector<uint32_t> roots_;

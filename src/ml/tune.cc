@@ -304,6 +304,10 @@ Result<SearchSpace> ParseSearchSpace(const Json& j, const LearnerInfo& learner, 
 
 SearchSpace DefaultSearchSpace(const LearnerInfo& learner, Task /*task*/) {
   SearchSpace s;
+  if (learner.name == "linear") {
+    s.params = {FloatDist("alpha", 1e-4, 1e4, true)};
+    return s;
+  }
   if (learner.name == "random_forest") {
     s.params = {IntDist("n_estimators", 50, 400, true), IntDist("max_depth", 4, 16),
                 FloatDist("colsample_bynode", 0.3, 1.0), FloatDist("subsample", 0.5, 1.0),

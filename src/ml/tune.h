@@ -92,7 +92,7 @@ struct StudyOptions {
   int max_rounds = 2000;
   int early_stopping_rounds = 50;
   bool asha = true;
-  int asha_min_rounds = 20;
+  int asha_min_rounds = 50;  // lower rungs favour high learning rates (slow learners look bad early)
   int asha_reduction = 3;
   int startup_trials = 10;  // TPE: random trials first
 };
@@ -115,6 +115,8 @@ class Study {
   // Best complete trial of a learner, -1 if none.
   int BestOf(const std::string& learner) const;
   bool maximize() const { return maximize_; }
+  // ASHA on or off for the next Optimize calls (AutoML turns it on when trials turn out to be slow).
+  void set_asha(bool on) { options_.asha = on; }
   const std::string& metric() const { return metric_; }
   // Orders scores: true when a is better than b (NaN is worst).
   bool Better(double a, double b) const;

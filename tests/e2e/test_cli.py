@@ -187,6 +187,22 @@ def test_train_kfold_prints_cross_validation_and_bad_split_flags_name_the_field(
     assert bad.returncode != 0 and "split.time_column" in bad.stderr, (bad.stdout, bad.stderr)
 
 
+def test_automl_and_tune_print_the_leaderboard_and_trials(cli, dataset):
+    p = cli.ok("automl", "--dataset", "churn", "--target", "churned", "--budget", "4")
+    assert "leaderboard (roc_auc" in p.stdout and "CANDIDATE" in p.stdout, p.stdout
+    assert "lathe models register NAME --run run_" in p.stdout
+    p = cli.ok("tune", "--dataset", "churn", "--target", "churned", "--task", "binary", "--trials", "4",
+               "--folds", "3", "--space", '{"max_depth": {"type": "int", "low": 2, "high": 4}}')
+    assert "best trial" in p.stdout and "of 4" in p.stdout, p.stdout
+    run = p.stdout.split("--run ")[1].split()[0]
+    t = cli.ok("runs", "trials", run)
+    assert t.stdout.count("\n") == 5 and "max_depth=" in t.stdout, t.stdout  # header + 4 trials
+    bad = cli.run("tune", "--dataset", "churn", "--target", "churned", "--task", "binary", "--sampler", "bayes")
+    assert bad.returncode != 0 and "sampler" in bad.stderr, (bad.stdout, bad.stderr)
+    bad = cli.run("tune", "--dataset", "churn", "--target", "churned", "--task", "binary", "--space", "{oops")
+    assert bad.returncode != 0 and "--space" in bad.stderr
+
+
 def test_runs_list_sorted_filtered_compare_and_show_curves(cli, dataset):
     ids = []
     for depth in ("2", "5"):

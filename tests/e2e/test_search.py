@@ -140,3 +140,26 @@ def test_bad_search_requests_name_the_field(client, data):
     # Nothing half-made: no run was created by any of these.
     runs = client.get(f"{P}/runs?filter=kind=tune&limit=1000").json()["runs"]
     assert all(r["state"] != "queued" for r in runs)
+
+
+def test_runs_carry_experiment_tags_and_notes(client, data):
+    r = client.post(f"{P}/runs", json={"dataset": "schurn", "target": "churned", "task": "binary",
+                                       "params": {"n_estimators": 5}, "experiment": "exp-a",
+                                       "tags": {"team": "risk"}, "notes": "first try"})
+    assert r.status_code == 202, r.text
+    run_id = r.json()["run"]
+    client.wait_job(r.json()["job"])
+    run = client.get(f"{P}/runs/{run_id}").json()
+    assert (run["experiment"], run["tags"], run["notes"]) == ("exp-a", {"team": "risk"}, "first try")
+    assert run["lathe_version"] and run["kind"] == "train"
+    p = client.patch(f"{P}/runs/{run_id}", json={"tags": {"team": "risk", "stage": "candidate"}, "notes": "kept"})
+    assert p.status_code == 200, p.text
+    again = client.get(f"{P}/runs/{run_id}").json()
+    assert again["tags"] == {"team": "risk", "stage": "candidate"} and again["notes"] == "kept"
+    assert again["metrics"] == run["metrics"] and again["state"] == "succeeded"  # nothing else changed
+    found = client.get(f"{P}/runs?filter=experiment=exp-a,tags.stage=candidate").json()["runs"]
+    assert [x["id"] for x in found] == [run_id]
+    assert_problem(client.patch(f"{P}/runs/{run_id}", json={"state": "failed"}), 400, "state")
+    assert_problem(client.patch(f"{P}/runs/{run_id}", json={"tags": {"k": 1}}), 400, "tags.k")
+    assert_problem(client.patch(f"{P}/runs/{run_id}", json={"notes": "x" * 20001}), 400, "notes")
+    assert client.patch(f"{P}/runs/run_nope", json={"notes": "x"}).status_code == 404

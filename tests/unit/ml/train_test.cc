@@ -375,7 +375,8 @@ TEST(Train, CancelDuringCrossValidationSaysWhere) {
 
 TEST(LearnerRegistry, SchemaDescribesXgboost) {
   Json s = LearnerSchemaJson();
-  ASSERT_EQ(s["learners"].size(), 3u);
+  ASSERT_EQ(s["learners"].size(), 4u);
+  EXPECT_EQ(s["learners"][3]["name"], "linear");
   EXPECT_EQ(s["learners"][1]["name"], "xgboost_dart");
   EXPECT_EQ(s["learners"][2]["name"], "random_forest");
   const Json& x = s["learners"][0];
@@ -510,6 +511,135 @@ TEST(Train, ClassAndSampleWeights) {
   ExpectFieldError(t, Spec("label", "binary", {{"weight_column", 3}}), "params.weight_column");
   t.columns[t.columns.size() - 2].f64[9] = -2;
   ExpectFieldError(t, Spec("label", "binary", {{"weight_column", "w"}}), "params.weight_column");
+}
+
+}  // namespace
+}  // namespace lathe::ml
+
+namespace lathe::ml {
+namespace {
+
+// The linear learner: ridge regression recovers a linear target, logistic regression separates, and both
+// serve, explain and blend through the same Predictor.
+TEST(Train, LinearLearnerFitsLinearStructure) {
+  std::mt19937_64 rng(7);
+  std::normal_distribution<double> noise(0, 0.1);
+  std::uniform_real_distribution<double> u(-2, 2);
+  Table t;
+  Column a = testing::MakeColumn("a", ColumnType::kFloat64), b = testing::MakeColumn("b", ColumnType::kFloat64),
+         g = testing::MakeColumn("g", ColumnType::kString), y = testing::MakeColumn("y", ColumnType::kFloat64),
+         cls = testing::MakeColumn("cls", ColumnType::kString);
+  const char* groups[] = {"x", "y", "z"};
+  const double effect[] = {0, 5, -3};
+  for (int i = 0; i < 800; ++i) {
+    const double av = u(rng), bv = u(rng);
+    const int gi = i % 3;
+    testing::PushFloat(&a, av, i % 17 != 0);  // some missing: imputed with the mean plus an indicator
+    testing::PushFloat(&b, bv);
+    testing::PushString(&g, groups[gi]);
+    testing::PushFloat(&y, 3 * (i % 17 != 0 ? av : 0) - 2 * bv + effect[gi] + noise(rng));
+    testing::PushString(&cls, 2 * bv - (i % 17 != 0 ? av : 0) + noise(rng) > 0 ? "up" : "down");
+  }
+  t.columns = {a, b, g, y, cls};
+  t.num_rows = 800;
+  TrainSpec spec;
+  spec.target = "y";
+  spec.task = "regression";
+  spec.learner = "linear";
+  spec.params = {{"alpha", 0.01}};
+  spec.nthread = 1;
+  // "cls" would leak into "y"'s features and vice versa: train each without the other.
+  Table reg = t;
+  reg.columns.pop_back();
+  auto out = Train(reg, spec, nullptr, nullptr);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_GT(out->metrics["r2"].get<double>(), 0.99) << out->metrics.dump();
+  EXPECT_FALSE(out->curves.contains("learning"));
+  ASSERT_FALSE(out->explanations.contains("error")) << out->explanations.dump();
+  auto p = Predictor::Load(out->model_bundle);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  auto pred = (*p)->PredictInstances({{{"a", 1.0}, {"b", 0.5}, {"g", "y"}}});
+  ASSERT_TRUE(pred.ok()) << pred.status().ToString();
+  EXPECT_NEAR((*pred)[0].get<double>(), 3 - 1 + 5, 0.1);
+  // SHAP of a linear model adds up to the margin.
+  auto rows = (*p)->pipeline().TransformTable(reg);
+  ASSERT_TRUE(rows.ok());
+  std::vector<float> m(5);
+  (*p)->PredictRows(rows->data(), 5, m.data(), true);
+  auto contrib = (*p)->ColumnContributions(rows->data(), 5);
+  ASSERT_TRUE(contrib.ok());
+  const size_t block = (*p)->ContributionColumns().size() + 1;
+  for (size_t i = 0; i < 5; ++i) {
+    double sum = 0;
+    for (size_t c = 0; c < block; ++c) sum += (*contrib)[i * block + c];
+    EXPECT_NEAR(sum, m[i], 1e-3);
+  }
+  EXPECT_FALSE((*p)->PredictRowsXgboost(rows->data(), 1, nullptr).ok());
+
+  Table clf = t;
+  clf.columns.erase(clf.columns.begin() + 3);
+  TrainSpec cs = spec;
+  cs.target = "cls";
+  cs.task = "binary";
+  cs.params = {{"alpha", 1.0}};
+  cs.split.method = SplitMethod::kKFold;
+  auto c = Train(clf, cs, nullptr, nullptr);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_GT(c->metrics["roc_auc"].get<double>(), 0.99) << c->metrics.dump();
+  EXPECT_EQ(c->metrics["cv"]["roc_auc"]["folds"].size(), 5u);
+  ExpectFieldError(clf, [&] {
+    TrainSpec bad = cs;
+    bad.params = {{"alpha", -1}};
+    return bad;
+  }(), "params.alpha");
+  ExpectFieldError(clf, [&] {
+    TrainSpec bad = cs;
+    bad.params = {{"max_depth", 3}};
+    return bad;
+  }(), "params.max_depth");
+}
+
+TEST(Train, LinearMulticlassAndItsBlendWithTrees) {
+  Table t = MakeMixedTable(1500, 61, "multiclass");
+  TrainSpec spec;
+  spec.target = "tier";
+  spec.task = "multiclass";
+  spec.learner = "linear";
+  spec.nthread = 1;
+  auto out = Train(t, spec, nullptr, nullptr);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_GT(out->metrics["accuracy"].get<double>(), 0.5) << out->metrics.dump();
+  auto p = Predictor::Load(out->model_bundle);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  auto pred = (*p)->PredictInstances({{{"age", 40}, {"income", 50000.0}, {"city", "rome"}, {"active", true},
+                                       {"signup", "2020-01-01"}}});
+  ASSERT_TRUE(pred.ok()) << pred.status().ToString();
+  double total = 0;
+  for (const auto& [k, v] : (*pred)[0]["probabilities"].items()) total += v.get<double>();
+  EXPECT_NEAR(total, 1.0, 1e-5);
+
+  // A blend of trees and a linear model: margins are the weighted sums.
+  spec.explain = false;
+  const EnsembleMember trees{"xgboost", {{"n_estimators", 20}}, 0.6}, lin{"linear", {{"alpha", 2.0}}, 0.4};
+  auto blend = FitEnsemble(t, spec, {trees, lin}, nullptr, nullptr);
+  auto one = FitEnsemble(t, spec, {trees}, nullptr, nullptr);
+  auto two = FitEnsemble(t, spec, {lin}, nullptr, nullptr);
+  ASSERT_TRUE(blend.ok()) << blend.status().ToString();
+  ASSERT_TRUE(one.ok() && two.ok());
+  auto pb = Predictor::Load(blend->model_bundle), p1 = Predictor::Load(one->model_bundle),
+       p2 = Predictor::Load(two->model_bundle);
+  ASSERT_TRUE(pb.ok()) << pb.status().ToString();
+  auto rows = (*pb)->pipeline().TransformTable(t);
+  ASSERT_TRUE(rows.ok());
+  const size_t n = 200, k = 3;
+  std::vector<float> mb(n * k), m1(n * k), m2(n * k);
+  (*pb)->PredictRows(rows->data(), n, mb.data(), true);
+  (*p1)->PredictRows(rows->data(), n, m1.data(), true);
+  (*p2)->PredictRows(rows->data(), n, m2.data(), true);
+  for (size_t i = 0; i < n * k; ++i) ASSERT_NEAR(mb[i], 0.6 * m1[i] + 0.4 * m2[i], 1e-4 * (1 + std::fabs(mb[i])));
+  std::vector<float> probs(n * k);
+  (*pb)->PredictRows(rows->data(), n, probs.data());
+  EXPECT_NEAR(probs[0] + probs[1] + probs[2], 1.0, 1e-5);
 }
 
 }  // namespace
