@@ -5,15 +5,158 @@
 #include "api/problem.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "data/dataset_file.h"
+#include "ml/metrics.h"
+#include "ml/predictor.h"
+#include "ml/tune.h"
 
 namespace lathe {
 
 namespace {
 
 Json ModelVersionJson(const ModelVersionRecord& m) {
-  return {{"name", m.model},   {"version", m.version},     {"run", m.run_id},
-          {"task", m.task},    {"metrics", m.metrics},     {"signature", m.signature},
-          {"created_at", FormatRfc3339(m.created_at)}};
+  Json j = {{"name", m.model},   {"version", m.version},     {"run", m.run_id},
+            {"task", m.task},    {"metrics", m.metrics},     {"signature", m.signature},
+            {"stage", m.stage},  {"created_at", FormatRfc3339(m.created_at)}};
+  if (m.stage_changed_at > 0) j["stage_changed_at"] = FormatRfc3339(m.stage_changed_at);
+  return j;
+}
+
+Status FieldError(const std::string& field, const std::string& message) {
+  return Status::InvalidArgument(field + ": " + message).WithDetail(ErrorDetail::Field(field, message));
+}
+
+// The model card: what the model was trained on and how (lineage: dataset version -> recipe -> run), how well
+// it did, and what its owners say it is for.
+Json ModelCard(App& app, const ModelVersionRecord& m) {
+  Json card = {{"description", m.card.value("description", "")},
+               {"intended_use", m.card.value("intended_use", "")},
+               {"limitations", m.card.value("limitations", "")},
+               {"task", m.task},
+               {"metrics", m.metrics},
+               {"signature", m.signature}};
+  auto run = app.store().GetRun(m.project, m.run_id);
+  if (run.ok()) {
+    card["training"] = {{"run", run->id},           {"kind", run->kind},      {"learner", run->learner},
+                        {"params", run->params},     {"split", run->split},    {"target", run->target},
+                        {"train_rows", run->train_rows}, {"trained_at", FormatRfc3339(run->finished_at)},
+                        {"lathe_version", run->lathe_version}};
+    Json lineage = Json::array();
+    // Walk the dataset versions back through the recipes that made them.
+    std::string dataset = run->dataset;
+    int64_t version = run->dataset_version;
+    for (int depth = 0; depth < 20 && !dataset.empty(); ++depth) {
+      auto v = app.store().GetDatasetVersion(m.project, dataset, version);
+      if (!v.ok()) break;
+      Json step = {{"dataset", dataset}, {"version", version}, {"rows", v->rows}, {"source", v->source}};
+      if (v->lineage.contains("recipe")) step["recipe"] = v->lineage["recipe"].value("name", Json());
+      lineage.push_back(step);
+      if (!v->lineage.contains("parent")) break;
+      dataset = v->lineage["parent"].value("dataset", "");
+      version = v->lineage["parent"].value("version", int64_t{0});
+    }
+    card["data"] = lineage;
+  }
+  return card;
+}
+
+// Metrics of a model version on every row of `table` that has a target.
+Result<Json> ScoreOn(App& app, const std::string& project, const ModelVersionRecord& mv, const Table& table) {
+  ASSIGN_OR_RETURN(std::string bundle, app.blobs().Get(mv.blob));
+  ASSIGN_OR_RETURN(auto p, ml::Predictor::Load(bundle, PiiSalt(app, project)));
+  std::vector<int64_t> kept;
+  ASSIGN_OR_RETURN(std::vector<float> y, p->pipeline().EncodeTarget(table, &kept));
+  if (kept.empty()) return FieldError("evaluate_on", "no row has the target '" + p->pipeline().target() + "'");
+  ASSIGN_OR_RETURN(std::vector<float> x, p->EncodeTable(table));
+  const size_t k = p->OutputWidth(), width = p->NumFeatures();
+  std::vector<float> pred(kept.size() * k);
+  for (size_t i = 0; i < kept.size(); ++i) {
+    p->PredictRows(&x[static_cast<size_t>(kept[i]) * width], 1, &pred[i * k]);
+  }
+  switch (p->pipeline().task()) {
+    case ml::Task::kBinary:
+      return ml::BinaryMetrics(y, pred);
+    case ml::Task::kMulticlass:
+      return ml::MulticlassMetrics(y, pred, static_cast<int>(k));
+    case ml::Task::kRegression:
+      return ml::RegressionMetrics(y, pred);
+  }
+  return Status::Internal("unknown task");
+}
+
+// POST …/models/{name}/versions/{version}/stage
+Status StageRoute(App& app, RequestContext& ctx) {
+  ASSIGN_OR_RETURN(int64_t version, ParseVersion(ctx.Param("version"), "model"));
+  ASSIGN_OR_RETURN(Json body, ctx.JsonBody(app.config().max_json_depth));
+  if (!body.is_object()) return Status::InvalidArgument("body must be a JSON object");
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    if (it.key() != "stage" && it.key() != "require_better" && it.key() != "evaluate_on" && it.key() != "metric") {
+      return FieldError(it.key(), "is not a stage field (stage, require_better, evaluate_on, metric)");
+    }
+  }
+  ASSIGN_OR_RETURN(std::string stage, GetString(body, "stage"));
+  if (stage != "none" && stage != "staging" && stage != "production" && stage != "archived") {
+    return FieldError("stage", "must be none, staging, production or archived");
+  }
+  if (body.contains("require_better") && !body["require_better"].is_boolean()) {
+    return FieldError("require_better", "must be true or false");
+  }
+  const bool require_better = body.value("require_better", false);
+  ASSIGN_OR_RETURN(ModelVersionRecord candidate, app.store().GetModelVersion(ctx.Project(), ctx.Param("name"), version));
+  // Developers manage the registry; moving a version into or out of production is a deploy decision.
+  if (stage == "production" || candidate.stage == "production") {
+    RETURN_IF_ERROR(app.auth().Authorize(ctx.caller, Permission::kDeploy, ctx.Project()));
+  }
+  Json out = Json::object();
+  if (stage == "production" && require_better) {
+    if (!body.contains("evaluate_on") || !body["evaluate_on"].is_object()) {
+      return FieldError("evaluate_on", "require_better needs {\"dataset\",\"version\"?}: data both versions are scored on");
+    }
+    ASSIGN_OR_RETURN(std::string dataset, GetString(body["evaluate_on"], "dataset"));
+    ASSIGN_OR_RETURN(int64_t dversion, OptionalVersionField(body["evaluate_on"], "version"));
+    auto dv = app.store().GetDatasetVersion(ctx.Project(), dataset, dversion);
+    if (!dv.ok()) {
+      return Status::NotFound(dv.status().message()).WithDetail(ErrorDetail::Field("evaluate_on.dataset", "not found"));
+    }
+    ASSIGN_OR_RETURN(ml::Task task, ml::ParseTask(candidate.task));
+    const std::string metric = GetStringOr(body, "metric", ml::DefaultMetric(task));
+    ASSIGN_OR_RETURN(const bool maximize, ml::MetricMaximized(metric, task));
+    ModelVersionRecord current;
+    bool has_current = false;
+    ASSIGN_OR_RETURN(auto versions, app.store().ListModelVersions(ctx.Project(), candidate.model));
+    for (const auto& v : versions) {
+      if (v.stage == "production" && v.version != candidate.version) {
+        current = v;
+        has_current = true;
+      }
+    }
+    if (has_current) {
+      ASSIGN_OR_RETURN(auto file, OpenDatasetVersion(app, *dv));
+      ASSIGN_OR_RETURN(Table table, file->ReadAll());
+      ASSIGN_OR_RETURN(Json cm, ScoreOn(app, ctx.Project(), candidate, table));
+      ASSIGN_OR_RETURN(Json pm, ScoreOn(app, ctx.Project(), current, table));
+      const Json cv = cm.value(metric, Json()), pv = pm.value(metric, Json());
+      out["comparison"] = {{"metric", metric},          {"dataset", dataset},
+                           {"version", dv->version},     {"rows", cm.value("rows", Json())},
+                           {"candidate", {{"version", candidate.version}, {"score", cv}}},
+                           {"production", {{"version", current.version}, {"score", pv}}}};
+      const bool better = cv.is_number() && (!pv.is_number() || (maximize ? cv.get<double>() > pv.get<double>()
+                                                                          : cv.get<double>() < pv.get<double>()));
+      if (!better) {
+        return Status::FailedPrecondition("version " + std::to_string(candidate.version) + " does not beat production "
+                                          "version " + std::to_string(current.version) + " on " + dataset + " v" +
+                                          std::to_string(dv->version) + ": " + metric + " " + cv.dump() + " vs " +
+                                          pv.dump())
+            .WithDetail(ErrorDetail::Field("require_better", "the candidate is not better"));
+      }
+    }
+  }
+  RETURN_IF_ERROR(app.store().SetModelStage(ctx.Project(), candidate.model, candidate.version, stage, NowMicros()));
+  ASSIGN_OR_RETURN(ModelVersionRecord updated, app.store().GetModelVersion(ctx.Project(), candidate.model, version));
+  Json j = ModelVersionJson(updated);
+  if (out.contains("comparison")) j["comparison"] = out["comparison"];
+  WriteJson(200, j, ctx.res);
+  return Status::Ok();
 }
 
 }  // namespace
@@ -81,10 +224,50 @@ void RegisterModelRoutes(Router& router, App& app) {
               .handler = [&app](RequestContext& ctx) -> Status {
                 ASSIGN_OR_RETURN(int64_t version, ParseVersion(ctx.Param("version"), "model"));
                 ASSIGN_OR_RETURN(auto mv, app.store().GetModelVersion(ctx.Project(), ctx.Param("name"), version));
-                WriteJson(200, ModelVersionJson(mv), ctx.res);
+                Json j = ModelVersionJson(mv);
+                j["card"] = ModelCard(app, mv);
+                WriteJson(200, j, ctx.res);
                 return Status::Ok();
               },
-              .summary = "One model version: signature, metrics, source run", .tag = "models"});
+              .summary = "One model version: stage, signature, metrics, source run, model card with lineage",
+              .tag = "models"});
+  router.Add({.method = "POST", .pattern = "/api/v1/projects/{project}/models/{name}/versions/{version}/stage",
+              .permission = Permission::kProjectWrite,
+              .handler = [&app](RequestContext& ctx) { return StageRoute(app, ctx); },
+              .summary = "Move a version to none, staging, production (archiving the previous one; optionally only "
+                         "if it beats it on given data) or archived; promoting an older version is a rollback",
+              .tag = "models",
+              .request_example = {{"stage", "production"}, {"require_better", true},
+                                  {"evaluate_on", {{"dataset", "churn_holdout"}}}, {"metric", "roc_auc"}}});
+  router.Add({.method = "PATCH", .pattern = "/api/v1/projects/{project}/models/{name}/versions/{version}",
+              .permission = Permission::kProjectWrite,
+              .handler = [&app](RequestContext& ctx) -> Status {
+                ASSIGN_OR_RETURN(int64_t version, ParseVersion(ctx.Param("version"), "model"));
+                ASSIGN_OR_RETURN(Json body, ctx.JsonBody(app.config().max_json_depth));
+                if (!body.is_object() || body.empty()) {
+                  return Status::InvalidArgument("body must be an object with description, intended_use or limitations");
+                }
+                ASSIGN_OR_RETURN(auto mv, app.store().GetModelVersion(ctx.Project(), ctx.Param("name"), version));
+                Json card = mv.card;
+                for (auto it = body.begin(); it != body.end(); ++it) {
+                  if (it.key() != "description" && it.key() != "intended_use" && it.key() != "limitations") {
+                    return FieldError(it.key(), "the card takes description, intended_use and limitations");
+                  }
+                  if (!it->is_string() || it->get<std::string>().size() > 20000) {
+                    return FieldError(it.key(), "must be a string of at most 20000 characters");
+                  }
+                  card[it.key()] = *it;
+                }
+                RETURN_IF_ERROR(app.store().SetModelCard(ctx.Project(), mv.model, mv.version, card));
+                mv.card = card;
+                Json j = ModelVersionJson(mv);
+                j["card"] = ModelCard(app, mv);
+                WriteJson(200, j, ctx.res);
+                return Status::Ok();
+              },
+              .summary = "Write a version's model card: description, intended use, limitations", .tag = "models",
+              .request_example = {{"intended_use", "monthly churn risk for retention offers"},
+                                  {"limitations", "trained on 2024 customers; not for new markets"}}});
   // The model file itself (lathe's bundle: pipeline, booster, metadata, checksum), for offline scoring and
   // benchmarks. Developers and up: a model can leak what it was trained on, so viewers do not get it.
   router.Add({.method = "GET", .pattern = "/api/v1/projects/{project}/models/{name}/versions/{version}/bundle",

@@ -468,6 +468,39 @@ int CmdModelsRegister(Context& ctx, const ParsedArgs& a) {
   return kExitOk;
 }
 
+int CmdModelsStage(Context& ctx, const ParsedArgs& a) {
+  if (!a.Has("stage")) {
+    Err("error: --stage is required\n");
+    return -kExitUsage;
+  }
+  const std::string& name = a.positionals[0];
+  const std::string& version = a.positionals[1];
+  Json body = {{"stage", a.Get("stage")}};
+  if (auto on = a.GetOptional("require-better-on")) {
+    body["require_better"] = true;
+    body["evaluate_on"] = {{"dataset", *on}};
+  }
+  if (auto m = a.GetOptional("metric")) body["metric"] = *m;
+  auto resp = ctx.Call("POST", ctx.ProjectPath("/models/" + UrlEncode(name) + "/versions/" + UrlEncode(version) +
+                                               "/stage"),
+                       &body);
+  if (!resp) return kExitError;
+  if (ctx.json) {
+    PrintJson(*resp);
+    return kExitOk;
+  }
+  Out("Model " + SanitizeCell(name) + " version " + MemberText(*resp, "version") + " is now " +
+      MemberText(*resp, "stage") + "\n");
+  const Json& c = Member(*resp, "comparison");
+  if (c.is_object()) {
+    Out(MemberText(c, "metric") + " on " + MemberText(c, "dataset") + " v" + FormatCell(Member(c, "version")) + ": " +
+        FormatCell(Member(Member(c, "candidate"), "score")) + " (this version) vs " +
+        FormatCell(Member(Member(c, "production"), "score")) + " (version " +
+        FormatCell(Member(Member(c, "production"), "version")) + ", now archived)\n");
+  }
+  return kExitOk;
+}
+
 int CmdModelsList(Context& ctx, const ParsedArgs&) {
   return ListProjectCollection(ctx, "models",
                                {{"NAME", "name"},
@@ -723,6 +756,15 @@ std::vector<Command> CoreCommands() {
        1,
        CmdModelsRegister},
       {"models list", "", "list registered models", {}, 0, 0, CmdModelsList},
+      {"models stage",
+       "NAME VERSION",
+       "move a model version to none|staging|production|archived (production archives the previous one)",
+       {{"stage", "S", "none|staging|production|archived (required)"},
+        {"require-better-on", "DATASET", "production only if it beats the production version on DATASET"},
+        {"metric", "M", "metric of that comparison (default: roc_auc, log_loss or rmse by task)"}},
+       2,
+       2,
+       CmdModelsStage},
       {"models show", "NAME", "show a model's versions", {}, 1, 1, CmdModelsShow},
       {"deploy",
        "NAME",

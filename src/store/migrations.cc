@@ -217,6 +217,12 @@ ALTER TABLE runs ADD COLUMN notes TEXT NOT NULL DEFAULT '';
 ALTER TABLE runs ADD COLUMN lathe_version TEXT NOT NULL DEFAULT '';
 CREATE INDEX runs_by_parent ON runs(project, parent);
 )sql",
+      // 8: model registry stages and model cards
+      R"sql(
+ALTER TABLE model_versions ADD COLUMN stage TEXT NOT NULL DEFAULT 'none';
+ALTER TABLE model_versions ADD COLUMN stage_changed_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE model_versions ADD COLUMN card TEXT NOT NULL DEFAULT '{}';
+)sql",
   };
   return kMigrations;
 }

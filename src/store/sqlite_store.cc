@@ -782,6 +782,37 @@ class SqliteStore final : public Store {
     return ReadModel(s);
   }
 
+  Status SetModelStage(const std::string& project, const std::string& model, int64_t version,
+                       const std::string& stage, int64_t now) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return InTransaction<bool>([&]() -> Result<bool> {
+             if (stage == "production") {
+               Stmt s(db_,
+                      "UPDATE model_versions SET stage = 'archived', stage_changed_at = ? WHERE project = ? AND "
+                      "model = ? AND stage = 'production' AND version != ?");
+               RETURN_IF_ERROR(s.Bind(1, now).Bind(2, project).Bind(3, model).Bind(4, version).Exec());
+             }
+             Stmt s(db_,
+                    "UPDATE model_versions SET stage = ?, stage_changed_at = ? WHERE project = ? AND model = ? AND "
+                    "version = ?");
+             RETURN_IF_ERROR(s.Bind(1, stage).Bind(2, now).Bind(3, project).Bind(4, model).Bind(5, version).Exec());
+             if (sqlite3_changes(db_) == 0) {
+               return Status::NotFound("model '" + model + "' has no version " + std::to_string(version));
+             }
+             return true;
+           })
+        .status();
+  }
+
+  Status SetModelCard(const std::string& project, const std::string& model, int64_t version,
+                      const Json& card) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "UPDATE model_versions SET card = ? WHERE project = ? AND model = ? AND version = ?");
+    RETURN_IF_ERROR(s.Bind(1, DumpJson(card)).Bind(2, project).Bind(3, model).Bind(4, version).Exec());
+    if (sqlite3_changes(db_) == 0) return Status::NotFound("model '" + model + "' has no version " + std::to_string(version));
+    return Status::Ok();
+  }
+
   // ---- deployments
   Status CreateDeployment(const DeploymentRecord& d) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -941,8 +972,8 @@ class SqliteStore final : public Store {
       "created_at, finished_at, curves, explanations, kind, parent, search, experiment, tags, notes, lathe_version "
       "FROM runs";
   static constexpr const char* kModelCols =
-      "SELECT project, model, version, run_id, blob, signature, metrics, task, created_at FROM "
-      "model_versions";
+      "SELECT project, model, version, run_id, blob, signature, metrics, task, created_at, stage, "
+      "stage_changed_at, card FROM model_versions";
   static constexpr const char* kDeploymentCols =
       "SELECT project, name, model, version, state, created_at, updated_at, config FROM deployments";
 
@@ -1093,6 +1124,9 @@ class SqliteStore final : public Store {
     m.metrics = ParseStoredJson(s.Text(6));
     m.task = s.Text(7);
     m.created_at = s.Int(8);
+    m.stage = s.Text(9);
+    m.stage_changed_at = s.Int(10);
+    m.card = ParseStoredJson(s.Text(11));
     return m;
   }
 

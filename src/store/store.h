@@ -152,6 +152,9 @@ struct ModelVersionRecord {
   Json metrics = Json::object();
   std::string task;
   int64_t created_at = 0;
+  std::string stage = "none";  // "none" | "staging" | "production" | "archived"
+  int64_t stage_changed_at = 0;
+  Json card = Json::object();  // the user's part of the model card: description, intended_use, limitations
 };
 
 struct DeploymentRecord {
@@ -301,6 +304,12 @@ class Store {
   virtual Result<std::vector<ModelVersionRecord>> ListModelVersions(const std::string& project,
                                                                     const std::string& model) = 0;
   // version 0 = latest
+  // Moves a version to `stage`; moving one to "production" archives the version that was in production, in
+  // the same transaction (at most one production version per model).
+  virtual Status SetModelStage(const std::string& project, const std::string& model, int64_t version,
+                               const std::string& stage, int64_t now) = 0;
+  virtual Status SetModelCard(const std::string& project, const std::string& model, int64_t version,
+                              const Json& card) = 0;
   virtual Result<ModelVersionRecord> GetModelVersion(const std::string& project, const std::string& model,
                                                      int64_t version) = 0;
 

@@ -203,6 +203,13 @@ def test_automl_and_tune_print_the_leaderboard_and_trials(cli, dataset):
     assert bad.returncode != 0 and "--space" in bad.stderr
 
 
+def test_models_stage_promotes_and_reports(cli, trained, registered):
+    p = cli.ok("models", "stage", "churn-model", "1", "--stage", "staging")
+    assert "is now staging" in p.stdout, p.stdout
+    bad = cli.run("models", "stage", "churn-model", "1", "--stage", "live")
+    assert bad.returncode != 0 and "stage" in bad.stderr
+
+
 def test_runs_list_sorted_filtered_compare_and_show_curves(cli, dataset):
     ids = []
     for depth in ("2", "5"):

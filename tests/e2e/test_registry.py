@@ -1,0 +1,80 @@
+"""The model registry over real HTTP: stages (none, staging, production, archived) with one production version
+per model, promotion that can require the candidate to beat production on given data, rollback by promoting
+an earlier version, and the model card with its lineage."""
+import pytest
+
+from conftest import assert_problem
+from datagen import churn_csv
+
+P = "/api/v1/projects/default"
+
+
+@pytest.fixture(scope="module")
+def versions(client):
+    for name, seed in (("rtrain", 7), ("rholdout", 8)):
+        r = client.post(f"{P}/datasets?name={name}", data=churn_csv(rows=500, seed=seed).encode(),
+                        headers={"Content-Type": "text/csv"})
+        assert r.status_code == 201, r.text
+    runs = []
+    for params in ({"n_estimators": 1, "max_depth": 1}, {"n_estimators": 60, "max_depth": 3}):
+        r = client.post(f"{P}/runs", json={"dataset": "rtrain", "target": "churned", "task": "binary",
+                                           "params": params})
+        assert r.status_code == 202, r.text
+        assert client.wait_job(r.json()["job"])["state"] == "succeeded"
+        runs.append(r.json()["run"])
+    for run in runs:
+        assert client.post(f"{P}/models/churner/versions", json={"run": run}).status_code == 201
+    return runs
+
+
+def stage(client, version, **body):
+    return client.post(f"{P}/models/churner/versions/{version}/stage", json=body)
+
+
+def stages(client):
+    return {v["version"]: v["stage"] for v in client.get(f"{P}/models/churner").json()["versions"]}
+
+
+def test_stages_promotion_and_rollback(client, versions):
+    assert stages(client) == {1: "none", 2: "none"}
+    assert stage(client, 1, stage="production").status_code == 200
+    # The stronger model beats production on the holdout data and takes its place; v1 is archived.
+    r = stage(client, 2, stage="production", require_better=True, evaluate_on={"dataset": "rholdout"})
+    assert r.status_code == 200, r.text
+    c = r.json()["comparison"]
+    assert c["metric"] == "roc_auc" and c["rows"] == 500
+    assert c["candidate"]["score"] > c["production"]["score"], c
+    assert stages(client) == {1: "archived", 2: "production"}
+    # The weak one cannot come back by merit ...
+    r = stage(client, 1, stage="production", require_better=True, evaluate_on={"dataset": "rholdout"},
+              metric="log_loss")
+    assert_problem(r, 409, "require_better", "does not beat")
+    assert stages(client) == {1: "archived", 2: "production"}
+    # ... but a rollback (no condition) is one call.
+    assert stage(client, 1, stage="production").status_code == 200
+    assert stages(client) == {1: "production", 2: "archived"}
+    assert stage(client, 2, stage="staging").json()["stage"] == "staging"
+
+
+def test_bad_stage_requests(client, versions):
+    assert_problem(stage(client, 2, stage="live"), 400, "stage")
+    assert_problem(stage(client, 2, stage="production", require_better=True), 400, "evaluate_on")
+    assert_problem(stage(client, 2, stage="production", require_better="yes"), 400, "require_better")
+    assert_problem(stage(client, 2, stage="production", require_better=True, evaluate_on={"dataset": "rholdout"},
+                         metric="rmse"), 400, "metric")
+    assert_problem(stage(client, 2, stage="staging", force=True), 400, "force")
+    assert stage(client, 9, stage="staging").status_code == 404
+
+
+def test_model_card_has_lineage_and_the_owners_words(client, versions):
+    r = client.patch(f"{P}/models/churner/versions/2", json={"intended_use": "monthly churn risk",
+                                                            "limitations": "2024 customers only"})
+    assert r.status_code == 200, r.text
+    card = client.get(f"{P}/models/churner/versions/2").json()["card"]
+    assert card["intended_use"] == "monthly churn risk" and card["limitations"] == "2024 customers only"
+    assert card["training"]["run"] == versions[1] and card["training"]["learner"] == "xgboost"
+    assert card["training"]["params"]["n_estimators"] == 60
+    assert card["data"][0]["dataset"] == "rtrain" and card["data"][0]["rows"] == 500
+    assert card["metrics"]["roc_auc"] > 0.5 and card["signature"]["inputs"]
+    assert_problem(client.patch(f"{P}/models/churner/versions/2", json={"owner": "x"}), 400, "owner")
+    assert_problem(client.patch(f"{P}/models/churner/versions/2", json={"limitations": 5}), 400, "limitations")
