@@ -8,7 +8,10 @@
 #include "data/dataset_file.h"
 #include "ml/metrics.h"
 #include "ml/predictor.h"
+#include "ml/train.h"
 #include "ml/tune.h"
+#include "common/crypto.h"
+#include "common/ids.h"
 
 namespace lathe {
 
@@ -36,7 +39,10 @@ Json ModelCard(App& app, const ModelVersionRecord& m) {
                {"metrics", m.metrics},
                {"signature", m.signature}};
   auto run = app.store().GetRun(m.project, m.run_id);
-  if (run.ok()) {
+  if (run.ok() && run->kind == "import") {
+    card["training"] = {{"imported", true}, {"run", run->id}, {"imported_at", FormatRfc3339(run->created_at)},
+                        {"imported_by", run->created_by}};
+  } else if (run.ok()) {
     card["training"] = {{"run", run->id},           {"kind", run->kind},      {"learner", run->learner},
                         {"params", run->params},     {"split", run->split},    {"target", run->target},
                         {"train_rows", run->train_rows}, {"trained_at", FormatRfc3339(run->finished_at)},
@@ -189,6 +195,61 @@ void RegisterModelRoutes(Router& router, App& app) {
               },
               .summary = "Register a succeeded run as a new model version", .tag = "models",
               .success_status = 201, .request_example = {{"run", "run_0123456789abcdef"}}});
+  router.Add({.method = "POST", .pattern = "/api/v1/projects/{project}/models/{name}/import",
+              .permission = Permission::kProjectWrite,
+              .handler = [&app](RequestContext& ctx) -> Status {
+                RETURN_IF_ERROR(CheckName(ctx.Param("name"), "name"));
+                ASSIGN_OR_RETURN(Json body, ctx.JsonBody(app.config().max_json_depth));
+                if (!body.is_object()) return Status::InvalidArgument("body must be a JSON object");
+                for (auto it = body.begin(); it != body.end(); ++it) {
+                  if (it.key() != "model_base64" && it.key() != "signature" && it.key() != "description") {
+                    return FieldError(it.key(), "is not an import field (model_base64, signature, description)");
+                  }
+                }
+                ASSIGN_OR_RETURN(std::string encoded, GetString(body, "model_base64"));
+                auto bytes = Base64Decode(encoded);
+                if (!bytes.ok()) return FieldError("model_base64", bytes.status().message());
+                if (!body.contains("signature")) return FieldError("signature", "is required");
+                ASSIGN_OR_RETURN(ml::TrainOutput out, ml::ImportXgboostModel(*bytes, body["signature"]));
+                ASSIGN_OR_RETURN(std::string blob, app.blobs().Put(out.model_bundle));
+                // The import is recorded as a run of kind "import" (no dataset): the version's lineage.
+                RunRecord run;
+                run.id = NewId("run");
+                run.project = ctx.Project();
+                run.kind = "import";
+                run.task = body["signature"].value("task", "");
+                run.target = body["signature"].value("target", "target");
+                run.learner = "xgboost";
+                run.params = out.params;
+                run.state = "succeeded";
+                run.signature = out.signature;
+                run.pipeline = out.pipeline;
+                run.model_blob = blob;
+                run.lathe_version = LatheVersion();
+                run.created_by = ctx.caller.username;
+                run.created_at = run.finished_at = NowMicros();
+                RETURN_IF_ERROR(app.store().CreateRun(run));
+                RETURN_IF_ERROR(app.store().UpdateRun(run));
+                ModelVersionRecord mv{.project = ctx.Project(), .model = ctx.Param("name"), .run_id = run.id,
+                                      .blob = blob, .signature = out.signature, .metrics = Json::object(),
+                                      .task = run.task, .created_at = NowMicros()};
+                ASSIGN_OR_RETURN(mv.version, app.store().AddModelVersion(mv));
+                if (body.contains("description") && body["description"].is_string()) {
+                  mv.card = {{"description", body["description"]}};
+                  RETURN_IF_ERROR(app.store().SetModelCard(ctx.Project(), mv.model, mv.version, mv.card));
+                }
+                WriteJson(201, ModelVersionJson(mv), ctx.res);
+                return Status::Ok();
+              },
+              .summary = "Import an XGBoost model file (JSON or UBJSON, base64) with its declared signature as a "
+                         "new version",
+              .tag = "models", .success_status = 201,
+              .request_example = {{"model_base64", "eyJsZWFybmVyIjp7Li4ufX0="},
+                                  {"signature", {{"task", "binary"}, {"target", "churned"},
+                                                 {"inputs", {{{"name", "age"}, {"type", "integer"}},
+                                                             {{"name", "plan"}, {"type", "string"},
+                                                              {"categories", {"basic", "pro"}}}}},
+                                                 {"labels", {0, 1}}}}}});
   router.Add({.method = "GET", .pattern = "/api/v1/projects/{project}/models", .permission = Permission::kProjectRead,
               .handler = [&app](RequestContext& ctx) -> Status {
                 ASSIGN_OR_RETURN(auto names, app.store().ListModels(ctx.Project()));

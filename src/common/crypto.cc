@@ -226,4 +226,31 @@ Result<std::string> DecryptAesGcm(std::string_view key, std::string_view sealed,
   return out;
 }
 
+Result<std::string> Base64Decode(std::string_view text) {
+  if (text.size() % 4 != 0) return Status::InvalidArgument("base64: length is not a multiple of 4");
+  if (text.size() > (1u << 30)) return Status::InvalidArgument("base64: too long");
+  for (char c : text) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+                    c == '/' || c == '=';
+    if (!ok) return Status::InvalidArgument("base64: invalid character");
+  }
+  const size_t first_pad = text.find('=');
+  if (first_pad != std::string_view::npos && first_pad + 2 < text.size()) {
+    return Status::InvalidArgument("base64: padding inside the text");
+  }
+  if (first_pad != std::string_view::npos && text.find_first_not_of('=', first_pad) != std::string_view::npos) {
+    return Status::InvalidArgument("base64: padding inside the text");
+  }
+  std::string out(text.size() / 4 * 3, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+  if (n < 0) return Status::InvalidArgument("base64: malformed");
+  size_t len = static_cast<size_t>(n);
+  // EVP_DecodeBlock keeps the bytes the padding stands for; drop them.
+  if (!text.empty() && text.back() == '=') --len;
+  if (text.size() >= 2 && text[text.size() - 2] == '=') --len;
+  out.resize(len);
+  return out;
+}
+
 }  // namespace lathe

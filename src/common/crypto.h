@@ -37,6 +37,8 @@ std::string RandomToken(size_t n);
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
 std::string HexEncode(std::string_view bytes);
+// Standard base64 (RFC 4648, with padding; whitespace is not allowed). kInvalidArgument for anything else.
+Result<std::string> Base64Decode(std::string_view text);
 
 // argon2id in PHC string format ($argon2id$v=19$m=...,t=...,p=...$salt$hash).
 Result<std::string> HashPassword(std::string_view password);

@@ -1112,6 +1112,67 @@ Result<TrainOutput> FitEnsemble(const Table& table, const TrainSpec& spec, const
   }
 }
 
+// ---- Import
+
+Result<TrainOutput> ImportXgboostModel(std::string_view model, const Json& declared) {
+  try {
+    if (!declared.is_object()) return FieldError("signature", "must be an object");
+    ASSIGN_OR_RETURN(std::string task_name, GetString(declared, "task"));
+    ASSIGN_OR_RETURN(const Task task, ParseTask(task_name, "signature.task"));
+    const std::string target = GetStringOr(declared, "target", "target");
+    if (!declared.contains("inputs") || !declared["inputs"].is_array() || declared["inputs"].empty()) {
+      return FieldError("signature.inputs", "list the model's input columns in feature order");
+    }
+    Json pipeline = {{"format_version", 1}, {"task", TaskName(task)}, {"target", target},
+                     {"inputs", Json::array()}, {"dropped", Json::array()}};
+    for (size_t i = 0; i < declared["inputs"].size(); ++i) {
+      const Json& in = declared["inputs"][i];
+      const std::string field = "signature.inputs[" + std::to_string(i) + "]";
+      if (!in.is_object() || !in.contains("name") || !in["name"].is_string() || !in.contains("type") ||
+          !in["type"].is_string()) {
+        return FieldError(field, "needs a name and a type");
+      }
+      Json entry = {{"name", in["name"]}, {"type", in["type"]}};
+      if (in["type"] == "string") {
+        if (!in.contains("categories") || !in["categories"].is_array()) {
+          return FieldError(field, "a string input needs its categories, in the model's code order");
+        }
+        entry["categories"] = in["categories"];
+        entry["other"] = false;
+      }
+      pipeline["inputs"].push_back(entry);
+    }
+    if (task == Task::kRegression) {
+      pipeline["target_type"] = "float";
+    } else {
+      if (!declared.contains("labels") || !declared["labels"].is_array()) {
+        return FieldError("signature.labels", "classification needs the class labels in the model's order");
+      }
+      pipeline["labels"] = declared["labels"];
+      const Json& first = declared["labels"].empty() ? Json() : declared["labels"][0];
+      pipeline["target_type"] = first.is_string() ? "string" : first.is_boolean() ? "boolean"
+                                : first.is_number_integer() ? "integer" : "float";
+    }
+    auto pipe = FeaturePipeline::FromJson(pipeline);
+    if (!pipe.ok()) return FieldError("signature", pipe.status().message());
+    internal::Booster booster;
+    LATHE_XGB(XGBoosterCreate(nullptr, 0, booster.out()), "creating the booster");
+    if (XGBoosterLoadModelFromBuffer(booster.get(), model.data(), model.size()) != 0) {
+      return FieldError("model", std::string("XGBoost cannot read it: ") + XGBGetLastError());
+    }
+    ASSIGN_OR_RETURN(std::string ubj, SaveBoosterUbj(booster.get()));
+    TrainSpec spec;
+    spec.target = target;
+    TrainOutput out = Package(spec, *pipe, task, "xgboost", {{"imported", true}}, ubj);
+    out.params = {{"imported", true}};
+    auto loaded = Predictor::Load(out.model_bundle);
+    if (!loaded.ok()) return FieldError("model", loaded.status().message());
+    return out;
+  } catch (const std::exception& e) {
+    return FieldError("model", e.what());
+  }
+}
+
 // ---- TrialEvaluator
 
 struct TrialEvaluator::Data {

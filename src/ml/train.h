@@ -33,6 +33,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/json.h"
@@ -92,6 +93,16 @@ struct EnsembleMember {
 // params {"members": [{"learner","params","weight"}]}.
 Result<TrainOutput> FitEnsemble(const Table& table, const TrainSpec& spec, const std::vector<EnsembleMember>& members,
                                 const TrainProgressFn& progress, const TrainCancelFn& cancel);
+
+// ---- Import of a model trained elsewhere.
+// `model` is an XGBoost model file (JSON or UBJSON, as XGBoost saves it); `declared` its signature:
+//   {"task":"binary|multiclass|regression","target":"y","inputs":[{"name","type":"integer|float|boolean|string|
+//    datetime","categories":[...]}],"labels":[...]}
+// Inputs map to the model's features in order (a datetime input is several features, a string input one
+// categorical feature whose codes are the positions in `categories`); classification needs `labels` in the
+// model's class order (binary: [negative, positive]). The result is a lathe bundle, validated end to end by
+// Predictor::Load: feature count, objective and task must agree. Errors are kInvalidArgument naming the field.
+Result<TrainOutput> ImportXgboostModel(std::string_view model, const Json& declared);
 
 // ---- Trials: many fits of one table (hyper-parameter search, AutoML).
 //

@@ -78,3 +78,53 @@ def test_model_card_has_lineage_and_the_owners_words(client, versions):
     assert card["metrics"]["roc_auc"] > 0.5 and card["signature"]["inputs"]
     assert_problem(client.patch(f"{P}/models/churner/versions/2", json={"owner": "x"}), 400, "owner")
     assert_problem(client.patch(f"{P}/models/churner/versions/2", json={"limitations": 5}), 400, "limitations")
+
+
+def test_import_an_xgboost_model_and_serve_it_with_the_same_predictions(client):
+    import base64
+
+    import numpy as np
+    import pandas as pd
+    import xgboost as xgb
+    rng = np.random.default_rng(3)
+    n = 400
+    X = pd.DataFrame({"age": rng.integers(18, 80, n).astype(float), "spend": rng.normal(50, 20, n),
+                      "plan": pd.Categorical(rng.choice(["basic", "pro", "team"], n),
+                                             categories=["basic", "pro", "team"])})
+    y = ((X.age > 50) ^ (X.plan == "pro")).astype(int)
+    booster = xgb.train({"objective": "binary:logistic", "tree_method": "hist", "max_depth": 3,
+                         "max_cat_to_onehot": 1}, xgb.DMatrix(X, y, enable_categorical=True), 20)
+    signature = {"task": "binary", "target": "churned", "labels": [0, 1],
+                 "inputs": [{"name": "age", "type": "float"}, {"name": "spend", "type": "float"},
+                            {"name": "plan", "type": "string", "categories": ["basic", "pro", "team"]}]}
+    for fmt in ("json", "ubj"):
+        raw = bytes(booster.save_raw(fmt))
+        r = client.post(f"{P}/models/imported/import", json={
+            "model_base64": base64.b64encode(raw).decode(), "signature": signature,
+            "description": "trained in a notebook"})
+        assert r.status_code == 201, r.text
+        version = r.json()["version"]
+        card = client.get(f"{P}/models/imported/versions/{version}").json()["card"]
+        assert card["training"]["imported"] is True and card["description"] == "trained in a notebook"
+        run = client.get(f"{P}/runs/{card['training']['run']}").json()
+        assert run["kind"] == "import" and run["state"] == "succeeded"
+    assert client.post(f"{P}/deployments", json={"name": "imported", "model": "imported"}).status_code == 201
+    rows = X.head(50)
+    instances = [{"age": float(a), "spend": float(s), "plan": str(p)} for a, s, p in
+                 zip(rows.age, rows.spend, rows.plan)]
+    r = client.post(f"{P}/deployments/imported/predict", json={"instances": instances})
+    assert r.status_code == 200, r.text
+    ours = np.array(r.json()["predictions"])
+    theirs = booster.predict(xgb.DMatrix(rows, enable_categorical=True))
+    assert np.max(np.abs(ours - theirs)) < 1e-6
+
+    def bad(body, field):
+        assert_problem(client.post(f"{P}/models/imported/import", json=body), 400, field)
+    good = base64.b64encode(bytes(booster.save_raw("json"))).decode()
+    bad({"model_base64": "not base64!", "signature": signature}, "model_base64")
+    bad({"model_base64": base64.b64encode(b"garbage").decode(), "signature": signature}, "model")
+    bad({"model_base64": good}, "signature")
+    bad({"model_base64": good, "signature": {**signature, "inputs": signature["inputs"][:2]}}, "model")  # 2 != 3
+    bad({"model_base64": good, "signature": {**signature, "task": "regression"}}, "model")  # objective mismatch
+    bad({"model_base64": good, "signature": {**signature, "labels": None}}, "signature.labels")
+    bad({"model_base64": good, "signature": signature, "extra": 1}, "extra")
