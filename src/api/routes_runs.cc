@@ -461,6 +461,20 @@ void RegisterRunRoutes(Router& router, App& app) {
               .summary = "List runs, newest first; ?filter=metrics.roc_auc>=0.8,params.max_depth=6 "
                          "&sort=metrics.roc_auc&order=desc|asc&limit=",
               .tag = "runs"});
+  router.Add({.method = "GET", .pattern = "/api/v1/projects/{project}/experiments",
+              .permission = Permission::kProjectRead,
+              .handler = [&app](RequestContext& ctx) -> Status {
+                ASSIGN_OR_RETURN(Json list, app.store().ListExperiments(ctx.Project()));
+                for (Json& e : list) {
+                  e["first_run_at"] = Ts(e["first_run_at"].get<int64_t>());
+                  e["last_run_at"] = Ts(e["last_run_at"].get<int64_t>());
+                }
+                WriteJson(200, {{"experiments", list}}, ctx.res);
+                return Status::Ok();
+              },
+              .summary = "Experiments (the names runs are grouped by) with their run counts; list one's runs with "
+                         "GET …/runs?filter=experiment=NAME",
+              .tag = "runs"});
   // Registered before runs/{id} so that "compare" is not taken for a run id.
   router.Add({.method = "GET", .pattern = "/api/v1/projects/{project}/runs/compare",
               .permission = Permission::kProjectRead,

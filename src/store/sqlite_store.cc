@@ -699,6 +699,23 @@ class SqliteStore final : public Store {
     return sqlite::CollectRows(s, ReadRun);
   }
 
+  Result<Json> ListExperiments(const std::string& project) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_,
+           "SELECT experiment, COUNT(*), MIN(created_at), MAX(created_at), "
+           "SUM(CASE WHEN kind != 'trial' THEN 1 ELSE 0 END) FROM runs WHERE project = ? AND experiment != '' "
+           "GROUP BY experiment ORDER BY MAX(created_at) DESC");
+    s.Bind(1, project);
+    Json out = Json::array();
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      out.push_back({{"name", s.Text(0)}, {"runs", s.Int(1)}, {"first_run_at", s.Int(2)},
+                     {"last_run_at", s.Int(3)}, {"runs_without_trials", s.Int(4)}});
+    }
+    return out;
+  }
+
   Result<std::vector<RunRecord>> ListChildRuns(const std::string& project, const std::string& parent) override {
     std::lock_guard<std::mutex> lock(mu_);
     Stmt s(db_, std::string(kRunCols) + " WHERE project = ? AND parent = ? ORDER BY created_at, id");

@@ -293,6 +293,8 @@ class Store {
   virtual Status UpdateRun(const RunRecord& run) = 0;
   virtual Result<RunRecord> GetRun(const std::string& project, const std::string& id) = 0;
   virtual Result<std::vector<RunRecord>> ListRuns(const std::string& project, int64_t limit) = 0;
+  // Experiments of a project: name, number of runs, first and last run time; by last run, newest first.
+  virtual Result<Json> ListExperiments(const std::string& project) = 0;
   // The trials of a search run, oldest first.
   virtual Result<std::vector<RunRecord>> ListChildRuns(const std::string& project, const std::string& parent) = 0;
   // Runs whose job is no longer running get its terminal state (repairs after a crash).

@@ -159,6 +159,9 @@ def test_runs_carry_experiment_tags_and_notes(client, data):
     assert again["metrics"] == run["metrics"] and again["state"] == "succeeded"  # nothing else changed
     found = client.get(f"{P}/runs?filter=experiment=exp-a,tags.stage=candidate").json()["runs"]
     assert [x["id"] for x in found] == [run_id]
+    exps = {e["name"]: e for e in client.get(f"{P}/experiments").json()["experiments"]}
+    assert exps["exp-a"]["runs"] == 1 and exps["exp-a"]["last_run_at"]
+    assert exps["churn-search"]["runs"] == 13 and exps["churn-search"]["runs_without_trials"] == 1
     assert_problem(client.patch(f"{P}/runs/{run_id}", json={"state": "failed"}), 400, "state")
     assert_problem(client.patch(f"{P}/runs/{run_id}", json={"tags": {"k": 1}}), 400, "tags.k")
     assert_problem(client.patch(f"{P}/runs/{run_id}", json={"notes": "x" * 20001}), 400, "notes")
