@@ -90,6 +90,106 @@ Result<Json> ScoreOn(App& app, const std::string& project, const ModelVersionRec
   return Status::Internal("unknown task");
 }
 
+// Size, one-row latency and (with `table`) metrics of a model bundle: the compression report's two sides.
+Result<Json> Profile(App& app, const std::string& project, const std::string& bundle, const ModelVersionRecord* mv,
+                     const Table* table) {
+  ASSIGN_OR_RETURN(auto p, ml::Predictor::Load(bundle, PiiSalt(app, project)));
+  Json j = {{"bundle_bytes", bundle.size()}, {"trees", p->NumTrees()}};
+  if (table != nullptr && table->num_rows > 0) {
+    ASSIGN_OR_RETURN(std::vector<float> x, p->EncodeTable(*table));
+    const size_t n = std::min<size_t>(1000, static_cast<size_t>(table->num_rows));
+    std::vector<float> out(p->OutputWidth());
+    const int64_t t0 = NowMicros();
+    for (size_t i = 0; i < n; ++i) p->PredictRows(&x[i * p->NumFeatures()], 1, out.data());
+    j["predict_us"] = static_cast<double>(NowMicros() - t0) / static_cast<double>(n);
+    if (mv != nullptr) {
+      ASSIGN_OR_RETURN(j["metrics"], ScoreOn(app, project, *mv, *table));
+    }
+  }
+  return j;
+}
+
+Result<Json> RunCompressJob(App& app, JobContext& ctx) {
+  ASSIGN_OR_RETURN(RunRecord run, app.store().GetRun(ctx.job().project, ctx.payload().value("run", "")));
+  run.state = "running";
+  RETURN_IF_ERROR(app.store().UpdateRun(run));
+  const Json& s = run.search;
+  ASSIGN_OR_RETURN(ModelVersionRecord teacher, app.store().GetModelVersion(run.project, s.value("model", ""),
+                                                                          s.value("model_version", int64_t{0})));
+  ASSIGN_OR_RETURN(std::string teacher_bundle, app.blobs().Get(teacher.blob));
+  ctx.Progress(0.05, "loading " + run.dataset + " v" + std::to_string(run.dataset_version));
+  ASSIGN_OR_RETURN(auto dv, app.store().GetDatasetVersion(run.project, run.dataset, run.dataset_version));
+  ASSIGN_OR_RETURN(auto file, OpenDatasetVersion(app, dv));
+  ASSIGN_OR_RETURN(Table table, file->ReadAll());
+  ml::CompressSpec spec{.method = s.value("method", ""), .params = s.value("params", Json::object())};
+  ctx.Progress(0.2, s.value("method", "") == "distill" ? "distilling" : "pruning");
+  ASSIGN_OR_RETURN(ml::TrainOutput out, ml::CompressModel(teacher_bundle, PiiSalt(app, run.project), table, spec));
+  ASSIGN_OR_RETURN(run.model_blob, app.blobs().Put(out.model_bundle));
+  ModelVersionRecord student{.project = run.project, .model = teacher.model, .run_id = run.id,
+                             .blob = run.model_blob, .signature = out.signature, .metrics = Json::object(),
+                             .task = teacher.task, .created_at = NowMicros()};
+  ctx.Progress(0.8, "measuring before and after");
+  // Metrics need the target; evaluate on the data when it has it.
+  const bool has_target = table.FindColumn(run.target) >= 0;
+  ASSIGN_OR_RETURN(Json before, Profile(app, run.project, teacher_bundle, has_target ? &teacher : nullptr, &table));
+  ASSIGN_OR_RETURN(Json after, Profile(app, run.project, out.model_bundle, has_target ? &student : nullptr, &table));
+  if (after.contains("metrics")) student.metrics = after["metrics"];
+  ASSIGN_OR_RETURN(student.version, app.store().AddModelVersion(student));
+  run.search["report"] = {{"before", before}, {"after", after},
+                          {"evaluated_on", {{"dataset", run.dataset}, {"version", run.dataset_version}}},
+                          {"new_version", student.version}};
+  run.params = out.params;
+  run.signature = out.signature;
+  run.pipeline = out.pipeline;
+  run.metrics = student.metrics;
+  run.train_rows = out.train_rows;
+  run.state = "succeeded";
+  run.finished_at = NowMicros();
+  RETURN_IF_ERROR(app.store().UpdateRun(run));
+  return Json{{"run", run.id}, {"model", teacher.model}, {"version", student.version}, {"report", run.search["report"]}};
+}
+
+// POST …/models/{name}/versions/{version}/compress
+Status CompressRoute(App& app, RequestContext& ctx) {
+  ASSIGN_OR_RETURN(int64_t version, ParseVersion(ctx.Param("version"), "model"));
+  ASSIGN_OR_RETURN(Json body, ctx.JsonBody(app.config().max_json_depth));
+  if (!body.is_object()) return Status::InvalidArgument("body must be a JSON object");
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    if (it.key() != "method" && it.key() != "params" && it.key() != "dataset" && it.key() != "version") {
+      return FieldError(it.key(), "is not a compress field (method, params, dataset, version)");
+    }
+  }
+  ASSIGN_OR_RETURN(std::string method, GetString(body, "method"));
+  RETURN_IF_ERROR(ml::CheckCompressSpec({.method = method, .params = body.value("params", Json::object())}));
+  ASSIGN_OR_RETURN(ModelVersionRecord teacher, app.store().GetModelVersion(ctx.Project(), ctx.Param("name"), version));
+  auto source = app.store().GetRun(ctx.Project(), teacher.run_id);
+  RunRecord run;
+  run.dataset = GetStringOr(body, "dataset", source.ok() ? source->dataset : "");
+  ASSIGN_OR_RETURN(run.dataset_version, OptionalVersionField(body, "version"));
+  if (!body.contains("dataset") && source.ok()) run.dataset_version = source->dataset_version;
+  if (run.dataset.empty()) return FieldError("dataset", "name the data to distill on and measure with");
+  auto dv = app.store().GetDatasetVersion(ctx.Project(), run.dataset, run.dataset_version);
+  if (!dv.ok()) return Status::NotFound(dv.status().message()).WithDetail(ErrorDetail::Field("dataset", "not found"));
+  run.dataset_version = dv->version;
+  run.id = NewId("run");
+  run.project = ctx.Project();
+  run.kind = "compress";
+  run.target = source.ok() ? source->target : teacher.signature.value("output", Json::object()).value("name", "");
+  run.task = teacher.task;
+  run.learner = "xgboost";
+  run.params = body.value("params", Json::object());
+  run.search = {{"method", method}, {"params", run.params}, {"model", teacher.model}, {"model_version", teacher.version}};
+  run.lathe_version = LatheVersion();
+  run.created_by = ctx.caller.username;
+  run.created_at = NowMicros();
+  run.job_id = NewId("job");
+  RETURN_IF_ERROR(app.store().CreateRun(run));
+  ASSIGN_OR_RETURN(JobRecord job, app.jobs().Submit("compress", run.project, {{"run", run.id}}, ctx.caller.username,
+                                                    run.job_id));
+  WriteJson(202, {{"run", run.id}, {"job", job.id}, {"state", "queued"}}, ctx.res);
+  return Status::Ok();
+}
+
 // POST …/models/{name}/versions/{version}/stage
 Status StageRoute(App& app, RequestContext& ctx) {
   ASSIGN_OR_RETURN(int64_t version, ParseVersion(ctx.Param("version"), "model"));
@@ -168,6 +268,23 @@ Status StageRoute(App& app, RequestContext& ctx) {
 }  // namespace
 
 void RegisterModelRoutes(Router& router, App& app) {
+  app.jobs().Register("compress", JobKind{.handler = [&app](JobContext& ctx) { return RunCompressJob(app, ctx); },
+                                          .on_finished = [&app](const JobRecord& job) {
+                                            if (job.state == JobState::kSucceeded) return;
+                                            auto run = app.store().GetRun(job.project, job.payload.value("run", ""));
+                                            if (!run.ok()) return;
+                                            run->state = JobStateName(job.state);
+                                            run->error = job.error;
+                                            run->finished_at = NowMicros();
+                                            (void)app.store().UpdateRun(*run);
+                                          }});
+  router.Add({.method = "POST", .pattern = "/api/v1/projects/{project}/models/{name}/versions/{version}/compress",
+              .permission = Permission::kProjectWrite,
+              .handler = [&app](RequestContext& ctx) { return CompressRoute(app, ctx); },
+              .summary = "Compress a tree model (prune to fewer rounds, or distill into a smaller model) as a job; "
+                         "the result is a new version with a before/after report",
+              .tag = "models", .success_status = 202,
+              .request_example = {{"method", "distill"}, {"params", {{"max_depth", 4}, {"n_estimators", 50}}}}});
   router.Add({.method = "POST", .pattern = "/api/v1/projects/{project}/models/{name}/versions",
               .permission = Permission::kProjectWrite,
               .handler = [&app](RequestContext& ctx) -> Status {

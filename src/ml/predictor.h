@@ -50,6 +50,7 @@ class Predictor {
   // decoded directly into rows (serving/request_decoder.h).
   bool direct_input() const { return preprocess_.empty(); }
   size_t OutputWidth() const;  // floats per row from PredictRows: classes for multiclass, else 1
+  size_t NumTrees() const { return has_trees_ ? forest_.num_trees() : 0; }
   // Validates + encodes `instances` (same rules as PredictInstances) into a dense row-major buffer.
   // `policy` applies to models trained on raw data; a model trained on a recipe's output validates its raw
   // input by the recipe's own rules.

@@ -1173,6 +1173,172 @@ Result<TrainOutput> ImportXgboostModel(std::string_view model, const Json& decla
   }
 }
 
+// ---- Compression
+
+Status CheckCompressSpec(const CompressSpec& spec) {
+  if (spec.method != "prune" && spec.method != "distill") return FieldError("method", "must be prune or distill");
+  if (!spec.params.is_object()) return FieldError("params", "must be an object");
+  struct Range {
+    const char* name;
+    double lo, hi;
+    bool integer;
+  };
+  const std::vector<Range> allowed =
+      spec.method == "prune"
+          ? std::vector<Range>{{"max_rounds", 1, 100000, true}}
+          : std::vector<Range>{{"max_depth", 1, 16, true}, {"n_estimators", 1, 5000, true}, {"learning_rate", 0, 1, false}};
+  for (auto it = spec.params.begin(); it != spec.params.end(); ++it) {
+    const Range* r = nullptr;
+    for (const Range& a : allowed) r = it.key() == a.name ? &a : r;
+    if (r == nullptr) return FieldError("params." + it.key(), "is not a parameter of " + spec.method);
+    const Json& v = it.value();
+    const bool ok = r->integer ? v.is_number_integer() && v.get<double>() >= r->lo && v.get<double>() <= r->hi
+                               : v.is_number() && v.get<double>() > r->lo && v.get<double>() <= r->hi;
+    if (!ok) {
+      return FieldError("params." + it.key(), std::string(r->integer ? "an integer" : "a number") + " in " +
+                                                  Json(r->lo).dump() + ".." + Json(r->hi).dump());
+    }
+  }
+  return Status::Ok();
+}
+
+Result<TrainOutput> CompressModel(std::string_view teacher_bundle, const std::string& secret_salt, const Table& data,
+                                  const CompressSpec& spec) {
+  try {
+    ASSIGN_OR_RETURN(std::shared_ptr<Predictor> teacher, Predictor::Load(teacher_bundle, secret_salt));
+    ASSIGN_OR_RETURN(ModelBundle bundle, DecodeModelBundle(teacher_bundle));
+    const Json& meta = bundle.meta;
+    if (meta.value("booster_format", "") != "ubj") {
+      return FieldError("method", "only tree models can be compressed; this one is " + meta.value("learner", std::string("?")));
+    }
+    RETURN_IF_ERROR(CheckCompressSpec(spec));
+    const FeaturePipeline& pipe = teacher->pipeline();
+    const Task task = pipe.task();
+    TrainSpec pack;
+    pack.target = pipe.target();
+    if (meta.contains("preprocess")) pack.preprocess = meta["preprocess"];
+    if (!spec.params.is_object()) return FieldError("params", "must be an object");
+    auto int_param = [&](const char* name, int def, int lo, int hi) -> Result<int> {
+      if (!spec.params.contains(name)) return def;
+      const Json& v = spec.params[name];
+      if (!v.is_number_integer() || v.get<int64_t>() < lo || v.get<int64_t>() > hi) {
+        return FieldError(std::string("params.") + name, "must be an integer from " + std::to_string(lo) + " to " +
+                                                             std::to_string(hi));
+      }
+      return v.get<int>();
+    };
+    if (spec.method == "prune") {
+      if (meta.contains("linear")) return FieldError("method", "a blend with a linear part cannot be pruned");
+      for (auto it = spec.params.begin(); it != spec.params.end(); ++it) {
+        if (it.key() != "max_rounds") return FieldError("params." + it.key(), "prune takes max_rounds");
+      }
+      internal::Booster full;
+      LATHE_XGB(XGBoosterCreate(nullptr, 0, full.out()), "creating the booster");
+      LATHE_XGB(XGBoosterLoadModelFromBuffer(full.get(), bundle.booster.data(), bundle.booster.size()),
+                "loading the teacher");
+      int rounds = 0;
+      LATHE_XGB(XGBoosterBoostedRounds(full.get(), &rounds), "counting rounds");
+      ASSIGN_OR_RETURN(const int keep, int_param("max_rounds", std::max(1, rounds / 2), 1, 100000));
+      if (keep >= rounds) {
+        return FieldError("params.max_rounds", "the model has " + std::to_string(rounds) + " rounds; keep fewer");
+      }
+      internal::Booster sliced;
+      if (XGBoosterSlice(full.get(), 0, keep, 1, sliced.out()) != 0) {
+        return FieldError("method", std::string("XGBoost cannot slice this model: ") + XGBGetLastError());
+      }
+      ASSIGN_OR_RETURN(std::string ubj, SaveBoosterUbj(sliced.get()));
+      Json params = meta.value("params", Json::object());
+      params["n_estimators"] = keep;
+      TrainOutput out = Package(pack, pipe, task, meta.value("learner", std::string("xgboost")), params, ubj);
+      out.params = {{"method", "prune"}, {"max_rounds", keep}, {"rounds_before", rounds}};
+      return out;
+    }
+    if (spec.method != "distill") return FieldError("method", "must be prune or distill");
+    for (auto it = spec.params.begin(); it != spec.params.end(); ++it) {
+      if (it.key() != "max_depth" && it.key() != "n_estimators" && it.key() != "learning_rate") {
+        return FieldError("params." + it.key(), "distill takes max_depth, n_estimators and learning_rate");
+      }
+    }
+    ASSIGN_OR_RETURN(const int depth, int_param("max_depth", 4, 1, 16));
+    ASSIGN_OR_RETURN(const int rounds, int_param("n_estimators", 50, 1, 5000));
+    double eta = 0.1;
+    if (spec.params.contains("learning_rate")) {
+      const Json& v = spec.params["learning_rate"];
+      if (!v.is_number() || !(v.get<double>() > 0) || v.get<double>() > 1) {
+        return FieldError("params.learning_rate", "must be > 0 and <= 1");
+      }
+      eta = v.get<double>();
+    }
+    if (data.num_rows <= 0) return FieldError("dataset", "has no rows to distill on");
+    ASSIGN_OR_RETURN(std::vector<float> x, teacher->EncodeTable(data));
+    const size_t n = static_cast<size_t>(data.num_rows), k = teacher->OutputWidth(), width = pipe.NumFeatures();
+    std::vector<float> out(n * k);
+    teacher->PredictRows(x.data(), n, out.data());
+    std::vector<float> labels(n);
+    for (size_t i = 0; i < n; ++i) {
+      if (task == Task::kMulticlass) {
+        labels[i] = static_cast<float>(std::max_element(&out[i * k], &out[i * k] + k) - &out[i * k]);
+      } else {
+        labels[i] = out[i * k];
+      }
+    }
+    internal::DMatrix dm;
+    LATHE_XGB(XGDMatrixCreateFromMat_omp(x.data(), n, width, std::numeric_limits<float>::quiet_NaN(), dm.out(),
+                                         std::max(1, spec.nthread)),
+              "building the data matrix");
+    LATHE_XGB(XGDMatrixSetFloatInfo(dm.get(), "label", labels.data(), labels.size()), "setting labels");
+    std::vector<const char*> types;
+    for (const std::string& t : pipe.feature_types()) types.push_back(t.c_str());
+    LATHE_XGB(XGDMatrixSetStrFeatureInfo(dm.get(), "feature_type", types.data(), types.size()), "feature types");
+    internal::Booster student;
+    DMatrixHandle mats[] = {dm.get()};
+    LATHE_XGB(XGBoosterCreate(mats, 1, student.out()), "creating the student");
+    auto set = [&](const char* k2, const std::string& v) -> Status {
+      LATHE_XGB(XGBoosterSetParam(student.get(), k2, v.c_str()), std::string("setting ") + k2);
+      return Status::Ok();
+    };
+    RETURN_IF_ERROR(set("verbosity", "0"));
+    RETURN_IF_ERROR(set("tree_method", "hist"));
+    RETURN_IF_ERROR(set("seed", "42"));
+    RETURN_IF_ERROR(set("nthread", std::to_string(std::max(1, spec.nthread))));
+    RETURN_IF_ERROR(set("max_depth", std::to_string(depth)));
+    RETURN_IF_ERROR(set("eta", Json(eta).dump()));
+    const std::string teacher_objective = [&] {
+      auto forest = CompiledForest::FromXgboostModel(Json::from_ubjson(bundle.booster));
+      return forest.ok() ? forest->objective() : std::string("reg:squarederror");
+    }();
+    switch (task) {
+      case Task::kBinary:
+        RETURN_IF_ERROR(set("objective", "binary:logistic"));  // fractional labels: the teacher's probabilities
+        break;
+      case Task::kMulticlass:
+        RETURN_IF_ERROR(set("objective", "multi:softprob"));
+        RETURN_IF_ERROR(set("num_class", std::to_string(k)));
+        break;
+      case Task::kRegression:
+        RETURN_IF_ERROR(set("objective", teacher_objective == "count:poisson" || teacher_objective == "reg:tweedie"
+                                             ? "reg:squarederror"
+                                             : teacher_objective.rfind("reg:", 0) == 0 ? teacher_objective
+                                                                                       : "reg:squarederror"));
+        break;
+    }
+    for (int r = 0; r < rounds; ++r) {
+      LATHE_XGB(XGBoosterUpdateOneIter(student.get(), r, dm.get()), "boosting round " + std::to_string(r));
+    }
+    ASSIGN_OR_RETURN(std::string ubj, SaveBoosterUbj(student.get()));
+    const Json params = {{"max_depth", depth}, {"n_estimators", rounds}, {"learning_rate", eta}};
+    TrainOutput result = Package(pack, pipe, task, "xgboost", params, ubj);
+    result.params = {{"method", "distill"}, {"max_depth", depth}, {"n_estimators", rounds},
+                     {"learning_rate", eta}, {"rows", n}};
+    result.train_rows = static_cast<int64_t>(n);
+    return result;
+  } catch (const std::bad_alloc&) {
+    return Status::ResourceExhausted("out of memory while compressing");
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("compressing failed: ") + e.what());
+  }
+}
+
 // ---- TrialEvaluator
 
 struct TrialEvaluator::Data {

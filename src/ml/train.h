@@ -104,6 +104,22 @@ Result<TrainOutput> FitEnsemble(const Table& table, const TrainSpec& spec, const
 // Predictor::Load: feature count, objective and task must agree. Errors are kInvalidArgument naming the field.
 Result<TrainOutput> ImportXgboostModel(std::string_view model, const Json& declared);
 
+// ---- Compression of a trained model.
+// "prune": keeps the first `max_rounds` boosting rounds of a tree model (XGBoost's slice).
+// "distill": fits a smaller boosted-tree student on the teacher's own predictions for the rows of `data`
+// (soft labels: the teacher's probability for binary, its value for regression; its most likely class for
+// multiclass), with params.max_depth (4), params.n_estimators (50), params.learning_rate (0.1). The student
+// keeps the teacher's feature pipeline and recipe replay, so it takes the same requests.
+struct CompressSpec {
+  std::string method;  // "prune" | "distill"
+  Json params = Json::object();
+  int nthread = 0;
+};
+// The method and params alone (names, types, ranges); CompressModel checks them again.
+Status CheckCompressSpec(const CompressSpec& spec);
+Result<TrainOutput> CompressModel(std::string_view teacher_bundle, const std::string& secret_salt, const Table& data,
+                                  const CompressSpec& spec);
+
 // ---- Trials: many fits of one table (hyper-parameter search, AutoML).
 //
 // A TrialEvaluator fits the feature pipeline, encodes the rows and plans the evaluation split (spec.split)

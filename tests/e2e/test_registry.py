@@ -128,3 +128,36 @@ def test_import_an_xgboost_model_and_serve_it_with_the_same_predictions(client):
     bad({"model_base64": good, "signature": {**signature, "task": "regression"}}, "model")  # objective mismatch
     bad({"model_base64": good, "signature": {**signature, "labels": None}}, "signature.labels")
     bad({"model_base64": good, "signature": signature, "extra": 1}, "extra")
+
+
+def test_compression_prunes_and_distills_into_new_versions_with_a_report(client, versions):
+    def compress(body):
+        r = client.post(f"{P}/models/churner/versions/2/compress", json=body)
+        assert r.status_code == 202, r.text
+        job = client.wait_job(r.json()["job"])
+        assert job["state"] == "succeeded", job
+        return job["result"]
+    pruned = compress({"method": "prune", "params": {"max_rounds": 10}})
+    rep = pruned["report"]
+    assert rep["before"]["trees"] == 60 and rep["after"]["trees"] == 10, rep
+    assert rep["after"]["bundle_bytes"] < rep["before"]["bundle_bytes"]
+    assert rep["evaluated_on"]["dataset"] == "rtrain"
+    distilled = compress({"method": "distill", "params": {"max_depth": 2, "n_estimators": 20}})
+    rep = distilled["report"]
+    assert rep["after"]["trees"] == 20 and rep["after"]["predict_us"] > 0
+    assert rep["after"]["metrics"]["roc_auc"] > rep["before"]["metrics"]["roc_auc"] - 0.1, rep
+    v = client.get(f"{P}/models/churner/versions/{distilled['version']}").json()
+    assert v["card"]["training"]["kind"] == "compress"
+    # The student serves the teacher's requests.
+    assert client.post(f"{P}/deployments", json={"name": "student", "model": "churner",
+                                                 "version": distilled["version"]}).status_code == 201
+    p = client.post(f"{P}/deployments/student/predict", json={"instances": [
+        {"age": 70, "income": 40000, "plan": "basic", "signup": "2024-02-02", "visits": 1}]})
+    assert p.status_code == 200, p.text
+
+    def bad(body, field):
+        assert_problem(client.post(f"{P}/models/churner/versions/2/compress", json=body), 400, field)
+    bad({"method": "zip"}, "method")
+    bad({"method": "distill", "params": {"max_depth": 99}}, "params.max_depth")
+    bad({"method": "prune", "params": {"max_depth": 2}}, "params.max_depth")
+    bad({"method": "prune", "extra": 1}, "extra")
