@@ -2,7 +2,8 @@
 //
 //   1. Task: given, or inferred from the target (text/boolean: binary with two values, else multiclass;
 //      numbers: binary with two distinct values, multiclass for at most 10 distinct integers, else regression).
-//   2. Evaluation: stratified 5-fold cross-validation up to 100,000 rows with a target, a 20 % holdout beyond
+//   2. Evaluation: stratified 5-fold cross-validation up to 100,000 rows with a target (3 folds when rows x
+//      columns x classes exceeds 300,000: each fold then costs a tree per class per round), a 20 % holdout beyond
 //      (or the given split); every candidate is scored on the same out-of-fold predictions.
 //   3. Search (75 % of the budget): each learner family's defaults first, then TPE with early stopping and
 //      ASHA (ml/tune.h) — boosted trees get 70 % of the search time, the random forest 20 %, the linear model

@@ -1547,6 +1547,10 @@ Result<TrialResult> TrialEvaluator::Run(Workspace& workspace, const std::string&
     result.rounds = keep;
     result.loss = early ? best : (result.curve.empty() ? best : result.curve.back());
     result.params = canonical;
+    // Params of another objective are noise in a trial list.
+    const std::string objective = canonical.value("objective", std::string());
+    if (objective != "huber") result.params.erase("huber_slope");
+    if (objective != "tweedie") result.params.erase("tweedie_variance_power");
     if (!forest) result.params["n_estimators"] = keep;
     if (!result.pruned) {
       const size_t w = OutputWidth();
