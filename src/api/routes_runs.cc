@@ -447,7 +447,21 @@ void RegisterRunRoutes(Router& router, App& app) {
                 // Without a filter or sort the store's newest-first page is the answer; otherwise both apply
                 // to the newest kMaxRunsScanned runs of the project.
                 const bool query = !filter.empty() || !sort.empty();
-                ASSIGN_OR_RETURN(auto runs, app.store().ListRuns(ctx.Project(), query ? kMaxRunsScanned : limit));
+                // The trials of searches (hundreds per AutoML run) are listed when asked for: ?trials=true, or
+                // a filter on kind or parent.
+                bool with_trials = false;
+                if (const std::string* t = ctx.req.Query("trials")) {
+                  if (*t != "true" && *t != "false") {
+                    return Status::InvalidArgument("trials must be true or false")
+                        .WithDetail(ErrorDetail::Field("trials", "must be true or false"));
+                  }
+                  with_trials = *t == "true";
+                }
+                for (const auto& c : filter) {
+                  with_trials = with_trials || (!c.path.empty() && (c.path[0] == "kind" || c.path[0] == "parent"));
+                }
+                ASSIGN_OR_RETURN(auto runs, app.store().ListRuns(ctx.Project(), query ? kMaxRunsScanned : limit,
+                                                                 with_trials));
                 std::vector<Json> out;
                 for (const auto& r : runs) {
                   Json j = RunJson(r);
@@ -458,7 +472,8 @@ void RegisterRunRoutes(Router& router, App& app) {
                 WriteJson(200, {{"runs", out}}, ctx.res);
                 return Status::Ok();
               },
-              .summary = "List runs, newest first; ?filter=metrics.roc_auc>=0.8,params.max_depth=6 "
+              .summary = "List runs, newest first, without the trials of searches unless ?trials=true or the "
+                         "filter names kind or parent; ?filter=metrics.roc_auc>=0.8,params.max_depth=6 "
                          "&sort=metrics.roc_auc&order=desc|asc&limit=",
               .tag = "runs"});
   router.Add({.method = "GET", .pattern = "/api/v1/projects/{project}/experiments",

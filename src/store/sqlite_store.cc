@@ -692,9 +692,10 @@ class SqliteStore final : public Store {
     return ReadRun(s);
   }
 
-  Result<std::vector<RunRecord>> ListRuns(const std::string& project, int64_t limit) override {
+  Result<std::vector<RunRecord>> ListRuns(const std::string& project, int64_t limit, bool with_trials) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_, std::string(kRunCols) + " WHERE project = ? ORDER BY created_at DESC LIMIT ?");
+    Stmt s(db_, std::string(kRunCols) + " WHERE project = ?" + (with_trials ? "" : " AND kind != 'trial'") +
+                    " ORDER BY created_at DESC LIMIT ?");
     s.Bind(1, project).Bind(2, limit);
     return sqlite::CollectRows(s, ReadRun);
   }

@@ -292,7 +292,8 @@ class Store {
   virtual Status CreateRun(const RunRecord& run) = 0;
   virtual Status UpdateRun(const RunRecord& run) = 0;
   virtual Result<RunRecord> GetRun(const std::string& project, const std::string& id) = 0;
-  virtual Result<std::vector<RunRecord>> ListRuns(const std::string& project, int64_t limit) = 0;
+  // Newest first; the trials of searches only when `with_trials`.
+  virtual Result<std::vector<RunRecord>> ListRuns(const std::string& project, int64_t limit, bool with_trials) = 0;
   // Experiments of a project: name, number of runs, first and last run time; by last run, newest first.
   virtual Result<Json> ListExperiments(const std::string& project) = 0;
   // The trials of a search run, oldest first.

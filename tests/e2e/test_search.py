@@ -55,6 +55,12 @@ def test_tpe_search_records_trials_and_keeps_the_best_model(client, data):
     assert lr.status_code == 200, lr.text
     listed = lr.json()["runs"]
     assert len(listed) == 12
+    # A plain listing leaves the trials out; ?trials=true brings them back.
+    plain = client.get(f"{P}/runs?limit=1000").json()["runs"]
+    assert run["id"] in {x["id"] for x in plain} and all(x["kind"] != "trial" for x in plain)
+    every = client.get(f"{P}/runs?limit=1000&trials=true").json()["runs"]
+    assert sum(1 for x in every if x.get("parent") == run["id"]) == 12
+    assert_problem(client.get(f"{P}/runs?trials=maybe"), 400, "trials")
     # The search run registers and serves; a trial has no model.
     assert client.post(f"{P}/models/tuned/versions", json={"run": run["id"]}).status_code == 201
     assert client.post(f"{P}/deployments", json={"name": "tuned", "model": "tuned"}).status_code == 201

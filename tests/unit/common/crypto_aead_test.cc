@@ -132,5 +132,17 @@ TEST(HmacSha256, Rfc4231Vectors) {
   EXPECT_EQ(HmacSha256("", "").size(), 32u);
 }
 
+TEST(Base64, DecodesRfc4648AndRefusesTheRest) {
+  EXPECT_EQ(Base64Decode("").value(), "");
+  EXPECT_EQ(Base64Decode("Zg==").value(), "f");
+  EXPECT_EQ(Base64Decode("Zm8=").value(), "fo");
+  EXPECT_EQ(Base64Decode("Zm9v").value(), "foo");
+  EXPECT_EQ(Base64Decode("Zm9vYmFy").value(), "foobar");
+  EXPECT_EQ(Base64Decode("AAEC/w==").value(), std::string("\x00\x01\x02\xff", 4));
+  for (const char* bad : {"Zg=", "Zm9v!A==", "Zg==Zg==", "Z=9v", "Zm9v\n", "===="}) {
+    EXPECT_FALSE(Base64Decode(bad).ok()) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace lathe
