@@ -19,6 +19,7 @@ namespace lathe {
 namespace {
 
 constexpr double kMaxBudgetSeconds = 7 * 86400;
+constexpr int64_t kMinAutoMlRows = 10;
 
 Status FieldError(const std::string& field, const std::string& message) {
   return Status::InvalidArgument(field + ": " + message).WithDetail(ErrorDetail::Field(field, message));
@@ -235,6 +236,16 @@ Status AutoMlRoute(App& app, RequestContext& ctx) {
   const bool infer = !run_body.contains("task");
   if (infer) run_body["task"] = "binary";  // a placeholder for the schema checks; the job infers it
   ASSIGN_OR_RETURN(RunRecord run, BeginSearchRun(app, ctx, run_body, "automl"));
+  // Cross-validated candidates need rows in every fold: refuse a dataset too small to say anything.
+  ASSIGN_OR_RETURN(auto version, app.store().GetDatasetVersion(run.project, run.dataset, run.dataset_version));
+  int64_t with_target = version.rows;
+  for (const auto& c : version.columns) {
+    if (c.value("name", "") == run.target) with_target -= c.value("missing", int64_t{0});
+  }
+  if (with_target < kMinAutoMlRows) {
+    return FieldError("target", "AutoML needs at least " + std::to_string(kMinAutoMlRows) + " rows with a target; '" +
+                                    run.target + "' has " + std::to_string(with_target));
+  }
   if (infer) run.task = "auto";
   run.learner = "automl";
   ASSIGN_OR_RETURN(const double budget, BudgetField(body, 60));

@@ -143,6 +143,9 @@ def test_bad_search_requests_name_the_field(client, data):
     bad("automl", {"metric": "rmse"}, "metric")
     bad("automl", {"bogus": 1}, "bogus")
     assert_problem(client.post(f"{P}/automl", json={"dataset": "schurn", "target": "nope"}), 400, "target")
+    assert client.post(f"{P}/datasets?name=stiny", data=b"a,b,y\n1,2,0\n2,3,1\n3,1,0\n",
+                       headers={"Content-Type": "text/csv"}).status_code == 201
+    assert_problem(client.post(f"{P}/automl", json={"dataset": "stiny", "target": "y"}), 400, "target", "10 rows")
     # Nothing half-made: no run was created by any of these.
     runs = client.get(f"{P}/runs?filter=kind=tune&limit=1000").json()["runs"]
     assert all(r["state"] != "queued" for r in runs)
