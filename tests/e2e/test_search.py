@@ -175,3 +175,20 @@ def test_runs_carry_experiment_tags_and_notes(client, data):
     assert_problem(client.patch(f"{P}/runs/{run_id}", json={"tags": {"k": 1}}), 400, "tags.k")
     assert_problem(client.patch(f"{P}/runs/{run_id}", json={"notes": "x" * 20001}), 400, "notes")
     assert client.patch(f"{P}/runs/run_nope", json={"notes": "x"}).status_code == 404
+
+
+def test_tuning_the_linear_learner_and_a_random_forest(client, data):
+    job, run = submit(client, "tune", {
+        "dataset": "sflowers", "target": "species", "task": "multiclass", "learner": "linear", "sampler": "grid",
+        "space": {"alpha": [0.01, 1.0, 100.0]}, "metric": "log_loss", "split": {"method": "kfold", "folds": 3}})
+    assert job["state"] == "succeeded", job
+    trials = client.get(f"{P}/runs/{run['id']}/trials").json()["trials"]
+    assert sorted(t["params"]["alpha"] for t in trials) == [0.01, 1.0, 100.0]
+    best = min(trials, key=lambda t: t["metrics"]["log_loss"])
+    assert run["params"]["alpha"] == best["params"]["alpha"] and run["learner"] == "linear"
+    assert best["params"]["alpha"] != 100.0  # a heavy penalty flattens well separated classes
+    job, run = submit(client, "tune", {
+        "dataset": "schurn", "target": "churned", "task": "binary", "learner": "random_forest", "sampler": "random",
+        "max_trials": 3, "split": {"method": "kfold", "folds": 3}})
+    assert job["state"] == "succeeded", job
+    assert run["metrics"]["roc_auc"] > 0.8 and "learning_rate" not in run["params"]
