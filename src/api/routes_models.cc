@@ -3,6 +3,7 @@
 #include "api/data_import.h"
 #include "api/params.h"
 #include "api/problem.h"
+#include "api/runs.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "data/dataset_file.h"
@@ -74,10 +75,12 @@ Result<Json> ScoreOn(App& app, const std::string& project, const ModelVersionRec
   ASSIGN_OR_RETURN(std::vector<float> y, p->pipeline().EncodeTarget(table, &kept));
   if (kept.empty()) return FieldError("evaluate_on", "no row has the target '" + p->pipeline().target() + "'");
   ASSIGN_OR_RETURN(std::vector<float> x, p->EncodeTable(table));
-  const size_t k = p->OutputWidth(), width = p->NumFeatures();
+  const size_t k = p->OutputWidth(), n = static_cast<size_t>(table.num_rows);
+  std::vector<float> all(n * k);
+  p->PredictRows(x.data(), n, all.data());  // every row at once (the batch walk), then the rows with a target
   std::vector<float> pred(kept.size() * k);
   for (size_t i = 0; i < kept.size(); ++i) {
-    p->PredictRows(&x[static_cast<size_t>(kept[i]) * width], 1, &pred[i * k]);
+    std::copy_n(&all[static_cast<size_t>(kept[i]) * k], k, &pred[i * k]);
   }
   switch (p->pipeline().task()) {
     case ml::Task::kBinary:
@@ -269,15 +272,7 @@ Status StageRoute(App& app, RequestContext& ctx) {
 
 void RegisterModelRoutes(Router& router, App& app) {
   app.jobs().Register("compress", JobKind{.handler = [&app](JobContext& ctx) { return RunCompressJob(app, ctx); },
-                                          .on_finished = [&app](const JobRecord& job) {
-                                            if (job.state == JobState::kSucceeded) return;
-                                            auto run = app.store().GetRun(job.project, job.payload.value("run", ""));
-                                            if (!run.ok()) return;
-                                            run->state = JobStateName(job.state);
-                                            run->error = job.error;
-                                            run->finished_at = NowMicros();
-                                            (void)app.store().UpdateRun(*run);
-                                          }});
+                                          .on_finished = [&app](const JobRecord& job) { MirrorJobFailure(app, job); }});
   router.Add({.method = "POST", .pattern = "/api/v1/projects/{project}/models/{name}/versions/{version}/compress",
               .permission = Permission::kProjectWrite,
               .handler = [&app](RequestContext& ctx) { return CompressRoute(app, ctx); },

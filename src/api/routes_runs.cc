@@ -337,16 +337,17 @@ Result<Json> RunTrainJob(App& app, JobContext& ctx) {
 void RegisterTrainJob(App& app) {
   app.jobs().Register(
       "train", JobKind{.handler = [&app](JobContext& ctx) { return RunTrainJob(app, ctx); },
-                       .on_finished =
-                           [&app](const JobRecord& job) {
-                             if (job.state == JobState::kSucceeded) return;
-                             auto run = app.store().GetRun(job.project, job.payload.value("run", ""));
-                             if (!run.ok()) return;
-                             run->state = JobStateName(job.state);
-                             run->error = job.error;
-                             run->finished_at = job.finished_at > 0 ? job.finished_at : NowMicros();
-                             (void)app.store().UpdateRun(*run);
-                           }});
+                       .on_finished = [&app](const JobRecord& job) { MirrorJobFailure(app, job); }});
+}
+
+void MirrorJobFailure(App& app, const JobRecord& job) {
+  if (job.state == JobState::kSucceeded) return;
+  auto run = app.store().GetRun(job.project, job.payload.value("run", ""));
+  if (!run.ok()) return;
+  run->state = JobStateName(job.state);
+  run->error = job.error;
+  run->finished_at = job.finished_at > 0 ? job.finished_at : NowMicros();
+  (void)app.store().UpdateRun(*run);
 }
 
 namespace {

@@ -234,7 +234,9 @@ Status AutoMlRoute(App& app, RequestContext& ctx) {
   }
   Json run_body = RunFields(body, kAutoMlFields);
   const bool infer = !run_body.contains("task");
-  if (infer) run_body["task"] = "binary";  // a placeholder for the schema checks; the job infers it
+  // The run checks need a task; "binary" stands in for them (its one-class check applies to any target the
+  // job could infer a classification task for), and the job infers the real one.
+  if (infer) run_body["task"] = "binary";
   ASSIGN_OR_RETURN(RunRecord run, BeginSearchRun(app, ctx, run_body, "automl"));
   // Cross-validated candidates need rows in every fold: refuse a dataset too small to say anything.
   ASSIGN_OR_RETURN(auto version, app.store().GetDatasetVersion(run.project, run.dataset, run.dataset_version));
@@ -319,23 +321,13 @@ Result<Json> RunAutoMlJob(App& app, JobContext& ctx) {
   return Json{{"run", run.id}, {"task", run.task}, {"chosen", result->chosen}, {"metrics", run.metrics}};
 }
 
-void MirrorFailure(App& app, const JobRecord& job) {
-  if (job.state == JobState::kSucceeded) return;
-  auto run = app.store().GetRun(job.project, job.payload.value("run", ""));
-  if (!run.ok()) return;
-  run->state = JobStateName(job.state);
-  run->error = job.error;
-  run->finished_at = job.finished_at > 0 ? job.finished_at : NowMicros();
-  (void)app.store().UpdateRun(*run);
-}
-
 }  // namespace
 
 void RegisterSearchRoutes(Router& router, App& app) {
   app.jobs().Register("tune", JobKind{.handler = [&app](JobContext& ctx) { return RunTuneJob(app, ctx); },
-                                      .on_finished = [&app](const JobRecord& job) { MirrorFailure(app, job); }});
+                                      .on_finished = [&app](const JobRecord& job) { MirrorJobFailure(app, job); }});
   app.jobs().Register("automl", JobKind{.handler = [&app](JobContext& ctx) { return RunAutoMlJob(app, ctx); },
-                                        .on_finished = [&app](const JobRecord& job) { MirrorFailure(app, job); }});
+                                        .on_finished = [&app](const JobRecord& job) { MirrorJobFailure(app, job); }});
   router.Add({.method = "POST", .pattern = "/api/v1/projects/{project}/tune", .permission = Permission::kProjectWrite,
               .handler = [&app](RequestContext& ctx) { return TuneRoute(app, ctx); },
               .summary = "Tune a learner's params (grid, random or TPE search with early stopping and ASHA); every "

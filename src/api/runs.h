@@ -27,6 +27,8 @@ Status ParseTracking(const Json& body, RunRecord* run);
 Result<Json> ValidateTrainParams(const std::string& learner, const std::string& task, const Json& params);
 // Marks the run succeeded with a training output's metrics, curves, explanations, signature and rows.
 void ApplyTrainOutput(const ml::TrainOutput& out, RunRecord* run);
+// A job's on_finished for jobs that carry {"run"}: a failed or cancelled job marks its run so, with the error.
+void MirrorJobFailure(App& app, const JobRecord& job);
 // Loads the run's dataset version and fills `spec` from the run (target, task, learner, params, split,
 // the recipes to replay at serving).
 Result<Table> LoadRunTable(App& app, JobContext& ctx, const RunRecord& run, ml::TrainSpec* spec);

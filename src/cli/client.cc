@@ -126,6 +126,16 @@ int FinishJob(Context& ctx, const std::string& job_id, const std::string& run_id
   return PrintRunResult(ctx, run_id);
 }
 
+// Every --param KEY=VALUE as a JSON object (numbers and true/false typed).
+Result<Json> ParamFlags(const ParsedArgs& a) {
+  Json params = Json::object();
+  for (const auto& p : a.GetAll("param")) {
+    ASSIGN_OR_RETURN(auto kv, ParseParam(p));
+    params[kv.first] = kv.second;
+  }
+  return params;
+}
+
 int CmdTrain(Context& ctx, const ParsedArgs& a) {
   for (const char* required : {"dataset", "target", "task"}) {
     if (!a.Has(required)) {
@@ -133,14 +143,10 @@ int CmdTrain(Context& ctx, const ParsedArgs& a) {
       return -kExitUsage;  // negative: the dispatcher prints usage
     }
   }
-  Json params = Json::object();
-  for (const auto& p : a.GetAll("param")) {
-    auto kv = ParseParam(p);
-    if (!kv.ok()) {
-      PrintStatusError(kv.status());
-      return -kExitUsage;
-    }
-    params[kv->first] = kv->second;
+  auto params = ParamFlags(a);
+  if (!params.ok()) {
+    PrintStatusError(params.status());
+    return -kExitUsage;
   }
   auto version = OptionalVersion(a);
   auto fraction = ParseDoubleFlag("test-fraction", a.Get("test-fraction", "0.2"), 0.0, 0.99);
@@ -171,7 +177,7 @@ int CmdTrain(Context& ctx, const ParsedArgs& a) {
                {"target", a.Get("target")},
                {"task", a.Get("task")},
                {"learner", a.Get("learner", "xgboost")},
-               {"params", params},
+               {"params", *params},
                {"split", split}};
   if (version->has_value()) body["version"] = **version;
   auto resp = ctx.Call("POST", ctx.ProjectPath("/runs"), &body);
@@ -267,16 +273,12 @@ int CmdTune(Context& ctx, const ParsedArgs& a) {
   }
   Json body = {{"dataset", a.Get("dataset")}, {"target", a.Get("target")}, {"task", a.Get("task")},
                {"learner", a.Get("learner", "xgboost")}, {"sampler", a.Get("sampler", "tpe")}};
-  Json params = Json::object();
-  for (const auto& p : a.GetAll("param")) {
-    auto kv = ParseParam(p);
-    if (!kv.ok()) {
-      PrintStatusError(kv.status());
-      return -kExitUsage;
-    }
-    params[kv->first] = kv->second;
+  auto params = ParamFlags(a);
+  if (!params.ok()) {
+    PrintStatusError(params.status());
+    return -kExitUsage;
   }
-  if (!params.empty()) body["params"] = params;
+  if (!params->empty()) body["params"] = *params;
   if (auto sp = a.GetOptional("space")) {
     try {
       body["space"] = Json::parse(*sp);

@@ -605,14 +605,11 @@ Result<int> Study::Optimize(const std::string& learner_name, const SearchSpace& 
           rec.score = m.is_number() ? m.get<double>() : std::nan("");
         }
       }
-      trials_.push_back(std::move(rec));
-      std::sort(trials_.begin(), trials_.end(),
-                [](const TrialRecord& a, const TrialRecord& b) { return a.number < b.number; });
-      if (on_trial_) {
-        for (const TrialRecord& t : trials_) {
-          if (t.number == number) on_trial_(t);
-        }
-      }
+      // Kept in trial-number order (parallel trials finish out of order).
+      auto at = std::upper_bound(trials_.begin(), trials_.end(), number,
+                                 [](int n, const TrialRecord& t) { return n < t.number; });
+      at = trials_.insert(at, std::move(rec));
+      if (on_trial_) on_trial_(*at);
     }
   };
   std::vector<std::thread> threads;
