@@ -8,7 +8,9 @@
 #include "common/log.h"
 #include "data/dataset_file.h"
 #include "ml/metrics.h"
+#include "ml/onnx_export.h"
 #include "ml/predictor.h"
+#include "ml/split.h"
 #include "ml/train.h"
 #include "ml/tune.h"
 #include "common/crypto.h"
@@ -89,8 +91,18 @@ Result<Json> ScoreOn(App& app, const std::string& project, const ModelVersionRec
       return ml::MulticlassMetrics(y, pred, static_cast<int>(k));
     case ml::Task::kRegression:
       return ml::RegressionMetrics(y, pred);
+    case ml::Task::kRanking: {
+      const std::string column = p->meta()["params"].value("query_column", std::string());
+      const int idx = table.FindColumn(column);
+      if (idx < 0) return FieldError("evaluate_on", "the data lacks the query column '" + column + "'");
+      return ml::RankingMetrics(y, pred, ml::GroupIds(table.columns[static_cast<size_t>(idx)], kept));
+    }
+    case ml::Task::kClustering:  // EncodeTarget already refused: there is no target to score against
+    case ml::Task::kDecomposition:
+    case ml::Task::kAnomaly:
+      break;
   }
-  return Status::Internal("unknown task");
+  return Status::FailedPrecondition("a " + p->Task() + " model has no target to be scored against");
 }
 
 // Size, one-row latency and (with `table`) metrics of a model bundle: the compression report's two sides.
@@ -456,6 +468,27 @@ void RegisterModelRoutes(Router& router, App& app) {
                 return Status::Ok();
               },
               .summary = "Download a model version's bundle file", .tag = "models"});
+  // The same model as ONNX (ml/onnx_export.h says what the graph takes and returns). Same permission as the
+  // bundle. A model ONNX cannot express (trained on a recipe's output, say) is a 409 that says why.
+  router.Add({.method = "GET", .pattern = "/api/v1/projects/{project}/models/{name}/versions/{version}/onnx",
+              .permission = Permission::kProjectWrite,
+              .handler = [&app](RequestContext& ctx) -> Status {
+                ASSIGN_OR_RETURN(int64_t version, ParseVersion(ctx.Param("version"), "model"));
+                ASSIGN_OR_RETURN(auto mv, app.store().GetModelVersion(ctx.Project(), ctx.Param("name"), version));
+                ASSIGN_OR_RETURN(std::string bundle, app.blobs().Get(mv.blob));
+                ASSIGN_OR_RETURN(auto predictor, ml::Predictor::Load(bundle, PiiSalt(app, ctx.Project())));
+                ml::OnnxExportOptions options{.model_name = mv.model,
+                                              .model_version = std::to_string(mv.version),
+                                              .producer_version = LatheVersion()};
+                ASSIGN_OR_RETURN(ctx.res.body, ml::ExportOnnx(*predictor, options));
+                ctx.res.status = 200;
+                ctx.res.content_type = "application/octet-stream";
+                ctx.res.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + mv.model + "-v" +
+                                                                        std::to_string(mv.version) + ".onnx\"");
+                return Status::Ok();
+              },
+              .summary = "Download a model version as ONNX (ONNX-ML tree ensemble and linear operators)",
+              .tag = "models"});
 }
 
 }  // namespace lathe

@@ -1,4 +1,5 @@
 // Training runs (each executed as a "train" job), and the job resource.
+#include <algorithm>
 #include <set>
 
 #include "api/app.h"
@@ -194,14 +195,22 @@ Result<RunRecord> ParseRunRequest(App& app, const std::string& project, const Js
   run.project = project;
   ASSIGN_OR_RETURN(run.dataset, GetString(body, "dataset"));
   ASSIGN_OR_RETURN(run.dataset_version, OptionalVersionField(body, "version"));
-  ASSIGN_OR_RETURN(run.target, GetString(body, "target"));
-  ASSIGN_OR_RETURN(run.task, GetString(body, "task"));
   run.learner = GetStringOr(body, "learner", "xgboost");
-  RETURN_IF_ERROR(ParseTracking(body, &run));
-  if (run.task != "binary" && run.task != "multiclass" && run.task != "regression") {
-    return Status::InvalidArgument("task must be binary, multiclass or regression, not '" + run.task + "'")
-        .WithDetail(ErrorDetail::Field("task", "must be binary, multiclass or regression"));
+  // An unsupervised learner has one task, which is then the default; a supervised task needs a target.
+  const ml::LearnerInfo* learner = ml::FindLearner(run.learner);
+  if (!body.contains("task") && learner != nullptr && learner->tasks.size() == 1 &&
+      !ml::IsSupervised(learner->tasks[0])) {
+    run.task = ml::TaskName(learner->tasks[0]);
+  } else {
+    if (!body.contains("task")) RETURN_IF_ERROR(GetString(body, "target").status());  // the first thing missing
+    ASSIGN_OR_RETURN(run.task, GetString(body, "task"));
   }
+  ASSIGN_OR_RETURN(const ml::Task task, ml::ParseTask(run.task, "task"));
+  const bool supervised = ml::IsSupervised(task);
+  if (supervised || body.contains("target")) {
+    ASSIGN_OR_RETURN(run.target, GetString(body, "target"));
+  }
+  RETURN_IF_ERROR(ParseTracking(body, &run));
   if (body.contains("params") && !body["params"].is_object()) {
     return Status::InvalidArgument("params must be an object").WithDetail(ErrorDetail::Field("params", "must be an object"));
   }
@@ -218,6 +227,31 @@ Result<RunRecord> ParseRunRequest(App& app, const std::string& project, const Js
   const Json* target_col = nullptr;
   for (const auto& c : version->columns) {
     if (c.value("name", "") == run.target) target_col = &c;
+  }
+  if (!supervised) {
+    // The target of an unsupervised run is only a column left out of the features (an id, a known label).
+    if (!run.target.empty() && !target_col) {
+      return Status::InvalidArgument("target column '" + run.target + "' is not in dataset '" + run.dataset +
+                                     "' version " + std::to_string(run.dataset_version))
+          .WithDetail(ErrorDetail::Field("target", "unknown column"));
+    }
+    if (version->rows > 0 && version->rows < ml::kUnsupervisedMinRows) {
+      return Status::InvalidArgument("dataset '" + run.dataset + "' has " + std::to_string(version->rows) +
+                                     " rows; " + run.task + " needs at least " +
+                                     std::to_string(ml::kUnsupervisedMinRows))
+          .WithDetail(ErrorDetail::Field("dataset", "too few rows"));
+    }
+    const Json k = run.params.value("n_clusters", Json());
+    if (k.is_number_integer() && k.get<int64_t>() == 1) {
+      return Status::InvalidArgument("params.n_clusters: must be 0 (choose k by silhouette) or at least 2")
+          .WithDetail(ErrorDetail::Field("params.n_clusters", "one cluster is no clustering"));
+    }
+    if (k.is_number_integer() && version->rows > 0 && k.get<int64_t>() > version->rows) {
+      return Status::InvalidArgument("params.n_clusters: must be at most the number of rows (" +
+                                     std::to_string(version->rows) + ")")
+          .WithDetail(ErrorDetail::Field("params.n_clusters", "more clusters than rows"));
+    }
+    return run;
   }
   if (!target_col) {
     return Status::InvalidArgument("target column '" + run.target + "' is not in dataset '" + run.dataset +
@@ -246,8 +280,40 @@ Result<RunRecord> ParseRunRequest(App& app, const std::string& project, const Js
           .WithDetail(ErrorDetail::Field("params.weight_column", problem));
     }
   }
+  if (task == ml::Task::kRanking) {
+    const Json q = run.params.value("query_column", run.params.value("group_column", run.params.value("qid", Json())));
+    std::string problem;
+    if (!q.is_string() || q.get<std::string>().empty()) {
+      problem = "is required for ranking (the column that identifies each row's query)";
+    } else {
+      const std::string name = q.get<std::string>();
+      bool found = false;
+      for (const auto& c : version->columns) found = found || c.value("name", "") == name;
+      if (!found) problem = "unknown column '" + name + "'";
+      else if (name == run.target) problem = "must not be the target";
+    }
+    if (!problem.empty()) {
+      return Status::InvalidArgument("params.query_column: " + problem)
+          .WithDetail(ErrorDetail::Field("params.query_column", problem));
+    }
+    if (split.method != ml::SplitMethod::kHoldout && split.method != ml::SplitMethod::kKFold) {
+      return Status::InvalidArgument("split.method: ranking evaluates whole queries; use holdout or kfold")
+          .WithDetail(ErrorDetail::Field("split.method", "holdout or kfold for ranking"));
+    }
+    // Relevance grades are integers 0..31 (LambdaMART's gain 2^rel - 1).
+    const Json stats = ColumnStats(*version, run.target);
+    const bool integer = target_col->value("type", "") == "integer";
+    const bool in_range = !stats.is_object() || !stats.contains("min") || !stats.contains("max") ||
+                          !stats["min"].is_number() || !stats["max"].is_number() ||
+                          (stats["min"].get<double>() >= 0 && stats["max"].get<double>() <= 31);
+    if (!integer || !in_range) {
+      return Status::InvalidArgument("target column '" + run.target +
+                                     "' must hold integer relevance grades from 0 to 31 for ranking")
+          .WithDetail(ErrorDetail::Field("target", "integer relevance grades 0..31"));
+    }
+  }
   // Column statistics tell a one-class target before any training starts.
-  if (run.task != "regression") {
+  if (ml::IsClassification(task)) {
     const Json col_stats = ColumnStats(*version, run.target);
     if (col_stats.is_object()) {
       bool one_class = (col_stats.contains("distinct") && col_stats["distinct"].is_number() &&
@@ -274,6 +340,12 @@ Result<Json> ValidateTrainParams(const std::string& learner, const std::string& 
         .WithDetail(ErrorDetail::Field("learner", "unknown learner"));
   }
   ASSIGN_OR_RETURN(ml::Task t, ml::ParseTask(task));
+  if (std::find(info->tasks.begin(), info->tasks.end(), t) == info->tasks.end()) {
+    std::string tasks;
+    for (ml::Task x : info->tasks) tasks += std::string(tasks.empty() ? "" : ", ") + ml::TaskName(x);
+    return Status::InvalidArgument("learner " + info->name + " does not do task " + task + " (it does " + tasks + ")")
+        .WithDetail(ErrorDetail::Field("task", "not a task of learner " + info->name));
+  }
   return ml::ValidateParams(*info, params, t);
 }
 

@@ -1,6 +1,7 @@
 // Searches: hyper-parameter tuning (POST …/tune) and AutoML (POST …/automl). Each is a run of kind "tune" or
 // "automl" executed as a job; every trial is recorded as a child run (kind "trial", parent = the search run)
 // as it finishes; at the end the search run holds the chosen model, so it registers like any run.
+#include <algorithm>
 #include <mutex>
 #include <set>
 
@@ -94,6 +95,10 @@ void RecordTrial(App& app, const RunRecord& parent, const ml::TrialRecord& t) {
 
 Result<RunRecord> BeginSearchRun(App& app, RequestContext& ctx, const Json& run_body, const std::string& kind) {
   ASSIGN_OR_RETURN(RunRecord run, ParseRunRequest(app, ctx.Project(), run_body));
+  if (auto task = ml::ParseTask(run.task); task.ok() && (!ml::IsSupervised(*task) || *task == ml::Task::kRanking)) {
+    return FieldError("task", kind + " searches binary, multiclass and regression learners; train " + run.task +
+                                  " models with POST …/runs");
+  }
   run.id = NewId("run");
   run.kind = kind;
   run.lathe_version = LatheVersion();
@@ -256,8 +261,10 @@ Status AutoMlRoute(App& app, RequestContext& ctx) {
     return FieldError("learners", "must be a non-empty list of learner names");
   }
   for (const Json& l : learners) {
-    if (!l.is_string() || ml::FindLearner(l.get<std::string>()) == nullptr) {
-      return FieldError("learners", "unknown learner " + l.dump() + "; see GET /api/v1/learners");
+    const ml::LearnerInfo* info = l.is_string() ? ml::FindLearner(l.get<std::string>()) : nullptr;
+    if (info == nullptr) return FieldError("learners", "unknown learner " + l.dump() + "; see GET /api/v1/learners");
+    if (!std::any_of(info->tasks.begin(), info->tasks.end(), ml::IsSupervised)) {
+      return FieldError("learners", info->name + " is unsupervised; AutoML searches supervised learners");
     }
   }
   if (body.contains("ensemble") && !body["ensemble"].is_boolean()) return FieldError("ensemble", "must be true or false");

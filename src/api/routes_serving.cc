@@ -225,6 +225,17 @@ Json KServeMetadata(const std::string& model_name, const LoadedDeployment& d, co
     outputs.push_back({{"name", "probabilities"},
                        {"datatype", "FP32"},
                        {"shape", {-1, static_cast<int64_t>(p.OutputWidth())}}});
+  } else if (task == "clustering") {
+    outputs.push_back({{"name", "cluster"}, {"datatype", "INT64"}, {"shape", {-1}}});
+    outputs.push_back({{"name", "distance"}, {"datatype", "FP32"}, {"shape", {-1}}});
+  } else if (task == "decomposition") {
+    outputs.push_back({{"name", "components"},
+                       {"datatype", "FP32"},
+                       {"shape", {-1, static_cast<int64_t>(p.OutputWidth()) - 1}}});
+    outputs.push_back({{"name", "reconstruction_error"}, {"datatype", "FP32"}, {"shape", {-1}}});
+  } else if (task == "anomaly") {
+    outputs.push_back({{"name", "anomaly_score"}, {"datatype", "FP32"}, {"shape", {-1}}});
+    outputs.push_back({{"name", "is_anomaly"}, {"datatype", "BOOL"}, {"shape", {-1}}});
   } else {
     outputs.push_back({{"name", "prediction"}, {"datatype", "FP32"}, {"shape", {-1}}});
   }
@@ -541,6 +552,32 @@ Status KServeInfer(App& app, RequestContext& ctx) {
       }
       add("label", "BYTES", {n}, std::move(label));
       add("probabilities", "FP32", {n, k}, std::move(probs));
+    } else if (p.unsupervised()) {
+      // Each row's outputs (ml::Predictor::OutputWidth): the first k-1 (or 1) and the last.
+      Json first = Json::array(), last = Json::array();
+      for (size_t i = 0; i < n; ++i) {
+        const float* o = &s.outputs[i * k];
+        if (task == "clustering") {
+          first.push_back(static_cast<int64_t>(o[0]));
+          last.push_back(static_cast<double>(o[1]));
+        } else if (task == "anomaly") {
+          first.push_back(static_cast<double>(o[0]));
+          last.push_back(o[1] > 0.5f);
+        } else {
+          for (size_t c = 0; c + 1 < k; ++c) first.push_back(static_cast<double>(o[c]));
+          last.push_back(static_cast<double>(o[k - 1]));
+        }
+      }
+      if (task == "clustering") {
+        add("cluster", "INT64", {n}, std::move(first));
+        add("distance", "FP32", {n}, std::move(last));
+      } else if (task == "anomaly") {
+        add("anomaly_score", "FP32", {n}, std::move(first));
+        add("is_anomaly", "BOOL", {n}, std::move(last));
+      } else {
+        add("components", "FP32", {n, k - 1}, std::move(first));
+        add("reconstruction_error", "FP32", {n}, std::move(last));
+      }
     } else {
       Json pred = Json::array();
       for (size_t i = 0; i < n; ++i) pred.push_back(static_cast<double>(s.outputs[i]));
@@ -598,6 +635,8 @@ Json DeploymentOpenApi(const LoadedDeployment& d, const ml::Predictor& p) {
     prediction = {{"type", "object"},
                   {"properties", {{"label", Json::object()},
                                   {"probabilities", {{"type", "object"}, {"additionalProperties", {{"type", "number"}}}}}}}};
+  } else if (p.unsupervised()) {
+    prediction = {{"type", "object"}, {"description", output.value("description", "")}};
   } else {
     prediction = {{"type", "number"}};
   }
@@ -633,6 +672,10 @@ Json DeploymentOpenApi(const LoadedDeployment& d, const ml::Predictor& p) {
 
 Json FeedbackMetrics(const ServingVersion& v, const std::vector<PredictionRecord>& records) {
   const std::string& task = v.task;
+  // Live metrics compare predictions with labels one row at a time: classification and regression only.
+  if (task != "binary" && task != "multiclass" && task != "regression") {
+    return {{"labeled_rows", 0}, {"unmatched_labels", 0}, {"note", "no live metrics for " + task + " models"}};
+  }
   std::vector<float> y, pred;
   const auto& keys = v.label_keys;
   std::map<std::string, int> index;

@@ -49,7 +49,7 @@ Result<ServingVersion> LoadOne(App& app, const std::string& project, const std::
   sv.label_keys = p->pipeline().label_keys();
   std::vector<std::string> labels;
   if (sv.task == "multiclass") labels = sv.label_keys;
-  sv.stats = std::make_shared<VersionStats>(StatsKind(*p), std::move(labels));
+  sv.stats = std::make_shared<VersionStats>(StatsKind(*p), std::move(labels), p->unsupervised() ? p->OutputWidth() : 1);
   return sv;
 }
 

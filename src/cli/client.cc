@@ -137,8 +137,12 @@ Result<Json> ParamFlags(const ParsedArgs& a) {
 }
 
 int CmdTrain(Context& ctx, const ParsedArgs& a) {
+  // An unsupervised learner (kmeans, pca, isolation_forest) implies its task and needs no target.
+  const bool unsupervised = a.Has("learner") && !a.Has("task") &&
+                            (a.Get("learner") == "kmeans" || a.Get("learner") == "pca" ||
+                             a.Get("learner") == "isolation_forest");
   for (const char* required : {"dataset", "target", "task"}) {
-    if (!a.Has(required)) {
+    if (!a.Has(required) && !(unsupervised && std::string(required) != "dataset")) {
       Err(std::string("error: --") + required + " is required\n");
       return -kExitUsage;  // negative: the dispatcher prints usage
     }
@@ -174,11 +178,11 @@ int CmdTrain(Context& ctx, const ParsedArgs& a) {
   if (auto g = a.GetOptional("group-column")) split["group_column"] = *g;
   if (auto t = a.GetOptional("time-column")) split["time_column"] = *t;
   Json body = {{"dataset", a.Get("dataset")},
-               {"target", a.Get("target")},
-               {"task", a.Get("task")},
                {"learner", a.Get("learner", "xgboost")},
                {"params", *params},
                {"split", split}};
+  if (a.Has("target")) body["target"] = a.Get("target");
+  if (a.Has("task")) body["task"] = a.Get("task");
   if (version->has_value()) body["version"] = **version;
   auto resp = ctx.Call("POST", ctx.ProjectPath("/runs"), &body);
   if (!resp) return kExitError;
@@ -533,6 +537,29 @@ int CmdModelsShow(Context& ctx, const ParsedArgs& a) {
   return kExitOk;
 }
 
+int CmdModelsExport(Context& ctx, const ParsedArgs& a) {
+  const std::string& name = a.positionals[0];
+  const std::string& version = a.positionals[1];
+  const std::string format = a.Get("format", "onnx");
+  if (format != "onnx" && format != "bundle") {
+    Err("error: --format must be onnx or bundle (got '" + SanitizeCell(format) + "')\n");
+    return -kExitUsage;
+  }
+  const std::string ext = format == "onnx" ? ".onnx" : ".lathe";
+  const std::string out = a.Get("output", name + "-v" + version + ext);
+  auto bytes = DownloadTo(ctx, ctx.ProjectPath("/models/" + UrlEncode(name) + "/versions/" + UrlEncode(version) + "/" + format),
+                          out, "exporting " + name);
+  if (!bytes) return kExitError;
+  if (out == "-") return kExitOk;
+  if (ctx.json) {
+    PrintJson({{"name", name}, {"version", version}, {"format", format}, {"path", out}, {"bytes", *bytes}});
+  } else {
+    Out("Exported " + SanitizeCell(name) + " v" + SanitizeCell(version) + " as " + format + " to " +
+        SanitizeCell(out) + " (" + HumanBytes(*bytes) + ")\n");
+  }
+  return kExitOk;
+}
+
 int CmdDeploy(Context& ctx, const ParsedArgs& a) {
   if (!a.Has("model")) {
     Err("error: --model is required\n");
@@ -681,9 +708,9 @@ std::vector<Command> CoreCommands() {
        "train a model on a dataset and wait for the run",
        {{"dataset", "N", "dataset name (required)"},
         {"version", "V", "dataset version (default: latest)"},
-        {"target", "T", "target column (required)"},
-        {"task", "TASK", "binary|multiclass|regression (required)"},
-        {"learner", "L", "learner (default: xgboost)"},
+        {"target", "T", "target column (required unless the learner is unsupervised)"},
+        {"task", "TASK", "binary|multiclass|regression (required); clustering|decomposition|anomaly"},
+        {"learner", "L", "learner (default: xgboost; kmeans, pca and isolation_forest need no target or task)"},
         {"param", "KEY=VALUE", "learner parameter; numbers and true/false are typed (repeatable)", true},
         {"split", "METHOD", "holdout|kfold|group_kfold|time (default: holdout)"},
         {"test-fraction", "F", "held-out fraction for holdout and time, 0..0.9 (default: 0.2)"},
@@ -723,9 +750,9 @@ std::vector<Command> CoreCommands() {
        "search a learner's params (grid, random or TPE with early stopping) and wait for the best",
        {{"dataset", "N", "dataset name (required)"},
         {"version", "V", "dataset version (default: latest)"},
-        {"target", "T", "target column (required)"},
-        {"task", "TASK", "binary|multiclass|regression (required)"},
-        {"learner", "L", "learner (default: xgboost)"},
+        {"target", "T", "target column (required unless the learner is unsupervised)"},
+        {"task", "TASK", "binary|multiclass|regression (required); clustering|decomposition|anomaly"},
+        {"learner", "L", "learner (default: xgboost; kmeans, pca and isolation_forest need no target or task)"},
         {"sampler", "S", "tpe|random|grid (default: tpe)"},
         {"space", "JSON", "search space, e.g. '{\"max_depth\":{\"type\":\"int\",\"low\":2,\"high\":8}}' "
                           "(default: the learner's own)"},
@@ -768,6 +795,13 @@ std::vector<Command> CoreCommands() {
        2,
        CmdModelsStage},
       {"models show", "NAME", "show a model's versions", {}, 1, 1, CmdModelsShow},
+      {"models export",
+       "NAME VERSION",
+       "download a model version as ONNX (default) or as lathe's bundle",
+       {{"format", "F", "onnx|bundle (default onnx)"}, {"output", "FILE", "where to write (default NAME-vVERSION.onnx; - = stdout)", false, 'o'}},
+       2,
+       2,
+       CmdModelsExport},
       {"deploy",
        "NAME",
        "serve a model version at deployment NAME (switches it if NAME exists)",

@@ -458,6 +458,8 @@ int CmdDatasetsProfile(Context& ctx, const ParsedArgs& a) {
 
 // --- downloads: export and quarantine
 
+}  // namespace
+
 // Streams GET `path` to `out` ("-" = stdout; a file is written to a temp name and renamed when complete,
 // so a failed download leaves nothing behind). Returns the bytes written, or nullopt after printing why.
 std::optional<uint64_t> DownloadTo(Context& ctx, const std::string& path, const std::string& out,
@@ -514,6 +516,8 @@ std::optional<uint64_t> DownloadTo(Context& ctx, const std::string& path, const 
   }
   return r->bytes_written;
 }
+
+namespace {
 
 int CmdDatasetsExport(Context& ctx, const ParsedArgs& a) {
   auto ref = ParseDatasetRef(a.positionals[0], false);

@@ -7,6 +7,9 @@
 // $LATHE_SOURCE_PASSWORD. Not thread-safe (process stdio); called by RunClient on the main thread.
 #pragma once
 
+#include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "cli/client_context.h"
@@ -15,5 +18,11 @@ namespace lathe::cli {
 
 // Every data command, grouped (datasets …, recipes …, connections …, labels …).
 std::vector<Command> DataCommands();
+
+// Streams GET `path` to `out` ("-" = stdout; a file is written to a temp name and renamed when complete, so a
+// failed download leaves nothing behind) with a progress line labelled `label`. Returns the bytes written, or
+// nullopt after printing why.
+std::optional<uint64_t> DownloadTo(Context& ctx, const std::string& path, const std::string& out,
+                                   const std::string& label);
 
 }  // namespace lathe::cli

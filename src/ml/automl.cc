@@ -253,7 +253,8 @@ Result<AutoMlResult> RunAutoMl(const Table& table, const AutoMlSpec& in, const S
   const double remaining = std::max(0.0, std::chrono::duration<double>(budget_end - Clock::now()).count());
   std::vector<const TrialRecord*> pool;
   for (const TrialRecord* t : ranked) {
-    if (pool.size() < kEnsembleCandidates && t->learner != "xgboost_dart" && fit_estimate(*t) <= remaining / 2) {
+    const bool blendable = t->learner != "xgboost_dart" && t->learner != "xgboost_linear";  // no mergeable trees
+    if (pool.size() < kEnsembleCandidates && blendable && fit_estimate(*t) <= remaining / 2) {
       pool.push_back(t);
     }
   }

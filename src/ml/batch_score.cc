@@ -34,7 +34,20 @@ OutputLayout Layout(const Predictor& p, bool explain) {
   const FeaturePipeline& pipe = p.pipeline();
   l.task = pipe.task();
   l.width = p.OutputWidth();
-  if (l.task == Task::kRegression) {
+  if (l.task == Task::kClustering) {
+    l.names = {"cluster", "distance"};
+    l.types = {ColumnType::kInt64, ColumnType::kFloat64};
+  } else if (l.task == Task::kDecomposition) {
+    for (size_t c = 0; c + 1 < l.width; ++c) {
+      l.names.push_back("component_" + std::to_string(c + 1));
+      l.types.push_back(ColumnType::kFloat64);
+    }
+    l.names.push_back("reconstruction_error");
+    l.types.push_back(ColumnType::kFloat64);
+  } else if (l.task == Task::kAnomaly) {
+    l.names = {"anomaly_score", "is_anomaly"};
+    l.types = {ColumnType::kFloat64, ColumnType::kBool};
+  } else if (HasNumericTarget(l.task)) {
     l.names = {"prediction"};
     l.types = {ColumnType::kFloat64};
   } else {
@@ -72,7 +85,17 @@ Status AppendOutputs(const Predictor& p, const OutputLayout& l, const float* out
   cols.reserve(l.names.size());
   for (size_t k = 0; k < l.names.size(); ++k) cols.push_back(NewColumn(l.names[k], l.types[k], n));
   std::vector<size_t> predicted(n, 0);
-  if (l.task == Task::kRegression) {
+  if (!IsSupervised(l.task)) {  // one column per output float, typed by the layout
+    for (size_t i = 0; i < n; ++i) {
+      const float* o = out + i * l.width;
+      for (size_t k = 0; k < l.width; ++k) {
+        Column& c = cols[k];
+        if (c.type == ColumnType::kInt64) c.i64[i] = static_cast<int64_t>(o[k]);
+        else if (c.type == ColumnType::kBool) c.b[i] = o[k] > 0.5f ? 1 : 0;
+        else c.f64[i] = static_cast<double>(o[k]);
+      }
+    }
+  } else if (HasNumericTarget(l.task)) {
     for (size_t i = 0; i < n; ++i) cols[0].f64[i] = static_cast<double>(out[i]);
   } else {
     for (size_t i = 0; i < n; ++i) {
@@ -111,6 +134,11 @@ Status AppendOutputs(const Predictor& p, const OutputLayout& l, const float* out
 Result<BatchScoreSummary> ScoreDataset(const DatasetFile& input, const Predictor& predictor,
                                        const std::string& output_path, const BatchScoreOptions& options,
                                        const BatchProgress& progress) {
+  if (options.explain && predictor.unsupervised()) {
+    return Status::InvalidArgument("explain: SHAP values are defined for supervised models, not " +
+                                   predictor.Task())
+        .WithDetail(ErrorDetail::Field("explain", "not available for a " + predictor.Task() + " model"));
+  }
   const OutputLayout layout = Layout(predictor, options.explain);
   const std::unordered_set<std::string> outputs(layout.names.begin(), layout.names.end());
   // The kept input columns, by index into the input file.

@@ -10,7 +10,9 @@
 //   binary      "prediction" (the predicted class label, string, threshold 0.5) and "probability"
 //               (of the positive class);
 //   multiclass  "prediction" and "probability_<label>" per class;
-//   regression  "prediction" (float);
+//   regression, ranking  "prediction" (float; ranking: the score);
+//   clustering  "cluster" (integer) and "distance"; decomposition "component_1".. and "reconstruction_error";
+//   anomaly     "anomaly_score" and "is_anomaly" (boolean);
 //   explain     "shap_<column>" per model input column and "shap_bias", in margin units (log-odds for
 //               classification; multiclass: of the predicted class). A row's shap_* values sum to its margin.
 //

@@ -31,7 +31,7 @@ double Loss(const Predictor& p, const std::vector<float>& out, const float* y, s
   const size_t k = p.OutputWidth();
   constexpr double kEps = 1e-15;
   double sum = 0;
-  if (p.pipeline().task() == Task::kRegression) {
+  if (HasNumericTarget(p.pipeline().task())) {
     for (size_t i = 0; i < n; ++i) sum += (out[i] - y[i]) * static_cast<double>(out[i] - y[i]);
     return std::sqrt(sum / static_cast<double>(n));
   }
@@ -75,6 +75,7 @@ Json ValueJson(const FeaturePipeline::InputColumn& in, float v) {
 
 Result<Json> GlobalImportance(const Predictor& p, const float* rows, size_t n, const float* y,
                               const ImportanceOptions& options) {
+  if (p.unsupervised()) return Status::FailedPrecondition("importance is defined for supervised models, not " + p.Task());
   if (n == 0) return Status::InvalidArgument("no rows to explain");
   const size_t width = p.NumFeatures(), k = p.OutputWidth();
   const std::vector<std::string> names = p.ContributionColumns();
@@ -88,7 +89,17 @@ Result<Json> GlobalImportance(const Predictor& p, const float* rows, size_t n, c
 
   std::vector<float> out(n * k);
   p.PredictRows(rows, n, out.data());
-  const double baseline = Loss(p, out, y, n);
+  // Ranking scores are only comparable within a query, which a sample of rows does not keep whole: a
+  // column's weight there is how far its shuffling moves the scores (mean absolute change).
+  const bool ranking = p.pipeline().task() == Task::kRanking;
+  const std::vector<float> base = out;
+  auto loss = [&]() {
+    if (!ranking) return Loss(p, out, y, n);
+    double moved = 0;
+    for (size_t i = 0; i < n; ++i) moved += std::fabs(static_cast<double>(out[i]) - base[i]);
+    return moved / static_cast<double>(n);
+  };
+  const double baseline = loss();
   std::vector<float> buf(rows, rows + n * width);
   std::vector<size_t> perm(n);
   Json increase = Json::object();
@@ -103,7 +114,7 @@ Result<Json> GlobalImportance(const Predictor& p, const float* rows, size_t n, c
         std::copy(rows + perm[i] * width + first, rows + perm[i] * width + end, buf.data() + i * width + first);
       }
       p.PredictRows(buf.data(), n, out.data());
-      deltas.push_back(Loss(p, out, y, n) - baseline);
+      deltas.push_back(loss() - baseline);
     }
     for (size_t i = 0; i < n; ++i) {  // restore the column
       std::copy(rows + i * width + first, rows + i * width + end, buf.data() + i * width + first);
@@ -142,7 +153,8 @@ Result<Json> GlobalImportance(const Predictor& p, const float* rows, size_t n, c
               {"columns", names},
               {"gain", std::move(gain)},
               {"permutation",
-               {{"metric", p.pipeline().task() == Task::kRegression ? "rmse" : "log_loss"},
+               {{"metric", ranking ? "mean_abs_score_change"
+                                   : p.pipeline().task() == Task::kRegression ? "rmse" : "log_loss"},
                 {"baseline", baseline},
                 {"repeats", std::max(1, options.repeats)},
                 {"increase", std::move(increase)}}},
@@ -152,6 +164,9 @@ Result<Json> GlobalImportance(const Predictor& p, const float* rows, size_t n, c
 
 Result<Json> PartialDependence(const Predictor& p, const float* rows, size_t n, const std::string& column,
                                int grid) {
+  if (p.unsupervised()) {
+    return Status::FailedPrecondition("partial dependence is defined for supervised models, not " + p.Task());
+  }
   if (n == 0) return Status::InvalidArgument("no rows to compute partial dependence on");
   const int c = p.pipeline().InputIndex(column);
   if (c < 0) {

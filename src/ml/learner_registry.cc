@@ -106,7 +106,27 @@ std::vector<ParamSpec> ObjectiveParams() {
   wc.type = ParamSpec::Type::kColumn;
   wc.default_value = nullptr;
   wc.description = "a numeric column of non-negative row weights (not used as a feature)";
+  wc.tasks = {Task::kBinary, Task::kMulticlass, Task::kRegression};
   p.push_back(wc);
+  return p;
+}
+
+// Learning to rank (XGBoost's rank: objectives): rows are grouped into queries by a column.
+std::vector<ParamSpec> RankingParams() {
+  std::vector<ParamSpec> p;
+  ParamSpec qc;
+  qc.name = "query_column";
+  qc.aliases = {"group_column", "qid"};
+  qc.type = ParamSpec::Type::kColumn;
+  qc.default_value = nullptr;
+  qc.description = "ranking (required): the column whose value identifies a row's query; rows of one query are "
+                   "ranked against each other and never split between training and evaluation";
+  qc.tasks = {Task::kRanking};
+  p.push_back(qc);
+  p.push_back(ForTasks(Enum("rank_objective", {"ndcg", "pairwise", "map"}, "ndcg", "",
+                            "ranking loss: ndcg (LambdaMART on NDCG), pairwise (RankNet pairs), map (LambdaMART on "
+                            "mean average precision)"),
+                       {Task::kRanking}));
   return p;
 }
 
@@ -125,6 +145,8 @@ std::vector<LearnerInfo> BuildLearners() {
   };
   append(&xgb.params, TreeParams(false));
   append(&xgb.params, ObjectiveParams());
+  append(&xgb.params, RankingParams());
+  xgb.tasks.push_back(Task::kRanking);
 
   LearnerInfo dart = xgb;
   dart.name = "xgboost_dart";
@@ -159,7 +181,57 @@ std::vector<LearnerInfo> BuildLearners() {
   for (ParamSpec& p : ObjectiveParams()) {
     if (p.name == "class_weight" || p.name == "weight_column") linear.params.push_back(std::move(p));
   }
-  return {xgb, dart, rf, linear};
+  LearnerInfo xlin;
+  xlin.name = "xgboost_linear";
+  xlin.description = "XGBoost's linear booster (gblinear): a generalized linear model fitted by coordinate "
+                     "descent with L1/L2 penalties on the features as they are (no scaling; category codes as "
+                     "numbers; a missing value adds nothing) — the linear learner scales and one-hot encodes";
+  xlin.tasks = all;
+  xlin.params = {
+      Int("n_estimators", {"num_boost_round", "num_round"}, 1, 10000, 100, "", "coordinate descent rounds"),
+      Num("learning_rate", {"eta"}, 0, true, 1, 0.5, "eta", "step size of each round"),
+      Num("reg_lambda", {"lambda"}, 0, false, kBig, 0, "lambda", "L2 penalty on the weights"),
+      Num("reg_alpha", {"alpha"}, 0, false, kBig, 0, "alpha", "L1 penalty on the weights"),
+      Enum("feature_selector", {"cyclic", "shuffle", "random", "greedy", "thrifty"}, "cyclic", "feature_selector",
+           "order in which coordinates are updated"),
+      Int("top_k", {}, 0, 1000000, 0, "top_k", "greedy/thrifty: features considered per round (0 = all)"),
+  };
+  append(&xlin.params, ObjectiveParams());
+  // Unsupervised learners (ml/unsupervised.h): fit on the design terms of ml/design.h; the seed is split.seed.
+  LearnerInfo kmeans;
+  kmeans.name = "kmeans";
+  kmeans.description = "k-means clustering (k-means++ starts, Lloyd iterations) on standardized numbers and "
+                       "one-hot categories; k chosen by silhouette when n_clusters is 0";
+  kmeans.tasks = {Task::kClustering};
+  kmeans.params = {
+      Int("n_clusters", {"k"}, 0, 1000, 0, "", "clusters; 0 = choose k in [min_clusters, max_clusters] by silhouette"),
+      Int("min_clusters", {}, 2, 1000, 2, "", "smallest k tried when n_clusters is 0"),
+      Int("max_clusters", {}, 2, 1000, 10, "", "largest k tried when n_clusters is 0"),
+      Int("n_init", {}, 1, 50, 4, "", "restarts from different k-means++ seeds; the lowest inertia wins"),
+      Int("max_iter", {}, 1, 10000, 100, "", "Lloyd iterations per restart at most"),
+      Num("tol", {}, 0, false, 1, 1e-4, "", "stop when centroids move less than this (relative to the data's variance)"),
+  };
+  LearnerInfo pca;
+  pca.name = "pca";
+  pca.description = "Principal component analysis: projections on the leading components of the standardized "
+                    "data, and each row's reconstruction error";
+  pca.tasks = {Task::kDecomposition};
+  pca.params = {
+      Int("n_components", {}, 0, 1000, 0, "", "components kept; 0 = the fewest explaining variance_target"),
+      Num("variance_target", {}, 0, true, 1, 0.95, "", "share of the variance to explain when n_components is 0"),
+  };
+  LearnerInfo iforest;
+  iforest.name = "isolation_forest";
+  iforest.description = "Isolation forest anomaly detection (Liu, Ting & Zhou 2008): scores in (0, 1], higher is "
+                        "more unusual; contamination sets the anomaly threshold";
+  iforest.tasks = {Task::kAnomaly};
+  iforest.params = {
+      Int("n_estimators", {"n_trees"}, 1, 1000, 100, "", "isolation trees"),
+      Int("max_samples", {"sample_size"}, 2, 10000, 256, "", "rows drawn (without replacement) per tree"),
+      Num("contamination", {}, 0, true, 0.5, 0.1, "", "expected share of anomalies: rows scoring above the "
+                                                      "training scores' (1 - contamination) quantile are anomalies"),
+  };
+  return {xgb, dart, rf, linear, xlin, kmeans, pca, iforest};
 }
 
 std::string FormatNumber(double v) {

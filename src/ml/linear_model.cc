@@ -21,18 +21,6 @@ double Softplus(double z) { return z > 0 ? z + std::log1p(std::exp(-z)) : std::l
 
 }  // namespace
 
-double LinearModel::TermValue(const Term& t, const float* row) const {
-  const float x = row[t.feature];
-  switch (t.kind) {
-    case 0:
-      return ((std::isnan(x) ? t.mean : static_cast<double>(x)) - t.mean) * t.scale;
-    case 1:
-      return std::isnan(x) ? 1.0 : 0.0;
-    default:
-      return x == t.code ? 1.0 : 0.0;
-  }
-}
-
 Result<LinearModel> LinearModel::Fit(const float* rows, size_t n, const std::vector<std::string>& types,
                                      const std::vector<float>& y, const std::vector<float>& w, Kind kind,
                                      int classes, const Options& options) {
@@ -44,43 +32,7 @@ Result<LinearModel> LinearModel::Fit(const float* rows, size_t n, const std::vec
   m.outputs_ = kind == Kind::kMulticlass ? classes : 1;
   if (kind == Kind::kMulticlass && classes < 2) return Bad("multiclass needs at least two classes");
   const size_t width = m.width_;
-  // Terms.
-  for (size_t f = 0; f < width; ++f) {
-    if (types[f] == "c") {
-      std::map<float, size_t> counts;
-      bool missing = false;
-      for (size_t i = 0; i < n; ++i) {
-        const float x = rows[i * width + f];
-        if (std::isfinite(x) && x >= 0) ++counts[x];
-        else missing = true;
-      }
-      std::vector<std::pair<float, size_t>> levels(counts.begin(), counts.end());
-      std::stable_sort(levels.begin(), levels.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
-      if (levels.size() > kMaxLevels) levels.resize(kMaxLevels);
-      if (levels.size() == 1 && !missing && counts.size() == 1) continue;  // constant
-      for (const auto& [code, count] : levels) {
-        m.terms_.push_back({static_cast<int32_t>(f), 2, code, 0, 1, 0, 0});
-      }
-      continue;
-    }
-    double sum = 0, sq = 0;
-    size_t valid = 0;
-    for (size_t i = 0; i < n; ++i) {
-      const float x = rows[i * width + f];
-      if (std::isnan(x)) continue;
-      sum += x;
-      ++valid;
-    }
-    if (valid == 0) continue;
-    const double mean = sum / static_cast<double>(valid);
-    for (size_t i = 0; i < n; ++i) {
-      const float x = rows[i * width + f];
-      if (!std::isnan(x)) sq += (x - mean) * (x - mean);
-    }
-    const double sd = std::sqrt(sq / static_cast<double>(valid));
-    if (sd > 0 && std::isfinite(sd)) m.terms_.push_back({static_cast<int32_t>(f), 0, 0, mean, 1.0 / sd, 0, 0});
-    if (valid < n) m.terms_.push_back({static_cast<int32_t>(f), 1, 0, 0, 1, 0, 0});
-  }
+  m.terms_ = FitDesignTerms(rows, n, types, kMaxLevels);
   const size_t p = m.terms_.size();
   if (p > kMaxTerms) return Unfit("more than " + std::to_string(kMaxTerms) + " terms");
   const size_t k = static_cast<size_t>(m.outputs_);
@@ -90,7 +42,7 @@ Result<LinearModel> LinearModel::Fit(const float* rows, size_t n, const std::vec
   MatrixXd X(n, p + 1);
   for (size_t i = 0; i < n; ++i) {
     const float* row = rows + i * width;
-    for (size_t t = 0; t < p; ++t) X(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(t)) = m.TermValue(m.terms_[t], row);
+    for (size_t t = 0; t < p; ++t) X(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(t)) = DesignValue(m.terms_[t], row);
     X(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(p)) = 1.0;
   }
   VectorXd wt(n);
@@ -211,7 +163,7 @@ void LinearModel::Margin(const float* row, float* out) const {
   std::vector<double> acc(static_cast<size_t>(outputs_));
   for (size_t c = 0; c < acc.size(); ++c) acc[c] = intercept_[c];
   for (size_t t = 0; t < p; ++t) {
-    const double v = TermValue(terms_[t], row);
+    const double v = DesignValue(terms_[t], row);
     if (v == 0) continue;
     for (size_t c = 0; c < acc.size(); ++c) acc[c] += coef_[c * p + t] * v;
   }
@@ -247,7 +199,7 @@ void LinearModel::Contributions(const float* row, double* out) const {
     double bias = intercept_[static_cast<size_t>(c)];
     for (size_t t = 0; t < p; ++t) {
       const double coef = coef_[static_cast<size_t>(c) * p + t];
-      o[static_cast<size_t>(terms_[t].feature)] += coef * (TermValue(terms_[t], row) - terms_[t].center);
+      o[static_cast<size_t>(terms_[t].feature)] += coef * (DesignValue(terms_[t], row) - terms_[t].center);
       bias += coef * terms_[t].center;
     }
     o[width_] = bias;
@@ -270,11 +222,8 @@ size_t LinearModel::MemoryBytes() const {
 }
 
 Json LinearModel::ToJson() const {
-  Json terms = Json::array();
-  for (const Term& t : terms_) {
-    terms.push_back({t.feature, t.kind, t.code, t.mean, t.scale, t.center, t.spread});
-  }
-  return {{"width", width_}, {"outputs", outputs_}, {"terms", terms}, {"coef", coef_}, {"intercept", intercept_}};
+  return {{"width", width_}, {"outputs", outputs_}, {"terms", DesignTermsJson(terms_)}, {"coef", coef_},
+          {"intercept", intercept_}};
 }
 
 Result<LinearModel> LinearModel::FromJson(const Json& j, size_t width) {
@@ -285,20 +234,7 @@ Result<LinearModel> LinearModel::FromJson(const Json& j, size_t width) {
     m.outputs_ = j.at("outputs").get<int>();
     if (m.width_ != width) return Bad("width disagrees with the pipeline");
     if (m.outputs_ < 1 || m.outputs_ > 100000) return Bad("bad number of outputs");
-    const Json& terms = j.at("terms");
-    if (!terms.is_array() || terms.size() > kMaxTerms) return Bad("bad terms");
-    for (const Json& t : terms) {
-      if (!t.is_array() || t.size() != 7) return Bad("bad term");
-      Term term{t[0].get<int32_t>(), t[1].get<int32_t>(), t[2].get<float>(), t[3].get<double>(),
-                t[4].get<double>(),  t[5].get<double>(),  t[6].get<double>()};
-      if (term.feature < 0 || static_cast<size_t>(term.feature) >= width || term.kind < 0 || term.kind > 2) {
-        return Bad("term out of range");
-      }
-      if (!std::isfinite(term.mean) || !std::isfinite(term.scale) || !std::isfinite(term.center)) {
-        return Bad("non-finite term");
-      }
-      m.terms_.push_back(term);
-    }
+    ASSIGN_OR_RETURN(m.terms_, ParseDesignTerms(j.at("terms"), width, kMaxTerms, "linear model"));
     m.coef_ = j.at("coef").get<std::vector<double>>();
     m.intercept_ = j.at("intercept").get<std::vector<double>>();
     if (m.coef_.size() != m.terms_.size() * static_cast<size_t>(m.outputs_) ||

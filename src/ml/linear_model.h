@@ -20,6 +20,7 @@
 
 #include "common/json.h"
 #include "common/status.h"
+#include "ml/design.h"
 
 namespace lathe::ml {
 
@@ -60,16 +61,7 @@ class LinearModel {
   size_t MemoryBytes() const;
 
  private:
-  struct Term {
-    int32_t feature;
-    int32_t kind;   // 0 numeric (standardized), 1 missing indicator, 2 one-hot code
-    float code;     // kind 2: the category code
-    double mean;    // kind 0: imputation mean; kind 0 scale below
-    double scale;   // kind 0: 1 / std
-    double center;  // mean of the term over the training rows (for contributions)
-    double spread;  // std of the term over the training rows (for FeatureWeight)
-  };
-  double TermValue(const Term& t, const float* row) const;
+  using Term = DesignTerm;
   static bool SameTerm(const Term& a, const Term& b);
 
   size_t width_ = 0;

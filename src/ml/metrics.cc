@@ -1,6 +1,7 @@
 #include "ml/metrics.h"
 
 #include <algorithm>
+#include <functional>
 #include <cmath>
 #include <numeric>
 
@@ -389,6 +390,75 @@ Result<Json> RegressionMetrics(const std::vector<float>& y_true, const std::vect
               {"mape", ape_rows > 0 ? Json(sape / ape_rows) : Json(nullptr)},
               {"mape_rows", static_cast<int64_t>(ape_rows)},
               {"r2", sst == 0 ? Json(nullptr) : Json(1.0 - sse / sst)},
+              {"rows", y_true.size()}};
+}
+
+Result<Json> RankingMetrics(const std::vector<float>& y_true, const std::vector<float>& score,
+                            const std::vector<int64_t>& query, Json* plots) {
+  if (y_true.size() != score.size() || y_true.size() != query.size()) {
+    return Status::InvalidArgument("metrics: label, score and query counts differ");
+  }
+  if (y_true.empty()) return Status::InvalidArgument("metrics: no rows to evaluate");
+  // Rows grouped by query, each query's rows by descending score (ties: ascending relevance).
+  std::vector<size_t> order(y_true.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    if (query[a] != query[b]) return query[a] < query[b];
+    if (score[a] != score[b]) return score[a] > score[b];
+    if (y_true[a] != y_true[b]) return y_true[a] < y_true[b];
+    return a < b;
+  });
+  constexpr int kCurveMax = 20;
+  auto gain = [](double rel) { return std::exp2(rel) - 1.0; };
+  double sum_5 = 0, sum_10 = 0, sum_all = 0, sum_ap = 0;
+  std::vector<double> sum_at(kCurveMax, 0.0);
+  int64_t queries = 0, scored = 0;
+  std::vector<double> rel, ideal;
+  for (size_t begin = 0; begin < order.size();) {
+    size_t end = begin;
+    while (end < order.size() && query[order[end]] == query[order[begin]]) ++end;
+    ++queries;
+    rel.clear();
+    for (size_t i = begin; i < end; ++i) rel.push_back(y_true[order[i]]);
+    begin = end;
+    ideal = rel;
+    std::sort(ideal.begin(), ideal.end(), std::greater<>());
+    if (ideal.empty() || !(ideal[0] > 0)) continue;  // no relevant row: NDCG and AP are undefined
+    ++scored;
+    auto ndcg = [&](size_t k) {
+      double dcg = 0, idcg = 0;
+      for (size_t i = 0; i < std::min(k, rel.size()); ++i) {
+        const double discount = 1.0 / std::log2(static_cast<double>(i) + 2.0);
+        dcg += gain(rel[i]) * discount;
+        idcg += gain(ideal[i]) * discount;
+      }
+      return idcg > 0 ? dcg / idcg : 0.0;
+    };
+    sum_5 += ndcg(5);
+    sum_10 += ndcg(10);
+    sum_all += ndcg(rel.size());
+    for (int k = 1; k <= kCurveMax; ++k) sum_at[static_cast<size_t>(k - 1)] += ndcg(static_cast<size_t>(k));
+    double hits = 0, ap = 0;
+    for (size_t i = 0; i < rel.size(); ++i) {
+      if (rel[i] > 0) ap += ++hits / static_cast<double>(i + 1);
+    }
+    sum_ap += ap / hits;
+  }
+  auto mean = [&](double sum) { return scored > 0 ? Json(sum / static_cast<double>(scored)) : Json(nullptr); };
+  if (plots != nullptr) {
+    Json ks = Json::array(), values = Json::array();
+    for (int k = 1; k <= kCurveMax; ++k) {
+      ks.push_back(k);
+      values.push_back(mean(sum_at[static_cast<size_t>(k - 1)]));
+    }
+    (*plots)["ndcg_at_k"] = {{"k", std::move(ks)}, {"ndcg", std::move(values)}};
+  }
+  return Json{{"ndcg_at_5", mean(sum_5)},
+              {"ndcg_at_10", mean(sum_10)},
+              {"ndcg", mean(sum_all)},
+              {"map", mean(sum_ap)},
+              {"queries", queries},
+              {"queries_without_relevant", queries - scored},
               {"rows", y_true.size()}};
 }
 

@@ -66,4 +66,15 @@ Result<Json> MulticlassMetrics(const std::vector<float>& y_true, const std::vect
 Result<Json> RegressionMetrics(const std::vector<float>& y_true, const std::vector<float>& y_pred,
                                Json* plots = nullptr);
 
+// Ranking: relevance y_true >= 0, a score per row and the query id of each row (a query's rows need not be
+// contiguous). Within each query rows are ordered by descending score; tied scores are ordered by ascending
+// relevance (worst case), so a model earns nothing from ties.
+// -> {ndcg_at_5, ndcg_at_10, ndcg (whole list), map, queries, queries_without_relevant, rows}
+//   NDCG@k = DCG@k / ideal DCG@k with gain 2^rel - 1 and discount 1 / log2(1 + position) (Burges et al.; the
+//   definition XGBoost's rank:ndcg optimizes), averaged over the queries with at least one relevant row
+//   (rel > 0); MAP = the mean over the same queries of average precision with relevant = rel > 0.
+// plots -> {ndcg_at_k: {k: [1..20], ndcg: [...]}}
+Result<Json> RankingMetrics(const std::vector<float>& y_true, const std::vector<float>& score,
+                            const std::vector<int64_t>& query, Json* plots = nullptr);
+
 }  // namespace lathe::ml

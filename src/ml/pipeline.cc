@@ -93,6 +93,10 @@ const char* TaskName(Task task) {
     case Task::kBinary: return "binary";
     case Task::kMulticlass: return "multiclass";
     case Task::kRegression: return "regression";
+    case Task::kRanking: return "ranking";
+    case Task::kClustering: return "clustering";
+    case Task::kDecomposition: return "decomposition";
+    case Task::kAnomaly: return "anomaly";
   }
   return "regression";
 }
@@ -101,7 +105,13 @@ Result<Task> ParseTask(std::string_view name, const std::string& field) {
   if (name == "binary") return Task::kBinary;
   if (name == "multiclass") return Task::kMulticlass;
   if (name == "regression") return Task::kRegression;
-  return FieldError(field, "unknown task '" + std::string(name) + "'; expected binary, multiclass or regression");
+  if (name == "ranking") return Task::kRanking;
+  if (name == "clustering") return Task::kClustering;
+  if (name == "decomposition") return Task::kDecomposition;
+  if (name == "anomaly") return Task::kAnomaly;
+  return FieldError(field, "unknown task '" + std::string(name) +
+                               "'; expected binary, multiclass, regression, ranking, clustering, decomposition or "
+                               "anomaly");
 }
 
 Result<int64_t> ParseIsoDatetimeMicros(std::string_view text) {
@@ -185,7 +195,7 @@ void DatetimeFeatures(int64_t micros, float* out) {
 Result<FeaturePipeline> FeaturePipeline::Fit(const Table& table, const std::string& target, Task task,
                                              const std::vector<std::string>& exclude) {
   const int target_idx = table.FindColumn(target);
-  if (target_idx < 0) {
+  if (target_idx < 0 && (IsSupervised(task) || !target.empty())) {
     return FieldError("target", "column '" + target + "' does not exist in the dataset");
   }
   for (const Column& c : table.columns) {
@@ -197,83 +207,84 @@ Result<FeaturePipeline> FeaturePipeline::Fit(const Table& table, const std::stri
   FeaturePipeline p;
   p.task_ = task;
   p.target_ = target;
-  const Column& tc = table.columns[static_cast<size_t>(target_idx)];
-  p.target_type_ = tc.type;
-
-  // Labels.
-  if (task == Task::kRegression) {
-    if (tc.type != ColumnType::kInt64 && tc.type != ColumnType::kFloat64) {
-      return FieldError("target", "regression needs a numeric target; column '" + target + "' is " +
-                                      ColumnTypeName(tc.type));
-    }
-  } else {
-    std::vector<Json> labels;
-    switch (tc.type) {
-      case ColumnType::kString: {
-        std::vector<uint8_t> used(tc.dict.size(), 0);
-        for (size_t r = 0; r < tc.size(); ++r) {
-          if (tc.IsValid(r)) {
-            const auto code = static_cast<size_t>(tc.codes[r]);
-            if (code >= used.size()) return Status::InvalidArgument("column '" + target + "' has a bad code");
-            used[code] = 1;
+  // Labels (an unsupervised task has none).
+  if (IsSupervised(task)) {
+    const Column& tc = table.columns[static_cast<size_t>(target_idx)];
+    p.target_type_ = tc.type;
+    if (HasNumericTarget(task)) {
+      if (tc.type != ColumnType::kInt64 && tc.type != ColumnType::kFloat64) {
+        return FieldError("target", std::string(TaskName(task)) + " needs a numeric target; column '" + target +
+                                        "' is " + ColumnTypeName(tc.type));
+      }
+    } else {
+      std::vector<Json> labels;
+      switch (tc.type) {
+        case ColumnType::kString: {
+          std::vector<uint8_t> used(tc.dict.size(), 0);
+          for (size_t r = 0; r < tc.size(); ++r) {
+            if (tc.IsValid(r)) {
+              const auto code = static_cast<size_t>(tc.codes[r]);
+              if (code >= used.size()) return Status::InvalidArgument("column '" + target + "' has a bad code");
+              used[code] = 1;
+            }
           }
+          std::set<std::string> distinct;
+          for (size_t i = 0; i < used.size(); ++i) {
+            if (used[i]) distinct.insert(tc.dict[i]);
+          }
+          for (const auto& s : distinct) labels.emplace_back(s);
+          break;
         }
-        std::set<std::string> distinct;
-        for (size_t i = 0; i < used.size(); ++i) {
-          if (used[i]) distinct.insert(tc.dict[i]);
+        case ColumnType::kInt64: {
+          std::set<int64_t> distinct;
+          for (size_t r = 0; r < tc.size() && distinct.size() <= kMaxClasses; ++r) {
+            if (tc.IsValid(r)) distinct.insert(tc.i64[r]);
+          }
+          for (int64_t v : distinct) labels.emplace_back(v);
+          break;
         }
-        for (const auto& s : distinct) labels.emplace_back(s);
-        break;
+        case ColumnType::kBool: {
+          bool seen[2] = {false, false};
+          for (size_t r = 0; r < tc.size(); ++r) {
+            if (tc.IsValid(r)) seen[tc.b[r] ? 1 : 0] = true;
+          }
+          if (seen[0]) labels.emplace_back(false);
+          if (seen[1]) labels.emplace_back(true);
+          break;
+        }
+        case ColumnType::kFloat64: {
+          std::set<double> distinct;
+          for (size_t r = 0; r < tc.size() && distinct.size() <= kMaxClasses; ++r) {
+            if (tc.IsValid(r) && !std::isnan(tc.f64[r])) distinct.insert(tc.f64[r]);
+          }
+          for (double v : distinct) labels.emplace_back(v);
+          break;
+        }
+        case ColumnType::kDatetime:
+          return FieldError("target", "column '" + target + "' is a datetime and cannot be a class label");
       }
-      case ColumnType::kInt64: {
-        std::set<int64_t> distinct;
-        for (size_t r = 0; r < tc.size() && distinct.size() <= kMaxClasses; ++r) {
-          if (tc.IsValid(r)) distinct.insert(tc.i64[r]);
-        }
-        for (int64_t v : distinct) labels.emplace_back(v);
-        break;
+      if (labels.empty()) return FieldError("target", "column '" + target + "' has no non-missing values");
+      if (labels.size() == 1) {
+        return FieldError("target", "column '" + target + "' has only one class (" + LabelKey(labels[0]) +
+                                        "); classification needs at least two");
       }
-      case ColumnType::kBool: {
-        bool seen[2] = {false, false};
-        for (size_t r = 0; r < tc.size(); ++r) {
-          if (tc.IsValid(r)) seen[tc.b[r] ? 1 : 0] = true;
-        }
-        if (seen[0]) labels.emplace_back(false);
-        if (seen[1]) labels.emplace_back(true);
-        break;
+      if (task == Task::kBinary && labels.size() > 2) {
+        return FieldError("target", "binary classification needs exactly two classes; column '" + target +
+                                        "' has " + (labels.size() > kMaxClasses ? "more than " + std::to_string(kMaxClasses)
+                                                                                  : std::to_string(labels.size())) +
+                                        "; use task multiclass");
       }
-      case ColumnType::kFloat64: {
-        std::set<double> distinct;
-        for (size_t r = 0; r < tc.size() && distinct.size() <= kMaxClasses; ++r) {
-          if (tc.IsValid(r) && !std::isnan(tc.f64[r])) distinct.insert(tc.f64[r]);
-        }
-        for (double v : distinct) labels.emplace_back(v);
-        break;
+      if (labels.size() > kMaxClasses) {
+        return FieldError("target", "column '" + target + "' has more than " + std::to_string(kMaxClasses) +
+                                        " classes");
       }
-      case ColumnType::kDatetime:
-        return FieldError("target", "column '" + target + "' is a datetime and cannot be a class label");
+      if (task == Task::kBinary) {
+        const bool pos0 = IsPositiveName(LabelKey(labels[0]));
+        const bool pos1 = IsPositiveName(LabelKey(labels[1]));
+        if (pos0 && !pos1) std::swap(labels[0], labels[1]);
+      }
+      p.labels_ = std::move(labels);
     }
-    if (labels.empty()) return FieldError("target", "column '" + target + "' has no non-missing values");
-    if (labels.size() == 1) {
-      return FieldError("target", "column '" + target + "' has only one class (" + LabelKey(labels[0]) +
-                                      "); classification needs at least two");
-    }
-    if (task == Task::kBinary && labels.size() > 2) {
-      return FieldError("target", "binary classification needs exactly two classes; column '" + target +
-                                      "' has " + (labels.size() > kMaxClasses ? "more than " + std::to_string(kMaxClasses)
-                                                                                : std::to_string(labels.size())) +
-                                      "; use task multiclass");
-    }
-    if (labels.size() > kMaxClasses) {
-      return FieldError("target", "column '" + target + "' has more than " + std::to_string(kMaxClasses) +
-                                      " classes");
-    }
-    if (task == Task::kBinary) {
-      const bool pos0 = IsPositiveName(LabelKey(labels[0]));
-      const bool pos1 = IsPositiveName(LabelKey(labels[1]));
-      if (pos0 && !pos1) std::swap(labels[0], labels[1]);
-    }
-    p.labels_ = std::move(labels);
   }
 
   // Feature columns.
@@ -415,7 +426,7 @@ Json FeaturePipeline::ToJson() const {
             {"inputs", std::move(inputs)},
             {"features", std::move(features)},
             {"dropped", dropped_}};
-  if (task_ != Task::kRegression) j["labels"] = labels_;
+  if (IsClassification(task_)) j["labels"] = labels_;
   return j;
 }
 
@@ -468,7 +479,7 @@ Result<FeaturePipeline> FeaturePipeline::FromJson(const Json& j) {
     if (!j["dropped"].is_array()) return bad("dropped is not an array");
     p.dropped_ = j["dropped"];
   }
-  if (p.task_ != Task::kRegression) {
+  if (IsClassification(p.task_)) {
     if (!j.contains("labels") || !j["labels"].is_array()) return bad("classification model without labels");
     for (const Json& l : j["labels"]) {
       if (!l.is_string() && !l.is_number() && !l.is_boolean()) return bad("label is not a string/number/bool");
@@ -660,6 +671,7 @@ Status FeaturePipeline::EncodeInstanceInto(const Json& instance, float* out, std
 }
 
 Result<std::vector<float>> FeaturePipeline::EncodeTarget(const Table& table, std::vector<int64_t>* kept_rows) const {
+  if (!IsSupervised(task_)) return Status::FailedPrecondition(std::string(TaskName(task_)) + " has no target");
   const int ti = table.FindColumn(target_);
   if (ti < 0) return FieldError("target", "column '" + target_ + "' does not exist in the dataset");
   const Column& c = table.columns[static_cast<size_t>(ti)];
@@ -672,7 +684,7 @@ Result<std::vector<float>> FeaturePipeline::EncodeTarget(const Table& table, std
     y.push_back(v);
     kept_rows->push_back(static_cast<int64_t>(r));
   };
-  if (task_ == Task::kRegression) {
+  if (HasNumericTarget(task_)) {
     for (size_t r = 0; r < c.size(); ++r) {
       if (!c.IsValid(r)) continue;
       const double v = c.NumericAt(r);
@@ -754,6 +766,23 @@ Json FeaturePipeline::Signature() const {
     case Task::kRegression:
       output["type"] = "number";
       output["description"] = "predicted value of " + target_;
+      break;
+    case Task::kRanking:
+      output["type"] = "score";
+      output["description"] = "relevance score for " + target_ + ": within a query, higher ranks first";
+      break;
+    case Task::kClustering:
+      output = {{"task", TaskName(task_)}, {"type", "cluster"},
+                {"description", "{cluster: id of the nearest centroid, distance: to it in standardized units}"}};
+      break;
+    case Task::kDecomposition:
+      output = {{"task", TaskName(task_)}, {"type", "components"},
+                {"description", "{components: [projection on each principal component], reconstruction_error}"}};
+      break;
+    case Task::kAnomaly:
+      output = {{"task", TaskName(task_)}, {"type", "anomaly"},
+                {"description", "{anomaly_score: in (0, 1], higher is more unusual, is_anomaly: score above the "
+                                "threshold set by contamination}"}};
       break;
   }
   return {{"inputs", std::move(inputs)}, {"output", std::move(output)}};

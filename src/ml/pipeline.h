@@ -48,11 +48,21 @@
 
 namespace lathe::ml {
 
-enum class Task { kBinary, kMulticlass, kRegression };
+// Supervised: binary, multiclass, regression, ranking (a target column; ranking's target is a relevance >= 0
+// and its rows are grouped into queries). Unsupervised (no target; ml/unsupervised.h): clustering (k-means),
+// decomposition (PCA), anomaly (isolation forest).
+enum class Task { kBinary, kMulticlass, kRegression, kRanking, kClustering, kDecomposition, kAnomaly };
 
 const char* TaskName(Task task);
-// "binary" | "multiclass" | "regression"; anything else is kInvalidArgument naming `field`.
+// "binary" | "multiclass" | "regression" | "ranking" | "clustering" | "decomposition" | "anomaly"; anything
+// else is kInvalidArgument naming `field`.
 Result<Task> ParseTask(std::string_view name, const std::string& field = "task");
+inline bool IsSupervised(Task task) {
+  return task == Task::kBinary || task == Task::kMulticlass || task == Task::kRegression || task == Task::kRanking;
+}
+// Regression and ranking: a numeric target, one number predicted per row.
+inline bool HasNumericTarget(Task task) { return task == Task::kRegression || task == Task::kRanking; }
+inline bool IsClassification(Task task) { return task == Task::kBinary || task == Task::kMulticlass; }
 
 // Feature values shared by every encoding path (Table, JSON DOM, the fast request decoder) so all give
 // bit-identical floats.
@@ -100,6 +110,8 @@ class FeaturePipeline {
 
   // Fits on `table`: chooses feature columns (everything except `target` and dropped columns), learns
   // vocabularies and the label encoding. Rows whose target is missing are ignored for fitting the labels.
+  // An unsupervised task has no labels: `target` may be empty, and a named one is only left out of the
+  // features.
   // `exclude` names columns that are not features (a weight column, say): they are listed as dropped.
   static Result<FeaturePipeline> Fit(const Table& table, const std::string& target, Task task,
                                      const std::vector<std::string>& exclude = {});

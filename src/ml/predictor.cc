@@ -1,5 +1,10 @@
 #include "ml/predictor.h"
 
+#include <optional>
+
+#include "ml/design.h"
+#include "ml/unsupervised.h"
+
 #include <cmath>
 
 
@@ -19,7 +24,101 @@ Status InstancesError(const std::string& field, const std::string& message) {
 
 Result<std::shared_ptr<Predictor>> Fail(Status s) { return s; }
 
+double JsonNumber(const Json& v) {  // XGBoost writes some model params as strings
+  return v.is_string() ? std::stod(v.get<std::string>()) : v.get<double>();
+}
+
+// XGBoost's linear booster as a LinearModel (ml/linear_model.h) over the raw features: one term per feature
+// with mean 0 and scale 1, so a missing value adds nothing (as in XGBoost), the coefficients its weights and
+// the intercept its bias plus the base margin. *objective gets the objective's name.
+Result<Json> GblinearAsLinearModel(const Json& model, std::string* objective) {
+  const Json& learner = model.at("learner");
+  *objective = learner.at("objective").at("name").get<std::string>();
+  const Json& lmp = learner.at("learner_model_param");
+  const auto width = static_cast<size_t>(JsonNumber(lmp.at("num_feature")));
+  const auto k = static_cast<size_t>(std::max(1.0, JsonNumber(lmp.at("num_class"))));
+  const auto base_score = static_cast<float>(JsonNumber(lmp.at("base_score")));
+  float base = base_score;  // the objective's ProbToMargin, as CompiledForest computes it
+  if (*objective == "binary:logistic" || *objective == "reg:logistic") {
+    base = -std::log(1.0f / base_score - 1.0f);
+  } else if (*objective == "count:poisson" || *objective == "reg:tweedie") {
+    base = std::log(base_score);
+  }
+  const Json& weights = learner.at("gradient_booster").at("model").at("weights");
+  if (!weights.is_array() || width == 0 || weights.size() != (width + 1) * k) {
+    return Status::InvalidArgument("model bundle: linear booster weights do not match its features");
+  }
+  Json terms = Json::array(), coef = Json::array(), intercept = Json::array();
+  for (size_t f = 0; f < width; ++f) terms.push_back({f, 0, 0.0, 0.0, 1.0, 0.0, 1.0});
+  for (size_t g = 0; g < k; ++g) {
+    for (size_t f = 0; f < width; ++f) coef.push_back(weights[f * k + g].get<double>());
+    intercept.push_back(weights[width * k + g].get<double>() + static_cast<double>(base));
+  }
+  return Json{{"width", width}, {"outputs", k}, {"terms", terms}, {"coef", coef}, {"intercept", intercept}};
+}
+
 }  // namespace
+
+struct Predictor::Unsupervised {
+  ml::Task task = ml::Task::kClustering;
+  std::vector<DesignTerm> terms;
+  std::optional<KMeansModel> kmeans;
+  std::optional<PcaModel> pca;
+  std::optional<IsolationForest> iforest;
+
+  size_t Width() const { return task == ml::Task::kDecomposition ? static_cast<size_t>(pca->n_components()) + 1 : 2; }
+  void Predict(const float* row, float* out, std::vector<double>& design) const {
+    design.resize(terms.size());
+    for (size_t t = 0; t < terms.size(); ++t) design[t] = DesignValue(terms[t], row);
+    if (kmeans) {
+      double distance = 0;
+      out[0] = static_cast<float>(kmeans->Assign(design.data(), &distance));
+      out[1] = static_cast<float>(distance);
+    } else if (pca) {
+      std::vector<double> c(static_cast<size_t>(pca->n_components()));
+      pca->Transform(design.data(), c.data());
+      for (size_t i = 0; i < c.size(); ++i) out[i] = static_cast<float>(c[i]);
+      out[c.size()] = static_cast<float>(pca->ReconstructionError(design.data()));
+    } else {
+      const double score = iforest->Score(design.data());
+      out[0] = static_cast<float>(score);
+      out[1] = score > iforest->threshold() ? 1.0f : 0.0f;
+    }
+  }
+  static Result<std::shared_ptr<const Unsupervised>> Load(const std::string& learner, ml::Task task,
+                                                          std::string_view bytes, size_t width) {
+    Json j;
+    try {
+      j = Json::parse(bytes);
+    } catch (const std::exception& e) {
+      return Status::InvalidArgument(std::string("model bundle: model is not valid JSON: ") + e.what());
+    }
+    if (!j.is_object() || !j.contains("terms") || !j.contains("model")) {
+      return Status::InvalidArgument("model bundle: unsupervised model lacks its terms or model");
+    }
+    auto u = std::make_shared<Unsupervised>();
+    u->task = task;
+    ASSIGN_OR_RETURN(u->terms, ParseDesignTerms(j["terms"], width, 100000, "model bundle"));
+    size_t dim = 0;
+    if (learner == "kmeans" && task == ml::Task::kClustering) {
+      ASSIGN_OR_RETURN(auto m, KMeansModel::FromJson(j["model"]));
+      dim = m.dim();
+      u->kmeans = std::move(m);
+    } else if (learner == "pca" && task == ml::Task::kDecomposition) {
+      ASSIGN_OR_RETURN(auto m, PcaModel::FromJson(j["model"]));
+      dim = m.dim();
+      u->pca = std::move(m);
+    } else if (learner == "isolation_forest" && task == ml::Task::kAnomaly) {
+      ASSIGN_OR_RETURN(auto m, IsolationForest::FromJson(j["model"]));
+      dim = m.dim();
+      u->iforest = std::move(m);
+    } else {
+      return Status::InvalidArgument("model bundle: learner " + learner + " does not fit task " + TaskName(task));
+    }
+    if (dim != u->terms.size()) return Status::InvalidArgument("model bundle: model and terms differ in width");
+    return std::shared_ptr<const Unsupervised>(std::move(u));
+  }
+};
 
 Predictor::~Predictor() {
   if (booster_ != nullptr) XGBoosterFree(booster_);
@@ -32,11 +131,12 @@ Result<std::shared_ptr<Predictor>> Predictor::Load(std::string_view model_bundle
     p->meta_ = std::move(bundle.meta);
     const Json learner = p->meta_.value("learner", Json());
     if (learner != "xgboost" && learner != "xgboost_dart" && learner != "random_forest" && learner != "ensemble" &&
-        learner != "linear") {
+        learner != "linear" && learner != "xgboost_linear" && learner != "kmeans" && learner != "pca" &&
+        learner != "isolation_forest") {
       return Status::InvalidArgument("model bundle: unsupported learner");
     }
     const Json format = p->meta_.value("booster_format", Json());
-    if (format != "ubj" && format != "linear") {
+    if (format != "ubj" && format != "linear" && format != "unsupervised") {
       return Status::InvalidArgument("model bundle: unsupported booster format");
     }
     if (!p->meta_.contains("pipeline")) return Status::InvalidArgument("model bundle: no pipeline");
@@ -56,6 +156,16 @@ Result<std::shared_ptr<Predictor>> Predictor::Load(std::string_view model_bundle
       p->linear_ = std::make_shared<LinearModel>(std::move(m));
       return Status::Ok();
     };
+    if (format == "unsupervised" || !IsSupervised(p->pipeline_.task())) {
+      if (format != "unsupervised" || IsSupervised(p->pipeline_.task())) {
+        return Status::InvalidArgument("model bundle: booster format and task disagree");
+      }
+      ASSIGN_OR_RETURN(p->unsupervised_, Unsupervised::Load(learner.get<std::string>(), p->pipeline_.task(),
+                                                            bundle.booster, p->pipeline_.NumFeatures()));
+      p->has_trees_ = false;
+      p->booster_bytes_ = bundle.booster.size();
+      return p;
+    }
     if (format == "linear") {
       Json j;
       try {
@@ -83,7 +193,22 @@ Result<std::shared_ptr<Predictor>> Predictor::Load(std::string_view model_bundle
         model["learner"].contains("gradient_booster")) {
       gb = &model["learner"]["gradient_booster"];
     }
-    if (gb != nullptr && gb->is_object() && gb->value("name", Json()) == "dart") {
+    std::string obj;
+    size_t n_features = 0, groups = 1;
+    const bool gblinear = gb != nullptr && gb->is_object() && gb->value("name", Json()) == "gblinear";
+    if (gblinear) {  // XGBoost's linear booster: served as a linear model
+      if (p->linear_) return Status::InvalidArgument("model bundle: a linear booster with a linear part");
+      ASSIGN_OR_RETURN(Json linear, GblinearAsLinearModel(model, &obj));
+      n_features = linear["width"].get<size_t>();
+      groups = linear["outputs"].get<size_t>();
+      if (n_features != p->pipeline_.NumFeatures()) {
+        return Status::InvalidArgument("model bundle: booster and pipeline disagree on the feature count");
+      }
+      RETURN_IF_ERROR(load_linear(linear));
+      p->has_trees_ = false;
+      p->gblinear_ = true;
+      p->exp_link_ = obj == "count:poisson" || obj == "reg:tweedie";
+    } else if (gb != nullptr && gb->is_object() && gb->value("name", Json()) == "dart") {
       if (!gb->contains("gbtree") || !gb->contains("weight_drop") || !(*gb)["weight_drop"].is_array()) {
         return Status::InvalidArgument("model bundle: DART booster lacks its trees or weights");
       }
@@ -93,20 +218,31 @@ Result<std::shared_ptr<Predictor>> Predictor::Load(std::string_view model_bundle
       if ((*gb)["weight_drop"].size() != p->forest_.num_trees()) {
         return Status::InvalidArgument("model bundle: DART weights and trees differ in number");
       }
+      for (const Json& w : (*gb)["weight_drop"]) {
+        if (!w.is_number()) return Status::InvalidArgument("model bundle: a DART weight is not a number");
+        p->tree_weights_.push_back(w.get<float>());
+      }
       p->compiled_ = false;
     } else {
       ASSIGN_OR_RETURN(p->forest_, CompiledForest::FromXgboostModel(model));
     }
-    if (static_cast<size_t>(p->forest_.num_features()) != p->pipeline_.NumFeatures()) {
+    if (!gblinear) {
+      n_features = static_cast<size_t>(p->forest_.num_features());
+      groups = static_cast<size_t>(p->forest_.num_groups());
+      obj = p->forest_.objective();
+    }
+    if (n_features != p->pipeline_.NumFeatures()) {
       return Status::InvalidArgument("model bundle: booster and pipeline disagree on the feature count");
     }
     const ml::Task task = p->pipeline_.task();
-    const std::string& obj = p->forest_.objective();
     const bool consistent = (task == ml::Task::kBinary && obj == "binary:logistic") ||
                             (task == ml::Task::kMulticlass && obj == "multi:softprob" &&
-                             static_cast<size_t>(p->forest_.num_groups()) == p->pipeline_.NumClasses()) ||
-                            (task == ml::Task::kRegression && p->forest_.num_groups() == 1 &&
-                             ((obj.rfind("reg:", 0) == 0 && obj != "reg:logistic") || obj == "count:poisson"));
+                             groups == p->pipeline_.NumClasses()) ||
+                            (task == ml::Task::kRegression && groups == 1 &&
+                             ((obj.rfind("reg:", 0) == 0 && obj != "reg:logistic") || obj == "count:poisson")) ||
+                            // ranking: a rank: objective, or a distilled student regressing the scores
+                            (task == ml::Task::kRanking && groups == 1 &&
+                             (obj.rfind("rank:", 0) == 0 || obj == "reg:squarederror"));
     if (!consistent) return Status::InvalidArgument("model bundle: objective '" + obj + "' does not fit the task");
 
     BoosterHandle h = nullptr;
@@ -142,6 +278,7 @@ Json Predictor::Signature() const {
 }
 
 size_t Predictor::OutputWidth() const {
+  if (unsupervised_) return unsupervised_->Width();
   return pipeline_.task() == ml::Task::kMulticlass ? pipeline_.NumClasses() : 1;
 }
 
@@ -175,6 +312,12 @@ Status Predictor::EncodeInstances(const Json& instances, std::vector<float>* row
 }
 
 void Predictor::PredictRows(const float* rows, size_t n, float* out, bool margin) const {
+  if (unsupervised_) {
+    const size_t width = NumFeatures(), k = OutputWidth();
+    std::vector<double> design;
+    for (size_t i = 0; i < n; ++i) unsupervised_->Predict(rows + i * width, out + i * k, design);
+    return;
+  }
   if (!linear_) {
     TreeRows(rows, n, out, margin);
     return;
@@ -193,6 +336,8 @@ void Predictor::PredictRows(const float* rows, size_t n, float* out, bool margin
     if (margin) continue;
     if (has_trees_) {
       forest_.ApplyTransform(o);
+    } else if (exp_link_) {
+      o[0] = std::exp(o[0]);
     } else if (pipeline_.task() == ml::Task::kBinary) {
       o[0] = 1.0f / (1.0f + std::exp(-o[0]));
     } else if (pipeline_.task() == ml::Task::kMulticlass) {
@@ -230,7 +375,7 @@ void Predictor::TreeRows(const float* rows, size_t n, float* out, bool margin) c
 }
 
 Status Predictor::PredictRowsXgboost(const float* rows, size_t n, std::vector<float>* out, bool margin) const {
-  if (booster_ == nullptr) return Status::FailedPrecondition("a linear model has no XGBoost booster");
+  if (booster_ == nullptr) return Status::FailedPrecondition("only tree models have an XGBoost booster");
   char array[256];
   std::snprintf(array, sizeof(array),
                 R"({"data":[%llu,true],"shape":[%zu,%zu],"typestr":"<f4","version":3})",
@@ -242,7 +387,14 @@ Status Predictor::PredictRowsXgboost(const float* rows, size_t n, std::vector<fl
   bst_ulong const* shape = nullptr;
   bst_ulong dim = 0;
   const float* result = nullptr;
-  LATHE_XGB(XGBoosterPredictFromDense(booster_, array, config, nullptr, &shape, &dim, &result), "xgboost predict");
+  if (gblinear_) {  // the linear booster has no in-place prediction: through a DMatrix
+    internal::DMatrix dm;
+    LATHE_XGB(XGDMatrixCreateFromMat(rows, n, NumFeatures(), std::numeric_limits<float>::quiet_NaN(), dm.out()),
+              "creating the prediction matrix");
+    LATHE_XGB(XGBoosterPredictFromDMatrix(booster_, dm.get(), config, &shape, &dim, &result), "xgboost predict");
+  } else {
+    LATHE_XGB(XGBoosterPredictFromDense(booster_, array, config, nullptr, &shape, &dim, &result), "xgboost predict");
+  }
   size_t count = 1;
   for (bst_ulong d = 0; d < dim; ++d) count *= static_cast<size_t>(shape[d]);
   if (count != n * OutputWidth()) return Status::Internal("unexpected XGBoost prediction shape");
@@ -274,6 +426,7 @@ std::vector<size_t> Predictor::FeatureOwners() const {
 }
 
 Result<std::vector<double>> Predictor::GainImportance() const {
+  if (unsupervised_) return Status::FailedPrecondition("importance is defined for supervised models");
   if (!has_trees_) {  // a linear model: the spread each column puts in the margins
     const std::vector<size_t> owner = FeatureOwners();
     const size_t cols = pipeline_.inputs().size();
@@ -312,6 +465,7 @@ Result<std::vector<double>> Predictor::GainImportance() const {
 }
 
 Result<std::vector<double>> Predictor::ColumnContributions(const float* rows, size_t n) const {
+  if (unsupervised_) return Status::FailedPrecondition("SHAP values are defined for supervised models");
   const size_t width = NumFeatures();
   const size_t groups = OutputWidth();
   // Per feature first: (rows, groups, features + 1), the last the bias.
@@ -391,6 +545,23 @@ Json Predictor::FormatPredictions(const float* outputs, size_t n) const {
   const size_t k = OutputWidth();
   for (size_t i = 0; i < n; ++i) {
     const float* o = outputs + i * k;
+    if (unsupervised_) {
+      switch (pipeline_.task()) {
+        case ml::Task::kClustering:
+          preds.push_back({{"cluster", static_cast<int>(o[0])}, {"distance", static_cast<double>(o[1])}});
+          break;
+        case ml::Task::kDecomposition: {
+          Json c = Json::array();
+          for (size_t j = 0; j + 1 < k; ++j) c.push_back(static_cast<double>(o[j]));
+          preds.push_back({{"components", std::move(c)}, {"reconstruction_error", static_cast<double>(o[k - 1])}});
+          break;
+        }
+        default:
+          preds.push_back({{"anomaly_score", static_cast<double>(o[0])}, {"is_anomaly", o[1] > 0.5f}});
+          break;
+      }
+      continue;
+    }
     if (pipeline_.task() != ml::Task::kMulticlass) {
       preds.push_back(static_cast<double>(o[0]));
       continue;
@@ -418,7 +589,7 @@ size_t Predictor::MemoryBytes() const {
 }
 
 std::string Predictor::PredictionsText(const float* outputs, size_t n) const {
-  if (pipeline_.task() == ml::Task::kMulticlass) return DumpJson(FormatPredictions(outputs, n));
+  if (OutputWidth() != 1) return DumpJson(FormatPredictions(outputs, n));
   std::string text;
   text.reserve(2 + n * 24);
   text += '[';

@@ -36,7 +36,9 @@ class Predictor {
   Predictor& operator=(const Predictor&) = delete;
 
   // instances: JSON array of objects. Output: JSON array — binary: probability of the positive class;
-  // multiclass: {"label": ..., "probabilities": {label: p, ...}}; regression: number.
+  // multiclass: {"label": ..., "probabilities": {label: p, ...}}; regression: number; clustering:
+  // {"cluster", "distance"}; decomposition: {"components": [...], "reconstruction_error"}; anomaly:
+  // {"anomaly_score", "is_anomaly"}.
   Result<Json> PredictInstances(const Json& instances,
                                 const FeaturePipeline::InputPolicy& policy = FeaturePipeline::InputPolicy{}) const;
   Json Signature() const;
@@ -49,7 +51,10 @@ class Predictor {
   // True when instances map straight onto pipeline() — no recipe to replay first — so a request body may be
   // decoded directly into rows (serving/request_decoder.h).
   bool direct_input() const { return preprocess_.empty(); }
-  size_t OutputWidth() const;  // floats per row from PredictRows: classes for multiclass, else 1
+  // Floats per row from PredictRows: classes for multiclass; 2 for clustering (cluster, distance) and anomaly
+  // (score, 0/1 anomaly); components + 1 (reconstruction error) for decomposition; else 1.
+  size_t OutputWidth() const;
+  bool unsupervised() const { return unsupervised_ != nullptr; }
   size_t NumTrees() const { return has_trees_ ? forest_.num_trees() : 0; }
   // Validates + encodes `instances` (same rules as PredictInstances) into a dense row-major buffer.
   // `policy` applies to models trained on raw data; a model trained on a recipe's output validates its raw
@@ -82,6 +87,13 @@ class Predictor {
   // Estimated memory held: the compiled trees, XGBoost's booster (2.5x its serialized size) and the
   // pipeline's vocabularies. For the serving model cache's budget.
   size_t MemoryBytes() const;
+  // The model's parts, for exporters (ml/onnx_export.h): the trees (nullptr for a linear model), each tree's
+  // DART weight (empty unless DART: prediction scales tree t by tree_weights()[t]) and the linear part
+  // (nullptr if none; added to the trees' margins).
+  const CompiledForest* forest() const { return has_trees_ ? &forest_ : nullptr; }
+  const std::vector<float>& tree_weights() const { return tree_weights_; }
+  const LinearModel* linear() const { return linear_.get(); }
+  bool exp_link() const { return exp_link_; }  // a linear model whose outputs are exp(margin)
   // Output JSON for already-computed rows of PredictRows.
   Json FormatPredictions(const float* outputs, size_t n) const;
   // The same, as text: byte for byte DumpJson(FormatPredictions(outputs, n)), written directly (no DOM) for
@@ -99,7 +111,12 @@ class Predictor {
 
   CompiledForest forest_;
   bool has_trees_ = true;              // false for a linear model
+  bool exp_link_ = false;              // a linear model of a log-link objective (Poisson, Tweedie)
+  bool gblinear_ = false;              // XGBoost's linear booster (served as linear_; booster_ for checks)
   std::shared_ptr<LinearModel> linear_;  // a linear model, or the linear part of an ensemble (added to margins)
+  std::vector<float> tree_weights_;  // DART only
+  struct Unsupervised;  // k-means / PCA / isolation forest on design terms (predictor.cc)
+  std::shared_ptr<const Unsupervised> unsupervised_;
   bool compiled_ = true;  // false for DART: PredictRows goes through XGBoost (forest_ only validated the trees)
   Json meta_;
   void* booster_ = nullptr;  // BoosterHandle; owned

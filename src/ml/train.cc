@@ -62,8 +62,13 @@ struct FitContext {
   const LearnerInfo& learner;
   const Json& params;
   const TrainSpec& spec;
+  const std::vector<int64_t>* query = nullptr;  // ranking: the query id of each position
   int rounds = 0;
   bool dart = false;  // xgboost_dart: no compiled evaluator (dropout weights); curves come from XGBoost
+  bool gblinear = false;  // xgboost_linear: XGBoost's linear booster (no trees)
+  // Learning curves from XGBoost's own per-round evaluation: DART, the linear booster, and ranking (NDCG
+  // needs whole queries, which the strided sample of StagedLoss does not keep).
+  bool xgb_curve = false;
   mutable std::vector<const char*> types;  // XGBoost feature types (the C API takes them non-const)
   std::function<void(double, const std::string&)> report;
   std::function<bool()> cancelled;
@@ -77,6 +82,12 @@ const char* EvalMetricName(Task task) {
       return "mlogloss";
     case Task::kRegression:
       return "rmse";
+    case Task::kRanking:
+      return "ndcg@10";
+    case Task::kClustering:  // unsupervised tasks train in ml/train_unsupervised.cc, never here
+    case Task::kDecomposition:
+    case Task::kAnomaly:
+      break;
   }
   return "rmse";
 }
@@ -108,9 +119,25 @@ Result<std::unique_ptr<internal::DMatrix>> MakeMatrix(const FitContext& c, const
       LATHE_XGB(XGDMatrixSetFloatInfo(m->get(), "weight", w.data(), w.size()), "setting weights");
     }
   }
+  if (c.query != nullptr) {  // ranking: `pos` holds each query's rows together; XGBoost wants the group sizes
+    std::vector<unsigned> sizes;
+    for (size_t i = 0; i < pos.size(); ++i) {
+      if (i == 0 || (*c.query)[pos[i]] != (*c.query)[pos[i - 1]]) sizes.push_back(0);
+      ++sizes.back();
+    }
+    LATHE_XGB(XGDMatrixSetUIntInfo(m->get(), "group", sizes.data(), sizes.size()), "setting query groups");
+  }
   LATHE_XGB(XGDMatrixSetStrFeatureInfo(m->get(), "feature_type", c.types.data(), c.types.size()),
             "setting feature types");
   return m;
+}
+
+// XGBoost's name of the ranking objective.
+const char* RankingObjective(const Json& params) {
+  const std::string o = params.value("rank_objective", std::string("ndcg"));
+  if (o == "pairwise") return "rank:pairwise";
+  if (o == "map") return "rank:map";
+  return "rank:ndcg";
 }
 
 // XGBoost's name of the regression objective a learner's "objective" param chooses.
@@ -151,6 +178,13 @@ Status Configure(const FitContext& c, BoosterHandle h, size_t train_rows) {
     case Task::kRegression:
       RETURN_IF_ERROR(set("objective", RegressionObjective(c.params)));
       break;
+    case Task::kRanking:
+      RETURN_IF_ERROR(set("objective", RankingObjective(c.params)));
+      break;
+    case Task::kClustering:  // unsupervised tasks train in ml/train_unsupervised.cc, never here
+    case Task::kDecomposition:
+    case Task::kAnomaly:
+      break;
   }
   const std::string objective = c.params.value("objective", std::string());
   for (const ParamSpec& p : c.learner.params) {
@@ -163,6 +197,10 @@ Status Configure(const FitContext& c, BoosterHandle h, size_t train_rows) {
   }
   if (c.learner.name == "random_forest") RETURN_IF_ERROR(set("eta", "1"));
   if (c.dart) RETURN_IF_ERROR(set("booster", "dart"));
+  if (c.gblinear) {  // coordinate descent: deterministic, and takes every feature selector
+    RETURN_IF_ERROR(set("booster", "gblinear"));
+    RETURN_IF_ERROR(set("updater", "coord_descent"));
+  }
   RETURN_IF_ERROR(set("eval_metric", EvalMetricName(c.task)));
   return Status::Ok();
 }
@@ -179,7 +217,7 @@ Result<std::unique_ptr<internal::Booster>> Fit(const FitContext& c, const intern
   RETURN_IF_ERROR(Configure(c, booster->get(), train_rows));
   std::vector<DMatrixHandle> eval_sets = {dtrain.get()};
   std::vector<const char*> eval_names = {"train"};
-  if (c.dart && dvalid != nullptr) {
+  if (c.xgb_curve && dvalid != nullptr) {
     eval_sets.push_back(dvalid->get());
     eval_names.push_back("valid");
   }
@@ -189,7 +227,7 @@ Result<std::unique_ptr<internal::Booster>> Fit(const FitContext& c, const intern
                                (label.empty() ? "" : " (" + label.substr(0, label.size() - 2) + ")"));
     }
     LATHE_XGB(XGBoosterUpdateOneIter(booster->get(), i, dtrain.get()), "boosting round " + std::to_string(i));
-    if (c.dart && curve != nullptr) {
+    if (c.xgb_curve && curve != nullptr) {
       const char* line = nullptr;
       LATHE_XGB(XGBoosterEvalOneIter(booster->get(), i, eval_sets.data(), eval_names.data(), eval_sets.size(), &line),
                 "evaluating round " + std::to_string(i));
@@ -270,6 +308,11 @@ Result<std::vector<double>> StagedLoss(const FitContext& c, const CompiledForest
           sum[r] += e * e;
           break;
         }
+        case Task::kRanking:  // ranking curves come from XGBoost (xgb_curve), never from StagedLoss
+        case Task::kClustering:  // unsupervised tasks train in ml/train_unsupervised.cc, never here
+        case Task::kDecomposition:
+        case Task::kAnomaly:
+          break;
       }
     }
   }
@@ -292,8 +335,9 @@ Result<LearningCurve> CurveOf(const FitContext& c, const internal::Booster& boos
   return curve;
 }
 
+// Metrics of `pred` for the rows at positions `pos` (nullptr: every position, in order), labels y_true.
 Result<Json> Evaluate(const FitContext& c, const std::vector<float>& y_true, const std::vector<float>& pred,
-                      Json* plots) {
+                      Json* plots, const std::vector<size_t>* pos = nullptr) {
   switch (c.task) {
     case Task::kBinary:
       return BinaryMetrics(y_true, pred, plots);
@@ -301,6 +345,16 @@ Result<Json> Evaluate(const FitContext& c, const std::vector<float>& y_true, con
       return MulticlassMetrics(y_true, pred, static_cast<int>(c.pipe.NumClasses()), plots);
     case Task::kRegression:
       return RegressionMetrics(y_true, pred, plots);
+    case Task::kRanking: {
+      if (pos == nullptr) return RankingMetrics(y_true, pred, *c.query, plots);
+      std::vector<int64_t> query(pos->size());
+      for (size_t i = 0; i < pos->size(); ++i) query[i] = (*c.query)[(*pos)[i]];
+      return RankingMetrics(y_true, pred, query, plots);
+    }
+    case Task::kClustering:  // unsupervised tasks train in ml/train_unsupervised.cc, never here
+    case Task::kDecomposition:
+    case Task::kAnomaly:
+      break;
   }
   return Status::Internal("unknown task");
 }
@@ -418,6 +472,44 @@ Result<std::vector<Fold>> PlanFolds(const Table& table, const std::vector<int64_
   return folds;
 }
 
+// Ranking: folds of whole queries (holdout: the fold of the nearest 1/k to test_fraction), each fold's rows
+// ordered by query so that a query's rows are contiguous, as XGBoost's ranking objectives need.
+Result<std::vector<Fold>> PlanRankingFolds(const std::vector<int64_t>& query, const SplitSpec& split, Json* info) {
+  if (split.method != SplitMethod::kHoldout && split.method != SplitMethod::kKFold) {
+    return FieldError("split.method", "ranking evaluates whole queries: use holdout or kfold (both split by "
+                                      "params.query_column)");
+  }
+  const bool cv = split.method == SplitMethod::kKFold;
+  const int k = cv ? split.folds : std::max(2, static_cast<int>(std::lround(1.0 / split.test_fraction)));
+  const int64_t queries = query.empty() ? 0 : *std::max_element(query.begin(), query.end()) + 1;
+  if (queries < k) {
+    return FieldError(cv ? "split.folds" : "split.test_fraction",
+                      "needs at least " + std::to_string(k) + " queries; there are " + std::to_string(queries));
+  }
+  ASSIGN_OR_RETURN(std::vector<int> assign, GroupKFoldAssign(query, k, split.seed));
+  std::vector<Fold> folds(cv ? static_cast<size_t>(k) : 1);
+  for (size_t p = 0; p < assign.size(); ++p) {
+    for (size_t f = 0; f < folds.size(); ++f) {
+      (static_cast<int>(f) == assign[p] ? folds[f].test : folds[f].train).push_back(p);
+    }
+  }
+  auto by_query = [&](size_t a, size_t b) { return query[a] != query[b] ? query[a] < query[b] : a < b; };
+  Json sizes = Json::array();
+  for (Fold& f : folds) {
+    std::sort(f.train.begin(), f.train.end(), by_query);
+    std::sort(f.test.begin(), f.test.end(), by_query);
+    sizes.push_back(f.test.size());
+  }
+  (*info)["queries"] = queries;
+  if (cv) {
+    (*info)["folds"] = k;
+    (*info)["fold_rows"] = sizes;
+  } else {
+    (*info)["test_fraction_used"] = 1.0 / k;
+  }
+  return folds;
+}
+
 Status CheckSplitColumns(const Table& table, const TrainSpec& spec) {
   const SplitSpec& split = spec.split;
   if (split.method == SplitMethod::kGroupKFold) {
@@ -529,6 +621,7 @@ struct PreparedData {
   FeaturePipeline pipe;
   std::vector<int64_t> kept;
   std::vector<float> y, weights;
+  std::vector<int64_t> query;  // ranking: dense query id of each position
 };
 
 Result<PreparedData> PrepareData(const Table& table, const TrainSpec& spec) {
@@ -549,6 +642,15 @@ Result<PreparedData> PrepareData(const Table& table, const TrainSpec& spec) {
   const std::string weight_column = d.params.value("weight_column", std::string());
   std::vector<std::string> not_features;
   if (!weight_column.empty()) not_features.push_back(weight_column);
+  const std::string query_column = d.params.value("query_column", std::string());
+  if (d.task == Task::kRanking) {
+    if (query_column.empty()) return FieldError("params.query_column", "is required for ranking");
+    if (query_column == spec.target) return FieldError("params.query_column", "must not be the target");
+    if (table.FindColumn(query_column) < 0) {
+      return FieldError("params.query_column", "unknown column '" + query_column + "'");
+    }
+    not_features.push_back(query_column);
+  }
   ASSIGN_OR_RETURN(d.pipe, FeaturePipeline::Fit(table, spec.target, d.task, not_features));
   ASSIGN_OR_RETURN(d.y, d.pipe.EncodeTarget(table, &d.kept));
   if (d.kept.empty()) return FieldError("target", "every row has a missing target value");
@@ -560,6 +662,16 @@ Result<PreparedData> PrepareData(const Table& table, const TrainSpec& spec) {
       return FieldError("params.objective", objective + " regression needs a target >= 0; '" + spec.target +
                                                 "' has negative values");
     }
+  }
+  if (d.task == Task::kRanking) {
+    // LambdaMART's gain is 2^relevance - 1: XGBoost takes integer relevance grades from 0 to 31.
+    for (float v : d.y) {
+      if (!(v >= 0 && v <= 31 && v == std::floor(v))) {
+        return FieldError("target", "ranking needs integer relevance grades from 0 to 31; '" + spec.target +
+                                        "' has " + Json(v).dump());
+      }
+    }
+    d.query = GroupIds(table.columns[static_cast<size_t>(table.FindColumn(query_column))], d.kept);
   }
   return d;
 }
@@ -587,6 +699,13 @@ std::vector<float> PredictionsOfMargins(Task task, const std::vector<float>& mar
       case Task::kRegression:
         p[0] = log_link ? std::exp(m[0]) : m[0];
         break;
+      case Task::kRanking:  // scores are margins
+        p[0] = m[0];
+        break;
+      case Task::kClustering:  // unsupervised tasks train in ml/train_unsupervised.cc, never here
+      case Task::kDecomposition:
+      case Task::kAnomaly:
+        break;
     }
   }
   return pred;
@@ -597,6 +716,11 @@ LinearModel::Kind LinearKind(Task task) {
     case Task::kBinary: return LinearModel::Kind::kBinary;
     case Task::kMulticlass: return LinearModel::Kind::kMulticlass;
     case Task::kRegression: return LinearModel::Kind::kRegression;
+    case Task::kRanking:  // the linear learner does not rank
+    case Task::kClustering:  // unsupervised tasks train in ml/train_unsupervised.cc, never here
+    case Task::kDecomposition:
+    case Task::kAnomaly:
+      break;
   }
   return LinearModel::Kind::kRegression;
 }
@@ -631,9 +755,13 @@ Result<std::vector<float>> LinearMargins(const FitContext& c, const LinearModel&
 
 // The bundle, pipeline and signature of a fitted model (an XGBoost booster as UBJSON, or a linear model as
 // JSON with format "linear").
+}  // namespace
+
+namespace internal {
+
 TrainOutput Package(const TrainSpec& spec, const FeaturePipeline& pipe, Task task, const std::string& learner,
-                    const Json& params, const std::string& booster_bytes, const char* format = "ubj",
-                    const Json& extra_meta = Json::object()) {
+                    const Json& params, const std::string& booster_bytes, const char* format,
+                    const Json& extra_meta) {
   int major = 0, minor = 0, patch = 0;
   XGBoostVersion(&major, &minor, &patch);
   TrainOutput result;
@@ -655,6 +783,12 @@ TrainOutput Package(const TrainSpec& spec, const FeaturePipeline& pipe, Task tas
   result.model_bundle = EncodeModelBundle(meta, booster_bytes);
   return result;
 }
+
+}  // namespace internal
+
+namespace {
+
+using internal::Package;
 
 // Training of the linear learner: the same splits, metrics, plots and explanations as the boosted learners,
 // no learning curve (there are no rounds).
@@ -736,6 +870,9 @@ Result<TrainOutput> TrainLinear(const Table& table, const TrainSpec& spec, Prepa
 Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const TrainProgressFn& progress,
                               const TrainCancelFn& cancel) {
   const auto start = std::chrono::steady_clock::now();
+  if (auto task = ParseTask(spec.task, "task"); task.ok() && !IsSupervised(*task)) {
+    return TrainUnsupervised(table, spec, progress, cancel);
+  }
   ASSIGN_OR_RETURN(PreparedData prepared, PrepareData(table, spec));
   if (prepared.learner->name == "linear") return TrainLinear(table, spec, prepared, progress, cancel, start);
   const Task task = prepared.task;
@@ -748,7 +885,12 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
   const int64_t dropped_rows = table.num_rows - static_cast<int64_t>(kept.size());
 
   Json split_info = {{"method", SplitMethodName(spec.split.method)}};
-  ASSIGN_OR_RETURN(std::vector<Fold> folds, PlanFolds(table, kept, y, task, spec.split, &split_info));
+  std::vector<Fold> folds;
+  if (task == Task::kRanking) {
+    ASSIGN_OR_RETURN(folds, PlanRankingFolds(prepared.query, spec.split, &split_info));
+  } else {
+    ASSIGN_OR_RETURN(folds, PlanFolds(table, kept, y, task, spec.split, &split_info));
+  }
 
   FitContext c{.table = table,
                .pipe = pipe,
@@ -762,6 +904,9 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
   // Random forest: one round of n_estimators parallel trees.
   c.rounds = learner->name == "random_forest" ? 1 : params["n_estimators"].get<int>();
   c.dart = learner->name == "xgboost_dart";
+  c.gblinear = learner->name == "xgboost_linear";
+  c.xgb_curve = c.dart || c.gblinear || task == Task::kRanking;
+  if (task == Task::kRanking) c.query = &prepared.query;
   for (const std::string& t : pipe.feature_types()) c.types.push_back(t.c_str());
   c.report = [&](double fraction, const std::string& message) {
     if (progress) progress(fraction, message);
@@ -786,11 +931,11 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
     ASSIGN_OR_RETURN(auto dtrain, MakeMatrix(c, f.train, true, nthread));
     ASSIGN_OR_RETURN(auto dtest, MakeMatrix(c, f.test, true, nthread));
     ASSIGN_OR_RETURN(model, Fit(c, *dtrain, f.train.size(), "", 0.05, 0.95, dtest.get(), &curve));
-    if (!c.dart) {
+    if (!c.xgb_curve) {
       ASSIGN_OR_RETURN(curve, CurveOf(c, *model, f.train, f.test));
     }
     ASSIGN_OR_RETURN(std::vector<float> pred, Predict(c, *model, *dtest, f.test.size()));
-    ASSIGN_OR_RETURN(metrics, Evaluate(c, labels_of(f.test), pred, &plots));
+    ASSIGN_OR_RETURN(metrics, Evaluate(c, labels_of(f.test), pred, &plots, &f.test));
     train_rows = static_cast<int64_t>(f.train.size());
     test_rows = static_cast<int64_t>(f.test.size());
     explain_pos = f.test;
@@ -810,7 +955,7 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
       const double from = 0.05 + step * static_cast<double>(i);
       ASSIGN_OR_RETURN(auto booster, Fit(c, *dtrain, f.train.size(), label, from, from + step, dtest.get(),
                                          &fold_curve));
-      if (!c.dart) {
+      if (!c.xgb_curve) {
         ASSIGN_OR_RETURN(fold_curve, CurveOf(c, *booster, f.train, f.test));
       }
       ASSIGN_OR_RETURN(std::vector<float> pred, Predict(c, *booster, *dtest, f.test.size()));
@@ -818,7 +963,7 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
         std::copy_n(pred.begin() + static_cast<std::ptrdiff_t>(j * per_row), per_row,
                     oof.begin() + static_cast<std::ptrdiff_t>(f.test[j] * per_row));
       }
-      ASSIGN_OR_RETURN(Json m, Evaluate(c, labels_of(f.test), pred, nullptr));
+      ASSIGN_OR_RETURN(Json m, Evaluate(c, labels_of(f.test), pred, nullptr, &f.test));
       fold_metrics.push_back(std::move(m));
       if (i == 0) {
         curve = std::move(fold_curve);
@@ -833,6 +978,9 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
     for (double& v : curve.valid) v /= static_cast<double>(folds.size());
     std::vector<size_t> all(kept.size());
     std::iota(all.begin(), all.end(), size_t{0});
+    if (c.query != nullptr) {  // ranking: each query's rows together
+      std::stable_sort(all.begin(), all.end(), [&](size_t a, size_t b) { return (*c.query)[a] < (*c.query)[b]; });
+    }
     ASSIGN_OR_RETURN(auto dall, MakeMatrix(c, all, true, ThreadsFor(spec, all.size())));
     ASSIGN_OR_RETURN(model, Fit(c, *dall, all.size(),
                                 "all rows: ", 0.05 + step * static_cast<double>(folds.size()), 0.95));
@@ -848,6 +996,18 @@ Result<TrainOutput> TrainImpl(const Table& table, const TrainSpec& spec, const T
   metrics["split"] = split_info;
 
   ASSIGN_OR_RETURN(std::string booster_bytes, SaveBoosterUbj(model->get()));
+  if (c.gblinear) {
+    // Coordinate descent on unscaled features can diverge (a log link on large values, say): say so now
+    // rather than store a model that cannot predict.
+    const Json weights = Json::from_ubjson(booster_bytes)["learner"]["gradient_booster"]["model"]["weights"];
+    for (const Json& w : weights) {
+      if (!w.is_number() || !std::isfinite(w.get<double>())) {
+        return Status::FailedPrecondition(
+            "xgboost_linear diverged (its weights are not finite): lower learning_rate, raise reg_lambda, or use "
+            "the linear learner, which standardizes the features");
+      }
+    }
+  }
   TrainOutput result = Package(spec, pipe, task, learner->name, params, booster_bytes);
   result.metrics = std::move(metrics);
   result.curves = std::move(plots);
@@ -1036,6 +1196,7 @@ Result<TrainOutput> FitEnsemble(const Table& table, const TrainSpec& spec, const
                    .spec = ms};
       c.rounds = learner->name == "random_forest" ? 1 : params["n_estimators"].get<int>();
       c.dart = learner->name == "xgboost_dart";
+      c.xgb_curve = c.dart;
       for (const std::string& t : d.pipe.feature_types()) c.types.push_back(t.c_str());
       const double from = 0.05 + 0.85 * static_cast<double>(m) / static_cast<double>(members.size());
       const double to = 0.05 + 0.85 * static_cast<double>(m + 1) / static_cast<double>(members.size());
@@ -1208,7 +1369,7 @@ Result<TrainOutput> CompressModel(std::string_view teacher_bundle, const std::st
     ASSIGN_OR_RETURN(std::shared_ptr<Predictor> teacher, Predictor::Load(teacher_bundle, secret_salt));
     ASSIGN_OR_RETURN(ModelBundle bundle, DecodeModelBundle(teacher_bundle));
     const Json& meta = bundle.meta;
-    if (meta.value("booster_format", "") != "ubj") {
+    if (meta.value("booster_format", "") != "ubj" || meta.value("learner", "") == "xgboost_linear") {
       return FieldError("method", "only tree models can be compressed; this one is " + meta.value("learner", std::string("?")));
     }
     RETURN_IF_ERROR(CheckCompressSpec(spec));
@@ -1321,6 +1482,13 @@ Result<TrainOutput> CompressModel(std::string_view teacher_bundle, const std::st
                                              : teacher_objective.rfind("reg:", 0) == 0 ? teacher_objective
                                                                                        : "reg:squarederror"));
         break;
+      case Task::kRanking:  // the student regresses the teacher's scores, which keeps their order
+        RETURN_IF_ERROR(set("objective", "reg:squarederror"));
+        break;
+      case Task::kClustering:  // unsupervised tasks train in ml/train_unsupervised.cc, never here
+      case Task::kDecomposition:
+      case Task::kAnomaly:
+        break;
     }
     for (int r = 0; r < rounds; ++r) {
       LATHE_XGB(XGBoosterUpdateOneIter(student.get(), r, dm.get()), "boosting round " + std::to_string(r));
@@ -1379,6 +1547,10 @@ Result<std::unique_ptr<TrialEvaluator>> TrialEvaluator::Prepare(const Table& tab
     auto d = std::make_unique<Data>(table);
     d->spec = spec;
     ASSIGN_OR_RETURN(PreparedData prepared, PrepareData(table, spec));
+    if (prepared.task == Task::kRanking) {
+      return FieldError("task", "searches (tune, AutoML) do not cover ranking; train ranking models with "
+                                "POST …/runs");
+    }
     d->task = prepared.task;
     d->task_name = TaskName(d->task);
     d->pipe = std::move(prepared.pipe);
@@ -1420,6 +1592,11 @@ Result<Json> TrialEvaluator::MetricsOfMargins(const std::vector<float>& margins,
       return MulticlassMetrics(d_->eval_labels, pred, static_cast<int>(w), nullptr);
     case Task::kRegression:
       return RegressionMetrics(d_->eval_labels, pred, nullptr);
+    case Task::kRanking:  // TrialEvaluator does not take ranking
+    case Task::kClustering:  // unsupervised tasks train in ml/train_unsupervised.cc, never here
+    case Task::kDecomposition:
+    case Task::kAnomaly:
+      break;
   }
   return Status::Internal("unknown task");
 }
@@ -1451,8 +1628,12 @@ Result<TrialResult> TrialEvaluator::Run(Workspace& workspace, const std::string&
                  .params = canonical,
                  .spec = spec};
     c.dart = learner->name == "xgboost_dart";
+    c.gblinear = learner->name == "xgboost_linear";
+    c.xgb_curve = c.dart || c.gblinear;
     const bool forest = learner->name == "random_forest";
-    const bool early = !c.dart && !forest;  // rounds of a boosted learner are chosen by validation loss
+    // Rounds of a boosted tree learner are chosen by validation loss (XGBoost cannot cut DART or the linear
+    // booster at a round).
+    const bool early = !c.dart && !forest && !c.gblinear;
     c.rounds = forest ? 1
                : control.max_rounds > 0 && early ? control.max_rounds
                                                  : canonical["n_estimators"].get<int>();
@@ -1572,7 +1753,7 @@ Result<TrialResult> TrialEvaluator::Run(Workspace& workspace, const std::string&
       }
       ASSIGN_OR_RETURN(result.metrics,
                        MetricsOfMargins(result.margins, canonical.value("objective", std::string())));
-      if (!c.dart) {
+      if (!c.dart && !c.gblinear) {
         // Serving latency of a model of this size: the compiled evaluator on single rows of fold 0's
         // evaluation rows (its first 200), the trees cut at the rounds kept.
         ASSIGN_OR_RETURN(std::string ubj, SaveBoosterUbj(boosters[0]->get()));

@@ -39,13 +39,14 @@
 #include "common/json.h"
 #include "common/status.h"
 #include "data/table.h"
+#include "ml/pipeline.h"
 #include "ml/split.h"
 
 namespace lathe::ml {
 
 struct TrainSpec {
   std::string target;
-  std::string task;  // "binary" | "multiclass" | "regression"
+  std::string task;  // "binary" | "multiclass" | "regression" | "clustering" | "decomposition" | "anomaly"
   std::string learner = "xgboost";
   Json params = Json::object();  // validated against the learner's schema (ml/learner_registry.h)
   SplitSpec split;               // how rows are divided for evaluation; split.seed also seeds the learner
@@ -77,6 +78,31 @@ using TrainCancelFn = std::function<bool()>;
 
 Result<TrainOutput> Train(const Table& table, const TrainSpec& spec, const TrainProgressFn& progress,
                           const TrainCancelFn& cancel);
+
+// ---- Unsupervised learners (task clustering / decomposition / anomaly; Train() dispatches here).
+// No target and no evaluation split: `spec.target`, if set, names a column left out of the features; the
+// model is fit on the design terms (ml/design.h) of every row — an evenly strided sample of at most
+// kUnsupervisedFitCells / terms rows for large tables — and measured on the training rows:
+//   clustering (kmeans): n_clusters, inertia, silhouette (on at most 2,000 rows), davies_bouldin,
+//     cluster_sizes over all rows; curves.elbow {"k","inertia","silhouette"} when k was chosen;
+//   decomposition (pca): n_components, explained_variance_ratio, cumulative_variance, mean
+//     reconstruction_error; curves.scree;
+//   anomaly (isolation_forest): threshold, anomalies and anomaly_share over all rows, score quantiles;
+//     curves.score_histogram.
+// Errors: fewer than kUnsupervisedMinRows rows, no feature that varies, or a bad param are kInvalidArgument /
+// kFailedPrecondition naming the field.
+inline constexpr int64_t kUnsupervisedMinRows = 10;
+inline constexpr size_t kUnsupervisedFitCells = 20'000'000;
+Result<TrainOutput> TrainUnsupervised(const Table& table, const TrainSpec& spec, const TrainProgressFn& progress,
+                                      const TrainCancelFn& cancel);
+
+namespace internal {
+// Model bundle + signature of a fitted model, shared by the trainers: meta {learner, task, params, pipeline,
+// booster_format, xgboost_version} plus extra_meta and the recipe replay (spec.preprocess).
+TrainOutput Package(const TrainSpec& spec, const FeaturePipeline& pipe, Task task, const std::string& learner,
+                    const Json& params, const std::string& booster_bytes, const char* format = "ubj",
+                    const Json& extra_meta = Json::object());
+}  // namespace internal
 
 // ---- Final fits of a search.
 struct EnsembleMember {

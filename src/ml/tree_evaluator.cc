@@ -113,7 +113,8 @@ Result<CompiledForest> CompiledForest::FromXgboostModel(const Json& model) {
     base_margin = base_score;
     f.transform_ = Transform::kSoftmax;
   } else if (f.objective_ == "reg:squarederror" || f.objective_ == "reg:absoluteerror" ||
-             f.objective_ == "reg:pseudohubererror") {
+             f.objective_ == "reg:pseudohubererror" || f.objective_ == "rank:pairwise" ||
+             f.objective_ == "rank:ndcg" || f.objective_ == "rank:map") {
     base_margin = base_score;
     f.transform_ = Transform::kIdentity;
   } else if (f.objective_ == "count:poisson" || f.objective_ == "reg:tweedie") {
@@ -315,6 +316,42 @@ inline uint32_t CompiledForest::Step(uint32_t i, const float* row) const {
   // NaN compares false: it goes left only when that is the node's default direction.
   const bool go_left = (v < w.threshold) | ((v != v) & ((w.feature & kDefaultLeft) != 0));
   return w.child[!go_left];
+}
+
+std::vector<CompiledForest::NodeView> CompiledForest::TreeNodes(size_t tree) const {
+  const uint32_t begin = roots_[tree];
+  const auto end = static_cast<uint32_t>(tree + 1 < roots_.size() ? roots_[tree + 1] : nodes_.size());
+  std::vector<NodeView> out(end - begin);
+  for (uint32_t i = begin; i < end; ++i) {
+    const Node& n = nodes_[i];
+    NodeView& v = out[i - begin];
+    v.feature = n.feature;
+    v.value = n.value;
+    if (n.feature < 0) continue;
+    v.left = i + 1 - begin;
+    v.right = static_cast<uint32_t>(n.right) - begin;
+    v.default_left = n.default_left != 0;
+    if (n.cat_set != 0) {
+      v.categorical = true;
+      const CatSet& s = cat_sets_[n.cat_set - 1];
+      for (uint32_t w = 0; w < s.words; ++w) {
+        for (uint32_t b = 0; b < 32; ++b) {
+          if ((cat_words_[s.offset + w] >> b) & 1u) v.categories.push_back(w * 32 + b);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+const char* CompiledForest::TransformName() const {
+  switch (transform_) {
+    case Transform::kSigmoid: return "sigmoid";
+    case Transform::kSoftmax: return "softmax";
+    case Transform::kExp: return "exp";
+    case Transform::kIdentity: break;
+  }
+  return "identity";
 }
 
 size_t CompiledForest::MemoryBytes() const {

@@ -54,6 +54,22 @@ class CompiledForest {
   // Margins of one row -> outputs, in place (sigmoid, softmax, exp or nothing, as the objective says).
   void ApplyTransform(float* out) const;
 
+  // Read-only structure for exporters (ml/onnx_export.h). A tree's nodes in preorder, children indexed
+  // within the tree (the root is 0).
+  struct NodeView {
+    int32_t feature = -1;  // -1: a leaf
+    float value = 0;       // split threshold (numeric), or the leaf value
+    uint32_t left = 0, right = 0;
+    bool default_left = false;
+    bool categorical = false;
+    std::vector<uint32_t> categories;  // categorical: the categories that go right, ascending
+  };
+  std::vector<NodeView> TreeNodes(size_t tree) const;
+  int TreeGroup(size_t tree) const { return groups_[tree]; }
+  float BaseMargin(int group) const { return base_margin_[static_cast<size_t>(group)]; }
+  // "identity" | "sigmoid" | "softmax" | "exp": what ApplyTransform does.
+  const char* TransformName() const;
+
  private:
   struct Node {
     float value;        // split threshold, or leaf value when feature < 0

@@ -369,6 +369,16 @@ Result<bool> MetricMaximized(const std::string& metric, Task task, const std::st
       if (metric == "r2") return true;
       if (kRegressionDown.count(metric)) return false;
       break;
+    case Task::kRanking:
+      if (metric == "ndcg" || metric == "ndcg_at_5" || metric == "ndcg_at_10" || metric == "map") return true;
+      break;
+    case Task::kClustering:
+      if (metric == "silhouette") return true;
+      if (metric == "davies_bouldin" || metric == "inertia") return false;
+      break;
+    case Task::kDecomposition:
+    case Task::kAnomaly:
+      break;
   }
   return Status::InvalidArgument("unknown metric '" + metric + "' for task " + TaskName(task))
       .WithDetail(ErrorDetail::Field(field, "not a metric of task " + std::string(TaskName(task))));
@@ -379,6 +389,11 @@ const char* DefaultMetric(Task task) {
     case Task::kBinary: return "roc_auc";
     case Task::kMulticlass: return "log_loss";
     case Task::kRegression: return "rmse";
+    case Task::kRanking: return "ndcg_at_10";
+    case Task::kClustering: return "silhouette";
+    case Task::kDecomposition:  // no metric to compare models by
+    case Task::kAnomaly:
+      break;
   }
   return "rmse";
 }

@@ -54,7 +54,7 @@ void VersionStats::Record(int64_t now_us, double latency_ms, bool error, const f
       const float* o = outputs + i * static_cast<size_t>(num_classes_);
       ++class_counts_[static_cast<size_t>(std::max_element(o, o + num_classes_) - o)];
     } else {
-      const double v = outputs[i];
+      const double v = outputs[i * width_];
       if (rows_ == static_cast<int64_t>(n) && i == 0) min_ = max_ = v;
       sum_ += v;
       sum_sq_ += v * v;

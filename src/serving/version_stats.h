@@ -22,9 +22,11 @@ class VersionStats {
   static const std::array<double, kBuckets - 1>& BucketBoundsMs();
 
   // kind: 0 = binary probabilities, 1 = multiclass (outputs are one probability per class label per row),
-  // 2 = regression.
-  VersionStats(int kind, std::vector<std::string> class_labels)
+  // 2 = a number per row: the first of each row's `width` outputs (a regression value; an unsupervised
+  // model's cluster id, first component or anomaly score).
+  VersionStats(int kind, std::vector<std::string> class_labels, size_t width = 1)
       : kind_(kind),
+        width_(width == 0 ? 1 : width),
         num_classes_(class_labels.empty() ? 1 : static_cast<int>(class_labels.size())),
         class_labels_(std::move(class_labels)) {
     class_counts_.assign(static_cast<size_t>(num_classes_), 0);
@@ -54,6 +56,7 @@ class VersionStats {
   static double Quantile(const std::array<uint64_t, kBuckets>& counts, double q);
 
   const int kind_;
+  const size_t width_;
   const int num_classes_;
   const std::vector<std::string> class_labels_;
   mutable std::mutex mu_;

@@ -171,6 +171,15 @@ def test_train_binary_waits_and_prints_metrics(cli, dataset, trained):
 
 
 
+def test_train_unsupervised_needs_no_target(cli, dataset):
+    p = cli.ok("train", "--dataset", "churn", "--version", "1", "--learner", "kmeans", "--param", "n_clusters=3")
+    assert "succeeded" in p.stdout and "silhouette" in p.stdout, p.stdout
+    out = cli.json("train", "--dataset", "churn", "--learner", "isolation_forest", "--target", "churned")
+    assert out["task"] == "anomaly" and out["metrics"]["anomalies"] > 0, out
+    bad = cli.run("train", "--dataset", "churn", "--learner", "xgboost", "--task", "binary")
+    assert bad.returncode == 2 and "--target is required" in bad.stderr
+
+
 def test_train_kfold_prints_cross_validation_and_bad_split_flags_name_the_field(cli, dataset):
     p = cli.ok("train", "--dataset", "churn", "--version", "1", "--target", "churned", "--task", "binary",
                "--split", "kfold", "--folds", "3", "--param", "n_estimators=5")

@@ -275,5 +275,36 @@ TEST(MetricsReference, CurvesAreDownsampledToTheCap) {
   }
 }
 
+// Reference values by hand (exponential gain 2^rel - 1, discount 1/log2(1 + position)), checked with:
+//   ndcg = dcg(order) / dcg(sorted desc) in Python for query A ordered [0, 2, 1, 3] and query C [0, 1].
+TEST(RankingMetrics, NdcgAndMapPerQueryWithTiesOrderedWorstFirst) {
+  // Query 7: relevance 3, 0, 2, 1 scored so the order is [0, 2, 1, 3]; query 2: nothing relevant; query 5: a
+  // tie between a relevant and an irrelevant row (the irrelevant one counts as first). Rows interleaved.
+  const std::vector<float> y = {3, 0, 1, 0, 2, 0, 1};
+  const std::vector<float> s = {0.1f, 0.9f, 0.5f, 0.7f, 0.5f, 0.5f, 0.3f};
+  const std::vector<int64_t> q = {7, 7, 5, 2, 7, 5, 7};
+  Json plots;
+  auto m = RankingMetrics(y, s, q, &plots);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_NEAR((*m)["ndcg"].get<double>(), 0.6033200078406361, 1e-12);
+  EXPECT_NEAR((*m)["ndcg_at_10"].get<double>(), 0.6033200078406361, 1e-12);
+  EXPECT_NEAR((*m)["ndcg_at_5"].get<double>(), 0.6033200078406361, 1e-12);
+  EXPECT_NEAR((*m)["map"].get<double>(), 0.5694444444444444, 1e-12);
+  EXPECT_EQ((*m)["queries"], 3);
+  EXPECT_EQ((*m)["queries_without_relevant"], 1);
+  EXPECT_EQ((*m)["rows"], 7);
+  EXPECT_EQ(plots["ndcg_at_k"]["ndcg"][0].get<double>(), 0.0);  // both queries put an irrelevant row first
+  // A perfect order scores 1; nothing relevant anywhere leaves the metrics undefined (null).
+  auto perfect = RankingMetrics({2, 1, 0}, {3, 2, 1}, {1, 1, 1});
+  ASSERT_TRUE(perfect.ok());
+  EXPECT_DOUBLE_EQ((*perfect)["ndcg"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ((*perfect)["map"].get<double>(), 1.0);
+  auto none = RankingMetrics({0, 0}, {1, 2}, {1, 1});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE((*none)["ndcg_at_10"].is_null());
+  EXPECT_FALSE(RankingMetrics({1}, {1, 2}, {1, 1}).ok());
+  EXPECT_FALSE(RankingMetrics({}, {}, {}).ok());
+}
+
 }  // namespace
 }  // namespace lathe::ml

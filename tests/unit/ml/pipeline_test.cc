@@ -177,7 +177,7 @@ TEST(FeaturePipeline, FromJsonRejectsHostileDocuments) {
   bad.push_back(Json::array());
   bad.push_back(Json(nullptr));
   Json j = good; j["format_version"] = 99; bad.push_back(j);
-  j = good; j["task"] = "ranking"; bad.push_back(j);
+  j = good; j["task"] = "ordinal"; bad.push_back(j);
   j = good; j["inputs"] = Json::array(); bad.push_back(j);
   j = good; j["inputs"][0]["type"] = "tensor"; bad.push_back(j);
   j = good; j["inputs"][3]["categories"] = {1, 2}; bad.push_back(j);

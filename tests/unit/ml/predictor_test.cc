@@ -36,6 +36,7 @@ const TrainOutput& Trained(const std::string& task, const std::string& learner =
   spec.learner = learner;
   spec.params = {{"n_estimators", 50}, {"max_depth", 6}};
   if (learner != "random_forest") spec.params["learning_rate"] = 0.1;
+  if (learner == "xgboost_linear") spec.params.erase("max_depth");  // no trees
   spec.params.update(extra);
   spec.nthread = 2;
   auto out = Train(t, spec, nullptr, nullptr);
@@ -138,6 +139,48 @@ TEST(Predictor, CompiledEvaluatorMatchesXgboostBitExactOnMargins) {
       ASSERT_EQ(std::memcmp(part.data(), &ours_margin[5 * k], part.size() * sizeof(float)), 0) << task << " " << n_small;
     }
   }
+}
+
+// XGBoost's linear booster is served as a LinearModel over the raw features (a missing value adds nothing);
+// it must give XGBoost's own predictions, margins and outputs, for every task and a log link.
+TEST(Predictor, LinearBoosterMatchesXgboost) {
+  for (const auto& [task, extra] : std::vector<std::pair<const char*, Json>>{
+           {"binary", Json::object()}, {"multiclass", Json::object()}, {"regression", Json::object()}}) {
+    SCOPED_TRACE(std::string(task) + " " + extra.dump());
+    auto p = Load(task, "xgboost_linear", extra);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->NumTrees(), 0u);
+    ASSERT_NE(p->linear(), nullptr);
+    std::vector<float> rows = RandomRows(*p, 3000, 5);
+    const size_t n = rows.size() / p->NumFeatures(), k = p->OutputWidth();
+    for (bool margin : {true, false}) {
+      std::vector<float> ours(n * k), xgb;
+      p->PredictRows(rows.data(), n, ours.data(), margin);
+      auto st = p->PredictRowsXgboost(rows.data(), n, &xgb, margin);
+      ASSERT_TRUE(st.ok()) << st.ToString();
+      ASSERT_EQ(xgb.size(), n * k);
+      for (size_t i = 0; i < n * k; ++i) {
+        // lathe sums in double, XGBoost in float: extreme inputs differ in the float rounding of the sum.
+        ASSERT_NEAR(ours[i], xgb[i], 1e-4 * std::max(1.0f, std::fabs(xgb[i]))) << "margin " << margin << " at " << i;
+      }
+    }
+  }
+}
+
+// A linear booster that diverges (Poisson's log link on unscaled epoch seconds) is a clear error, not a model
+// that cannot predict.
+TEST(Predictor, DivergedLinearBoosterIsAnError) {
+  Table t = MakeMixedTable(2000, 21, "regression");
+  for (double& v : t.columns.back().f64) v = std::fabs(v) + 0.5;
+  TrainSpec spec;
+  spec.target = t.columns.back().name;
+  spec.task = "regression";
+  spec.learner = "xgboost_linear";
+  spec.params = {{"n_estimators", 50}, {"learning_rate", 0.1}, {"objective", "poisson"}};
+  auto out = Train(t, spec, nullptr, nullptr);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(out.status().message().find("diverged"), std::string::npos) << out.status().message();
 }
 
 // Learning curves rely on StagedMargins: stage r must be exactly the margin of the model cut after round r.

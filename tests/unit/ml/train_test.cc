@@ -124,7 +124,8 @@ void ExpectFieldError(const Table& t, const TrainSpec& spec, const std::string& 
 TEST(Train, ValidationNamesTheField) {
   Table t = MakeMixedTable(200, 16, "binary");
   ExpectFieldError(t, Spec("nope", "binary"), "target");
-  ExpectFieldError(t, Spec("label", "ranking"), "task");
+  ExpectFieldError(t, Spec("label", "ordinal"), "task");
+  ExpectFieldError(t, Spec("label", "ranking"), "params.query_column");  // ranking needs its query column
   TrainSpec s = Spec("label", "binary");
   s.learner = "lightgbm";
   ExpectFieldError(t, s, "learner");
@@ -375,13 +376,18 @@ TEST(Train, CancelDuringCrossValidationSaysWhere) {
 
 TEST(LearnerRegistry, SchemaDescribesXgboost) {
   Json s = LearnerSchemaJson();
-  ASSERT_EQ(s["learners"].size(), 4u);
+  ASSERT_EQ(s["learners"].size(), 8u);
   EXPECT_EQ(s["learners"][3]["name"], "linear");
+  EXPECT_EQ(s["learners"][4]["name"], "xgboost_linear");
+  EXPECT_EQ(s["learners"][5]["name"], "kmeans");
+  EXPECT_EQ(s["learners"][5]["tasks"], Json({"clustering"}));
+  EXPECT_EQ(s["learners"][6]["name"], "pca");
+  EXPECT_EQ(s["learners"][7]["name"], "isolation_forest");
   EXPECT_EQ(s["learners"][1]["name"], "xgboost_dart");
   EXPECT_EQ(s["learners"][2]["name"], "random_forest");
   const Json& x = s["learners"][0];
   EXPECT_EQ(x["name"], "xgboost");
-  EXPECT_EQ(x["tasks"], Json({"binary", "multiclass", "regression"}));
+  EXPECT_EQ(x["tasks"], Json({"binary", "multiclass", "regression", "ranking"}));
   bool found = false;
   for (const Json& p : x["params"]) {
     if (p["name"] == "learning_rate") {
