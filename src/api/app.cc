@@ -181,6 +181,7 @@ void App::Handle(HttpRequest& req, HttpResponse& res) {
         ctx.caller = std::move(caller).value();
         res.caller = ctx.caller.username;
         st = auth_->Authorize(ctx.caller, route.permission, ctx.Project());
+        if (st.ok() && ctx.caller.IsApiKey()) st = CheckApiKeyScope(ctx, route);
       }
     }
     if (st.ok() && !ctx.Project().empty()) st = CheckProject(ctx.Project());
@@ -199,6 +200,21 @@ void App::Handle(HttpRequest& req, HttpResponse& res) {
     }
     WriteProblem(st, req, res);
   }
+}
+
+// What Authorize cannot see from a permission alone: an API key may not call user-only routes, and a key
+// for one deployment may call no other.
+Status App::CheckApiKeyScope(const RequestContext& ctx, const Route& route) {
+  if (route.user_only) return Status::PermissionDenied("an API key cannot " + route.summary.substr(0, 80) + "; log in as a user");
+  const std::string& only = ctx.caller.key_deployment;
+  if (only.empty() || route.permission != Permission::kPredict) return Status::Ok();
+  std::string deployment = ctx.Param("deployment");
+  if (deployment.empty() && route.pattern.find("/deployments/{name}") != std::string::npos) deployment = ctx.Param("name");
+  if (deployment.empty()) deployment = ctx.Param("model");
+  if (!deployment.empty() && deployment != only) {
+    return Status::PermissionDenied("this API key may only call deployment '" + only + "'");
+  }
+  return Status::Ok();
 }
 
 Status App::CheckProject(const std::string& project) {

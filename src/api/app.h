@@ -77,6 +77,7 @@ class App : public HttpService {
   Status CheckProject(const std::string& project);
 
  private:
+  static Status CheckApiKeyScope(const RequestContext& ctx, const Route& route);
   explicit App(const AppConfig& config) : config_(config) {}
 
   AppConfig config_;

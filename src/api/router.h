@@ -49,6 +49,8 @@ struct Route {
   // the path parameter "{project}:{name}" (or "{name}", meaning project "default") is split into the params
   // "project" and "deployment" before authorization.
   std::string project_in;
+  // Routes an API key may not call (they act for a user across projects: creating or listing projects).
+  bool user_only = false;
 
   std::vector<std::string> segments;  // compiled from pattern
 };

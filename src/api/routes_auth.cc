@@ -1,4 +1,6 @@
 // Login, logout, whoami.
+#include <limits>
+
 #include "api/app.h"
 #include "api/problem.h"
 #include "common/clock.h"
@@ -36,12 +38,21 @@ void RegisterAuthRoutes(Router& router, App& app) {
                 ctx.res.body.clear();
                 return Status::Ok();
               },
-              .summary = "Revoke the token used for this call", .tag = "auth", .success_status = 204});
+              .summary = "Revoke the token used for this call", .tag = "auth", .success_status = 204, .user_only = true});
   router.Add({.method = "GET", .pattern = "/api/v1/auth/whoami", .permission = Permission::kAuthenticated,
               .handler = [](RequestContext& ctx) -> Status {
-                WriteJson(200, {{"user", ctx.caller.username}, {"admin", ctx.caller.is_admin},
-                                {"expires_at", FormatRfc3339(ctx.caller.expires_at)}},
-                          ctx.res);
+                Json out = {{"user", ctx.caller.username}, {"admin", ctx.caller.is_admin}};
+                if (ctx.caller.IsApiKey()) {
+                  out["api_key"] = {{"id", ctx.caller.key_id}, {"project", ctx.caller.key_project},
+                                    {"deployment", ctx.caller.key_deployment.empty() ? Json(nullptr)
+                                                                                     : Json(ctx.caller.key_deployment)}};
+                  out["expires_at"] = ctx.caller.expires_at == std::numeric_limits<int64_t>::max()
+                                          ? Json(nullptr)
+                                          : Json(FormatRfc3339(ctx.caller.expires_at));
+                } else {
+                  out["expires_at"] = FormatRfc3339(ctx.caller.expires_at);
+                }
+                WriteJson(200, out, ctx.res);
                 return Status::Ok();
               },
               .summary = "Who the token belongs to", .tag = "auth"});

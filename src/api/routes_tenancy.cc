@@ -1,5 +1,6 @@
 // Users (server admins manage them), projects (any user may create one and owns it) and project members
 // with roles (the project's owners manage them). See auth/auth.h for what each role may do.
+#include <algorithm>
 #include <optional>
 #include <set>
 
@@ -39,6 +40,29 @@ Result<std::optional<bool>> OptionalBool(const Json& body, const std::string& fi
   if (it == body.end() || it->is_null()) return std::optional<bool>();
   if (!it->is_boolean()) return FieldProblem(field, "must be true or false");
   return std::optional<bool>(it->get<bool>());
+}
+
+Json ApiKeyJson(const ApiKeyRecord& k, const std::string& creator) {
+  Json perms = Json::array();
+  size_t start = 0;
+  while (start < k.permissions.size()) {
+    const size_t end = std::min(k.permissions.find(',', start), k.permissions.size());
+    perms.push_back(k.permissions.substr(start, end - start));
+    start = end + 1;
+  }
+  const int64_t now = NowMicros();
+  Json j = {{"id", k.id},
+            {"name", k.name},
+            {"prefix", "lk_" + k.id},
+            {"permissions", std::move(perms)},
+            {"deployment", k.deployment.empty() ? Json(nullptr) : Json(k.deployment)},
+            {"created_by", creator},
+            {"created_at", FormatRfc3339(k.created_at)},
+            {"expires_at", k.expires_at ? Json(FormatRfc3339(k.expires_at)) : Json(nullptr)},
+            {"last_used_at", k.last_used_at ? Json(FormatRfc3339(k.last_used_at)) : Json(nullptr)},
+            {"state", k.revoked_at ? "revoked" : (k.expires_at && k.expires_at <= now ? "expired" : "active")}};
+  if (k.revoked_at) j["revoked_at"] = FormatRfc3339(k.revoked_at);
+  return j;
 }
 
 Result<Role> RoleField(const Json& body) {
@@ -133,7 +157,7 @@ void RegisterTenancyRoutes(Router& router, App& app) {
                 return Status::Ok();
               },
               .summary = "Create a project; the caller becomes its owner", .tag = "projects", .success_status = 201,
-              .request_example = {{"name", "churn"}}});
+              .request_example = {{"name", "churn"}}, .user_only = true});
   router.Add({.method = "GET", .pattern = "/api/v1/projects", .permission = Permission::kAuthenticated,
               .handler = [&app](RequestContext& ctx) -> Status {
                 Json out = Json::array();
@@ -151,7 +175,76 @@ void RegisterTenancyRoutes(Router& router, App& app) {
                 return Status::Ok();
               },
               .summary = "Projects the caller is a member of (all of them for server admins), with the caller's role",
-              .tag = "projects"});
+              .tag = "projects", .user_only = true});
+
+  // ---- API keys: maintainers and owners (kDeploy) manage them; a key carries at most its creator's rights.
+  router.Add({.method = "POST", .pattern = "/api/v1/projects/{project}/api-keys", .permission = Permission::kDeploy,
+              .handler = [&app](RequestContext& ctx) -> Status {
+                ASSIGN_OR_RETURN(Json body, ctx.JsonBody(app.config().max_json_depth));
+                RETURN_IF_ERROR(OnlyFields(body, {"name", "permissions", "deployment", "expires_in_days"}));
+                ASSIGN_OR_RETURN(std::string name, GetString(body, "name"));
+                const Json perms = body.value("permissions", Json());
+                if (!perms.is_array() || perms.empty() || perms.size() > 4) {
+                  return FieldProblem("permissions", "must be a list of read, write, deploy, predict");
+                }
+                std::vector<Permission> granted;
+                for (const Json& p : perms) {
+                  auto perm = p.is_string() ? ParseKeyPermission(p.get<std::string>()) : std::nullopt;
+                  if (!perm) return FieldProblem("permissions", "unknown permission " + p.dump().substr(0, 40) +
+                                                                    "; use read, write, deploy or predict");
+                  granted.push_back(*perm);
+                }
+                std::string deployment;
+                if (body.contains("deployment") && !body["deployment"].is_null()) {
+                  ASSIGN_OR_RETURN(deployment, GetString(body, "deployment"));
+                  RETURN_IF_ERROR(CheckName(deployment, "deployment"));
+                }
+                int64_t expires_at = 0;
+                if (body.contains("expires_in_days") && !body["expires_in_days"].is_null()) {
+                  const Json& d = body["expires_in_days"];
+                  if (!d.is_number() || !(d.get<double>() > 0) || d.get<double>() > 3650) {
+                    return FieldProblem("expires_in_days", "must be a number of days in (0, 3650]");
+                  }
+                  expires_at = NowMicros() + static_cast<int64_t>(d.get<double>() * 86400.0 * 1e6);
+                }
+                ASSIGN_OR_RETURN(NewApiKey key, app.auth().CreateApiKey(ctx.caller, ctx.Project(), name, granted,
+                                                                        deployment, expires_at));
+                LogInfo("API key created", {{"project", ctx.Project()}, {"key", key.record.id},
+                                            {"by", ctx.caller.username}, {"permissions", key.record.permissions}});
+                Json out = ApiKeyJson(key.record, ctx.caller.username);
+                out["key"] = key.key;
+                WriteJson(201, out, ctx.res);
+                return Status::Ok();
+              },
+              .summary = "Create an API key for this project (the key is in the response only)", .tag = "projects",
+              .success_status = 201,
+              .request_example = {{"name", "checkout-service"}, {"permissions", {"predict"}},
+                                  {"deployment", "churn-api"}, {"expires_in_days", 90}}});
+  router.Add({.method = "GET", .pattern = "/api/v1/projects/{project}/api-keys", .permission = Permission::kDeploy,
+              .handler = [&app](RequestContext& ctx) -> Status {
+                ASSIGN_OR_RETURN(auto keys, app.store().ListApiKeys(ctx.Project()));
+                Json out = Json::array();
+                for (const ApiKeyRecord& k : keys) {
+                  auto user = app.store().GetUserById(k.created_by);
+                  out.push_back(ApiKeyJson(k, user.ok() ? user->username : k.created_by));
+                }
+                WriteJson(200, {{"api_keys", std::move(out)}}, ctx.res);
+                return Status::Ok();
+              },
+              .summary = "The project's API keys (never the keys themselves), with their last use", .tag = "projects"});
+  router.Add({.method = "DELETE", .pattern = "/api/v1/projects/{project}/api-keys/{id}",
+              .permission = Permission::kDeploy,
+              .handler = [&app](RequestContext& ctx) -> Status {
+                if (ctx.caller.IsApiKey()) {
+                  return Status::PermissionDenied("an API key cannot revoke API keys; log in as a user");
+                }
+                RETURN_IF_ERROR(app.auth().RevokeApiKey(ctx.Project(), ctx.Param("id")));
+                LogInfo("API key revoked", {{"project", ctx.Project()}, {"key", ctx.Param("id")},
+                                            {"by", ctx.caller.username}});
+                ctx.res.status = 204;
+                return Status::Ok();
+              },
+              .summary = "Revoke an API key (at once)", .tag = "projects", .success_status = 204});
 
   // ---- members
   router.Add({.method = "GET", .pattern = "/api/v1/projects/{project}/members", .permission = Permission::kProjectRead,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <limits>
 #include <set>
 
 #include "common/clock.h"
@@ -67,6 +68,14 @@ bool ValidUsername(std::string_view u) {
     if (!ok) return false;
   }
   return true;
+}
+
+// The caller's role in `project`, if a member.
+std::optional<Role> RoleIn(const Caller& caller, const std::string& project) {
+  if (!caller.roles) return std::nullopt;
+  auto it = caller.roles->find(project);
+  if (it == caller.roles->end()) return std::nullopt;
+  return it->second;
 }
 
 Status PasswordError(const std::string& message) {
@@ -158,14 +167,19 @@ Result<Caller> AuthService::Authenticate(std::string_view header) {
   std::string hash = Sha256Hex(token);
   int64_t now = NowMicros();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     auto it = cache_.find(hash);
     if (it != cache_.end()) {
       CacheEntry& e = it->second;
       if (e.caller.expires_at <= now) {
         cache_.erase(it);
       } else if (e.cached_until_us > now || e.refreshing) {
-        return e.caller;  // fresh, or stale while another request revalidates it
+        Caller caller = e.caller;  // fresh, or stale while another request revalidates it
+        const bool touch = caller.IsApiKey() && now - e.touched_us > kKeyTouchIntervalUs;
+        if (touch) e.touched_us = now;
+        lock.unlock();
+        if (touch) TouchKey(caller, now);
+        return caller;
       } else {
         e.refreshing = true;  // this request revalidates
       }
@@ -176,6 +190,18 @@ Result<Caller> AuthService::Authenticate(std::string_view header) {
     std::lock_guard<std::mutex> lock(mu_);
     cache_.erase(hash);
   };
+  if (token.substr(0, 3) == "lk_") {  // an API key
+    auto caller = LoadApiKeyCaller(hash, now);
+    if (!caller.ok()) {
+      drop_stale();
+      return caller.TakeStatus();
+    }
+    TouchKey(*caller, now);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cache_.size() > 100000) cache_.clear();
+    cache_[hash] = CacheEntry{*caller, now + options_.cache_ttl_ms * 1000, false, now};
+    return caller;
+  }
   auto rec = store_->GetToken(hash);
   if (!rec.ok()) {
     drop_stale();
@@ -223,6 +249,17 @@ Result<std::shared_ptr<const std::map<std::string, Role, std::less<>>>> AuthServ
 
 Status AuthService::Authorize(const Caller& caller, Permission permission, const std::string& project) const {
   if (permission == Permission::kPublic || permission == Permission::kAuthenticated) return Status::Ok();
+  if (caller.IsApiKey()) {
+    // Another project is invisible to a key, as to a user who is not a member.
+    if (project.empty() || project != caller.key_project) return Status::NotFound("project '" + project + "' not found");
+    if ((caller.key_permissions & (1u << static_cast<unsigned>(permission))) == 0) {
+      return Status::PermissionDenied(std::string("this API key does not allow ") + PermissionName(permission));
+    }
+    if (caller.key_creator_admin) return Status::Ok();
+    if (const auto role = RoleIn(caller, project); role && RoleAllows(*role, permission)) return Status::Ok();
+    return Status::PermissionDenied(std::string("the creator of this API key may no longer ") +
+                                    PermissionName(permission) + " in project '" + project + "'");
+  }
   if (caller.is_admin) return Status::Ok();
   if (permission == Permission::kAdmin) {
     return Status::PermissionDenied("this operation needs the server-wide admin role");
@@ -238,6 +275,110 @@ Status AuthService::Authorize(const Caller& caller, Permission permission, const
     }
   }
   return Status::NotFound("project '" + project + "' not found");
+}
+
+std::optional<Permission> ParseKeyPermission(std::string_view name) {
+  if (name == "read") return Permission::kProjectRead;
+  if (name == "write") return Permission::kProjectWrite;
+  if (name == "deploy") return Permission::kDeploy;
+  if (name == "predict") return Permission::kPredict;
+  return std::nullopt;
+}
+
+const char* KeyPermissionName(Permission p) {
+  switch (p) {
+    case Permission::kProjectRead: return "read";
+    case Permission::kProjectWrite: return "write";
+    case Permission::kDeploy: return "deploy";
+    case Permission::kPredict: return "predict";
+    default: return PermissionName(p);
+  }
+}
+
+Result<NewApiKey> AuthService::CreateApiKey(const Caller& creator, const std::string& project, const std::string& name,
+                                            const std::vector<Permission>& permissions, const std::string& deployment,
+                                            int64_t expires_at) {
+  auto field = [](const std::string& f, const std::string& m) {
+    return Status::InvalidArgument(f + ": " + m).WithDetail(ErrorDetail::Field(f, m));
+  };
+  if (creator.IsApiKey()) return Status::PermissionDenied("an API key cannot create API keys; log in as a user");
+  if (name.empty() || name.size() > 64 ||
+      !std::all_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f; })) {
+    return field("name", "must be 1-64 printable characters");
+  }
+  if (permissions.empty()) return field("permissions", "must name at least one of read, write, deploy, predict");
+  std::string names;
+  for (Permission p : permissions) {
+    if (!ParseKeyPermission(KeyPermissionName(p))) return field("permissions", "unknown permission");
+    if (!creator.is_admin) {
+      if (const auto role = RoleIn(creator, project); !role || !RoleAllows(*role, p)) {
+        return Status::PermissionDenied(std::string("you may not grant '") + KeyPermissionName(p) +
+                                        "': your role in project '" + project + "' does not allow it")
+            .WithDetail(ErrorDetail::Field("permissions", std::string("cannot grant ") + KeyPermissionName(p)));
+      }
+    }
+    if (names.find(KeyPermissionName(p)) != std::string::npos) continue;
+    names += std::string(names.empty() ? "" : ",") + KeyPermissionName(p);
+  }
+  const int64_t now = NowMicros();
+  if (expires_at != 0 && expires_at <= now) return field("expires_in_days", "must be in the future");
+  NewApiKey out;
+  out.record.id = RandomToken(9);  // 12 url-safe characters: the key's public prefix
+  std::replace(out.record.id.begin(), out.record.id.end(), '_', 'x');  // keep "lk_<id>_" parseable
+  out.key = "lk_" + out.record.id + "_" + RandomToken(32);
+  out.record.project = project;
+  out.record.name = name;
+  out.record.token_hash = Sha256Hex(out.key);
+  out.record.permissions = names;
+  out.record.deployment = deployment;
+  out.record.created_by = creator.user_id;
+  out.record.created_at = now;
+  out.record.expires_at = expires_at;
+  RETURN_IF_ERROR(store_->CreateApiKey(out.record));
+  return out;
+}
+
+Status AuthService::RevokeApiKey(const std::string& project, const std::string& id) {
+  RETURN_IF_ERROR(store_->RevokeApiKey(project, id, NowMicros()));
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = cache_.begin(); it != cache_.end();) {
+    it = it->second.caller.key_id == id ? cache_.erase(it) : std::next(it);
+  }
+  return Status::Ok();
+}
+
+Result<Caller> AuthService::LoadApiKeyCaller(const std::string& hash, int64_t now) {
+  auto rec = store_->GetApiKeyByHash(hash);
+  if (!rec.ok()) {
+    if (rec.status().code() == StatusCode::kNotFound) return Status::Unauthenticated("invalid, expired or revoked API key");
+    return rec.TakeStatus();
+  }
+  if (rec->revoked_at != 0 || (rec->expires_at != 0 && rec->expires_at <= now)) {
+    return Status::Unauthenticated("invalid, expired or revoked API key");
+  }
+  auto user = store_->GetUserById(rec->created_by);
+  if (!user.ok() || user->disabled) return Status::Unauthenticated("invalid, expired or revoked API key");
+  Caller caller{user->id, user->username, false, hash,
+                rec->expires_at != 0 ? rec->expires_at : std::numeric_limits<int64_t>::max(), nullptr};
+  ASSIGN_OR_RETURN(caller.roles, LoadRoles(user->id));
+  caller.key_id = rec->id;
+  caller.key_project = rec->project;
+  caller.key_deployment = rec->deployment;
+  caller.key_creator_admin = user->is_admin;
+  size_t start = 0;
+  while (start <= rec->permissions.size()) {
+    const size_t end = std::min(rec->permissions.find(',', start), rec->permissions.size());
+    if (auto p = ParseKeyPermission(std::string_view(rec->permissions).substr(start, end - start))) {
+      caller.key_permissions |= 1u << static_cast<unsigned>(*p);
+    }
+    start = end + 1;
+  }
+  return caller;
+}
+
+void AuthService::TouchKey(const Caller& caller, int64_t now) {
+  const Status st = store_->TouchApiKey(caller.key_id, now);
+  if (!st.ok()) LogWarn("recording an API key's use failed", {{"key", caller.key_id}, {"error", st.ToString()}});
 }
 
 Status AuthService::CheckPassword(const std::string& username, const std::string& password) const {

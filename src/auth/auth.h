@@ -23,6 +23,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "common/status.h"
 #include "store/store.h"
@@ -63,6 +64,24 @@ struct Caller {
   int64_t expires_at = 0;
   // project -> role, shared by the cached copies of this caller.
   std::shared_ptr<const std::map<std::string, Role, std::less<>>> roles;
+  // An API key's caller acts for the user who created it (user_id, username, roles), limited to the key's
+  // project, its permissions and, if set, one deployment.
+  std::string key_id;
+  std::string key_project;
+  uint32_t key_permissions = 0;  // bit (1 << Permission)
+  std::string key_deployment;
+  bool key_creator_admin = false;
+  bool IsApiKey() const { return !key_id.empty(); }
+};
+
+// The permissions an API key can carry, by the names the API uses: "read" (kProjectRead), "write"
+// (kProjectWrite), "deploy" (kDeploy), "predict" (kPredict). nullopt for anything else.
+std::optional<Permission> ParseKeyPermission(std::string_view name);
+const char* KeyPermissionName(Permission p);
+
+struct NewApiKey {
+  ApiKeyRecord record;
+  std::string key;  // "lk_<id>_<secret>": returned once, never stored
 };
 
 struct AuthOptions {
@@ -112,6 +131,17 @@ class AuthService {
   // Drops every cached caller (after membership or user changes).
   void InvalidateCaches();
 
+  // API keys of a project. The creator (not itself an API key) must hold every permission it grants in the
+  // project (admins hold all); name: 1-64 printable characters; expires_at 0 = never. Errors are
+  // kInvalidArgument / kPermissionDenied naming the field. A key works only while its creator could still do
+  // what it does (a disabled creator, or one whose role no longer allows it, disables the key).
+  Result<NewApiKey> CreateApiKey(const Caller& creator, const std::string& project, const std::string& name,
+                                 const std::vector<Permission>& permissions, const std::string& deployment,
+                                 int64_t expires_at);
+  // Revoked at once on this node (cache evicted), on other nodes within cache_ttl_ms. kNotFound if no active
+  // key `id` in `project`.
+  Status RevokeApiKey(const std::string& project, const std::string& id);
+
  private:
   Result<std::shared_ptr<const std::map<std::string, Role, std::less<>>>> LoadRoles(const std::string& user_id);
 
@@ -128,7 +158,11 @@ class AuthService {
     Caller caller;
     int64_t cached_until_us;
     bool refreshing = false;  // a request is revalidating it; others use it meanwhile
+    int64_t touched_us = 0;   // API keys: when last_used_at was last written (at most once a minute)
   };
+  static constexpr int64_t kKeyTouchIntervalUs = 60'000'000;  // last_used_at is written at most once a minute
+  Result<Caller> LoadApiKeyCaller(const std::string& hash, int64_t now);
+  void TouchKey(const Caller& caller, int64_t now);
   std::mutex mu_;
   std::unordered_map<std::string, CacheEntry> cache_;  // token hash -> caller; guarded by mu_
 };

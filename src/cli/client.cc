@@ -537,6 +537,65 @@ int CmdModelsShow(Context& ctx, const ParsedArgs& a) {
   return kExitOk;
 }
 
+// --- API keys
+
+int CmdKeysCreate(Context& ctx, const ParsedArgs& a) {
+  if (!a.Has("permission")) {
+    Err("error: give at least one --permission (read, write, deploy, predict)\n");
+    return -kExitUsage;
+  }
+  Json body = {{"name", a.positionals[0]}, {"permissions", a.GetAll("permission")}};
+  if (a.Has("deployment")) body["deployment"] = a.Get("deployment");
+  if (a.Has("expires-days")) {
+    auto days = ParseDoubleFlag("expires-days", a.Get("expires-days"), 0.0, 3650.0);
+    if (!days.ok()) {
+      PrintStatusError(days.status());
+      return -kExitUsage;
+    }
+    body["expires_in_days"] = *days;
+  }
+  auto resp = ctx.Call("POST", ctx.ProjectPath("/api-keys"), &body);
+  if (!resp) return kExitError;
+  if (ctx.json) {
+    PrintJson(*resp);
+    return kExitOk;
+  }
+  Out(MemberText(*resp, "key") + "\n");
+  Err("API key " + MemberText(*resp, "id") + " for project " + ctx.project +
+      " — shown only now; store it safely (revoke: lathe keys revoke " + MemberText(*resp, "id") + ")\n");
+  return kExitOk;
+}
+
+int CmdKeysList(Context& ctx, const ParsedArgs&) {
+  auto resp = ctx.Call("GET", ctx.ProjectPath("/api-keys"));
+  if (!resp) return kExitError;
+  if (ctx.json) {
+    PrintJson(*resp);
+    return kExitOk;
+  }
+  const Json& keys = Member(*resp, "api_keys");
+  if (!keys.is_array() || keys.empty()) {
+    Out("No API keys in project " + ctx.project + "\n");
+    return kExitOk;
+  }
+  PrintObjectTable(keys, {{"ID", "id"},
+                          {"NAME", "name"},
+                          {"PERMISSIONS", "permissions"},
+                          {"DEPLOYMENT", "deployment"},
+                          {"STATE", "state"},
+                          {"EXPIRES", "expires_at"},
+                          {"LAST USED", "last_used_at"}});
+  return kExitOk;
+}
+
+int CmdKeysRevoke(Context& ctx, const ParsedArgs& a) {
+  const std::string& id = a.positionals[0];
+  auto resp = ctx.Call("DELETE", ctx.ProjectPath("/api-keys/" + UrlEncode(id)));
+  if (!resp) return kExitError;
+  Out("Revoked API key " + SanitizeCell(id) + "\n");
+  return kExitOk;
+}
+
 int CmdModelsExport(Context& ctx, const ParsedArgs& a) {
   const std::string& name = a.positionals[0];
   const std::string& version = a.positionals[1];
@@ -795,6 +854,17 @@ std::vector<Command> CoreCommands() {
        2,
        CmdModelsStage},
       {"models show", "NAME", "show a model's versions", {}, 1, 1, CmdModelsShow},
+      {"keys create",
+       "NAME",
+       "create an API key for the project; prints the key (shown only once)",
+       {{"permission", "P", "read|write|deploy|predict (repeatable; required)", true},
+        {"deployment", "D", "limit the key to calling this deployment"},
+        {"expires-days", "N", "expire after N days (default: never)"}},
+       1,
+       1,
+       CmdKeysCreate},
+      {"keys list", "", "list the project's API keys (never the keys themselves)", {}, 0, 0, CmdKeysList},
+      {"keys revoke", "ID", "revoke an API key at once", {}, 1, 1, CmdKeysRevoke},
       {"models export",
        "NAME VERSION",
        "download a model version as ONNX (default) or as lathe's bundle",
@@ -853,7 +923,7 @@ const std::vector<Command>& Commands() {
 
 const std::set<std::string>& Groups() {
   static const std::set<std::string> kGroups = {"datasets", "runs",    "jobs",        "models",
-                                                "deployments", "recipes", "connections", "labels"};
+                                                "deployments", "recipes", "connections", "labels", "keys"};
   return kGroups;
 }
 

@@ -223,6 +223,23 @@ ALTER TABLE model_versions ADD COLUMN stage TEXT NOT NULL DEFAULT 'none';
 ALTER TABLE model_versions ADD COLUMN stage_changed_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE model_versions ADD COLUMN card TEXT NOT NULL DEFAULT '{}';
 )sql",
+      // 9: API keys (per project, a subset of permissions, stored as the SHA-256 of the key)
+      R"sql(
+CREATE TABLE api_keys (
+  id TEXT PRIMARY KEY,
+  project TEXT NOT NULL,
+  name TEXT NOT NULL,
+  token_hash TEXT NOT NULL UNIQUE,
+  permissions TEXT NOT NULL,
+  deployment TEXT NOT NULL DEFAULT '',
+  created_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL DEFAULT 0,
+  revoked_at INTEGER NOT NULL DEFAULT 0,
+  last_used_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX api_keys_by_project ON api_keys(project, created_at);
+)sql",
   };
   return kMigrations;
 }

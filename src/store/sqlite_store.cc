@@ -177,6 +177,58 @@ class SqliteStore final : public Store {
     return s.Bind(1, now).Exec();
   }
 
+  // ---- API keys
+  static constexpr const char* kApiKeyColumns =
+      "id, project, name, token_hash, permissions, deployment, created_by, created_at, expires_at, revoked_at, "
+      "last_used_at";
+  static ApiKeyRecord ApiKeyRow(Stmt& s) {
+    return ApiKeyRecord{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Text(5),
+                        s.Text(6), s.Int(7),  s.Int(8),  s.Int(9),  s.Int(10)};
+  }
+
+  Status CreateApiKey(const ApiKeyRecord& k) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, std::string("INSERT INTO api_keys(") + kApiKeyColumns + ") VALUES (?,?,?,?,?,?,?,?,?,0,0)");
+    return s.Bind(1, k.id).Bind(2, k.project).Bind(3, k.name).Bind(4, k.token_hash).Bind(5, k.permissions)
+        .Bind(6, k.deployment).Bind(7, k.created_by).Bind(8, k.created_at).Bind(9, k.expires_at).Exec();
+  }
+
+  Result<ApiKeyRecord> GetApiKeyByHash(const std::string& token_hash) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, std::string("SELECT ") + kApiKeyColumns + " FROM api_keys WHERE token_hash = ?");
+    s.Bind(1, token_hash);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return Status::NotFound("API key not found");
+    return ApiKeyRow(s);
+  }
+
+  Result<std::vector<ApiKeyRecord>> ListApiKeys(const std::string& project) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, std::string("SELECT ") + kApiKeyColumns + " FROM api_keys WHERE project = ? ORDER BY created_at, id");
+    s.Bind(1, project);
+    std::vector<ApiKeyRecord> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      out.push_back(ApiKeyRow(s));
+    }
+    return out;
+  }
+
+  Status RevokeApiKey(const std::string& project, const std::string& id, int64_t when) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "UPDATE api_keys SET revoked_at = ? WHERE project = ? AND id = ? AND revoked_at = 0");
+    RETURN_IF_ERROR(s.Bind(1, when).Bind(2, project).Bind(3, id).Exec());
+    if (sqlite3_changes(db_) == 0) return Status::NotFound("API key '" + id + "' not found");
+    return Status::Ok();
+  }
+
+  Status TouchApiKey(const std::string& id, int64_t when) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "UPDATE api_keys SET last_used_at = ? WHERE id = ?");
+    return s.Bind(1, when).Bind(2, id).Exec();
+  }
+
   // ---- projects
   Status EnsureProject(const std::string& name) override {
     std::lock_guard<std::mutex> lock(mu_);

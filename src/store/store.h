@@ -41,6 +41,21 @@ struct TokenRecord {
   bool revoked = false;
 };
 
+// An API key of a project: the key itself is shown once and stored only as its SHA-256.
+struct ApiKeyRecord {
+  std::string id;           // also the key's recognisable prefix: "lk_<id>_..."
+  std::string project;
+  std::string name;
+  std::string token_hash;   // SHA-256 hex of the whole key
+  std::string permissions;  // comma-separated permission names (auth::PermissionName)
+  std::string deployment;   // "" = any deployment of the project
+  std::string created_by;   // user id
+  int64_t created_at = 0;
+  int64_t expires_at = 0;    // 0 = never
+  int64_t revoked_at = 0;    // 0 = active
+  int64_t last_used_at = 0;  // 0 = never used
+};
+
 struct DatasetVersionRecord {
   std::string project;
   std::string dataset;
@@ -218,6 +233,13 @@ class Store {
   virtual Result<TokenRecord> GetToken(const std::string& token_hash) = 0;
   virtual Status RevokeToken(const std::string& token_hash) = 0;
   virtual Status DeleteExpiredTokens(int64_t now) = 0;
+  // API keys. GetApiKeyByHash: kNotFound if none. RevokeApiKey: kNotFound unless an active key `id` of
+  // `project` exists. TouchApiKey records a use.
+  virtual Status CreateApiKey(const ApiKeyRecord& key) = 0;
+  virtual Result<ApiKeyRecord> GetApiKeyByHash(const std::string& token_hash) = 0;
+  virtual Result<std::vector<ApiKeyRecord>> ListApiKeys(const std::string& project) = 0;
+  virtual Status RevokeApiKey(const std::string& project, const std::string& id, int64_t when) = 0;
+  virtual Status TouchApiKey(const std::string& id, int64_t when) = 0;
 
   // Projects
   virtual Status EnsureProject(const std::string& name) = 0;

@@ -101,6 +101,15 @@ class Client:
     def delete(self, path, **kw):
         return self.request("DELETE", path, **kw)
 
+    def train(self, body, project="default"):
+        """POST a run, wait for its job to succeed, and return the finished run."""
+        base = f"/api/v1/projects/{project}"
+        r = self.post(f"{base}/runs", json=body)
+        assert r.status_code == 202, r.text
+        job = self.wait_job(r.json()["job"])
+        assert job["state"] == "succeeded", job
+        return self.get(f"{base}/runs/{r.json()['run']}").json()
+
     def wait_job(self, job_id, timeout=120):
         deadline = time.time() + timeout
         while time.time() < deadline:

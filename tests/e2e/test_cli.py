@@ -180,6 +180,22 @@ def test_train_unsupervised_needs_no_target(cli, dataset):
     assert bad.returncode == 2 and "--target is required" in bad.stderr
 
 
+def test_keys_create_list_use_and_revoke(cli, dataset):
+    p = cli.ok("keys", "create", "reader", "--permission", "read", "--expires-days", "7")
+    key = p.stdout.strip()
+    assert key.startswith("lk_") and "shown only now" in p.stderr
+    listed = cli.ok("keys", "list").stdout
+    assert "reader" in listed and "active" in listed and key not in listed
+    # The key works as a token for what it allows.
+    assert cli.ok("datasets", "list", LATHE_TOKEN=key).stdout.count("churn") >= 1
+    bad = cli.run("train", "--dataset", "churn", "--target", "churned", "--task", "binary", LATHE_TOKEN=key)
+    assert bad.returncode == 1 and "does not allow" in bad.stderr
+    key_id = key.split("_")[1]
+    assert "Revoked" in cli.ok("keys", "revoke", key_id).stdout
+    assert cli.run("datasets", "list", LATHE_TOKEN=key).returncode == 1
+    assert cli.run("keys", "create", "x").returncode == 2
+
+
 def test_train_kfold_prints_cross_validation_and_bad_split_flags_name_the_field(cli, dataset):
     p = cli.ok("train", "--dataset", "churn", "--version", "1", "--target", "churned", "--task", "binary",
                "--split", "kfold", "--folds", "3", "--param", "n_estimators=5")

@@ -39,14 +39,6 @@ def data(client):
     return True
 
 
-def train(client, body):
-    r = client.post(f"{P}/runs", json=body)
-    assert r.status_code == 202, r.text
-    job = client.wait_job(r.json()["job"])
-    assert job["state"] == "succeeded", job
-    return client.get(f"{P}/runs/{r.json()['run']}").json()
-
-
 def test_learners_are_listed_with_their_schemas(client):
     learners = {l["name"]: l for l in client.get("/api/v1/learners").json()["learners"]}
     assert {"xgboost", "xgboost_dart", "random_forest"} <= set(learners)
@@ -63,7 +55,7 @@ def test_learners_are_listed_with_their_schemas(client):
     ("random_forest", {"n_estimators": 40, "max_depth": 6}),
 ])
 def test_each_learner_trains_deploys_and_explains(client, data, learner, params):
-    run = train(client, {"dataset": "lchurn", "target": "churned", "task": "binary", "learner": learner,
+    run = client.train({"dataset": "lchurn", "target": "churned", "task": "binary", "learner": learner,
                          "params": params})
     assert run["learner"] == learner
     assert run["metrics"]["roc_auc"] > 0.75, run["metrics"]
@@ -83,11 +75,11 @@ def test_each_learner_trains_deploys_and_explains(client, data, learner, params)
 
 def test_poisson_objective_and_weight_column(client, data):
     base = {"dataset": "visits", "target": "visits", "task": "regression", "params": {"n_estimators": 60}}
-    sq = train(client, base)
-    po = train(client, {**base, "params": {"n_estimators": 60, "objective": "poisson"}})
+    sq = client.train(base)
+    po = client.train({**base, "params": {"n_estimators": 60, "objective": "poisson"}})
     assert po["params"]["objective"] == "poisson"
     assert po["metrics"]["r2"] > 0.5, po["metrics"]
-    weighted = train(client, {**base, "params": {"n_estimators": 60, "weight_column": "w"}})
+    weighted = client.train({**base, "params": {"n_estimators": 60, "weight_column": "w"}})
     assert "w" not in [i["name"] for i in weighted["signature"]["inputs"]]
     assert weighted["metrics"] != sq["metrics"]
 

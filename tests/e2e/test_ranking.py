@@ -37,14 +37,6 @@ def upload(client, name, rows):
     assert r.status_code == 201, r.text
 
 
-def train(client, body):
-    r = client.post(f"{P}/runs", json=body)
-    assert r.status_code == 202, r.text
-    job = client.wait_job(r.json()["job"])
-    assert job["state"] == "succeeded", job
-    return client.get(f"{P}/runs/{r.json()['run']}").json()
-
-
 def ndcg_at(rels_in_order, k=10):
     gain = lambda r: 2 ** r - 1
     dcg = sum(gain(r) / math.log2(i + 2) for i, r in enumerate(rels_in_order[:k]))
@@ -55,7 +47,7 @@ def ndcg_at(rels_in_order, k=10):
 
 def test_rank_documents(client, tmp_path):
     upload(client, "search", documents(120, seed=1))
-    run = train(client, {"dataset": "search", "target": "rel", "task": "ranking",
+    run = client.train({"dataset": "search", "target": "rel", "task": "ranking",
                          "params": {"query_column": "qid", "n_estimators": 60, "max_depth": 4}})
     m = run["metrics"]
     assert m["split"]["method"] == "holdout" and m["split"]["queries"] == 120
@@ -117,7 +109,7 @@ def test_rank_documents(client, tmp_path):
 
 def test_rank_with_cross_validation_and_pairwise(client):
     upload(client, "search_cv", documents(60, seed=2))
-    run = train(client, {"dataset": "search_cv", "target": "rel", "task": "ranking",
+    run = client.train({"dataset": "search_cv", "target": "rel", "task": "ranking",
                          "params": {"query_column": "qid", "rank_objective": "pairwise", "n_estimators": 30},
                          "split": {"method": "kfold", "folds": 3}})
     m = run["metrics"]

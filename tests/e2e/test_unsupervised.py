@@ -18,14 +18,6 @@ def upload(client, name, lines):
     assert r.status_code == 201, r.text
 
 
-def train(client, body):
-    r = client.post(f"{P}/runs", json=body)
-    assert r.status_code == 202, r.text
-    job = client.wait_job(r.json()["job"])
-    assert job["state"] == "succeeded", job
-    return client.get(f"{P}/runs/{r.json()['run']}").json()
-
-
 def deploy(client, name, run):
     r = client.post(f"{P}/models/{name}/versions", json={"run": run["id"]})
     assert r.status_code == 201, r.text
@@ -64,7 +56,7 @@ def data(client):
 
 
 def test_kmeans_chooses_k_and_serves_cluster_ids(client, data):
-    run = train(client, {"dataset": "blobs", "learner": "kmeans", "target": "blob", "params": {"max_clusters": 6}})
+    run = client.train({"dataset": "blobs", "learner": "kmeans", "target": "blob", "params": {"max_clusters": 6}})
     assert run["task"] == "clustering"
     m = run["metrics"]
     assert m["n_clusters"] == 3, m
@@ -86,7 +78,7 @@ def test_kmeans_chooses_k_and_serves_cluster_ids(client, data):
 
 
 def test_kmeans_with_fixed_k_and_batch_scoring(client, data):
-    run = train(client, {"dataset": "blobs", "learner": "kmeans", "task": "clustering",
+    run = client.train({"dataset": "blobs", "learner": "kmeans", "task": "clustering",
                          "params": {"n_clusters": 2, "n_init": 2}, "split": {"seed": 3}})
     assert run["metrics"]["n_clusters"] == 2 and "elbow" not in run["curves"]
     deploy(client, "two", run)
@@ -99,13 +91,13 @@ def test_kmeans_with_fixed_k_and_batch_scoring(client, data):
     rows = client.get(f"{P}/datasets/blobs_scored/versions/1/rows?limit=600").json()["rows"]
     assert {r["cluster"] for r in rows} == {0, 1}
     # Same data, params and seed: the same model.
-    again = train(client, {"dataset": "blobs", "learner": "kmeans", "task": "clustering",
+    again = client.train({"dataset": "blobs", "learner": "kmeans", "task": "clustering",
                            "params": {"n_clusters": 2, "n_init": 2}, "split": {"seed": 3}})
     assert again["metrics"]["inertia"] == run["metrics"]["inertia"]
 
 
 def test_pca_components(client, data):
-    run = train(client, {"dataset": "factors", "learner": "pca", "params": {"variance_target": 0.99}})
+    run = client.train({"dataset": "factors", "learner": "pca", "params": {"variance_target": 0.99}})
     m = run["metrics"]
     assert run["task"] == "decomposition"
     assert m["n_components"] == 2 and m["cumulative_variance"] > 0.99, m
@@ -117,12 +109,12 @@ def test_pca_components(client, data):
     assert all(len(p["components"]) == 2 for p in out)
     # A row that breaks the correlations reconstructs badly.
     assert out[2]["reconstruction_error"] > 10 * max(out[0]["reconstruction_error"], out[1]["reconstruction_error"], 0.01)
-    run = train(client, {"dataset": "factors", "learner": "pca", "params": {"n_components": 3}})
+    run = client.train({"dataset": "factors", "learner": "pca", "params": {"n_components": 3}})
     assert run["metrics"]["n_components"] == 3
 
 
 def test_isolation_forest_flags_the_unusual(client, data):
-    run = train(client, {"dataset": "traffic", "learner": "isolation_forest",
+    run = client.train({"dataset": "traffic", "learner": "isolation_forest",
                          "params": {"contamination": 0.02, "n_estimators": 200}})
     m = run["metrics"]
     assert run["task"] == "anomaly"
