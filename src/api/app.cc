@@ -4,8 +4,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 
 #include "api/problem.h"
 #include "api/serving.h"
@@ -168,7 +171,17 @@ void App::Handle(HttpRequest& req, HttpResponse& res) {
   Status st;
   bool public_route = route.permission == Permission::kPublic ||
                       (config_.metrics_public && route.pattern == "/metrics");
-  if (!public_route) {
+  const bool health = route.pattern == "/healthz" || route.pattern == "/readyz" || route.pattern.rfind("/v2/health", 0) == 0;
+  if (config_.rate_limit_ip.enabled() && !health) {
+    // The client address without its port ("[::1]:5000" -> "[::1]", "10.0.0.7:5000" -> "10.0.0.7").
+    const std::string& addr = req.remote_addr;
+    const size_t colon = addr.rfind(':');
+    st = TakeRate("ip:" + (colon == std::string::npos ? addr : addr.substr(0, colon)), config_.rate_limit_ip,
+                  "client address", res);
+  }
+  if (!st.ok()) {
+    // refused by the address limit: no authentication work for it
+  } else if (!public_route) {
     const std::string* authz = req.Header("authorization");
     if (!authz) {
       st = Status::Unauthenticated("this route needs 'Authorization: Bearer <token or API key>'; log in at "
@@ -182,6 +195,11 @@ void App::Handle(HttpRequest& req, HttpResponse& res) {
         res.caller = ctx.caller.username;
         st = auth_->Authorize(ctx.caller, route.permission, ctx.Project());
         if (st.ok() && ctx.caller.IsApiKey()) st = CheckApiKeyScope(ctx, route);
+        if (st.ok() && ctx.caller.IsApiKey() && config_.rate_limit_key.enabled()) {
+          st = TakeRate("key:" + ctx.caller.key_id, config_.rate_limit_key, "API key", res);
+        } else if (st.ok() && !ctx.caller.IsApiKey() && config_.rate_limit_user.enabled()) {
+          st = TakeRate("user:" + ctx.caller.user_id, config_.rate_limit_user, "user", res);
+        }
       }
     }
     if (st.ok() && !ctx.Project().empty()) st = CheckProject(ctx.Project());
@@ -200,6 +218,28 @@ void App::Handle(HttpRequest& req, HttpResponse& res) {
     }
     WriteProblem(st, req, res);
   }
+}
+
+Status App::TakeRate(const std::string& key, const RateLimit& limit, const std::string& scope, HttpResponse& res) {
+  const RateDecision d = rate_limiter_.Take(key, limit, NowMicros());
+  // Several limits may apply to one request: the headers describe the one with the fewest requests left.
+  int64_t shown = std::numeric_limits<int64_t>::max();
+  for (const auto& [name, value] : res.headers) {
+    if (name == "RateLimit-Remaining") shown = std::atoll(value.c_str());
+  }
+  if (d.remaining < shown || !d.allowed) {
+    std::erase_if(res.headers, [](const auto& h) { return h.first.rfind("RateLimit-", 0) == 0; });
+    res.headers.emplace_back("RateLimit-Limit", std::to_string(d.limit));
+    res.headers.emplace_back("RateLimit-Remaining", std::to_string(d.remaining));
+    res.headers.emplace_back("RateLimit-Reset", std::to_string(d.reset_s));
+  }
+  if (d.allowed) return Status::Ok();
+  res.headers.emplace_back("Retry-After", std::to_string(d.retry_after_s));
+  char rate[32];
+  std::snprintf(rate, sizeof(rate), "%g", limit.per_second);
+  return Status::ResourceExhausted("rate limit exceeded: " + std::string(rate) + " requests per second per " + scope +
+                                   " (burst " + std::to_string(d.limit) + "); retry in " +
+                                   std::to_string(d.retry_after_s) + " s");
 }
 
 // What Authorize cannot see from a permission alone: an API key may not call user-only routes, and a key

@@ -15,6 +15,7 @@
 #include "api/serving.h"
 #include "auth/auth.h"
 #include "data/address_policy.h"
+#include "serving/rate_limiter.h"
 #include "jobs/job_runner.h"
 #include "monitor/metrics.h"
 #include "serving/deployment_registry.h"
@@ -44,6 +45,9 @@ struct AppConfig {
   std::string sqlite_dir;                // SQLite files users may import from; "" = disabled
   AddressPolicy http_source_addresses;   // where HTTP sources may connect: public addresses + these ranges
   int64_t import_wait_s = 3600;          // an upload waits this long for its import job, then 202
+  // Rate limits (serving/rate_limiter.h; off by default): per client address on every route but the health
+  // checks, per user and per API key on authenticated routes. A deployment adds its own (limits.rate_*).
+  RateLimit rate_limit_ip, rate_limit_user, rate_limit_key;
 };
 
 class App : public HttpService {
@@ -67,6 +71,9 @@ class App : public HttpService {
   JobRunner& jobs() { return *jobs_; }
   DeploymentRegistry& deployments() { return deployments_; }
   ModelCache& model_cache() { return *model_cache_; }
+  // Takes one request from `key`'s bucket under `limit`; records the tightest decision of this request in the
+  // response's RateLimit-* headers, and refused is kResourceExhausted (429) with Retry-After, naming `scope`.
+  Status TakeRate(const std::string& key, const RateLimit& limit, const std::string& scope, HttpResponse& res);
   ServingRuntime& serving() { return *serving_; }
   MetricsRegistry& metrics() { return metrics_; }
   const Router& router() const { return router_; }
@@ -87,6 +94,7 @@ class App : public HttpService {
   std::unique_ptr<AuthService> auth_;
   std::unique_ptr<JobRunner> jobs_;
   std::unique_ptr<ModelCache> model_cache_;  // before deployments_: their slots refer to it
+  RateLimiter rate_limiter_;
   DeploymentRegistry deployments_;
   std::unique_ptr<ServingRuntime> serving_;  // after deployments_: its threads read the registry
   MetricsRegistry metrics_;

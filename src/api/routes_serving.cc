@@ -351,6 +351,13 @@ Status RunPrediction(App& app, RequestContext& ctx, std::shared_ptr<const Loaded
   Served& s = p->s;
   s.deployment = std::move(live);
   const LoadedDeployment& d = *s.deployment;
+  // The deployment's own rate limit, per caller (an API key, else the user).
+  if (d.config.limits.rate_per_second > 0) {
+    const std::string caller = ctx.caller.IsApiKey() ? "key:" + ctx.caller.key_id : "user:" + ctx.caller.user_id;
+    RETURN_IF_ERROR(app.TakeRate("deployment:" + d.project + "/" + d.name + "/" + caller,
+                                 RateLimit{d.config.limits.rate_per_second, d.config.limits.rate_burst},
+                                 "caller of deployment '" + d.name + "'", ctx.res));
+  }
   // Backpressure: a bounded number running, a bounded number waiting until the request's deadline.
   int timeout_ms = d.config.limits.timeout_ms;
   if (const std::string* h = ctx.req.Header("x-request-timeout-ms")) {

@@ -108,6 +108,22 @@ std::vector<Knob> Knobs(ServeConfig* c) {
       int_knob("keepalive-timeout-ms", &c->server.keepalive_timeout_ms, 60000, 100, 3600000,
                "idle keep-alive connections are closed after this"),
       int_knob("token-ttl-s", &c->app.token_ttl_s, 7 * 24 * 3600, 1, 365 * 24 * 3600, "login token lifetime"),
+      {"rate-limit-ip", "", "requests per second per client address, R or R/BURST (every route but health "
+       "checks; empty = none)",
+       [c](const std::string& v) -> Status {
+         ASSIGN_OR_RETURN(c->app.rate_limit_ip, ParseRateLimit(v, "rate-limit-ip"));
+         return Status::Ok();
+       }},
+      {"rate-limit-user", "", "requests per second per logged-in user, R or R/BURST (empty = none)",
+       [c](const std::string& v) -> Status {
+         ASSIGN_OR_RETURN(c->app.rate_limit_user, ParseRateLimit(v, "rate-limit-user"));
+         return Status::Ok();
+       }},
+      {"rate-limit-key", "", "requests per second per API key, R or R/BURST (empty = none)",
+       [c](const std::string& v) -> Status {
+         ASSIGN_OR_RETURN(c->app.rate_limit_key, ParseRateLimit(v, "rate-limit-key"));
+         return Status::Ok();
+       }},
       {"metrics-public", "true", "serve GET /metrics without a token",
        [c](const std::string& v) -> Status {
          ASSIGN_OR_RETURN(c->app.metrics_public, ParseBoolValue("metrics-public", v));

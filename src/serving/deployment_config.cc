@@ -135,12 +135,17 @@ Result<DeploymentConfig> ParseDeploymentConfig(const Json& j, const DeploymentCo
     c.log_max_per_second = static_cast<int64_t>(per_second);
   }
   if (auto it = j.find("limits"); it != j.end()) {
-    RETURN_IF_ERROR(CheckKeys(*it, "limits", {"max_concurrency", "max_queue", "timeout_ms"}));
+    RETURN_IF_ERROR(CheckKeys(*it, "limits", {"max_concurrency", "max_queue", "timeout_ms", "rate_per_second",
+                                              "rate_burst"}));
     ASSIGN_OR_RETURN(double conc, Number(*it, "max_concurrency", "limits.max_concurrency", 0, 100000,
                                          c.limits.max_concurrency));
     ASSIGN_OR_RETURN(double queue, Number(*it, "max_queue", "limits.max_queue", 0, 100000, c.limits.max_queue));
     ASSIGN_OR_RETURN(double timeout, Number(*it, "timeout_ms", "limits.timeout_ms", 0, 3.6e6, c.limits.timeout_ms));
-    c.limits = {static_cast<int>(conc), static_cast<int>(queue), static_cast<int>(timeout)};
+    ASSIGN_OR_RETURN(double rate, Number(*it, "rate_per_second", "limits.rate_per_second", 0, 1e9,
+                                         c.limits.rate_per_second));
+    ASSIGN_OR_RETURN(double burst, Number(*it, "rate_burst", "limits.rate_burst", 0, 1e9, c.limits.rate_burst));
+    if (burst > 0 && burst < 1) return Bad("limits.rate_burst", "must be 0 (the rate) or at least 1");
+    c.limits = {static_cast<int>(conc), static_cast<int>(queue), static_cast<int>(timeout), rate, burst};
   }
   if (auto it = j.find("batching"); it != j.end()) {
     if (it->is_null()) {
@@ -172,7 +177,9 @@ Json DeploymentConfigJson(const DeploymentConfig& c) {
             {"limits",
              {{"max_concurrency", c.limits.max_concurrency},
               {"max_queue", c.limits.max_queue},
-              {"timeout_ms", c.limits.timeout_ms}}},
+              {"timeout_ms", c.limits.timeout_ms},
+              {"rate_per_second", c.limits.rate_per_second},
+              {"rate_burst", c.limits.rate_burst}}},
             {"batching", nullptr}};
   if (c.shadow) {
     j["shadow"] = {{"model", c.shadow->model}, {"version", VersionJson(c.shadow->version)}, {"fraction", c.shadow->fraction}};

@@ -9,7 +9,7 @@
 //                 "missing_fields":"reject"|"null"},
 //    "rollback": {"max_error_rate":0.05,"max_p99_ms":250,"window_s":60,"min_requests":50} | null,
 //    "log":      {"sample_rate":1.0, "max_per_second":1000},
-//    "limits":   {"max_concurrency":0, "max_queue":0, "timeout_ms":0},
+//    "limits":   {"max_concurrency":0, "max_queue":0, "timeout_ms":0, "rate_per_second":0, "rate_burst":0},
 //    "batching": {"max_batch_rows":64, "max_delay_us":1000} | null}
 // routes[0] is the stable version: the one a rollback returns traffic to. Weights are relative (any
 // non-negative numbers, at least one positive). A sticky request (header X-Lathe-Route-Key) always lands on
@@ -27,6 +27,7 @@
 #include "common/json.h"
 #include "common/status.h"
 #include "ml/pipeline.h"
+#include "serving/rate_limiter.h"
 
 namespace lathe {
 
@@ -51,10 +52,14 @@ struct RollbackPolicy {
 
 // Backpressure (serving/admission.h). max_concurrency 0 = no limit; timeout_ms 0 = no default deadline
 // (a request may still bring its own with X-Request-Timeout-Ms).
+// rate_per_second > 0 limits each caller (API key, else user) of this deployment to that many requests per
+// second with bursts of rate_burst (0 = max(1, rate)): serving/rate_limiter.h, 429 with Retry-After.
 struct ServingLimits {
   int max_concurrency = 0;
   int max_queue = 0;
   int timeout_ms = 0;
+  double rate_per_second = 0;
+  double rate_burst = 0;
 };
 
 // Micro-batching (serving/micro_batcher.h): off (nullopt) by default.

@@ -582,7 +582,8 @@ def test_backpressure_bounds_running_and_queued_requests(client, models):
 
     # A queue with a deadline: whoever waits longer than X-Request-Timeout-Ms gets 503 with Retry-After.
     r = client.patch(f"{P}/deployments/limited", json={"limits": {"max_concurrency": 1, "max_queue": 8}})
-    assert r.status_code == 200 and r.json()["limits"] == {"max_concurrency": 1, "max_queue": 8, "timeout_ms": 0}
+    assert r.status_code == 200 and r.json()["limits"] == {"max_concurrency": 1, "max_queue": 8, "timeout_ms": 0,
+                                                          "rate_per_second": 0, "rate_burst": 0}
     statuses.clear()
 
     def deadline_worker():
