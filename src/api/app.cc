@@ -171,8 +171,10 @@ void App::Handle(HttpRequest& req, HttpResponse& res) {
   Status st;
   bool public_route = route.permission == Permission::kPublic ||
                       (config_.metrics_public && route.pattern == "/metrics");
-  const bool health = route.pattern == "/healthz" || route.pattern == "/readyz" || route.pattern.rfind("/v2/health", 0) == 0;
-  if (config_.rate_limit_ip.enabled() && !health) {
+  auto health = [&] {
+    return route.pattern == "/healthz" || route.pattern == "/readyz" || route.pattern.rfind("/v2/health", 0) == 0;
+  };
+  if (config_.rate_limit_ip.enabled() && !health()) {
     // The client address without its port ("[::1]:5000" -> "[::1]", "10.0.0.7:5000" -> "10.0.0.7").
     const std::string& addr = req.remote_addr;
     const size_t colon = addr.rfind(':');
