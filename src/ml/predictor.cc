@@ -67,7 +67,8 @@ struct Predictor::Unsupervised {
   std::optional<IsolationForest> iforest;
 
   size_t Width() const { return task == ml::Task::kDecomposition ? static_cast<size_t>(pca->n_components()) + 1 : 2; }
-  void Predict(const float* row, float* out, std::vector<double>& design) const {
+  // `design` and `scratch` are the caller's buffers, reused across rows.
+  void Predict(const float* row, float* out, std::vector<double>& design, std::vector<double>& scratch) const {
     design.resize(terms.size());
     for (size_t t = 0; t < terms.size(); ++t) design[t] = DesignValue(terms[t], row);
     if (kmeans) {
@@ -75,10 +76,10 @@ struct Predictor::Unsupervised {
       out[0] = static_cast<float>(kmeans->Assign(design.data(), &distance));
       out[1] = static_cast<float>(distance);
     } else if (pca) {
-      std::vector<double> c(static_cast<size_t>(pca->n_components()));
-      pca->Transform(design.data(), c.data());
-      for (size_t i = 0; i < c.size(); ++i) out[i] = static_cast<float>(c[i]);
-      out[c.size()] = static_cast<float>(pca->ReconstructionError(design.data()));
+      scratch.resize(static_cast<size_t>(pca->n_components()));
+      pca->Transform(design.data(), scratch.data());
+      for (size_t i = 0; i < scratch.size(); ++i) out[i] = static_cast<float>(scratch[i]);
+      out[scratch.size()] = static_cast<float>(pca->ReconstructionError(design.data()));
     } else {
       const double score = iforest->Score(design.data());
       out[0] = static_cast<float>(score);
@@ -314,8 +315,8 @@ Status Predictor::EncodeInstances(const Json& instances, std::vector<float>* row
 void Predictor::PredictRows(const float* rows, size_t n, float* out, bool margin) const {
   if (unsupervised_) {
     const size_t width = NumFeatures(), k = OutputWidth();
-    std::vector<double> design;
-    for (size_t i = 0; i < n; ++i) unsupervised_->Predict(rows + i * width, out + i * k, design);
+    std::vector<double> design, scratch;
+    for (size_t i = 0; i < n; ++i) unsupervised_->Predict(rows + i * width, out + i * k, design, scratch);
     return;
   }
   if (!linear_) {

@@ -95,7 +95,13 @@ Result<TrainOutput> TrainUnsupervised(const Table& table, const TrainSpec& spec,
 
     const uint64_t seed = spec.split.seed;
     Json metrics = Json::object(), curves = Json::object(), model_json;
+    // Design terms of table row i: the fit matrix's row when every row was fit, else computed here.
     std::vector<double> design_row(p);
+    auto design_of = [&](size_t i) -> const double* {
+      if (m == n) return &x[i * p];
+      design.Row(&rows[i * width], design_row.data());
+      return design_row.data();
+    };
     switch (task) {
       case Task::kClustering: {
         KMeansOptions o;
@@ -132,10 +138,7 @@ Result<TrainOutput> TrainUnsupervised(const Table& table, const TrainSpec& spec,
         std::vector<int> fit_labels(m);
         for (size_t i = 0; i < m; ++i) fit_labels[i] = model.Assign(&x[i * p], nullptr);
         std::vector<int64_t> sizes(static_cast<size_t>(k), 0);
-        for (size_t i = 0; i < n; ++i) {
-          design.Row(&rows[i * width], design_row.data());
-          ++sizes[static_cast<size_t>(model.Assign(design_row.data(), nullptr))];
-        }
+        for (size_t i = 0; i < n; ++i) ++sizes[static_cast<size_t>(model.Assign(design_of(i), nullptr))];
         // Undefined (fewer than two clusters in the sample, say) is null, as for the supervised metrics.
         auto value = [](const Result<double>& r) { return r.ok() ? Json(*r) : Json(nullptr); };
         metrics = {{"n_clusters", k},
@@ -159,10 +162,7 @@ Result<TrainOutput> TrainUnsupervised(const Table& table, const TrainSpec& spec,
         if (cancelled()) return Status(StatusCode::kCancelled, "training cancelled");
         report(0.8, "measuring the reconstruction");
         double err = 0;
-        for (size_t i = 0; i < n; ++i) {
-          design.Row(&rows[i * width], design_row.data());
-          err += model.ReconstructionError(design_row.data());
-        }
+        for (size_t i = 0; i < n; ++i) err += model.ReconstructionError(design_of(i));
         const std::vector<double>& ratio = model.explained_variance_ratio();
         std::vector<double> cumulative(ratio.size());
         double acc = 0;
@@ -189,8 +189,7 @@ Result<TrainOutput> TrainUnsupervised(const Table& table, const TrainSpec& spec,
         std::vector<double> scores(n);
         int64_t anomalies = 0;
         for (size_t i = 0; i < n; ++i) {
-          design.Row(&rows[i * width], design_row.data());
-          scores[i] = model.Score(design_row.data());
+          scores[i] = model.Score(design_of(i));
           anomalies += scores[i] > model.threshold() ? 1 : 0;
         }
         constexpr int kBins = 20;
