@@ -9,9 +9,11 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <thread>
 
 #include "api/problem.h"
 #include "api/serving.h"
+#include "api/session.h"
 #include "common/clock.h"
 #include "common/crypto.h"
 #include "common/log.h"
@@ -28,19 +30,19 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The master key file holds 64 hex characters (32 bytes). Created with mode 0600 when absent; a file that
+// A key file (the master key, the audit chain key) holds 64 hex characters (32 bytes). Created with mode 0600 when absent; a file that
 // exists but is malformed is an error (never silently replaced: that would orphan every stored secret).
-Result<std::string> LoadOrCreateMasterKey(const std::string& path) {
+Result<std::string> LoadOrCreateKeyFile(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) {
     std::string key = RandomBytes(32);
     std::string hex = HexEncode(key) + "\n";
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) return Status::FailedPrecondition("cannot create master key file " + path + ": " + std::strerror(errno));
+    if (fd < 0) return Status::FailedPrecondition("cannot create key file " + path + ": " + std::strerror(errno));
     bool ok = ::write(fd, hex.data(), hex.size()) == static_cast<ssize_t>(hex.size()) && ::fsync(fd) == 0;
     ::close(fd);
-    if (!ok) return Status::Internal("cannot write master key file " + path);
-    LogInfo("created master key", {{"path", path}});
+    if (!ok) return Status::Internal("cannot write key file " + path);
+    LogInfo("created key file", {{"path", path}});
     return key;
   }
   ASSIGN_OR_RETURN(std::string text, ReadFile(path, 4096));
@@ -60,7 +62,7 @@ Result<std::string> LoadOrCreateMasterKey(const std::string& path) {
     }
   }
   if (key.size() != 32) {
-    return Status::FailedPrecondition("master key file " + path + " must hold exactly 64 hex characters");
+    return Status::FailedPrecondition("key file " + path + " must hold exactly 64 hex characters");
   }
   return key;
 }
@@ -75,14 +77,33 @@ Result<std::unique_ptr<App>> App::Create(const AppConfig& config) {
   ASSIGN_OR_RETURN(app->store_, OpenSqliteStore((fs::path(config.data_dir) / "lathe.db").string()));
   ASSIGN_OR_RETURN(app->blobs_, BlobStore::Open((fs::path(config.data_dir) / "blobs").string()));
   ASSIGN_OR_RETURN(app->master_key_,
-                   LoadOrCreateMasterKey(config.master_key_file.empty()
-                                             ? (fs::path(config.data_dir) / "master.key").string()
-                                             : config.master_key_file));
+                   LoadOrCreateKeyFile(config.master_key_file.empty()
+                                           ? (fs::path(config.data_dir) / "master.key").string()
+                                           : config.master_key_file));
+  ASSIGN_OR_RETURN(std::string audit_key,
+                   LoadOrCreateKeyFile(config.audit_key_file.empty()
+                                           ? (fs::path(config.data_dir) / "audit.key").string()
+                                           : config.audit_key_file));
+  ASSIGN_OR_RETURN(app->audit_, AuditLog::Open(app->store_.get(), std::move(audit_key),
+                                               (fs::path(config.data_dir) / "audit.head").string()));
   app->auth_ = std::make_unique<AuthService>(app->store_.get(), AuthOptions{.token_ttl_s = config.token_ttl_s});
   RETURN_IF_ERROR(app->auth_->Bootstrap(config.admin_password));
   RETURN_IF_ERROR(app->store_->EnsureProject("default"));
   RETURN_IF_ERROR(app->store_->DeleteExpiredTokens(NowMicros()));
+  app->usage_ = std::make_unique<UsageMeter>(app->store_.get(), config.prices);
   app->jobs_ = std::make_unique<JobRunner>(app->store_.get(), config.workers);
+  UsageMeter* usage = app->usage_.get();
+  app->jobs_->SetAdmission([usage](const std::string& kind, const std::string& project) {
+    return usage->CheckJob(kind, project);
+  });
+  app->jobs_->SetRanObserver([usage](const JobRecord& job, double seconds) {
+    // Training is billed by the CPU it holds: its wall-clock time on every core (training uses them all).
+    static const std::set<std::string> kTraining = {"train", "tune", "automl", "compress"};
+    if (kTraining.count(job.kind)) {
+      usage->Add(job.project, "", kMetricTrainingCpu,
+                 seconds * static_cast<double>(std::max(1u, std::thread::hardware_concurrency())));
+    }
+  });
   app->model_cache_ = std::make_unique<ModelCache>(config.model_cache_mb * (int64_t{1} << 20));
   app->serving_ = std::make_unique<ServingRuntime>(*app);
 
@@ -123,6 +144,10 @@ Result<std::unique_ptr<App>> App::Create(const AppConfig& config) {
   RegisterConnectionRoutes(app->router_, *app);
   RegisterLabelRoutes(app->router_, *app);
   RegisterBatchRoutes(app->router_, *app);
+  RegisterPrivacyRoutes(app->router_, *app);
+  RegisterAuditRoutes(app->router_, *app);
+  RegisterSsoRoutes(app->router_, *app);
+  RegisterUsageRoutes(app->router_, *app);
   RegisterTrainJob(*app);
   RegisterImportJob(*app);
   RegisterRecipeJob(*app);
@@ -132,6 +157,7 @@ Result<std::unique_ptr<App>> App::Create(const AppConfig& config) {
 App::~App() { Stop(); }
 
 Status App::Start() {
+  RETURN_IF_ERROR(usage_->Start());
   RETURN_IF_ERROR(jobs_->Start());
   RETURN_IF_ERROR(LoadDeployments(*this));
   serving_->Start();
@@ -143,6 +169,7 @@ void App::Stop() {
   ready_ = false;
   if (jobs_) jobs_->Stop();
   if (serving_) serving_->Stop();
+  if (usage_) usage_->Stop();
 }
 
 BodyPolicy App::OnHeaders(const HttpRequest& req) {
@@ -169,6 +196,7 @@ void App::Handle(HttpRequest& req, HttpResponse& res) {
   res.route = route.pattern;
   RequestContext ctx{req, res, Caller{}, std::move(m.params)};
   Status st;
+  bool denied = false;  // refused by authentication or authorization (audited as "denied")
   bool public_route = route.permission == Permission::kPublic ||
                       (config_.metrics_public && route.pattern == "/metrics");
   auto health = [&] {
@@ -185,17 +213,30 @@ void App::Handle(HttpRequest& req, HttpResponse& res) {
     // refused by the address limit: no authentication work for it
   } else if (!public_route) {
     const std::string* authz = req.Header("authorization");
+    // Without an Authorization header, a browser session's cookie (api/session.h) stands for it.
+    std::optional<std::string> session;
+    std::string session_bearer;
+    if (!authz) {
+      session = CookieValue(req, kSessionCookie);
+      if (session && !session->empty()) {
+        session_bearer = "Bearer " + *session;
+        authz = &session_bearer;
+      }
+    }
     if (!authz) {
       st = Status::Unauthenticated("this route needs 'Authorization: Bearer <token or API key>'; log in at "
                                    "POST /api/v1/auth/login");
     } else {
-      auto caller = auth_->Authenticate(*authz);
+      auto caller = session && session->rfind("lt_", 0) != 0
+                        ? Result<Caller>(Status::Unauthenticated("the session cookie is invalid; log in again"))
+                        : auth_->Authenticate(*authz);
       if (!caller.ok()) {
         st = caller.TakeStatus();
       } else {
         ctx.caller = std::move(caller).value();
         res.caller = ctx.caller.username;
-        st = auth_->Authorize(ctx.caller, route.permission, ctx.Project());
+        if (session && req.method != "GET" && req.method != "HEAD") st = CheckCsrf(req, *session);
+        if (st.ok()) st = auth_->Authorize(ctx.caller, route.permission, ctx.Project());
         if (st.ok() && ctx.caller.IsApiKey()) st = CheckApiKeyScope(ctx, route);
         if (st.ok() && ctx.caller.IsApiKey() && config_.rate_limit_key.enabled()) {
           st = TakeRate("key:" + ctx.caller.key_id, config_.rate_limit_key, "API key", res);
@@ -205,6 +246,7 @@ void App::Handle(HttpRequest& req, HttpResponse& res) {
       }
     }
     if (st.ok() && !ctx.Project().empty()) st = CheckProject(ctx.Project());
+    denied = !st.ok() && st.code() != StatusCode::kResourceExhausted;
   }
   if (st.ok()) {
     try {
@@ -213,6 +255,7 @@ void App::Handle(HttpRequest& req, HttpResponse& res) {
       st = Status::Internal(std::string("unhandled exception: ") + e.what());
     }
   }
+  AuditRequest(ctx, route, st, denied);
   if (!st.ok()) {
     if (HttpStatusFor(st.code()) >= 500) {
       LogError("request failed", {{"request_id", req.request_id}, {"route", route.pattern},
@@ -257,6 +300,74 @@ Status App::CheckApiKeyScope(const RequestContext& ctx, const Route& route) {
     return Status::PermissionDenied("this API key may only call deployment '" + only + "'");
   }
   return Status::Ok();
+}
+
+// Audited: every call that changes something (any method but GET/HEAD), except calls of deployments, which are
+// the data plane (an API key's use of them, and of read routes, is recorded once per key per minute as
+// "key.use"); every login attempt (password or single sign-on); and every refusal by authentication or
+// authorization, whatever the method.
+void App::AuditRequest(const RequestContext& ctx, const Route& route, const Status& st, bool denied) {
+  const bool read_only = ctx.req.method == "GET" || ctx.req.method == "HEAD";
+  const bool data_plane = route.permission == Permission::kPredict;
+  // Decided before anything is allocated: this runs for every prediction.
+  bool key_use = false;
+  // Logins (password and single sign-on) are audited whatever their method; whoami is a plain read.
+  const bool login = route.permission == Permission::kPublic && route.pattern.rfind("/api/v1/auth/", 0) == 0;
+  if (!login && !denied && !(!st.ok() && (HttpStatusFor(st.code()) == 401 || HttpStatusFor(st.code()) == 403))) {
+    if (data_plane || read_only) {
+      if (!ctx.caller.IsApiKey() || !KeyUseDue(ctx.caller.key_id, NowMicros() / 1000)) return;
+      key_use = true;
+    }
+    if (route.permission == Permission::kPublic) return;
+  }
+  std::string action = key_use ? std::string("key.use") : ctx.req.method + " " + route.pattern;
+  AuditRecord e;
+  e.actor = ctx.caller.username.empty() ? ctx.audit_actor : ctx.caller.username;
+  e.actor_id = ctx.caller.user_id;
+  e.key_id = ctx.caller.key_id;
+  const std::string& addr = ctx.req.remote_addr;
+  const size_t colon = addr.rfind(':');
+  e.ip = colon == std::string::npos ? addr : addr.substr(0, colon);
+  e.action = std::move(action);
+  e.project = ctx.Project();
+  e.target = ctx.req.path.substr(0, 1024);
+  e.request_id = ctx.req.request_id;
+  // A deferred (micro-batched) answer is not known yet; the handler's status is.
+  e.status = st.ok() ? ctx.res.status : HttpStatusFor(st.code());
+  denied = denied || e.status == 401 || e.status == 403;
+  e.outcome = denied ? "denied" : (st.ok() && e.status < 400 ? "ok" : "failed");
+  Json detail = ctx.audit;
+  if (!st.ok()) detail["error"] = st.message().substr(0, 300);
+  e.detail = detail.dump(-1, ' ', false, Json::error_handler_t::replace);
+  audit_->Record(std::move(e));
+}
+
+bool App::KeyUseDue(const std::string& key_id, int64_t now_ms) {
+  const int64_t minute = now_ms / 60000;
+  std::lock_guard<std::mutex> lock(key_use_mu_);
+  int64_t& last = key_use_minute_[key_id];
+  if (last == minute) return false;
+  last = minute;
+  return true;
+}
+
+void App::Audit(const RequestContext* ctx, const std::string& action, const std::string& project,
+                const std::string& target, const std::string& outcome, Json detail) {
+  AuditRecord e;
+  if (ctx != nullptr) {
+    e.actor = ctx->caller.username;
+    e.actor_id = ctx->caller.user_id;
+    e.key_id = ctx->caller.key_id;
+    e.request_id = ctx->req.request_id;
+    const size_t colon = ctx->req.remote_addr.rfind(':');
+    e.ip = ctx->req.remote_addr.substr(0, colon);
+  }
+  e.action = action;
+  e.project = project;
+  e.target = target;
+  e.outcome = outcome;
+  e.detail = detail.dump(-1, ' ', false, Json::error_handler_t::replace);
+  audit_->Record(std::move(e));
 }
 
 Status App::CheckProject(const std::string& project) {

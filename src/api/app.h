@@ -10,9 +10,13 @@
 #include <set>
 #include <shared_mutex>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "api/router.h"
 #include "api/serving.h"
+#include "api/usage.h"
+#include "auth/audit_log.h"
 #include "auth/auth.h"
 #include "data/address_policy.h"
 #include "serving/rate_limiter.h"
@@ -27,6 +31,27 @@
 namespace lathe {
 
 class DatasetFile;
+class OidcClient;
+
+// Single sign-on with an OpenID Connect provider (api/routes_sso.cc); off while issuer is empty.
+struct OidcConfig {
+  std::string issuer;          // exactly as the provider's discovery document names itself
+  std::string client_id;
+  std::string client_secret;
+  std::string redirect_uri;    // this server's …/api/v1/auth/oidc/callback as the provider knows it
+  std::string scope = "openid profile email";
+  std::string username_claim = "preferred_username";
+  std::string groups_claim = "groups";
+  std::string admin_group;     // members of this group are server admins ("" = the provider makes no admins)
+  int64_t jwks_min_refresh_s = 30;  // a token signed by an unknown key refetches the provider's keys at most this often
+  struct RoleGrant {
+    std::string group, project, role;
+  };
+  std::vector<RoleGrant> role_map;  // group -> role in a project, kept in sync at every login
+  bool enabled() const { return !issuer.empty(); }
+};
+// "group=project:role,group2=project2:role2" -> grants; kInvalidArgument naming the bad entry.
+Result<std::vector<OidcConfig::RoleGrant>> ParseOidcRoleMap(const std::string& text);
 
 struct AppConfig {
   std::string data_dir = "./lathe-data";
@@ -42,12 +67,15 @@ struct AppConfig {
   int64_t token_ttl_s = 7 * 24 * 3600;
   bool metrics_public = true;            // GET /metrics without a token
   std::string master_key_file;           // "" = data_dir/master.key (created with mode 0600 if absent)
+  std::string audit_key_file;            // "" = data_dir/audit.key: the audit log's chain key (created if absent)
   std::string sqlite_dir;                // SQLite files users may import from; "" = disabled
   AddressPolicy http_source_addresses;   // where HTTP sources may connect: public addresses + these ranges
   int64_t import_wait_s = 3600;          // an upload waits this long for its import job, then 202
   // Rate limits (serving/rate_limiter.h; off by default): per client address on every route but the health
   // checks, per user and per API key on authenticated routes. A deployment adds its own (limits.rate_*).
   RateLimit rate_limit_ip, rate_limit_user, rate_limit_key;
+  OidcConfig oidc;
+  PriceTable prices;  // usage statements (api/usage.h)
 };
 
 class App : public HttpService {
@@ -75,6 +103,12 @@ class App : public HttpService {
   // response's RateLimit-* headers, and refused is kResourceExhausted (429) with Retry-After, naming `scope`.
   Status TakeRate(const std::string& key, const RateLimit& limit, const std::string& scope, HttpResponse& res);
   ServingRuntime& serving() { return *serving_; }
+  AuditLog& audit() { return *audit_; }
+  UsageMeter& usage() { return *usage_; }
+  // Appends an entry for an action that is not an HTTP call of its own (a job's effect, an erasure), with
+  // the request's caller and ids when `ctx` is given.
+  void Audit(const RequestContext* ctx, const std::string& action, const std::string& project,
+             const std::string& target, const std::string& outcome, Json detail);
   MetricsRegistry& metrics() { return metrics_; }
   const Router& router() const { return router_; }
   // 32 bytes; encrypts secrets at rest (connection passwords, header values).
@@ -85,13 +119,18 @@ class App : public HttpService {
 
  private:
   static Status CheckApiKeyScope(const RequestContext& ctx, const Route& route);
+  // The audit entry of a finished request, if it needs one (see docs/security.md, "Audit log").
+  void AuditRequest(const RequestContext& ctx, const Route& route, const Status& st, bool denied);
+  bool KeyUseDue(const std::string& key_id, int64_t now_ms);
   explicit App(const AppConfig& config) : config_(config) {}
 
   AppConfig config_;
   std::string master_key_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<AuditLog> audit_;  // after store_: flushes into it when destroyed
   std::unique_ptr<BlobStore> blobs_;
   std::unique_ptr<AuthService> auth_;
+  std::unique_ptr<UsageMeter> usage_;  // before jobs_: the runner's hooks call it
   std::unique_ptr<JobRunner> jobs_;
   std::unique_ptr<ModelCache> model_cache_;  // before deployments_: their slots refer to it
   RateLimiter rate_limiter_;
@@ -102,6 +141,8 @@ class App : public HttpService {
   std::atomic<bool> ready_{false};
   std::shared_mutex projects_mu_;
   std::set<std::string> known_projects_;  // guarded by projects_mu_; projects are never deleted today
+  std::mutex key_use_mu_;
+  std::unordered_map<std::string, int64_t> key_use_minute_;  // API key id -> minute of its last key.use entry
 };
 
 // The version lathe reports (OpenAPI, runs).
@@ -122,6 +163,10 @@ void RegisterConnectionRoutes(Router& router, App& app);
 void RegisterLabelRoutes(Router& router, App& app);
 void RegisterBatchRoutes(Router& router, App& app);  // and its job
 void RegisterSearchRoutes(Router& router, App& app);  // tuning and AutoML, and their jobs
+void RegisterPrivacyRoutes(Router& router, App& app);  // export and erase one person's data
+void RegisterAuditRoutes(Router& router, App& app);
+void RegisterSsoRoutes(Router& router, App& app);      // OpenID Connect login and callback
+void RegisterUsageRoutes(Router& router, App& app);    // quotas, usage and statements    // the audit log: query, export, verify
 
 // Job kinds (registered with the JobRunner by App::Create).
 void RegisterTrainJob(App& app);

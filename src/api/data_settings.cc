@@ -12,6 +12,7 @@ namespace lathe {
 namespace {
 
 constexpr const char* kSettingsKind = "dataset_settings";
+constexpr double kMaxDpEpsilon = 100;
 
 Status FieldError(const std::string& field, const std::string& problem) {
   return Status::InvalidArgument(field + " " + problem).WithDetail(ErrorDetail::Field(field, problem));
@@ -55,10 +56,16 @@ Result<DatasetSettings> ParseDatasetSettings(const Json& j) {
         return FieldError("description", "must be a string of at most 10000 characters");
       }
       s.description = value.get<std::string>();
+    } else if (key == "dp_epsilon") {
+      if (value.is_null()) continue;
+      if (!value.is_number() || !(value.get<double>() > 0) || !(value.get<double>() <= kMaxDpEpsilon)) {
+        return FieldError("dp_epsilon", "must be null (exact profiles) or a number > 0 and <= 100");
+      }
+      s.dp_epsilon = value.get<double>();
     } else {
       return FieldError(key.substr(0, 40),
                         "is not a dataset setting (target, contract, enforce_contract, tags, retention_days, "
-                        "description)");
+                        "description, dp_epsilon)");
     }
   }
   return s;
@@ -72,7 +79,8 @@ Json DatasetSettingsToJson(const DatasetSettings& s) {
           {"enforce_contract", s.enforce_contract},
           {"tags", tags},
           {"retention_days", s.retention_days},
-          {"description", s.description}};
+          {"description", s.description},
+          {"dp_epsilon", s.dp_epsilon > 0 ? Json(s.dp_epsilon) : Json(nullptr)}};
 }
 
 Result<DatasetSettings> LoadDatasetSettings(App& app, const std::string& project, const std::string& dataset) {

@@ -1,8 +1,9 @@
 // Per-dataset settings, stored as the versioned document ("dataset_settings", dataset name): the target
 // column (used by the profile's leakage and imbalance warnings), the data contract checked on every new
 // version (and whether a breaking version is refused), column tags (public | internal | confidential |
-// personal) and retention (versions older than N days are deleted unless a registered model references
-// them; the latest version is always kept). Internal to the api layer.
+// personal), retention (versions older than N days are deleted unless a registered model references
+// them; the latest version is always kept) and dp_epsilon (differentially private profiles). Internal to
+// the api layer.
 #pragma once
 
 #include <map>
@@ -23,6 +24,9 @@ struct DatasetSettings {
   std::map<std::string, std::string> tags;  // column -> tag
   int64_t retention_days = 0;               // 0 = keep forever
   std::string description;
+  // > 0: the profile endpoint publishes a differentially private view with this total budget (data/privacy.h);
+  // 0 = exact profiles.
+  double dp_epsilon = 0;
 };
 
 Result<DatasetSettings> ParseDatasetSettings(const Json& j);

@@ -23,6 +23,10 @@ struct RequestContext {
   HttpResponse& res;
   Caller caller;
   std::vector<std::pair<std::string, std::string>> params;
+  // What the audit log records about this call beyond who/what/outcome (a handler may add fields, e.g. the
+  // id it created); audit_actor names the actor when there is no caller (the username a login tried).
+  Json audit = Json::object();
+  std::string audit_actor;
 
   const std::string& Param(std::string_view name) const;
   // The project of the route ({project}), or "" for server-wide routes.

@@ -3,6 +3,7 @@
 
 #include "api/app.h"
 #include "api/problem.h"
+#include "api/session.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -14,6 +15,15 @@ void RegisterAuthRoutes(Router& router, App& app) {
                 ASSIGN_OR_RETURN(Json body, ctx.JsonBody(app.config().max_json_depth));
                 ASSIGN_OR_RETURN(std::string username, GetString(body, "username"));
                 ASSIGN_OR_RETURN(std::string password, GetString(body, "password"));
+                bool session = false;
+                if (body.contains("session")) {
+                  if (!body["session"].is_boolean()) {
+                    return Status::InvalidArgument("session must be true or false")
+                        .WithDetail(ErrorDetail::Field("session", "must be a boolean"));
+                  }
+                  session = body["session"].get<bool>();
+                }
+                ctx.audit_actor = username.substr(0, 256);
                 int64_t retry_after = 0;
                 auto login = app.auth().Login(username, password, &retry_after);
                 if (!login.ok()) {
@@ -23,17 +33,23 @@ void RegisterAuthRoutes(Router& router, App& app) {
                   return login.TakeStatus();
                 }
                 ctx.res.caller = username;
-                WriteJson(200, {{"token", login->token}, {"expires_at", FormatRfc3339(login->expires_at)},
-                                {"user", username}},
-                          ctx.res);
+                Json out = {{"token", login->token}, {"expires_at", FormatRfc3339(login->expires_at)},
+                            {"user", username}};
+                if (session) {
+                  // A browser session: the token also goes into an HttpOnly cookie (api/session.h).
+                  SetSessionCookies(ctx.res, login->token, app.config().token_ttl_s);
+                  out["csrf_token"] = CsrfTokenFor(login->token);
+                }
+                WriteJson(200, out, ctx.res);
                 return Status::Ok();
               },
-              .summary = "Log in with a username and password; returns a bearer token",
+              .summary = "Log in with a username and password; returns a bearer token (with \"session\": true also as HttpOnly session and CSRF cookies for browsers)",
               .tag = "auth",
-              .request_example = {{"username", "admin"}, {"password", "…"}}});
+              .request_example = {{"username", "admin"}, {"password", "…"}, {"session", false}}});
   router.Add({.method = "POST", .pattern = "/api/v1/auth/logout", .permission = Permission::kAuthenticated,
               .handler = [&app](RequestContext& ctx) -> Status {
                 RETURN_IF_ERROR(app.auth().Logout(ctx.caller));
+                if (!ctx.req.Header("authorization")) SetSessionCookies(ctx.res, "", 0);  // a browser session
                 ctx.res.status = 204;
                 ctx.res.body.clear();
                 return Status::Ok();

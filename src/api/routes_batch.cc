@@ -114,6 +114,7 @@ Result<Json> ScoreJob(App& app, JobContext& ctx) {
   file.reset();
   if (!summary.ok()) return summary.status();
   const double seconds = static_cast<double>(MonotonicMicros() - started) / 1e6;
+  app.usage().Add(project, "", kMetricRowsScored, static_cast<double>(summary->rows));
   ctx.Log("scored " + std::to_string(summary->rows) + " rows in " + std::to_string(seconds) + " s");
   ctx.Progress(0.9, "profiling the scored version");
   Json source = {{"kind", "batch_prediction"}, {"model", mv.model}, {"model_version", mv.version},

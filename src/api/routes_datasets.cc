@@ -1,6 +1,7 @@
 // Datasets: import (an uploaded CSV/TSV/JSON/JSONL/XLSX file, or a SQL/HTTP source) as a job that makes a
 // new version; list, show, versions; browse rows (paging, sorting, filtering by an expression, sampling);
-// profile; export as CSV or JSON Lines; quarantined bad rows.
+// profile (exact, or differentially private: api/privacy.h); export as CSV or JSON Lines; quarantined bad
+// rows.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include "api/data_settings.h"
 #include "api/data_sources.h"
 #include "api/params.h"
+#include "api/privacy.h"
 #include "api/problem.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -39,6 +41,8 @@ Json VersionJson(const DatasetVersionRecord& v, bool with_details) {
             {"created_at", FormatRfc3339(v.created_at)}};
   if (!v.quality.empty()) j["quality"] = with_details ? v.quality : Json{{"passed", v.quality.value("passed", true)}};
   if (with_details) j["stats"] = v.stats;
+  // Rewritten by an erasure (routes_privacy.cc): same number, without one person's rows.
+  if (v.lineage.contains("erasures")) j["erased"] = true;
   return j;
 }
 
@@ -421,14 +425,20 @@ void RegisterDatasetRoutes(Router& router, App& app) {
                 ASSIGN_OR_RETURN(auto v, app.store().GetDatasetVersion(ctx.Project(), ctx.Param("name"), version));
                 std::string target;
                 if (const std::string* t = ctx.req.Query("target")) target = *t;
+                ASSIGN_OR_RETURN(auto settings, LoadDatasetSettings(app, v.project, v.dataset));
+                ASSIGN_OR_RETURN(double epsilon, ProfileEpsilon(ctx.req, settings));
                 ASSIGN_OR_RETURN(Json profile, LoadOrComputeProfile(app, v, target));
+                if (epsilon > 0) {
+                  ASSIGN_OR_RETURN(profile, PrivateProfile(app, v, profile, epsilon, settings));
+                }
                 profile["name"] = v.dataset;
                 profile["version"] = v.version;
                 WriteJson(200, profile, ctx.res);
                 return Status::Ok();
               },
               .summary = "Profile of a version (computed at import; ?target=COL recomputes leakage and balance "
-                         "warnings for that target)",
+                         "warnings for that target; ?dp_epsilon=E, or the dataset's dp_epsilon setting, publishes a "
+                         "differentially private view)",
               .tag = "datasets"});
   router.Add({.method = "GET", .pattern = version + "/export", .permission = Permission::kProjectRead,
               .handler = [&app](RequestContext& ctx) { return ExportVersion(app, ctx); },

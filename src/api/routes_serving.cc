@@ -298,6 +298,7 @@ struct Pending {
   std::chrono::steady_clock::time_point t0;
   Respond respond;
   std::unique_ptr<AdmissionGate::Ticket> ticket;
+  std::string key_id;  // the caller's API key, for metering
 };
 
 // Records stats, logs, feeds the shadow and writes the response (or returns the error, `st` if not ok).
@@ -311,6 +312,8 @@ Status FinishPrediction(Pending& p, Status st) {
   sv.stats->Record(now, ms, !st.ok(), st.ok() ? s.outputs.data() : nullptr, s.n);
   p.ticket.reset();  // the slot is free as soon as the model is done
   RETURN_IF_ERROR(st);
+  p.app->usage().Add(d.project, p.key_id, kMetricPredictions, 1);
+  p.app->usage().Add(d.project, p.key_id, kMetricRowsScored, static_cast<double>(s.n));
   p.res->headers.emplace_back("X-Lathe-Model-Version", sv.model + ":" + std::to_string(sv.version));
   const bool shadow = d.shadow && (d.config.shadow->fraction >= 1 || Uniform() < d.config.shadow->fraction);
   const bool log = d.config.log_sample_rate > 0 &&
@@ -348,9 +351,11 @@ Status RunPrediction(App& app, RequestContext& ctx, std::shared_ptr<const Loaded
   p->req = &ctx.req;
   p->res = &ctx.res;
   p->respond = std::move(respond);
+  p->key_id = ctx.caller.key_id;
   Served& s = p->s;
   s.deployment = std::move(live);
   const LoadedDeployment& d = *s.deployment;
+  RETURN_IF_ERROR(app.usage().CheckPredict(d.project));
   // The deployment's own rate limit, per caller (an API key, else the user).
   if (d.config.limits.rate_per_second > 0) {
     const std::string caller = ctx.caller.IsApiKey() ? "key:" + ctx.caller.key_id : "user:" + ctx.caller.user_id;

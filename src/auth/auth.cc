@@ -147,14 +147,52 @@ Result<LoginResult> AuthService::Login(const std::string& username, const std::s
     std::lock_guard<std::mutex> lock(mu_);
     failures_.erase(username);
   }
+  return IssueSession(*user);
+}
+
+Result<LoginResult> AuthService::IssueSession(const UserRecord& user) {
+  if (user.disabled) return Status::Unauthenticated("user '" + user.username + "' is disabled");
+  const int64_t now = NowMicros();
   LoginResult out;
   out.token = "lt_" + RandomToken(32);
   out.expires_at = now + options_.token_ttl_s * 1000000;
-  TokenRecord rec{Sha256Hex(out.token), user->id, now, out.expires_at, false};
+  TokenRecord rec{Sha256Hex(out.token), user.id, now, out.expires_at, false};
   RETURN_IF_ERROR(store_->CreateToken(rec));
-  out.caller = Caller{user->id, user->username, user->is_admin, rec.token_hash, out.expires_at, nullptr};
-  ASSIGN_OR_RETURN(out.caller.roles, LoadRoles(user->id));
+  out.caller = Caller{user.id, user.username, user.is_admin, rec.token_hash, out.expires_at, nullptr};
+  ASSIGN_OR_RETURN(out.caller.roles, LoadRoles(user.id));
   return out;
+}
+
+Result<UserRecord> AuthService::UpsertSsoUser(const std::string& username, const std::string& identity,
+                                              std::optional<bool> is_admin) {
+  if (!ValidUsername(username)) {
+    return Status::InvalidArgument("the identity provider's username '" + username.substr(0, 80) +
+                                   "' is not a valid lathe username (1-64 of A-Z a-z 0-9 . _ @ -)");
+  }
+  const std::string marker = std::string(kSsoHashPrefix) + identity;
+  auto existing = store_->GetUserByName(username);
+  if (existing.ok()) {
+    if (existing->password_hash != marker) {
+      return Status::AlreadyExists("user '" + username + "' exists and is not linked to this single sign-on "
+                                   "identity; an administrator must rename one of them");
+    }
+    if (is_admin && *is_admin != existing->is_admin) {
+      existing->is_admin = *is_admin;
+      RETURN_IF_ERROR(store_->UpdateUser(*existing));
+      InvalidateCaches();
+    }
+    return *existing;
+  }
+  if (existing.status().code() != StatusCode::kNotFound) return existing.status();
+  UserRecord u;
+  u.id = NewId("usr");
+  u.username = username;
+  u.password_hash = marker;  // never a valid argon2id hash: password login is impossible for this user
+  u.is_admin = is_admin.value_or(false);
+  u.created_at = NowMicros();
+  RETURN_IF_ERROR(store_->CreateUser(u));
+  LogInfo("created single sign-on user", {{"username", username}});
+  return u;
 }
 
 Result<Caller> AuthService::Authenticate(std::string_view header) {
@@ -262,6 +300,10 @@ Status AuthService::Authorize(const Caller& caller, Permission permission, const
   }
   if (caller.is_admin) return Status::Ok();
   if (permission == Permission::kAdmin) {
+    // A project's admin-only routes (quotas) are as invisible to outsiders as the rest of the project.
+    if (!project.empty() && (!caller.roles || caller.roles->find(project) == caller.roles->end())) {
+      return Status::NotFound("project '" + project + "' not found");
+    }
     return Status::PermissionDenied("this operation needs the server-wide admin role");
   }
   // A project permission outside any project (e.g. /metrics when it is not public) is for admins.

@@ -96,6 +96,8 @@ struct AuthOptions {
   int64_t max_lockout_s = 900;
 };
 
+inline constexpr const char* kSsoHashPrefix = "sso:";
+
 struct LoginResult {
   std::string token;
   int64_t expires_at = 0;  // micros
@@ -114,6 +116,15 @@ class AuthService {
   // while the username is locked out, with *retry_after_s (if given) set to the seconds left.
   Result<LoginResult> Login(const std::string& username, const std::string& password,
                             int64_t* retry_after_s = nullptr);
+  // A new bearer token for `user` (the tail of Login; single sign-on calls it after the provider's check).
+  // kUnauthenticated for a disabled user.
+  Result<LoginResult> IssueSession(const UserRecord& user);
+  // The lathe user of a single sign-on identity (`identity` = "<issuer>|<sub>"): created on first login with no
+  // password (its stored hash is the marker kSsoHashPrefix + identity, which no password matches). A local user
+  // of the same name that is not linked to this identity is kAlreadyExists (never taken over). `is_admin`,
+  // when given, is applied.
+  Result<UserRecord> UpsertSsoUser(const std::string& username, const std::string& identity,
+                                   std::optional<bool> is_admin);
   // `header` is the Authorization header value ("Bearer <token>").
   Result<Caller> Authenticate(std::string_view header);
   Status Logout(const Caller& caller);

@@ -596,6 +596,64 @@ int CmdKeysRevoke(Context& ctx, const ParsedArgs& a) {
   return kExitOk;
 }
 
+// --- server administration
+
+// `lathe admin audit verify|list|export`: the hash-chained audit log (admins).
+int CmdAdminAudit(Context& ctx, const ParsedArgs& a) {
+  const std::string& action = a.positionals[0];
+  std::string query;
+  for (const char* f : {"actor", "project", "action", "outcome", "after", "limit"}) {
+    if (a.Has(f)) query += std::string(query.empty() ? "?" : "&") + f + "=" + UrlEncode(a.Get(f));
+  }
+  if (action == "verify") {
+    auto resp = ctx.Call("GET", "/api/v1/admin/audit/verify");
+    if (!resp) return kExitError;
+    const bool ok = Member(*resp, "ok") == true;
+    if (ctx.json) {
+      PrintJson(*resp);
+    } else if (ok) {
+      Out("audit log intact: " + MemberText(*resp, "entries") + " entries, chain and head verified\n");
+    } else {
+      Out("audit log TAMPERED at entry " + MemberText(*resp, "first_bad_seq") + ": " +
+          SanitizeCell(MemberText(*resp, "problem")) + "\n");
+    }
+    return ok ? kExitOk : kExitError;
+  }
+  if (action == "list") {
+    auto resp = ctx.Call("GET", "/api/v1/admin/audit" + query);
+    if (!resp) return kExitError;
+    if (ctx.json) {
+      PrintJson(*resp);
+      return kExitOk;
+    }
+    PrintObjectTable(Member(*resp, "entries"), {{"SEQ", "seq"},
+                                                {"AT", "at"},
+                                                {"ACTOR", "actor"},
+                                                {"KEY", "api_key"},
+                                                {"ACTION", "action"},
+                                                {"PROJECT", "project"},
+                                                {"STATUS", "status"},
+                                                {"OUTCOME", "outcome"}});
+    if (!Member(*resp, "next_after").is_null()) Err("more: --after " + MemberText(*resp, "next_after") + "\n");
+    return kExitOk;
+  }
+  if (action == "export") {
+    const std::string format = a.Get("format", "jsonl");
+    if (format != "csv" && format != "jsonl") {
+      Err("error: --format must be csv or jsonl\n");
+      return -kExitUsage;
+    }
+    const std::string out = a.Get("output", "audit." + format);
+    const std::string path = "/api/v1/admin/audit/export" + (query.empty() ? "?" : query + "&") + "format=" + format;
+    auto bytes = DownloadTo(ctx, path, out, "exporting the audit log");
+    if (!bytes) return kExitError;
+    if (out != "-") Out("Exported the audit log to " + SanitizeCell(out) + " (" + HumanBytes(*bytes) + ")\n");
+    return kExitOk;
+  }
+  Err("error: unknown audit action '" + SanitizeCell(action) + "' (verify, list or export)\n");
+  return -kExitUsage;
+}
+
 int CmdModelsExport(Context& ctx, const ParsedArgs& a) {
   const std::string& name = a.positionals[0];
   const std::string& version = a.positionals[1];
@@ -865,6 +923,20 @@ std::vector<Command> CoreCommands() {
        CmdKeysCreate},
       {"keys list", "", "list the project's API keys (never the keys themselves)", {}, 0, 0, CmdKeysList},
       {"keys revoke", "ID", "revoke an API key at once", {}, 1, 1, CmdKeysRevoke},
+      {"admin audit",
+       "verify|list|export",
+       "the audit log (admins): verify its hash chain, list entries, or export them",
+       {{"actor", "USER", "only this actor"},
+        {"project", "P", "only this project"},
+        {"action", "PREFIX", "only actions starting with PREFIX (e.g. 'POST', 'login', 'key.use')"},
+        {"outcome", "O", "ok|denied|failed"},
+        {"after", "SEQ", "entries after this sequence number"},
+        {"limit", "N", "at most N entries"},
+        {"format", "F", "export: csv|jsonl (default jsonl)"},
+        {"output", "FILE", "export: where to write (default audit.FORMAT; - = stdout)", false, 'o'}},
+       1,
+       1,
+       CmdAdminAudit},
       {"models export",
        "NAME VERSION",
        "download a model version as ONNX (default) or as lathe's bundle",
@@ -923,7 +995,8 @@ const std::vector<Command>& Commands() {
 
 const std::set<std::string>& Groups() {
   static const std::set<std::string> kGroups = {"datasets", "runs",    "jobs",        "models",
-                                                "deployments", "recipes", "connections", "labels", "keys"};
+                                                "deployments", "recipes", "connections", "labels", "keys",
+                                                "admin"};
   return kGroups;
 }
 

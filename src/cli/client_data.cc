@@ -1119,6 +1119,93 @@ int CmdLabelsFinish(Context& ctx, const ParsedArgs& a) {
   return kExitOk;
 }
 
+// --- datasets subjects / erase (privacy: one person's rows across versions)
+
+// {"column","value","match"} from the flags; the value goes in a request body, never in a URL.
+std::optional<Json> SubjectBody(const ParsedArgs& a) {
+  if (!a.Has("column") || !a.Has("value")) {
+    Err("error: --column and --value are required\n");
+    return std::nullopt;
+  }
+  Json body = {{"column", a.Get("column")}, {"value", a.Get("value")}};
+  if (a.Has("match")) body["match"] = a.Get("match");
+  return body;
+}
+
+std::string SubjectPath(Context& ctx, const std::string& name, const std::string& suffix) {
+  return ctx.ProjectPath("/datasets/" + UrlEncode(name) + suffix);
+}
+
+int CmdDatasetsSubjects(Context& ctx, const ParsedArgs& a) {
+  auto body = SubjectBody(a);
+  if (!body) return kExitUsage;
+  std::string query;
+  if (a.Has("limit")) query = "?limit=" + UrlEncode(a.Get("limit"));
+  auto resp = ctx.Call("POST", SubjectPath(ctx, a.positionals[0], "/subjects" + query), &*body);
+  if (!resp) return kExitError;
+  if (ctx.json) {
+    PrintJson(*resp);
+    return kExitOk;
+  }
+  const Json& versions = Member(*resp, "versions");
+  Out(MemberText(*resp, "total_matches") + " matching rows in " +
+      std::to_string(versions.is_array() ? versions.size() : 0) + " versions\n");
+  if (versions.is_array()) {
+    for (const auto& v : versions) {
+      Out("version " + MemberText(v, "version") + ": " + MemberText(v, "matches") + " rows\n");
+      const Json& rows = Member(v, "rows");
+      if (!rows.is_array()) continue;
+      for (const auto& row : rows) {
+        std::string line;
+        const Json& values = Member(row, "values");
+        if (values.is_object()) {
+          for (const auto& [col, val] : values.items()) {
+            line += (line.empty() ? "" : ", ") + SanitizeCell(col) + "=" + FormatCell(val);
+          }
+        }
+        Out("  row " + MemberText(row, "row") + ": " + line + "\n");
+      }
+      const Json& lines = Member(v, "quarantined");
+      if (lines.is_array() && !lines.empty()) Out("  + " + std::to_string(lines.size()) + " quarantined lines\n");
+    }
+  }
+  if (Member(*resp, "message").is_string()) Err(GetStringOr(*resp, "message", "") + "\n");
+  return kExitOk;
+}
+
+int CmdDatasetsErase(Context& ctx, const ParsedArgs& a) {
+  auto body = SubjectBody(a);
+  if (!body) return kExitUsage;
+  if (a.Has("reason")) (*body)["reason"] = a.Get("reason");
+  bool queued = false;
+  auto result = CallMaybeJob(ctx, "POST", SubjectPath(ctx, a.positionals[0], "/erase"), &*body, a.Has("no-wait"),
+                             "Erasing from " + SanitizeCell(a.positionals[0]), &queued);
+  if (!result) return kExitError;
+  if (queued) return kExitOk;
+  if (ctx.json) {
+    PrintJson(*result);
+    return kExitOk;
+  }
+  Out(GetStringOr(*result, "message", "") + "\n");
+  const Json& versions = Member(*result, "versions");
+  if (versions.is_array()) {
+    for (const auto& v : versions) {
+      Out("  version " + MemberText(v, "version") + ": " + MemberText(v, "rows_removed") + " rows removed, " +
+          MemberText(v, "rows_after") + " left\n");
+    }
+  }
+  if (Member(*result, "new_version").is_number()) Out("new latest version " + MemberText(*result, "new_version") + "\n");
+  const Json& models = Member(*result, "models_affected");
+  if (models.is_array()) {
+    for (const auto& m : models) {
+      Out("retrain: model " + SanitizeCell(GetStringOr(m, "model", "?")) + " (trained on version " +
+          MemberText(m, "dataset_version") + ")\n");
+    }
+  }
+  Out("erasure " + SanitizeCell(GetStringOr(*result, "erasure", "")) + " recorded\n");
+  return kExitOk;
+}
+
 std::vector<FlagSpec> With(std::vector<FlagSpec> a, const std::vector<FlagSpec>& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
@@ -1227,6 +1314,28 @@ std::vector<Command> DataCommands() {
        1,
        1,
        CmdDatasetsCheck},
+      {"datasets subjects",
+       "NAME",
+       "one person's rows in every version of NAME, by an identifier column",
+       {{"column", "C", "the identifier column (required)"},
+        {"value", "V", "the person's identifier (required)"},
+        {"match", "M", "exact|case_insensitive (default: exact)"},
+        {"limit", "N", "rows to return at most (default: 1000)"}},
+       1,
+       1,
+       CmdDatasetsSubjects},
+      {"datasets erase",
+       "NAME",
+       "erase one person's rows from every version of NAME (versions are rewritten; models trained on them "
+       "are listed)",
+       {{"column", "C", "the identifier column (required)"},
+        {"value", "V", "the person's identifier (required)"},
+        {"match", "M", "exact|case_insensitive (default: exact)"},
+        {"reason", "TEXT", "why, kept in the erasure record"},
+        no_wait},
+       1,
+       1,
+       CmdDatasetsErase},
       {"recipes steps",
        "[STEP]",
        "list the recipe steps, or one step's parameters",

@@ -132,6 +132,39 @@ std::vector<Knob> Knobs(ServeConfig* c) {
       {"master-key-file", "", "file holding the 32-byte master key (64 hex chars) that encrypts stored secrets; "
        "empty = DATA_DIR/master.key, created on first start",
        [c](const std::string& v) { c->app.master_key_file = v; return Status::Ok(); }},
+      {"oidc-issuer", "", "OpenID Connect provider for single sign-on, exactly as its discovery document names "
+       "itself (empty = no single sign-on)",
+       [c](const std::string& v) { c->app.oidc.issuer = v; return Status::Ok(); }},
+      {"oidc-client-id", "", "this server's client id at the provider",
+       [c](const std::string& v) { c->app.oidc.client_id = v; return Status::Ok(); }},
+      {"oidc-client-secret", "", "the client secret (prefer the environment: LATHE_OIDC_CLIENT_SECRET)",
+       [c](const std::string& v) { c->app.oidc.client_secret = v; return Status::Ok(); }},
+      {"oidc-redirect-uri", "", "this server's callback as registered at the provider: "
+       "https://HOST/api/v1/auth/oidc/callback",
+       [c](const std::string& v) { c->app.oidc.redirect_uri = v; return Status::Ok(); }},
+      {"oidc-scope", "openid profile email", "scopes asked for",
+       [c](const std::string& v) { c->app.oidc.scope = v; return Status::Ok(); }},
+      {"oidc-username-claim", "preferred_username", "ID token claim that names the lathe user",
+       [c](const std::string& v) { c->app.oidc.username_claim = v; return Status::Ok(); }},
+      {"oidc-groups-claim", "groups", "ID token claim listing the user's groups",
+       [c](const std::string& v) { c->app.oidc.groups_claim = v; return Status::Ok(); }},
+      {"oidc-admin-group", "", "members of this group are server admins (empty = single sign-on makes no admins)",
+       [c](const std::string& v) { c->app.oidc.admin_group = v; return Status::Ok(); }},
+      int_knob("oidc-jwks-min-refresh-s", &c->app.oidc.jwks_min_refresh_s, 30, 0, 86400,
+               "a token signed by a key not in the cached set refetches the provider's keys at most this often"),
+      {"oidc-role-map", "", "project roles from groups, synced at each login: GROUP=PROJECT:ROLE,...",
+       [c](const std::string& v) -> Status {
+         ASSIGN_OR_RETURN(c->app.oidc.role_map, ParseOidcRoleMap(v));
+         return Status::Ok();
+       }},
+      {"prices", "", "price table for usage statements: METRIC=PRICE per unit, comma-separated (metrics: "
+       "predictions, rows_scored, training_cpu_seconds, storage_gb_hours; unlisted = 0)",
+       [c](const std::string& v) -> Status {
+         ASSIGN_OR_RETURN(c->app.prices.price, ParsePrices(v));
+         return Status::Ok();
+       }},
+      {"currency", "USD", "currency the price table is in",
+       [c](const std::string& v) { c->app.prices.currency = v; return Status::Ok(); }},
       {"sqlite-dir", "", "directory whose SQLite files users may import from (empty = SQLite sources disabled)",
        [c](const std::string& v) { c->app.sqlite_dir = v; return Status::Ok(); }},
       {"tls-cert", "", "PEM certificate chain file: with --tls-key, serve HTTPS only (TLS 1.2+, HSTS)",

@@ -961,7 +961,7 @@ class Checker {
       }
       if (auto why = UnsafeRegex(p.lit_s)) return PosError(p.pos, "regex pattern refused: " + *why);
       try {
-        c_.regex[static_cast<size_t>(id)] = std::make_shared<const std::regex>(p.lit_s, std::regex::ECMAScript);
+        c_.regex[static_cast<size_t>(id)] = std::make_shared<const std::regex>(p.lit_s, kWholeMatchRegexFlags);
       } catch (const std::regex_error& e) {
         return PosError(p.pos, std::string("invalid regex pattern: ") + e.what());
       }

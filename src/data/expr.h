@@ -34,6 +34,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,6 +48,16 @@ inline constexpr size_t kMaxExprBytes = 64 * 1024;
 inline constexpr int kMaxExprDepth = 200;
 inline constexpr size_t kMaxRegexPatternBytes = 256;
 inline constexpr size_t kMaxRegexInputBytes = 4096;
+// Flags for std::regex objects used only to test a whole value (regex_match, contract rules): ECMAScript syntax,
+// run by libstdc++'s breadth-first (Thompson NFA) executor, whose time is O(value length x pattern size). The
+// default depth-first executor backtracks: patterns the nesting check lets through (a*a*a*b, .*.*.*x) take
+// polynomial time of high degree, and unchecked ones ((a+)+$ in a contract) exponential time, which froze an
+// I/O thread on a 4 KB value. Back-references (refused anyway) do not compile with this flag.
+#if defined(__GLIBCXX__)
+inline constexpr std::regex::flag_type kWholeMatchRegexFlags = std::regex::ECMAScript | std::regex_constants::__polynomial;
+#else
+inline constexpr std::regex::flag_type kWholeMatchRegexFlags = std::regex::ECMAScript;
+#endif
 
 struct ExprNode;  // private to expr.cc
 

@@ -6,6 +6,7 @@
 #include <regex>
 #include <unordered_set>
 
+#include "data/expr.h"
 #include "data/lcol_format.h"
 #include "data/value_parse.h"
 
@@ -14,7 +15,6 @@ namespace lathe {
 namespace {
 
 constexpr size_t kMaxRegexBytes = 1000;
-constexpr size_t kMaxRegexInputBytes = 4096;
 constexpr size_t kMaxExamples = 5;
 constexpr size_t kMaxAllowed = 10000;
 
@@ -130,7 +130,7 @@ Result<Contract> ParseContract(const Json& j) {
               return ContractError(field, "must be a regular expression of 1-1000 characters");
             }
             try {
-              std::regex test(rv.get<std::string>(), std::regex::ECMAScript);
+              std::regex test(rv.get<std::string>(), kWholeMatchRegexFlags);
             } catch (const std::regex_error& e) {
               return ContractError(field, std::string("is not a valid regular expression: ") + e.what());
             }
@@ -235,7 +235,13 @@ Result<Json> CheckContract(const DatasetFile& file, const Contract& contract, in
     }
     if (r.regex) {
       s.regex = add("regex", r.column);
-      s.re.emplace(*r.regex, std::regex::ECMAScript | std::regex::optimize);
+      try {
+        s.re.emplace(*r.regex, kWholeMatchRegexFlags | std::regex::optimize);
+      } catch (const std::regex_error& e) {  // a contract saved before the rules tightened (back-references)
+        s.regex->failing = file.num_rows();
+        s.regex->message = std::string("regex cannot be checked: ") + e.what();
+        s.regex = nullptr;
+      }
     }
     if (r.allowed) {
       s.allowed = add("allowed", r.column);

@@ -70,6 +70,7 @@ Result<JobRecord> JobRunner::Submit(const std::string& kind, const std::string& 
                                     const std::string& created_by, const std::string& id) {
   if (kinds_.find(kind) == kinds_.end()) return Status::InvalidArgument("unknown job kind '" + kind + "'");
   if (stopping_.load()) return Status::Unavailable("lathe is shutting down; not accepting new jobs");
+  if (admission_) RETURN_IF_ERROR(admission_(kind, project));
   JobRecord job{.id = id.empty() ? NewId("job") : id, .kind = kind, .project = project, .state = JobState::kQueued,
                 .payload = payload, .created_by = created_by, .created_at = NowMicros()};
   RETURN_IF_ERROR(store_->CreateJob(job));
@@ -141,8 +142,10 @@ void JobRunner::RunOne(JobRecord job) {
     ++finished_count_;
   }
   finished_cv_.notify_all();
+  const int64_t elapsed_us = MonotonicMicros() - started;
   LogInfo("job finished", {{"job", job.id}, {"kind", job.kind}, {"state", JobStateName(state)},
-                           {"duration_ms", (MonotonicMicros() - started) / 1000}, {"error", error}});
+                           {"duration_ms", elapsed_us / 1000}, {"error", error}});
+  if (ran_observer_) ran_observer_(job, static_cast<double>(elapsed_us) / 1e6);
   if (it != kinds_.end() && it->second.on_finished) {
     auto fresh = store_->GetJob(job.id);
     if (fresh.ok()) it->second.on_finished(*fresh);

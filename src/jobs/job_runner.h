@@ -67,6 +67,14 @@ class JobRunner {
   // Stops claiming, signals running handlers, waits for them to return.
   void Stop();
 
+  // Checked by Submit before a job is queued (quotas); its error is Submit's. Set before Start.
+  void SetAdmission(std::function<Status(const std::string& kind, const std::string& project)> check) {
+    admission_ = std::move(check);
+  }
+  // Told about every job that ran, with its wall-clock seconds (metering). Set before Start.
+  void SetRanObserver(std::function<void(const JobRecord& job, double seconds)> observer) {
+    ran_observer_ = std::move(observer);
+  }
   Result<JobRecord> Submit(const std::string& kind, const std::string& project, const Json& payload,
                            const std::string& created_by, const std::string& id = "");
   Result<JobRecord> Cancel(const std::string& id);
@@ -76,6 +84,8 @@ class JobRunner {
   int running() const { return running_.load(); }
 
  private:
+  std::function<Status(const std::string&, const std::string&)> admission_;
+  std::function<void(const JobRecord&, double)> ran_observer_;
   void WorkerLoop();
   void RunOne(JobRecord job);
 

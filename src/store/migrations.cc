@@ -240,6 +240,39 @@ CREATE TABLE api_keys (
 );
 CREATE INDEX api_keys_by_project ON api_keys(project, created_at);
 )sql",
+      // 10: the audit log, hash-chained (auth/audit_log.h)
+      R"sql(
+CREATE TABLE audit_log (
+  seq INTEGER PRIMARY KEY,
+  at_ms INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  actor_id TEXT NOT NULL,
+  key_id TEXT NOT NULL,
+  ip TEXT NOT NULL,
+  action TEXT NOT NULL,
+  project TEXT NOT NULL,
+  target TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  outcome TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL
+);
+CREATE INDEX audit_by_time ON audit_log(at_ms);
+CREATE INDEX audit_by_project ON audit_log(project, seq);
+)sql",
+      // 11: usage metering per project, API key, day and metric
+      R"sql(
+CREATE TABLE usage (
+  project TEXT NOT NULL,
+  key_id TEXT NOT NULL,
+  day TEXT NOT NULL,
+  metric TEXT NOT NULL,
+  quantity REAL NOT NULL,
+  PRIMARY KEY (project, day, key_id, metric)
+);
+)sql",
   };
   return kMigrations;
 }

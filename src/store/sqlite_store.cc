@@ -132,6 +132,14 @@ class SqliteStore final : public Store {
     return row ? s.Int(0) : 0;
   }
 
+  Result<int64_t> ProjectStorageBytes(const std::string& project) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT COALESCE(SUM(bytes), 0) FROM dataset_versions WHERE project = ?");
+    s.Bind(1, project);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    return row ? s.Int(0) : 0;
+  }
+
   Result<std::vector<UserRecord>> ListUsers() override {
     std::lock_guard<std::mutex> lock(mu_);
     Stmt s(db_, "SELECT id, username, password_hash, is_admin, disabled, created_at FROM users ORDER BY username");
@@ -437,6 +445,99 @@ class SqliteStore final : public Store {
            "WHERE blob = ?1 LIMIT 1");
     s.Bind(1, blob);
     return s.Step();
+  }
+
+  Result<int64_t> RewriteDatasetVersions(const std::vector<DatasetVersionRewrite>& rewrites,
+                                         const std::optional<DatasetVersionRecord>& append,
+                                         const std::optional<DocumentRecord>& document) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return InTransaction<int64_t>([&]() -> Result<int64_t> {
+      for (const auto& w : rewrites) {
+        const DatasetVersionRecord& r = w.record;
+        Stmt s(db_,
+               "UPDATE dataset_versions SET rows = ?, columns = ?, stats = ?, blob = ?, bytes = ?, source = ?, "
+               "lineage = ?, profile_blob = ?, quarantine_blob = ?, bad_rows = ?, quality = ? "
+               "WHERE project = ? AND dataset = ? AND version = ? AND blob = ?");
+        RETURN_IF_ERROR(s.Bind(1, r.rows)
+                            .Bind(2, DumpJson(r.columns))
+                            .Bind(3, DumpJson(r.stats))
+                            .Bind(4, r.blob)
+                            .Bind(5, r.bytes)
+                            .Bind(6, DumpJson(r.source))
+                            .Bind(7, DumpJson(r.lineage))
+                            .Bind(8, r.profile_blob)
+                            .Bind(9, r.quarantine_blob)
+                            .Bind(10, r.bad_rows)
+                            .Bind(11, DumpJson(r.quality))
+                            .Bind(12, r.project)
+                            .Bind(13, r.dataset)
+                            .Bind(14, r.version)
+                            .Bind(15, w.expected_blob)
+                            .Exec());
+        if (sqlite3_changes(db_) == 0) {
+          return Status::FailedPrecondition("dataset '" + r.dataset + "' version " + std::to_string(r.version) +
+                                            " was deleted or changed while it was being rewritten; try again");
+        }
+      }
+      int64_t appended = 0;
+      if (append) {
+        const DatasetVersionRecord& rec = *append;
+        {
+          Stmt s(db_, "UPDATE datasets SET updated_at = ? WHERE project = ? AND name = ?");
+          RETURN_IF_ERROR(s.Bind(1, rec.created_at).Bind(2, rec.project).Bind(3, rec.dataset).Exec());
+        }
+        {
+          Stmt s(db_,
+                 "SELECT COALESCE(MAX(version), 0) + 1 FROM dataset_versions WHERE project = ? AND dataset = ?");
+          s.Bind(1, rec.project).Bind(2, rec.dataset);
+          ASSIGN_OR_RETURN(bool row, s.Step());
+          appended = row ? s.Int(0) : 1;
+        }
+        Stmt s(db_,
+               "INSERT INTO dataset_versions(project, dataset, version, rows, columns, stats, blob, bytes, "
+               "source, created_at, lineage, profile_blob, quarantine_blob, bad_rows, quality) "
+               "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        RETURN_IF_ERROR(s.Bind(1, rec.project)
+                            .Bind(2, rec.dataset)
+                            .Bind(3, appended)
+                            .Bind(4, rec.rows)
+                            .Bind(5, DumpJson(rec.columns))
+                            .Bind(6, DumpJson(rec.stats))
+                            .Bind(7, rec.blob)
+                            .Bind(8, rec.bytes)
+                            .Bind(9, DumpJson(rec.source))
+                            .Bind(10, rec.created_at)
+                            .Bind(11, DumpJson(rec.lineage))
+                            .Bind(12, rec.profile_blob)
+                            .Bind(13, rec.quarantine_blob)
+                            .Bind(14, rec.bad_rows)
+                            .Bind(15, DumpJson(rec.quality))
+                            .Exec());
+      }
+      if (document) {
+        const DocumentRecord& doc = *document;
+        int64_t next = 1;
+        {
+          Stmt s(db_,
+                 "SELECT COALESCE(MAX(version), 0) + 1 FROM documents WHERE project = ? AND kind = ? AND name = ?");
+          s.Bind(1, doc.project).Bind(2, doc.kind).Bind(3, doc.name);
+          ASSIGN_OR_RETURN(bool row, s.Step());
+          if (row) next = s.Int(0);
+        }
+        Stmt s(db_,
+               "INSERT INTO documents(project, kind, name, version, body, created_by, created_at) "
+               "VALUES (?,?,?,?,?,?,?)");
+        RETURN_IF_ERROR(s.Bind(1, doc.project)
+                            .Bind(2, doc.kind)
+                            .Bind(3, doc.name)
+                            .Bind(4, next)
+                            .Bind(5, DumpJson(doc.body))
+                            .Bind(6, doc.created_by)
+                            .Bind(7, doc.created_at)
+                            .Exec());
+      }
+      return appended;
+    });
   }
 
   // ---- documents
@@ -1026,7 +1127,99 @@ class SqliteStore final : public Store {
     });
   }
 
+  // ---- audit log and usage (on the log connection: appends are frequent and must not wait for mu_)
+  Status AppendAudit(const std::vector<AuditRecord>& records) override {
+    std::lock_guard<std::mutex> lock(log_mu_);
+    return InTransaction<bool>([&]() -> Result<bool> {
+             Stmt s(log_db_, std::string("INSERT INTO audit_log(") + kAuditCols +
+                                 ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+             for (const auto& a : records) {
+               s.Reset();
+               RETURN_IF_ERROR(s.Bind(1, a.seq).Bind(2, a.at_ms).Bind(3, a.actor).Bind(4, a.actor_id)
+                                   .Bind(5, a.key_id).Bind(6, a.ip).Bind(7, a.action).Bind(8, a.project)
+                                   .Bind(9, a.target).Bind(10, a.request_id).Bind(11, a.status)
+                                   .Bind(12, a.outcome).Bind(13, a.detail).Bind(14, a.prev_hash)
+                                   .Bind(15, a.hash).Exec());
+             }
+             return true;
+           }, log_db_)
+        .status();
+  }
+
+  Result<std::vector<AuditRecord>> ListAudit(const AuditQuery& q) override {
+    std::lock_guard<std::mutex> lock(log_mu_);
+    std::string sql = std::string("SELECT ") + kAuditCols + " FROM audit_log WHERE seq > ? AND at_ms >= ?";
+    if (q.until_ms > 0) sql += " AND at_ms < ?";
+    if (!q.actor.empty()) sql += " AND actor = ?";
+    if (!q.project.empty()) sql += " AND project = ?";
+    if (!q.action_prefix.empty()) sql += " AND substr(action, 1, ?) = ?";
+    if (!q.outcome.empty()) sql += " AND outcome = ?";
+    sql += " ORDER BY seq LIMIT ?";
+    Stmt s(log_db_, sql);
+    int i = 1;
+    s.Bind(i++, q.after_seq);
+    s.Bind(i++, q.since_ms);
+    if (q.until_ms > 0) s.Bind(i++, q.until_ms);
+    if (!q.actor.empty()) s.Bind(i++, q.actor);
+    if (!q.project.empty()) s.Bind(i++, q.project);
+    if (!q.action_prefix.empty()) {
+      s.Bind(i++, static_cast<int64_t>(q.action_prefix.size()));
+      s.Bind(i++, q.action_prefix);
+    }
+    if (!q.outcome.empty()) s.Bind(i++, q.outcome);
+    s.Bind(i++, q.limit);
+    return sqlite::CollectRows(s, ReadAudit);
+  }
+
+  Result<std::optional<AuditRecord>> LastAudit() override {
+    std::lock_guard<std::mutex> lock(log_mu_);
+    Stmt s(log_db_, std::string("SELECT ") + kAuditCols + " FROM audit_log ORDER BY seq DESC LIMIT 1");
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return std::optional<AuditRecord>();
+    return std::optional<AuditRecord>(ReadAudit(s));
+  }
+
+  Status AddUsage(const std::vector<UsageRecord>& records) override {
+    std::lock_guard<std::mutex> lock(log_mu_);
+    return InTransaction<bool>([&]() -> Result<bool> {
+             Stmt s(log_db_,
+                    "INSERT INTO usage(project, key_id, day, metric, quantity) VALUES (?,?,?,?,?) "
+                    "ON CONFLICT(project, day, key_id, metric) DO UPDATE SET quantity = quantity + excluded.quantity");
+             for (const auto& u : records) {
+               s.Reset();
+               RETURN_IF_ERROR(
+                   s.Bind(1, u.project).Bind(2, u.key_id).Bind(3, u.day).Bind(4, u.metric).Bind(5, u.quantity).Exec());
+             }
+             return true;
+           }, log_db_)
+        .status();
+  }
+
+  Result<std::vector<UsageRecord>> ListUsage(const std::string& project, const std::string& from_day,
+                                             const std::string& to_day) override {
+    std::lock_guard<std::mutex> lock(log_mu_);
+    std::string sql = "SELECT project, key_id, day, metric, quantity FROM usage WHERE day >= ?";
+    if (!to_day.empty()) sql += " AND day <= ?";
+    if (!project.empty()) sql += " AND project = ?";
+    sql += " ORDER BY project, day, key_id, metric";
+    Stmt s(log_db_, sql);
+    int i = 1;
+    s.Bind(i++, from_day);
+    if (!to_day.empty()) s.Bind(i++, to_day);
+    if (!project.empty()) s.Bind(i++, project);
+    return sqlite::CollectRows(s, [](const Stmt& r) {
+      return UsageRecord{r.Text(0), r.Text(1), r.Text(2), r.Text(3), r.Double(4)};
+    });
+  }
+
  private:
+  static constexpr const char* kAuditCols =
+      "seq, at_ms, actor, actor_id, key_id, ip, action, project, target, request_id, status, outcome, detail, "
+      "prev_hash, hash";
+  static AuditRecord ReadAudit(const Stmt& r) {
+    return AuditRecord{r.Int(0),   r.Int(1),   r.Text(2),  r.Text(3),  r.Text(4),  r.Text(5),  r.Text(6), r.Text(7),
+                       r.Text(8),  r.Text(9),  r.Int(10),  r.Text(11), r.Text(12), r.Text(13), r.Text(14)};
+  }
   static constexpr const char* kDatasetVersionCols =
       "SELECT project, dataset, version, rows, columns, stats, blob, bytes, source, created_at, lineage, "
       "profile_blob, quarantine_blob, bad_rows, quality FROM dataset_versions";

@@ -74,6 +74,14 @@ struct DatasetVersionRecord {
   Json quality = Json::object();  // the data-contract report: {"passed":bool,"checks":[...]} or {}
 };
 
+// New content for an existing dataset version (Store::RewriteDatasetVersions): `record` replaces every stored
+// field of (record.project, record.dataset, record.version) except created_at, provided the stored blob is
+// still `expected_blob`.
+struct DatasetVersionRewrite {
+  DatasetVersionRecord record;
+  std::string expected_blob;
+};
+
 // A named, versioned JSON document in a project: recipes ("recipe"), connections ("connection"),
 // dataset settings ("dataset_settings"), label queues ("label_queue"). Every Put adds a version.
 struct DocumentRecord {
@@ -207,6 +215,46 @@ struct PredictionRecord {
   int64_t labeled_at = 0;
 };
 
+// One entry of the audit log (auth/audit_log.h describes the chain that links them).
+struct AuditRecord {
+  int64_t seq = 0;          // 1, 2, 3, … without gaps
+  int64_t at_ms = 0;        // epoch milliseconds
+  std::string actor;        // username; for a failed login the name that was tried; "" when unknown
+  std::string actor_id;     // user id, "" when unknown
+  std::string key_id;       // the API key's id when the call used one
+  std::string ip;           // client address
+  std::string action;       // "POST /api/v1/projects/{project}/datasets", "login", "key.use", …
+  std::string project;      // "" for server-wide actions
+  std::string target;       // the request path (or the object acted on)
+  std::string request_id;
+  int64_t status = 0;       // HTTP status answered (0 when not an HTTP call)
+  std::string outcome;      // "ok", "denied" or "failed"
+  std::string detail = "{}";  // JSON object text
+  std::string prev_hash;    // hash of entry seq-1 (64 zeros for the first)
+  std::string hash;         // HMAC-SHA256 over this entry's fields and prev_hash
+};
+
+// Filters of an audit query; entries come oldest first, seq > after_seq.
+struct AuditQuery {
+  int64_t after_seq = 0;
+  int64_t since_ms = 0;      // at_ms >= since_ms
+  int64_t until_ms = 0;      // at_ms < until_ms (0 = no bound)
+  std::string actor;         // exact
+  std::string project;       // exact
+  std::string action_prefix;
+  std::string outcome;       // exact
+  int64_t limit = 100;
+};
+
+// Usage of one project (and API key, "" for calls made without one) on one UTC day, by metric.
+struct UsageRecord {
+  std::string project;
+  std::string key_id;
+  std::string day;     // "YYYY-MM-DD"
+  std::string metric;  // "predictions", "rows_scored", "training_cpu_seconds", "storage_gb_hours"
+  double quantity = 0;
+};
+
 struct PredictionQuery {
   bool labeled_only = false;
   bool include_shadow = false;
@@ -273,6 +321,16 @@ class Store {
   // last version.
   virtual Result<DatasetVersionRecord> DeleteDatasetVersion(const std::string& project, const std::string& dataset,
                                                             int64_t version) = 0;
+  // The one path that changes the data of existing versions (erasure, api/routes_privacy.cc), in one
+  // transaction: applies every rewrite, then adds `append` as a new version (numbered as by AddDatasetVersion;
+  // its number is returned, 0 when there is none), then adds `document` as a new document version.
+  // kFailedPrecondition (and nothing changed) if a rewritten version is gone or its blob is no longer the
+  // expected one (a concurrent rewrite).
+  virtual Result<int64_t> RewriteDatasetVersions(const std::vector<DatasetVersionRewrite>& rewrites,
+                                                 const std::optional<DatasetVersionRecord>& append,
+                                                 const std::optional<DocumentRecord>& document) = 0;
+  // Bytes of every dataset version of the project (its columnar files), for quotas and metering.
+  virtual Result<int64_t> ProjectStorageBytes(const std::string& project) = 0;
   // True if any dataset version, run or model version still points at blob id `blob`.
   virtual Result<bool> BlobReferenced(const std::string& blob) = 0;
 
@@ -360,6 +418,19 @@ class Store {
   virtual Result<std::vector<PredictionRecord>> ListPredictions(const std::string& project,
                                                                 const std::string& deployment,
                                                                 const PredictionQuery& query) = 0;
+
+  // Audit log (append-only). AppendAudit writes all records in one transaction.
+  virtual Status AppendAudit(const std::vector<AuditRecord>& records) = 0;
+  virtual Result<std::vector<AuditRecord>> ListAudit(const AuditQuery& query) = 0;
+  // The entry with the highest seq, if any.
+  virtual Result<std::optional<AuditRecord>> LastAudit() = 0;
+
+  // Usage metering. AddUsage adds each record's quantity to its (project, key, day, metric) row, in one
+  // transaction. ListUsage: the rows of `project` ("" = every project) with from_day <= day <= to_day
+  // (strings "YYYY-MM-DD"; "" = unbounded), ordered by project, day, key, metric.
+  virtual Status AddUsage(const std::vector<UsageRecord>& records) = 0;
+  virtual Result<std::vector<UsageRecord>> ListUsage(const std::string& project, const std::string& from_day,
+                                                     const std::string& to_day) = 0;
 };
 
 // Opens (creating if needed) the SQLite store at `path`, applying pending migrations. Refuses to open a
