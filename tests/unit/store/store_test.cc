@@ -142,7 +142,11 @@ TEST_F(StoreTest, BlobStoreRoundTripDedupAndCorruptionDetected) {
   auto raw = blobs->AdoptFile(tmp);
   ASSERT_TRUE(raw.ok());
   EXPECT_FALSE(fs::exists(tmp));
-  EXPECT_EQ(*ReadFile(*blobs->PathOf(*raw)), "raw-bytes");
+  // Without a keyring the store writes plaintext, as before encryption existed; OpenPlain maps the file.
+  EXPECT_EQ(*ReadFile(*blobs->FilePathForTest(*raw)), "raw-bytes");
+  auto plain = blobs->OpenPlain(*raw);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->in_memory());
 
   // Flip a byte of the compressed blob: Get must report data loss, not return garbage.
   std::string path = (dir_ / "blobs" / "z" / id->substr(2, 2) / id->substr(2)).string();
