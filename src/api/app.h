@@ -22,6 +22,7 @@
 #include "serving/model_cache.h"
 #include "server/http_server.h"
 #include "store/blob_store.h"
+#include "store/keyring.h"
 #include "store/store.h"
 
 namespace lathe {
@@ -42,6 +43,8 @@ struct AppConfig {
   int64_t token_ttl_s = 7 * 24 * 3600;
   bool metrics_public = true;            // GET /metrics without a token
   std::string master_key_file;           // "" = data_dir/master.key (created with mode 0600 if absent)
+  std::string master_key_env;            // LATHE_MASTER_KEY ("HEX[,HEX…]"); non-empty = keys come from it alone
+  bool encrypt_blobs = true;             // encrypt new blobs at rest (store/blob_store.h); reading always works
   std::string sqlite_dir;                // SQLite files users may import from; "" = disabled
   AddressPolicy http_source_addresses;   // where HTTP sources may connect: public addresses + these ranges
   int64_t import_wait_s = 3600;          // an upload waits this long for its import job, then 202
@@ -77,8 +80,11 @@ class App : public HttpService {
   ServingRuntime& serving() { return *serving_; }
   MetricsRegistry& metrics() { return metrics_; }
   const Router& router() const { return router_; }
-  // 32 bytes; encrypts secrets at rest (connection passwords, header values).
-  const std::string& master_key() const { return master_key_; }
+  // The master keys: wrap blob data keys, seal secrets at rest (connection passwords, header values).
+  Keyring& keyring() { return *keyring_; }
+  // One key rotation at a time: true if this call took the slot (release with EndRotation).
+  bool BeginRotation() { return !rotating_.exchange(true); }
+  void EndRotation() { rotating_ = false; }
   bool ready() const { return ready_.load(); }
   // kNotFound unless the project exists. Known projects are cached: this is on every request's path.
   Status CheckProject(const std::string& project);
@@ -88,7 +94,8 @@ class App : public HttpService {
   explicit App(const AppConfig& config) : config_(config) {}
 
   AppConfig config_;
-  std::string master_key_;
+  std::unique_ptr<Keyring> keyring_;  // before blobs_: the blob store refers to it
+  std::atomic<bool> rotating_{false};
   std::unique_ptr<Store> store_;
   std::unique_ptr<BlobStore> blobs_;
   std::unique_ptr<AuthService> auth_;
@@ -122,6 +129,7 @@ void RegisterConnectionRoutes(Router& router, App& app);
 void RegisterLabelRoutes(Router& router, App& app);
 void RegisterBatchRoutes(Router& router, App& app);  // and its job
 void RegisterSearchRoutes(Router& router, App& app);  // tuning and AutoML, and their jobs
+void RegisterAdminRoutes(Router& router, App& app);   // key rotation, and its job
 
 // Job kinds (registered with the JobRunner by App::Create).
 void RegisterTrainJob(App& app);

@@ -639,6 +639,7 @@ Status BlobStore::ReadStored(const std::string& id, const std::function<Status(s
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return ErrnoStatus("stat " + path);
   const uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (size < kHeaderBytes) return AuthFailed(id, "header truncated");
   const uint64_t sealed_segment = h.segment_bytes + kAesGcmTagBytes;
   uint64_t remaining = size - kHeaderBytes;
   SegmentCipher cipher(data_key, false);
