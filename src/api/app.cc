@@ -30,7 +30,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // Blobs under a key the ring lacks cannot be read: say so at start, loudly, without refusing to serve the rest.
-void ReportUnreadableBlobs(const BlobStore& blobs, const Keyring& keyring) {
+void ReportUnreadableBlobs(const BlobStore& blobs, const Keyring& keyring, bool encrypting) {
   auto counts = blobs.CountByKeyId();
   if (!counts.ok()) {
     LogWarn("could not scan blobs for their master keys", {{"error", counts.status().ToString()}});
@@ -39,6 +39,7 @@ void ReportUnreadableBlobs(const BlobStore& blobs, const Keyring& keyring) {
   const auto held = keyring.Ids();
   for (const auto& [key_id, n] : *counts) {
     if (key_id.empty()) {
+      if (!encrypting) continue;
       LogInfo("blobs stored before encryption at rest (encrypted by the next `lathe admin rotate-key`)",
               {{"count", std::to_string(n)}});
     } else if (std::find(held.begin(), held.end(), key_id) == held.end()) {
@@ -68,7 +69,7 @@ Result<std::unique_ptr<App>> App::Create(const AppConfig& config) {
   LogInfo("master keys loaded", {{"source", app->keyring_->SourceName()}, {"active_key_id", app->keyring_->Active().id},
                                  {"keys", std::to_string(app->keyring_->Ids().size())},
                                  {"encrypt_blobs", config.encrypt_blobs ? "true" : "false"}});
-  ReportUnreadableBlobs(*app->blobs_, *app->keyring_);
+  ReportUnreadableBlobs(*app->blobs_, *app->keyring_, config.encrypt_blobs);
   app->auth_ = std::make_unique<AuthService>(app->store_.get(), AuthOptions{.token_ttl_s = config.token_ttl_s});
   RETURN_IF_ERROR(app->auth_->Bootstrap(config.admin_password));
   RETURN_IF_ERROR(app->store_->EnsureProject("default"));

@@ -231,6 +231,12 @@ TEST_F(StoreTest, DocumentsAreVersionedPerProjectKindAndName) {
   EXPECT_EQ(list[0].name, "clean");
   EXPECT_EQ(list[0].version, 2);
   EXPECT_EQ(store->ListDocumentVersions("default", "recipe", "clean")->size(), 2u);
+  // Re-sealing on key rotation rewrites one version in place: no new version, the others untouched.
+  ASSERT_TRUE(store->ReplaceDocumentBody("default", "recipe", "clean", 1, {{"steps", 10}}).ok());
+  EXPECT_EQ(store->GetDocument("default", "recipe", "clean", 1)->body["steps"], 10);
+  EXPECT_EQ(store->GetDocument("default", "recipe", "clean", 0)->body["steps"], 2);
+  EXPECT_EQ(store->ListDocumentVersions("default", "recipe", "clean")->size(), 2u);
+  EXPECT_EQ(store->ReplaceDocumentBody("default", "recipe", "clean", 3, {}).code(), StatusCode::kNotFound);
   ASSERT_TRUE(store->DeleteDocument("default", "recipe", "clean").ok());
   EXPECT_EQ(store->GetDocument("default", "recipe", "clean", 0).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(store->DeleteDocument("default", "recipe", "clean").code(), StatusCode::kNotFound);
