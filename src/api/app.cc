@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -30,8 +31,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A key file (the master key, the audit chain key) holds 64 hex characters (32 bytes). Created with mode 0600 when absent; a file that
-// exists but is malformed is an error (never silently replaced: that would orphan every stored secret).
+// The audit chain key file holds 64 hex characters (32 bytes). Created with mode 0600 when absent; a file that
+// exists but is malformed is an error (never silently replaced: that would break the chain's verification).
 Result<std::string> LoadOrCreateKeyFile(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) {
@@ -46,25 +47,30 @@ Result<std::string> LoadOrCreateKeyFile(const std::string& path) {
     return key;
   }
   ASSIGN_OR_RETURN(std::string text, ReadFile(path, 4096));
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
-  std::string key;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  if (text.size() == 64) {
-    for (size_t i = 0; i < 64; i += 2) {
-      int hi = nibble(text[i]), lo = nibble(text[i + 1]);
-      if (hi < 0 || lo < 0) break;
-      key.push_back(static_cast<char>(hi * 16 + lo));
+  auto key = Keyring::ParseKeyHex(text, "key file " + path);
+  if (!key.ok()) return Status::FailedPrecondition(key.status().message());
+  return key;
+}
+
+// Blobs under a key the ring lacks cannot be read: say so at start, loudly, without refusing to serve the rest.
+void ReportUnreadableBlobs(const BlobStore& blobs, const Keyring& keyring, bool encrypting) {
+  auto counts = blobs.CountByKeyId();
+  if (!counts.ok()) {
+    LogWarn("could not scan blobs for their master keys", {{"error", counts.status().ToString()}});
+    return;
+  }
+  const auto held = keyring.Ids();
+  for (const auto& [key_id, n] : *counts) {
+    if (key_id.empty()) {
+      if (!encrypting) continue;
+      LogInfo("blobs stored before encryption at rest (encrypted by the next `lathe admin rotate-key`)",
+              {{"count", std::to_string(n)}});
+    } else if (std::find(held.begin(), held.end(), key_id) == held.end()) {
+      LogError("blobs are encrypted under a master key this server does not hold; reading them fails until that "
+               "key is supplied (" + keyring.SourceName() + ")",
+               {{"key_id", key_id}, {"count", std::to_string(n)}, {"active_key_id", keyring.Active().id}});
     }
   }
-  if (key.size() != 32) {
-    return Status::FailedPrecondition("key file " + path + " must hold exactly 64 hex characters");
-  }
-  return key;
 }
 
 }  // namespace
@@ -75,17 +81,24 @@ Result<std::unique_ptr<App>> App::Create(const AppConfig& config) {
   fs::create_directories(config.data_dir, ec);
   if (ec) return Status::FailedPrecondition("cannot create data dir " + config.data_dir + ": " + ec.message());
   ASSIGN_OR_RETURN(app->store_, OpenSqliteStore((fs::path(config.data_dir) / "lathe.db").string()));
-  ASSIGN_OR_RETURN(app->blobs_, BlobStore::Open((fs::path(config.data_dir) / "blobs").string()));
-  ASSIGN_OR_RETURN(app->master_key_,
-                   LoadOrCreateKeyFile(config.master_key_file.empty()
-                                           ? (fs::path(config.data_dir) / "master.key").string()
-                                           : config.master_key_file));
   ASSIGN_OR_RETURN(std::string audit_key,
                    LoadOrCreateKeyFile(config.audit_key_file.empty()
                                            ? (fs::path(config.data_dir) / "audit.key").string()
                                            : config.audit_key_file));
   ASSIGN_OR_RETURN(app->audit_, AuditLog::Open(app->store_.get(), std::move(audit_key),
                                                (fs::path(config.data_dir) / "audit.head").string()));
+  KeyringOptions keys{.key_file = config.master_key_file.empty()
+                                      ? (fs::path(config.data_dir) / "master.key").string()
+                                      : config.master_key_file,
+                       .env_keys = config.master_key_env,
+                       .state_dir = (fs::path(config.data_dir) / "keys").string()};
+  ASSIGN_OR_RETURN(app->keyring_, Keyring::Load(keys));
+  ASSIGN_OR_RETURN(app->blobs_, BlobStore::Open((fs::path(config.data_dir) / "blobs").string(), app->keyring_.get(),
+                                                BlobStoreOptions{.encrypt = config.encrypt_blobs}));
+  LogInfo("master keys loaded", {{"source", app->keyring_->SourceName()}, {"active_key_id", app->keyring_->Active().id},
+                                 {"keys", std::to_string(app->keyring_->Ids().size())},
+                                 {"encrypt_blobs", config.encrypt_blobs ? "true" : "false"}});
+  ReportUnreadableBlobs(*app->blobs_, *app->keyring_, config.encrypt_blobs);
   app->auth_ = std::make_unique<AuthService>(app->store_.get(), AuthOptions{.token_ttl_s = config.token_ttl_s});
   RETURN_IF_ERROR(app->auth_->Bootstrap(config.admin_password));
   RETURN_IF_ERROR(app->store_->EnsureProject("default"));
@@ -148,6 +161,7 @@ Result<std::unique_ptr<App>> App::Create(const AppConfig& config) {
   RegisterAuditRoutes(app->router_, *app);
   RegisterSsoRoutes(app->router_, *app);
   RegisterUsageRoutes(app->router_, *app);
+  RegisterAdminRoutes(app->router_, *app);
   RegisterTrainJob(*app);
   RegisterImportJob(*app);
   RegisterRecipeJob(*app);

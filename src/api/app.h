@@ -26,6 +26,7 @@
 #include "serving/model_cache.h"
 #include "server/http_server.h"
 #include "store/blob_store.h"
+#include "store/keyring.h"
 #include "store/store.h"
 
 namespace lathe {
@@ -68,6 +69,8 @@ struct AppConfig {
   bool metrics_public = true;            // GET /metrics without a token
   std::string master_key_file;           // "" = data_dir/master.key (created with mode 0600 if absent)
   std::string audit_key_file;            // "" = data_dir/audit.key: the audit log's chain key (created if absent)
+  std::string master_key_env;            // LATHE_MASTER_KEY ("HEX[,HEX…]"); non-empty = keys come from it alone
+  bool encrypt_blobs = true;             // encrypt new blobs at rest (store/blob_store.h); reading always works
   std::string sqlite_dir;                // SQLite files users may import from; "" = disabled
   AddressPolicy http_source_addresses;   // where HTTP sources may connect: public addresses + these ranges
   int64_t import_wait_s = 3600;          // an upload waits this long for its import job, then 202
@@ -111,8 +114,11 @@ class App : public HttpService {
              const std::string& target, const std::string& outcome, Json detail);
   MetricsRegistry& metrics() { return metrics_; }
   const Router& router() const { return router_; }
-  // 32 bytes; encrypts secrets at rest (connection passwords, header values).
-  const std::string& master_key() const { return master_key_; }
+  // The master keys: wrap blob data keys, seal secrets at rest (connection passwords, header values).
+  Keyring& keyring() { return *keyring_; }
+  // One key rotation at a time: true if this call took the slot (release with EndRotation).
+  bool BeginRotation() { return !rotating_.exchange(true); }
+  void EndRotation() { rotating_ = false; }
   bool ready() const { return ready_.load(); }
   // kNotFound unless the project exists. Known projects are cached: this is on every request's path.
   Status CheckProject(const std::string& project);
@@ -125,7 +131,8 @@ class App : public HttpService {
   explicit App(const AppConfig& config) : config_(config) {}
 
   AppConfig config_;
-  std::string master_key_;
+  std::unique_ptr<Keyring> keyring_;  // before blobs_: the blob store refers to it
+  std::atomic<bool> rotating_{false};
   std::unique_ptr<Store> store_;
   std::unique_ptr<AuditLog> audit_;  // after store_: flushes into it when destroyed
   std::unique_ptr<BlobStore> blobs_;
@@ -164,9 +171,10 @@ void RegisterLabelRoutes(Router& router, App& app);
 void RegisterBatchRoutes(Router& router, App& app);  // and its job
 void RegisterSearchRoutes(Router& router, App& app);  // tuning and AutoML, and their jobs
 void RegisterPrivacyRoutes(Router& router, App& app);  // export and erase one person's data
-void RegisterAuditRoutes(Router& router, App& app);
+void RegisterAuditRoutes(Router& router, App& app);    // the audit log: query, export, verify
 void RegisterSsoRoutes(Router& router, App& app);      // OpenID Connect login and callback
-void RegisterUsageRoutes(Router& router, App& app);    // quotas, usage and statements    // the audit log: query, export, verify
+void RegisterUsageRoutes(Router& router, App& app);    // quotas, usage and statements
+void RegisterAdminRoutes(Router& router, App& app);    // key rotation, and its job
 
 // Job kinds (registered with the JobRunner by App::Create).
 void RegisterTrainJob(App& app);

@@ -313,7 +313,7 @@ Result<Json> FinishVersion(App& app, JobContext& ctx, const std::string& project
 }
 
 std::string PiiSalt(App& app, const std::string& project) {
-  return HexEncode(HmacSha256(app.master_key(), "lathe-pii-salt:" + project));
+  return HexEncode(HmacSha256(app.keyring().PiiKey(), "lathe-pii-salt:" + project));
 }
 
 Result<Json> PreprocessFromLineage(App& app, const DatasetVersionRecord& v) {

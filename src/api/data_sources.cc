@@ -37,20 +37,30 @@ Result<std::string> HexDecode(const std::string& hex) {
   return out;
 }
 
-// Secrets are sealed with the project as associated data, so a sealed blob cannot be replayed elsewhere.
-Result<std::string> Seal(App& app, const std::string& project, const Json& secrets) {
-  ASSIGN_OR_RETURN(std::string sealed, EncryptAesGcm(app.master_key(), DumpJson(secrets), "lathe-source:" + project));
-  return HexEncode(sealed);
+// Secrets are sealed with the project as associated data, so a sealed blob cannot be replayed elsewhere. The
+// holder records the master key id ("sealed_key") so rotation can re-seal it; values saved before key ids
+// were recorded have none and are opened by trying each key in the ring.
+Status SealInto(App& app, const std::string& project, const Json& secrets, Json& holder) {
+  ASSIGN_OR_RETURN(SealedValue sealed, app.keyring().Seal(DumpJson(secrets), "lathe-source:" + project));
+  holder["sealed"] = HexEncode(sealed.sealed);
+  holder["sealed_key"] = sealed.key_id;
+  return Status::Ok();
 }
 
 Result<Json> Unseal(App& app, const std::string& project, const Json& holder) {
   if (!holder.contains("sealed")) return Json::object();
   ASSIGN_OR_RETURN(std::string raw, HexDecode(holder.value("sealed", std::string())));
-  auto plain = DecryptAesGcm(app.master_key(), raw, "lathe-source:" + project);
+  const std::string key_id = holder.value("sealed_key", std::string());
+  auto plain = app.keyring().Open(SealedValue{key_id, raw}, "lathe-source:" + project);
   if (!plain.ok()) {
+    if (!key_id.empty() && !app.keyring().Find(key_id).ok()) {
+      return Status::FailedPrecondition("the stored secret is sealed under master key id " + key_id +
+                                        ", which this server does not hold; start it with that key in the "
+                                        "keyring, or save the connection again");
+    }
     return Status::FailedPrecondition(
-        "the stored secret cannot be decrypted: the master key changed since it was saved; save the "
-        "connection again");
+        "the stored secret cannot be decrypted (authentication failed): the master key changed since it was "
+        "saved, or the stored value was modified; save the connection again");
   }
   return ParseJson(*plain, 8);
 }
@@ -250,10 +260,7 @@ Result<Json> PrepareSourcePayload(App& app, const std::string& project, const Js
   }
   ASSIGN_OR_RETURN(auto split, SplitSource(app, source, false));
   Json out = {{"config", split.first}};
-  if (!split.second.empty()) {
-    ASSIGN_OR_RETURN(std::string sealed, Seal(app, project, split.second));
-    out["sealed"] = sealed;
-  }
+  if (!split.second.empty()) RETURN_IF_ERROR(SealInto(app, project, split.second, out));
   return out;
 }
 
@@ -293,6 +300,32 @@ Result<FetchedSource> FetchSource(App& app, const std::string& project, const Js
   return out;
 }
 
+Result<int64_t> ResealStoredSecrets(App& app, const std::function<bool()>& cancelled) {
+  const std::string active = app.keyring().Active().id;
+  ASSIGN_OR_RETURN(auto projects, app.store().ListProjects());
+  int64_t resealed = 0;
+  for (const auto& project : projects) {
+    ASSIGN_OR_RETURN(auto latest, app.store().ListDocuments(project, kConnectionKind));
+    for (const auto& doc : latest) {
+      ASSIGN_OR_RETURN(auto versions, app.store().ListDocumentVersions(project, kConnectionKind, doc.name));
+      for (const auto& v : versions) {
+        if (cancelled()) return Status::Cancelled("re-sealing stored secrets was cancelled");
+        if (!v.body.contains("sealed") || v.body.value("sealed_key", std::string()) == active) continue;
+        auto secrets = Unseal(app, project, v.body);
+        if (!secrets.ok()) {
+          return secrets.status().Annotate("connection '" + v.name + "' version " + std::to_string(v.version) +
+                                           " in project '" + project + "'");
+        }
+        Json body = v.body;
+        RETURN_IF_ERROR(SealInto(app, project, *secrets, body));
+        RETURN_IF_ERROR(app.store().ReplaceDocumentBody(project, kConnectionKind, v.name, v.version, body));
+        ++resealed;
+      }
+    }
+  }
+  return resealed;
+}
+
 void RegisterConnectionRoutes(Router& router, App& app) {
   const std::string base = "/api/v1/projects/{project}/connections";
   router.Add({.method = "PUT", .pattern = base + "/{name}", .permission = Permission::kProjectWrite,
@@ -308,10 +341,7 @@ void RegisterConnectionRoutes(Router& router, App& app) {
                   for (const auto& [n, v] : split.second["headers"].items()) header_names.push_back(n);
                 }
                 doc.body["header_names"] = header_names;
-                if (!split.second.empty()) {
-                  ASSIGN_OR_RETURN(std::string sealed, Seal(app, ctx.Project(), split.second));
-                  doc.body["sealed"] = sealed;
-                }
+                if (!split.second.empty()) RETURN_IF_ERROR(SealInto(app, ctx.Project(), split.second, doc.body));
                 ASSIGN_OR_RETURN(doc.version, app.store().PutDocument(doc));
                 WriteJson(200, ConnectionJson(doc), ctx.res);
                 return Status::Ok();

@@ -1,6 +1,6 @@
 // External data sources for imports — PostgreSQL, SQLite files, HTTP(S) URLs — given inline in an import
 // request or saved as named connections. Secrets (a database password, HTTP header values) are sealed with
-// AES-256-GCM under the server's master key before they are stored anywhere (connection documents, job
+// AES-256-GCM under the server's active master key (store/keyring.h) before they are stored anywhere (connection documents, job
 // payloads) and are never returned by the API. Internal to the api layer.
 //
 // Source JSON (inline):
@@ -33,6 +33,10 @@ struct FetchedSource {
   SourceFetch fetch;
   Json shown;  // the version's "source": kind, host/db/query or url, rows — never secrets
 };
+
+// Re-seals every stored secret (all versions of every saved connection) not yet sealed under the keyring's
+// active master key; returns how many were re-sealed. For key rotation.
+Result<int64_t> ResealStoredSecrets(App& app, const std::function<bool()>& cancelled);
 
 // Fetches a prepared source into `spool_path`.
 Result<FetchedSource> FetchSource(App& app, const std::string& project, const Json& prepared,

@@ -97,8 +97,11 @@ void WriteProblem(int http_status, const std::string& detail, const HttpRequest&
 
 void WriteProblem(const Status& status, const HttpRequest& req, HttpResponse& res) {
   int code = HttpStatusFor(status.code());
-  // Internal errors keep their detail in the log, not in the response.
-  std::string detail = code >= 500 && status.code() != StatusCode::kUnavailable
+  // Internal errors keep their detail in the log, not in the response. Data loss is told: the caller must know
+  // that stored data failed its integrity check (a tampered or corrupt blob, a missing master key), and the
+  // message names only the blob and what failed, never content or keys.
+  std::string detail = code >= 500 && status.code() != StatusCode::kUnavailable &&
+                               status.code() != StatusCode::kDataLoss
                            ? "internal error; see the server log for request " + req.request_id
                            : status.message();
   WriteProblem(code, detail, req, res, status.details());

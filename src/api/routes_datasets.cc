@@ -364,8 +364,10 @@ void RegisterImportJobImpl(App& app) {
 void RegisterImportJob(App& app) { RegisterImportJobImpl(app); }
 
 Result<std::unique_ptr<DatasetFile>> OpenDatasetVersion(App& app, const DatasetVersionRecord& v) {
-  ASSIGN_OR_RETURN(std::string path, app.blobs().PathOf(v.blob));
-  return DatasetFile::Open(path);
+  // An encrypted version is decrypted into memory (a memfd) for the mapping's lifetime; the DatasetFile holds
+  // its own descriptor, so the PlainFile may close here.
+  ASSIGN_OR_RETURN(PlainFile plain, app.blobs().OpenPlain(v.blob));
+  return DatasetFile::OpenFd(plain.fd(), plain.name());
 }
 
 void RegisterDatasetRoutes(Router& router, App& app) {

@@ -367,7 +367,9 @@ Result<Json> EraseJob(App& app, JobContext& ctx) {
   const std::string erasure_id = p.value("erasure", std::string());
   ASSIGN_OR_RETURN(SubjectMatch match, ParseSubjectMatch(p.value("match", std::string("exact"))));
   ASSIGN_OR_RETURN(std::string sealed, UnhexSealed(p.value("value_sealed", std::string())));
-  ASSIGN_OR_RETURN(std::string value, DecryptAesGcm(app.master_key(), sealed, SealAad(ctx.job().id)));
+  ASSIGN_OR_RETURN(std::string value,
+                   app.keyring().Open(SealedValue{p.value("value_key_id", std::string()), sealed},
+                                      SealAad(ctx.job().id)));
   const SubjectMatcher matcher(value, match);
   auto cancel = [&] { return ctx.Cancelled(); };
 
@@ -630,11 +632,12 @@ Status SubmitErase(App& app, RequestContext& ctx) {
   RETURN_IF_ERROR(CheckColumnExists(versions, q.column));
   // The value never sits in the job table in clear: sealed under the master key, bound to the job id.
   const std::string job_id = NewId("job");
-  ASSIGN_OR_RETURN(std::string sealed, EncryptAesGcm(app.master_key(), q.value, SealAad(job_id)));
+  ASSIGN_OR_RETURN(SealedValue sealed, app.keyring().Seal(q.value, SealAad(job_id)));
   const std::string erasure_id = NewId("erasure");
   Json payload = {
       {"dataset", ctx.Param("name")},       {"column", q.column}, {"match", SubjectMatchName(q.match)},
-      {"value_sealed", HexEncode(sealed)},  {"reason", reason},   {"erasure", erasure_id},
+      {"value_sealed", HexEncode(sealed.sealed)}, {"value_key_id", sealed.key_id}, {"reason", reason},
+      {"erasure", erasure_id},
       {"requested_by", ctx.caller.username}};
   ASSIGN_OR_RETURN(JobRecord job,
                    app.jobs().Submit("erase", ctx.Project(), payload, ctx.caller.user_id, job_id));
@@ -682,7 +685,7 @@ Result<Json> PrivateProfile(App& app, const DatasetVersionRecord& v, const Json&
   for (const auto& [col, tag] : settings.tags) {
     if (tag == "personal") opt.identifying_columns.insert(col);
   }
-  const std::string key = HmacSha256(app.master_key(), "lathe-dp-noise:" + v.project);
+  const std::string key = HmacSha256(app.keyring().PiiKey(), "lathe-dp-noise:" + v.project);
   const std::string context = v.dataset + "\n" + v.blob + "\n" + DumpJson(Json(epsilon)) + "\n" +
                               DumpJson(profile.value("target", Json(nullptr)));
   return PrivatizeProfile(profile, opt, KeyedRandomWords(key, context));

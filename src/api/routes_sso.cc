@@ -138,10 +138,10 @@ void RegisterSsoRoutes(Router& router, App& app) {
                               {"verifier", start.code_verifier},
                               {"return_to", SafeReturnTo(ctx.req.Query("return_to"))},
                               {"exp", NowMicros() / 1000000 + kStateTtlS}};
-                ASSIGN_OR_RETURN(std::string sealed, EncryptAesGcm(app.master_key(), state.dump(), kStateAad));
+                ASSIGN_OR_RETURN(SealedValue sealed, app.keyring().Seal(state.dump(), kStateAad));
                 // Lax, not Strict: the provider sends the browser back with a cross-site redirect.
                 ctx.res.headers.emplace_back(
-                    "Set-Cookie", CookieHeader(kStateCookie, Base64UrlEncode(sealed), kStateTtlS, true, "Lax", kStatePath));
+                    "Set-Cookie", CookieHeader(kStateCookie, sealed.key_id + "." + Base64UrlEncode(sealed.sealed), kStateTtlS, true, "Lax", kStatePath));
                 ctx.res.headers.emplace_back("Location", start.url);
                 ctx.res.headers.emplace_back("Cache-Control", "no-store");
                 ctx.res.status = 302;
@@ -174,9 +174,12 @@ void RegisterSsoRoutes(Router& router, App& app) {
                   return Status::InvalidArgument("no login in progress: start at /api/v1/auth/oidc/login (cookies "
                                                  "must be enabled)");
                 }
-                auto raw = Base64UrlDecode(*cookie);
-                Result<std::string> plain = raw.ok() ? DecryptAesGcm(app.master_key(), *raw, kStateAad)
-                                                     : Result<std::string>(raw.status());
+                // "<master key id>.<base64url sealed state>"
+                const size_t dot = cookie->find('.');
+                auto raw = Base64UrlDecode(dot == std::string::npos ? "" : cookie->substr(dot + 1));
+                Result<std::string> plain =
+                    raw.ok() && dot > 0 ? app.keyring().Open(SealedValue{cookie->substr(0, dot), *raw}, kStateAad)
+                                        : Result<std::string>(Status::InvalidArgument("malformed"));
                 Json saved = plain.ok() ? Json::parse(*plain, nullptr, false) : Json();
                 if (!saved.is_object() || !saved["state"].is_string() || !saved["exp"].is_number_integer()) {
                   return Status::InvalidArgument("the login state cookie is invalid; start the login again");

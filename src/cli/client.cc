@@ -654,6 +654,79 @@ int CmdAdminAudit(Context& ctx, const ParsedArgs& a) {
   return -kExitUsage;
 }
 
+// --- admin: master keys
+
+int CmdAdminKeys(Context& ctx, const ParsedArgs&) {
+  auto resp = ctx.Call("GET", "/api/v1/admin/keys");
+  if (!resp) return kExitError;
+  if (ctx.json) {
+    PrintJson(*resp);
+    return kExitOk;
+  }
+  PrintKeyValues(*resp);
+  return kExitOk;
+}
+
+// Rotates the master key: the server answers at once (the new key is active for writes); the job re-wraps
+// every blob. The new key never travels unless the operator supplies it (--key-stdin), which the server
+// requires when its keys come from LATHE_MASTER_KEY.
+int CmdAdminRotateKey(Context& ctx, const ParsedArgs& a) {
+  Json body = Json::object();
+  if (a.Has("key-stdin")) {
+    std::string line;
+    int c;
+    while ((c = std::fgetc(stdin)) != EOF && c != '\n') {
+      line += static_cast<char>(c);
+      if (line.size() > 256) break;
+    }
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (line.empty()) {
+      Err("error: --key-stdin: nothing on stdin (give 64 hex characters, e.g. from `openssl rand -hex 32`)\n");
+      return -kExitUsage;
+    }
+    body["key_hex"] = line;
+  }
+  if (a.Has("keep-old")) body["keep_old"] = true;
+  auto resp = ctx.Call("POST", "/api/v1/admin/rotate-key", &body);
+  if (!resp) return kExitError;
+  const std::string job_id = MemberText(*resp, "job");
+  if (!a.Has("wait")) {
+    if (ctx.json) {
+      PrintJson(*resp);
+    } else {
+      Out(MemberText(*resp, "key_id") + "\n");
+      Err("New master key " + MemberText(*resp, "key_id") + " is active (was " + MemberText(*resp, "previous_key_id") +
+          "); job " + job_id + " re-wraps the stored data (lathe jobs wait " + job_id + ")\n");
+    }
+    if (resp->contains("operator_action")) Err(MemberText(*resp, "operator_action") + "\n");
+    return kExitOk;
+  }
+  auto job = WaitForJob(ctx, job_id);
+  if (!job) return kExitError;
+  if (ctx.json) {
+    Json out = *resp;
+    out["job_state"] = Member(*job, "state");
+    out["result"] = Member(*job, "result");
+    PrintJson(out);
+  } else {
+    Out(MemberText(*resp, "key_id") + "\n");
+  }
+  if (GetStringOr(*job, "state", "") != "succeeded") {
+    PrintJobFailure(*job, job_id);
+    if (resp->contains("operator_action")) Err(MemberText(*resp, "operator_action") + "\n");
+    return kExitError;
+  }
+  if (!ctx.json) {
+    const Json& r = Member(*job, "result");
+    Err("Master key " + MemberText(*resp, "key_id") + " is active; " + IdText(Member(r, "rewrapped")) +
+        " blobs re-wrapped, " + IdText(Member(r, "encrypted")) + " encrypted, " + IdText(Member(r, "secrets_resealed")) +
+        " secrets re-sealed; retired keys: " + DumpJson(Member(r, "retired_key_ids")) + "\n");
+    for (const auto& n : Member(r, "notes")) Err(n.is_string() ? n.get<std::string>() + "\n" : "");
+  }
+  if (resp->contains("operator_action")) Err(MemberText(*resp, "operator_action") + "\n");
+  return kExitOk;
+}
+
 int CmdModelsExport(Context& ctx, const ParsedArgs& a) {
   const std::string& name = a.positionals[0];
   const std::string& version = a.positionals[1];
@@ -937,6 +1010,18 @@ std::vector<Command> CoreCommands() {
        1,
        1,
        CmdAdminAudit},
+      {"admin keys", "", "show the master keys: active key id, key ids held, blobs per key (admin)", {}, 0, 0,
+       CmdAdminKeys},
+      {"admin rotate-key",
+       "",
+       "rotate the master key without downtime; prints the new key id (admin)",
+       {{"wait", "", "wait until every blob and secret is re-wrapped and the old key retired"},
+        {"keep-old", "", "keep the old key readable after the rotation"},
+        {"key-stdin", "", "read the new key (64 hex) from stdin instead of generating one; required when the "
+                          "server's keys come from LATHE_MASTER_KEY"}},
+       0,
+       0,
+       CmdAdminRotateKey},
       {"models export",
        "NAME VERSION",
        "download a model version as ONNX (default) or as lathe's bundle",

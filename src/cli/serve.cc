@@ -165,6 +165,12 @@ std::vector<Knob> Knobs(ServeConfig* c) {
        }},
       {"currency", "USD", "currency the price table is in",
        [c](const std::string& v) { c->app.prices.currency = v; return Status::Ok(); }},
+      {"encrypt-blobs", "true", "encrypt blobs at rest with AES-256-GCM under the master key (LATHE_MASTER_KEY, "
+       "when set, holds the keys instead of the key file; see docs/security.md)",
+       [c](const std::string& v) -> Status {
+         ASSIGN_OR_RETURN(c->app.encrypt_blobs, ParseBoolValue("encrypt-blobs", v));
+         return Status::Ok();
+       }},
       {"sqlite-dir", "", "directory whose SQLite files users may import from (empty = SQLite sources disabled)",
        [c](const std::string& v) { c->app.sqlite_dir = v; return Status::Ok(); }},
       {"tls-cert", "", "PEM certificate chain file: with --tls-key, serve HTTPS only (TLS 1.2+, HSTS)",
@@ -285,6 +291,7 @@ Status LoadConfig(const std::vector<std::string>& args, ServeConfig* cfg, bool* 
     }
   }
   if (const char* p = std::getenv("LATHE_ADMIN_PASSWORD")) cfg->app.admin_password = p;
+  if (const char* k = std::getenv("LATHE_MASTER_KEY")) cfg->app.master_key_env = k;
   // Flags.
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];

@@ -299,6 +299,20 @@ Result<std::unique_ptr<DatasetFile>> DatasetFile::Open(const std::string& path) 
     if (errno == ENOENT) return Status::NotFound("dataset file " + path + " does not exist");
     return Status::Internal(Errno("open " + path));
   }
+  RETURN_IF_ERROR(f->MapAndParse(path));
+  return f;
+}
+
+Result<std::unique_ptr<DatasetFile>> DatasetFile::OpenFd(int fd, const std::string& name) {
+  std::unique_ptr<DatasetFile> f(new DatasetFile());
+  f->fd_ = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (f->fd_ < 0) return Status::Internal(Errno("dup " + name));
+  RETURN_IF_ERROR(f->MapAndParse(name));
+  return f;
+}
+
+Status DatasetFile::MapAndParse(const std::string& path) {
+  DatasetFile* f = this;
   struct stat st;
   if (::fstat(f->fd_, &st) != 0) return Status::Internal(Errno("stat " + path));
   f->size_ = static_cast<size_t>(st.st_size);
@@ -310,7 +324,7 @@ Result<std::unique_ptr<DatasetFile>> DatasetFile::Open(const std::string& path) 
   f->data_ = static_cast<const char*>(m);
   Status s = f->Parse();
   if (!s.ok()) return s.Annotate(path);
-  return f;
+  return Status::Ok();
 }
 
 Status DatasetFile::Parse() {

@@ -30,6 +30,9 @@ struct ColumnInfo {
 class DatasetFile {
  public:
   static Result<std::unique_ptr<DatasetFile>> Open(const std::string& path);
+  // The same for an open descriptor (e.g. a decrypted blob in memory, store/blob_store.h PlainFile); the
+  // DatasetFile keeps its own duplicate, so the caller may close `fd` afterwards. `name` is for messages.
+  static Result<std::unique_ptr<DatasetFile>> OpenFd(int fd, const std::string& name);
   ~DatasetFile();
   DatasetFile(const DatasetFile&) = delete;
   DatasetFile& operator=(const DatasetFile&) = delete;
@@ -47,6 +50,7 @@ class DatasetFile {
 
  private:
   DatasetFile() = default;
+  Status MapAndParse(const std::string& path);
   Status Parse();
   void ReleaseMappedRange(uint64_t offset, uint64_t size) const;
 

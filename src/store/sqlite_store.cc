@@ -610,6 +610,17 @@ class SqliteStore final : public Store {
     return Status::Ok();
   }
 
+  Status ReplaceDocumentBody(const std::string& project, const std::string& kind, const std::string& name,
+                             int64_t version, const Json& body) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "UPDATE documents SET body = ? WHERE project = ? AND kind = ? AND name = ? AND version = ?");
+    RETURN_IF_ERROR(s.Bind(1, DumpJson(body)).Bind(2, project).Bind(3, kind).Bind(4, name).Bind(5, version).Exec());
+    if (sqlite3_changes(db_) == 0) {
+      return Status::NotFound(kind + " '" + name + "' has no version " + std::to_string(version));
+    }
+    return Status::Ok();
+  }
+
   // ---- labels
   Status PutLabels(const std::vector<LabelRecord>& labels) override {
     std::lock_guard<std::mutex> lock(mu_);

@@ -344,6 +344,10 @@ class Store {
                                                                    const std::string& kind,
                                                                    const std::string& name) = 0;
   virtual Status DeleteDocument(const std::string& project, const std::string& kind, const std::string& name) = 0;
+  // Rewrites one stored version's body in place (no new version): for re-sealing secrets under a new master
+  // key. kNotFound when that version does not exist.
+  virtual Status ReplaceDocumentBody(const std::string& project, const std::string& kind, const std::string& name,
+                                     int64_t version, const Json& body) = 0;
 
   // Labels: one label per (queue, row, labeler); a later submission by the same labeler replaces it.
   virtual Status PutLabels(const std::vector<LabelRecord>& labels) = 0;

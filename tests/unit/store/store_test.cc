@@ -142,7 +142,11 @@ TEST_F(StoreTest, BlobStoreRoundTripDedupAndCorruptionDetected) {
   auto raw = blobs->AdoptFile(tmp);
   ASSERT_TRUE(raw.ok());
   EXPECT_FALSE(fs::exists(tmp));
-  EXPECT_EQ(*ReadFile(*blobs->PathOf(*raw)), "raw-bytes");
+  // Without a keyring the store writes plaintext, as before encryption existed; OpenPlain maps the file.
+  EXPECT_EQ(*ReadFile(*blobs->FilePathForTest(*raw)), "raw-bytes");
+  auto plain = blobs->OpenPlain(*raw);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->in_memory());
 
   // Flip a byte of the compressed blob: Get must report data loss, not return garbage.
   std::string path = (dir_ / "blobs" / "z" / id->substr(2, 2) / id->substr(2)).string();
@@ -227,6 +231,12 @@ TEST_F(StoreTest, DocumentsAreVersionedPerProjectKindAndName) {
   EXPECT_EQ(list[0].name, "clean");
   EXPECT_EQ(list[0].version, 2);
   EXPECT_EQ(store->ListDocumentVersions("default", "recipe", "clean")->size(), 2u);
+  // Re-sealing on key rotation rewrites one version in place: no new version, the others untouched.
+  ASSERT_TRUE(store->ReplaceDocumentBody("default", "recipe", "clean", 1, {{"steps", 10}}).ok());
+  EXPECT_EQ(store->GetDocument("default", "recipe", "clean", 1)->body["steps"], 10);
+  EXPECT_EQ(store->GetDocument("default", "recipe", "clean", 0)->body["steps"], 2);
+  EXPECT_EQ(store->ListDocumentVersions("default", "recipe", "clean")->size(), 2u);
+  EXPECT_EQ(store->ReplaceDocumentBody("default", "recipe", "clean", 3, {}).code(), StatusCode::kNotFound);
   ASSERT_TRUE(store->DeleteDocument("default", "recipe", "clean").ok());
   EXPECT_EQ(store->GetDocument("default", "recipe", "clean", 0).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(store->DeleteDocument("default", "recipe", "clean").code(), StatusCode::kNotFound);
