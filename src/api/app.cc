@@ -365,25 +365,6 @@ bool App::KeyUseDue(const std::string& key_id, int64_t now_ms) {
   return true;
 }
 
-void App::Audit(const RequestContext* ctx, const std::string& action, const std::string& project,
-                const std::string& target, const std::string& outcome, Json detail) {
-  AuditRecord e;
-  if (ctx != nullptr) {
-    e.actor = ctx->caller.username;
-    e.actor_id = ctx->caller.user_id;
-    e.key_id = ctx->caller.key_id;
-    e.request_id = ctx->req.request_id;
-    const size_t colon = ctx->req.remote_addr.rfind(':');
-    e.ip = ctx->req.remote_addr.substr(0, colon);
-  }
-  e.action = action;
-  e.project = project;
-  e.target = target;
-  e.outcome = outcome;
-  e.detail = detail.dump(-1, ' ', false, Json::error_handler_t::replace);
-  audit_->Record(std::move(e));
-}
-
 Status App::CheckProject(const std::string& project) {
   {
     std::shared_lock lock(projects_mu_);

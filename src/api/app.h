@@ -108,10 +108,6 @@ class App : public HttpService {
   ServingRuntime& serving() { return *serving_; }
   AuditLog& audit() { return *audit_; }
   UsageMeter& usage() { return *usage_; }
-  // Appends an entry for an action that is not an HTTP call of its own (a job's effect, an erasure), with
-  // the request's caller and ids when `ctx` is given.
-  void Audit(const RequestContext* ctx, const std::string& action, const std::string& project,
-             const std::string& target, const std::string& outcome, Json detail);
   MetricsRegistry& metrics() { return metrics_; }
   const Router& router() const { return router_; }
   // The master keys: wrap blob data keys, seal secrets at rest (connection passwords, header values).

@@ -132,6 +132,9 @@ std::vector<Knob> Knobs(ServeConfig* c) {
       {"master-key-file", "", "file holding the 32-byte master key (64 hex chars) that encrypts stored secrets; "
        "empty = DATA_DIR/master.key, created on first start",
        [c](const std::string& v) { c->app.master_key_file = v; return Status::Ok(); }},
+      {"audit-key-file", "", "file holding the audit log's 32-byte chain key (64 hex chars); empty = "
+       "DATA_DIR/audit.key, created on first start",
+       [c](const std::string& v) { c->app.audit_key_file = v; return Status::Ok(); }},
       {"oidc-issuer", "", "OpenID Connect provider for single sign-on, exactly as its discovery document names "
        "itself (empty = no single sign-on)",
        [c](const std::string& v) { c->app.oidc.issuer = v; return Status::Ok(); }},
