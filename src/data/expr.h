@@ -48,7 +48,8 @@ inline constexpr size_t kMaxExprBytes = 64 * 1024;
 inline constexpr int kMaxExprDepth = 200;
 inline constexpr size_t kMaxRegexPatternBytes = 256;
 inline constexpr size_t kMaxRegexInputBytes = 4096;
-// Flags for std::regex objects used only to test a whole value (regex_match, contract rules): ECMAScript syntax,
+// Flags for std::regex objects that test a whole value (regex_match, contract rules) or rewrite one (the
+// regex_replace recipe step, whose captures come out the same as with the default executor): ECMAScript syntax,
 // run by libstdc++'s breadth-first (Thompson NFA) executor, whose time is O(value length x pattern size). The
 // default depth-first executor backtracks: patterns the nesting check lets through (a*a*a*b, .*.*.*x) take
 // polynomial time of high degree, and unchecked ones ((a+)+$ in a contract) exponential time, which froze an

@@ -365,7 +365,9 @@ Status RegexTransform(const StepCtx& ctx, const Json& params, const Json& state,
   const std::string pattern = params["pattern"].get<std::string>();
   const std::string repl = params.value("replacement", std::string());
   RETURN_IF_ERROR(RegexCheck(ctx, params));
-  std::regex re(pattern, std::regex::ECMAScript);
+  // The breadth-first executor: linear in the value for a given pattern (the backtracking one hangs on
+  // a*a*a*b); it keeps ECMAScript's match priority, so captures ($1) are the same.
+  std::regex re(pattern, kWholeMatchRegexFlags);
   return RewriteStrings(ctx, state, t, "regex_replace", [&](const std::string& s, bool*) {
     if (s.size() > kMaxRegexInputBytes) return s;  // too long to search safely: left as it is
     try {

@@ -736,6 +736,9 @@ Result<SourceFetch> FetchSqlite(const SqlSource& src, const std::string& sqlite_
       char& fit = fits[static_cast<size_t>(i)];
       switch (t) {
         case SQLITE_NULL:
+          // Missing is an empty field; a one-column row of it would be a blank line, which CSV readers skip,
+          // so there it is written as "" (also read as missing).
+          if (ncol == 1) buf.append("\"\"");
           break;
         case SQLITE_INTEGER: {
           sqlite3_int64 v = sqlite3_column_int64(stmt.get(), i);

@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/clock.h"
+
 namespace lathe {
 
 // Strips leading and trailing spaces and tabs.
@@ -53,6 +55,5 @@ bool ParseDatetimeMicros(std::string_view s, int64_t* out);
 std::string FormatDatetimeMicros(int64_t micros);
 
 // Days since 1970-01-01 for a proleptic Gregorian date (no range checks).
-int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d);
 
 }  // namespace lathe

@@ -321,9 +321,7 @@ def test_contract_regex_cannot_hang_a_check(regex_server, pattern):
     alive(s)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: regex_replace (recipe_steps_columns.cc RegexTransform) runs "
-                                       "std::regex_replace with the backtracking executor; a*a*a*b on a 300-char "
-                                       "value does not finish")
+# regex_replace used the backtracking executor: a*a*a*b on a 300-character value did not finish.
 def test_regex_replace_step_runs_in_bounded_time(regex_server):
     s, c = regex_server
     timed(lambda: c.post(f"{P}/datasets/long/versions/1/preview",
@@ -406,8 +404,7 @@ def test_sqlite_runaway_queries_are_bounded(env, admin):
     assert admin.get(f"{P}/datasets/sq").status_code == 404
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: sql_source.cc writes an all-NULL row of a one-column result as an "
-                                       "empty CSV line, which the CSV reader skips as blank: the row is lost")
+# A one-column row that is NULL used to be written as a blank CSV line and lost (SQLite source).
 def test_sqlite_single_column_nulls_are_kept(admin):
     r = admin.post(f"{P}/datasets/nulls/imports?wait=true",
                    json={"source": {"kind": "sqlite", "path": "shop.db", "query": "SELECT code FROM orders"}})
