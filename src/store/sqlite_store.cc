@@ -514,28 +514,7 @@ class SqliteStore final : public Store {
                             .Bind(15, DumpJson(rec.quality))
                             .Exec());
       }
-      if (document) {
-        const DocumentRecord& doc = *document;
-        int64_t next = 1;
-        {
-          Stmt s(db_,
-                 "SELECT COALESCE(MAX(version), 0) + 1 FROM documents WHERE project = ? AND kind = ? AND name = ?");
-          s.Bind(1, doc.project).Bind(2, doc.kind).Bind(3, doc.name);
-          ASSIGN_OR_RETURN(bool row, s.Step());
-          if (row) next = s.Int(0);
-        }
-        Stmt s(db_,
-               "INSERT INTO documents(project, kind, name, version, body, created_by, created_at) "
-               "VALUES (?,?,?,?,?,?,?)");
-        RETURN_IF_ERROR(s.Bind(1, doc.project)
-                            .Bind(2, doc.kind)
-                            .Bind(3, doc.name)
-                            .Bind(4, next)
-                            .Bind(5, DumpJson(doc.body))
-                            .Bind(6, doc.created_by)
-                            .Bind(7, doc.created_at)
-                            .Exec());
-      }
+      if (document) RETURN_IF_ERROR(InsertDocumentLocked(*document).status());
       return appended;
     });
   }
@@ -543,28 +522,30 @@ class SqliteStore final : public Store {
   // ---- documents
   Result<int64_t> PutDocument(DocumentRecord doc) override {
     std::lock_guard<std::mutex> lock(mu_);
-    return InTransaction<int64_t>([&]() -> Result<int64_t> {
-      int64_t next = 1;
-      {
-        Stmt s(db_,
-               "SELECT COALESCE(MAX(version), 0) + 1 FROM documents WHERE project = ? AND kind = ? AND name = ?");
-        s.Bind(1, doc.project).Bind(2, doc.kind).Bind(3, doc.name);
-        ASSIGN_OR_RETURN(bool row, s.Step());
-        if (row) next = s.Int(0);
-      }
-      Stmt s(db_,
-             "INSERT INTO documents(project, kind, name, version, body, created_by, created_at) "
-             "VALUES (?,?,?,?,?,?,?)");
-      RETURN_IF_ERROR(s.Bind(1, doc.project)
-                          .Bind(2, doc.kind)
-                          .Bind(3, doc.name)
-                          .Bind(4, next)
-                          .Bind(5, DumpJson(doc.body))
-                          .Bind(6, doc.created_by)
-                          .Bind(7, doc.created_at)
-                          .Exec());
-      return next;
-    });
+    return InTransaction<int64_t>([&]() { return InsertDocumentLocked(doc); });
+  }
+
+  // The next version of `doc` (max + 1), inserted; the caller holds mu_ inside a transaction.
+  Result<int64_t> InsertDocumentLocked(const DocumentRecord& doc) {
+    int64_t next = 1;
+    {
+      Stmt s(db_, "SELECT COALESCE(MAX(version), 0) + 1 FROM documents WHERE project = ? AND kind = ? AND name = ?");
+      s.Bind(1, doc.project).Bind(2, doc.kind).Bind(3, doc.name);
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (row) next = s.Int(0);
+    }
+    Stmt s(db_,
+           "INSERT INTO documents(project, kind, name, version, body, created_by, created_at) "
+           "VALUES (?,?,?,?,?,?,?)");
+    RETURN_IF_ERROR(s.Bind(1, doc.project)
+                        .Bind(2, doc.kind)
+                        .Bind(3, doc.name)
+                        .Bind(4, next)
+                        .Bind(5, DumpJson(doc.body))
+                        .Bind(6, doc.created_by)
+                        .Bind(7, doc.created_at)
+                        .Exec());
+    return next;
   }
 
   Result<DocumentRecord> GetDocument(const std::string& project, const std::string& kind, const std::string& name,
