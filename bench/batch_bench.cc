@@ -21,6 +21,7 @@
 
 #include "bench_table.h"
 #include "common/crypto.h"
+#include "common/memory.h"
 #include "data/dataset_file.h"
 #include "ml/batch_score.h"
 #include "ml/model_bundle.h"
@@ -49,6 +50,7 @@ double Seconds(std::chrono::steady_clock::time_point start) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  lathe::TuneAllocator();
   const int64_t rows = argc > 1 ? std::atoll(argv[1]) : 1000000;
   const int repeats = argc > 2 ? std::atoi(argv[2]) : 3;
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

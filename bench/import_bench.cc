@@ -8,9 +8,11 @@
 
 #include <unistd.h>
 
+#include "common/memory.h"
 #include "data/csv_import.h"
 
 int main(int argc, char** argv) {
+  lathe::TuneAllocator();
   if (argc < 2) {
     std::fprintf(stderr, "usage: %s FILE.csv [repeats]\n", argv[0]);
     return 2;

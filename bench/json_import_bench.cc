@@ -8,9 +8,11 @@
 #include <cstdlib>
 #include <string>
 
+#include "common/memory.h"
 #include "data/json_import.h"
 
 int main(int argc, char** argv) {
+  lathe::TuneAllocator();
   if (argc < 2) {
     std::fprintf(stderr, "usage: %s FILE.jsonl [repeats]\n", argv[0]);
     return 2;

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "common/memory.h"
 #include "data/csv_import.h"
 #include "data/dataset_file.h"
 #include "data/profile.h"
@@ -33,6 +34,7 @@ double WallSeconds() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  lathe::TuneAllocator();
   if (argc < 2) {
     std::fprintf(stderr, "usage: %s FILE.csv [repeats] [target]\n", argv[0]);
     return 2;

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "common/json.h"
+#include "common/memory.h"
 #include "data/recipe.h"
 #include "data/table_ops.h"
 
@@ -40,6 +41,7 @@ static Table Generate(size_t n) {
 }
 
 int main(int argc, char** argv) {
+  lathe::TuneAllocator();
   const size_t n = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1000000;
   const int repeats = argc > 2 ? std::atoi(argv[2]) : 3;
   auto steps = ParseJson(R"([

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "bench_table.h"
+#include "common/memory.h"
 #include "data/table.h"
 #include "ml/pipeline.h"
 #include "ml/train.h"
@@ -142,6 +143,7 @@ double Lathe(const Table& t) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  lathe::TuneAllocator();
   int64_t rows = 1000000;
   int repeats = 2;
   if (argc > 2) repeats = std::max(1, std::atoi(argv[2]));

@@ -5,8 +5,10 @@
 
 #include "cli/client.h"
 #include "cli/serve.h"
+#include "common/memory.h"
 
 int main(int argc, char** argv) {
+  lathe::TuneAllocator();
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty()) {
     std::fprintf(stderr, "usage: lathe COMMAND [ARGS]; see 'lathe --help'\n");

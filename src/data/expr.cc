@@ -6,6 +6,7 @@
 #include <cstring>
 #include <optional>
 #include <regex>
+#include <type_traits>
 #include <unordered_map>
 
 #include "common/clock.h"
@@ -1185,6 +1186,70 @@ bool CmpApply(Cmp op, const T& a, const T& b) {
   return false;
 }
 
+// Branch-free column kernels for the common cases (numbers, comparisons, and/or): every row is computed, a
+// missing operand only clears the row's validity. XS/YS: the operand is a scalar broadcast to every row.
+// __restrict: the validity bytes may otherwise alias the values, which stops vectorization.
+template <bool XS, bool YS, class X, class Y, class F>
+void ArithRows(size_t m, const X* __restrict x, const uint8_t* __restrict xv, const Y* __restrict y,
+               const uint8_t* __restrict yv, double* __restrict out, uint8_t* __restrict ov, bool div, F f) {
+  for (size_t r = 0; r < m; ++r) {
+    const size_t p = XS ? 0 : r, q = YS ? 0 : r;
+    const double a = static_cast<double>(x[p]), b = static_cast<double>(y[q]);
+    out[r] = f(a, b);
+    ov[r] = static_cast<uint8_t>((xv[p] != 0) & (yv[q] != 0) & (!div | (b != 0)));
+  }
+}
+
+template <bool XS, bool YS, class T, class F>
+void CompareRows(size_t m, const T* __restrict x, const uint8_t* __restrict xv, const T* __restrict y,
+                 const uint8_t* __restrict yv, uint8_t* __restrict ob, uint8_t* __restrict ov, F f) {
+  for (size_t r = 0; r < m; ++r) {
+    const size_t p = XS ? 0 : r, q = YS ? 0 : r;
+    ob[r] = static_cast<uint8_t>(f(x[p], y[q]));
+    ov[r] = static_cast<uint8_t>((xv[p] != 0) & (yv[q] != 0));
+  }
+}
+
+// Three-valued and/or: a known false (and) or known true (or) decides the row even if the other side is missing.
+template <bool XS, bool YS>
+void LogicRows(size_t m, const uint8_t* __restrict x, const uint8_t* __restrict xv, const uint8_t* __restrict y,
+               const uint8_t* __restrict yv, uint8_t* __restrict ob, uint8_t* __restrict ov, bool is_and) {
+  for (size_t r = 0; r < m; ++r) {
+    const size_t p = XS ? 0 : r, q = YS ? 0 : r;
+    const unsigned av = xv[p] != 0, bv = yv[q] != 0, ax = x[p] != 0, bx = y[q] != 0;
+    if (is_and) {
+      ov[r] = static_cast<uint8_t>((av & !ax) | (bv & !bx) | (av & bv));
+      ob[r] = static_cast<uint8_t>(av & bv & ax & bx);
+    } else {
+      const unsigned known_true = (av & ax) | (bv & bx);
+      ov[r] = static_cast<uint8_t>(known_true | (av & bv));
+      ob[r] = static_cast<uint8_t>(known_true);
+    }
+  }
+}
+
+// Calls body(std::bool_constant<XS>, std::bool_constant<YS>) with the scalar flags as compile-time constants.
+template <class B>
+void WithScalars(bool xs, bool ys, B body) {
+  if (xs && ys) body(std::true_type{}, std::true_type{});
+  else if (xs) body(std::true_type{}, std::false_type{});
+  else if (ys) body(std::false_type{}, std::true_type{});
+  else body(std::false_type{}, std::false_type{});
+}
+
+template <class T, class B>
+bool WithCmp(Cmp op, B body) {
+  switch (op) {
+    case Cmp::kEq: body([](const T& a, const T& b) { return a == b; }); return true;
+    case Cmp::kNe: body([](const T& a, const T& b) { return a != b; }); return true;
+    case Cmp::kLt: body([](const T& a, const T& b) { return a < b; }); return true;
+    case Cmp::kLe: body([](const T& a, const T& b) { return a <= b; }); return true;
+    case Cmp::kGt: body([](const T& a, const T& b) { return a > b; }); return true;
+    case Cmp::kGe: body([](const T& a, const T& b) { return a >= b; }); return true;
+  }
+  return false;
+}
+
 class Evaluator {
  public:
   Evaluator(const Expr& e, const Table& t, Checked k) : e_(e), t_(t), k_(std::move(k)), n_(static_cast<size_t>(t.num_rows)) {}
@@ -1192,6 +1257,33 @@ class Evaluator {
   Result<Column> Run() {
     ASSIGN_OR_RETURN(VP v, Eval(e_.root()));
     VT t = v->type;
+    if (!v->scalar && v->v == v->ov.data() && v->ov.size() == n_) {
+      // A computed (owned) number or boolean column is handed over instead of copied; missing rows' value
+      // slots are zeroed as NullColumn leaves them.
+      Column out;
+      out.type = ToColumnType(t);
+      auto take = [&](auto& owned, auto* view, auto& dest) {
+        if (view != owned.data() || owned.size() != n_) return false;
+        const uint8_t* __restrict ok = v->ov.data();
+        auto* __restrict x = owned.data();
+        for (size_t r = 0; r < n_; ++r) x[r] = ok[r] ? x[r] : 0;
+        dest = std::move(owned);
+        return true;
+      };
+      bool taken = false;
+      switch (t) {
+        case VT::kInt:
+        case VT::kDatetime: taken = take(v->oi, v->i, out.i64); break;
+        case VT::kFloat: taken = take(v->of, v->f, out.f64); break;
+        case VT::kBool: taken = take(v->ob, v->b, out.b); break;
+        default: break;
+      }
+      if (taken) {
+        out.valid = std::move(v->ov);
+        for (uint8_t& ok : out.valid) ok = ok != 0;
+        return out;
+      }
+    }
     Column out = NullColumn("", ToColumnType(t), n_);
     if (t == VT::kNull) return out;
     for (size_t r = 0; r < n_; ++r) {
@@ -1223,7 +1315,14 @@ class Evaluator {
     }
     std::vector<uint8_t> keep(n_, 0);
     if (v->type == VT::kNull) return keep;
-    for (size_t r = 0; r < n_; ++r) keep[r] = v->Valid(r) && v->b[v->At(r)];
+    if (v->scalar) {
+      std::fill(keep.begin(), keep.end(), static_cast<uint8_t>(v->v[0] != 0 && v->b[0] != 0));
+      return keep;
+    }
+    const uint8_t* __restrict valid = v->v;
+    const uint8_t* __restrict b = v->b;
+    uint8_t* __restrict out = keep.data();
+    for (size_t r = 0; r < n_; ++r) out[r] = static_cast<uint8_t>((valid[r] != 0) & (b[r] != 0));
     return keep;
   }
 
@@ -1421,6 +1520,12 @@ class Evaluator {
     const size_t m = Rows(scalar);
     VP o = NewVal(VT::kBool, m, scalar);
     const bool an = a.type == VT::kNull, bn = b.type == VT::kNull;
+    if (!an && !bn) {
+      WithScalars(a.scalar, b.scalar, [&](auto xs, auto ys) {
+        LogicRows<decltype(xs)::value, decltype(ys)::value>(m, a.b, a.v, b.b, b.v, o->ob.data(), o->ov.data(), is_and);
+      });
+      return o;
+    }
     for (size_t r = 0; r < m; ++r) {
       const bool av = !an && a.Valid(r), bv = !bn && b.Valid(r);
       const bool ax = av && a.b[a.At(r)], bx = bv && b.b[b.At(r)];
@@ -1460,17 +1565,19 @@ class Evaluator {
     if (a.type == VT::kNull || b.type == VT::kNull) return o;
     uint8_t* ov = o->ov.data();
     uint8_t* ob = o->ob.data();
+    auto rows = [&](auto x, auto y) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(x)>>;
+      WithCmp<T>(op, [&](auto f) {
+        WithScalars(a.scalar, b.scalar, [&](auto xs, auto ys) {
+          CompareRows<decltype(xs)::value, decltype(ys)::value>(m, x, a.v, y, b.v, ob, ov, f);
+        });
+      });
+    };
     switch (a.type) {
       case VT::kInt:
-      case VT::kDatetime:
-        Each2(a, b, m, [&](size_t r, size_t x, size_t y) { ov[r] = 1, ob[r] = CmpApply(op, a.i[x], b.i[y]); });
-        break;
-      case VT::kFloat:
-        Each2(a, b, m, [&](size_t r, size_t x, size_t y) { ov[r] = 1, ob[r] = CmpApply(op, a.f[x], b.f[y]); });
-        break;
-      case VT::kBool:
-        Each2(a, b, m, [&](size_t r, size_t x, size_t y) { ov[r] = 1, ob[r] = CmpApply(op, a.b[x], b.b[y]); });
-        break;
+      case VT::kDatetime: rows(a.i, b.i); break;
+      case VT::kFloat: rows(a.f, b.f); break;
+      case VT::kBool: rows(a.b, b.b); break;
       case VT::kString:
         if (!a.scalar && b.scalar) {
           // Once per dictionary entry.
@@ -1549,6 +1656,24 @@ class Evaluator {
       const char c = op[0];
       const Val& A = *a;
       const Val& B = *b;
+      if (c != '%') {
+        auto rows = [&](auto x, auto y) {
+          WithScalars(A.scalar, B.scalar, [&](auto xs, auto ys) {
+            constexpr bool XS = decltype(xs)::value, YS = decltype(ys)::value;
+            switch (c) {
+              case '+': ArithRows<XS, YS>(m, x, A.v, y, B.v, out, ov, false, [](double p, double q) { return p + q; }); break;
+              case '-': ArithRows<XS, YS>(m, x, A.v, y, B.v, out, ov, false, [](double p, double q) { return p - q; }); break;
+              case '*': ArithRows<XS, YS>(m, x, A.v, y, B.v, out, ov, false, [](double p, double q) { return p * q; }); break;
+              default: ArithRows<XS, YS>(m, x, A.v, y, B.v, out, ov, true, [](double p, double q) { return p / q; });
+            }
+          });
+        };
+        if (A.type == VT::kFloat && B.type == VT::kFloat) rows(A.f, B.f);
+        else if (A.type == VT::kFloat) rows(A.f, B.i);
+        else if (B.type == VT::kFloat) rows(A.i, B.f);
+        else rows(A.i, B.i);
+        return o;
+      }
       if (A.type == VT::kFloat && B.type == VT::kFloat && c != '/' && c != '%') {
         const double* x = A.f;
         const double* y = B.f;

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <regex>
 #include <unordered_set>
 
 #include "common/crypto.h"
+#include "common/parallel.h"
 #include "data/expr.h"
 #include "data/recipe_internal.h"
 #include "data/value_parse.h"
@@ -474,10 +476,26 @@ Status DedupeTransform(const StepCtx& ctx, const Json& params, const Json&, Tabl
     }
     return 0;
   };
+  // Row hashes, one typed pass per key column over row ranges.
   std::vector<uint64_t> hash(n, 0);
-  for (size_t j = 0; j < cols.size(); ++j) {
-    for (size_t r = 0; r < n; ++r) hash[r] = Mix(hash[r], key(j, r) ^ (t.columns[cols[j]].valid[r] ? 0 : 0xabcdefULL));
-  }
+  const int threads = ThreadsFor(n);
+  const size_t blocks = static_cast<size_t>(threads) * 4;
+  const size_t per = (n + blocks - 1) / std::max<size_t>(1, blocks);
+  ParallelFor(blocks, threads, [&](size_t bi) {
+    const size_t lo = bi * per, hi = std::min(n, lo + per);
+    for (size_t j = 0; j < cols.size(); ++j) {
+      const Column& c = t.columns[cols[j]];
+      const uint8_t* v = c.valid.data();
+      if (c.type == ColumnType::kInt64 || c.type == ColumnType::kDatetime) {
+        const int64_t* x = c.i64.data();
+        for (size_t r = lo; r < hi; ++r) {
+          hash[r] = Mix(hash[r], v[r] ? static_cast<uint64_t>(x[r]) : 0x6e756c6cULL ^ 0xabcdefULL);
+        }
+      } else {
+        for (size_t r = lo; r < hi; ++r) hash[r] = Mix(hash[r], key(j, r) ^ (v[r] ? 0 : 0xabcdefULL));
+      }
+    }
+  });
   auto equal = [&](size_t a, size_t b) {
     for (size_t j = 0; j < cols.size(); ++j) {
       const Column& c = t.columns[cols[j]];
@@ -486,40 +504,77 @@ Status DedupeTransform(const StepCtx& ctx, const Json& params, const Json&, Tabl
     }
     return true;
   };
-  // Open addressing over the precomputed hashes: a slot holds the row + 1 (low 32 bits; 0 = empty) and the
-  // hash's top 32 bits as a tag, so a probe touches the table only (one cache miss) unless the tags match.
-  // The table is at least twice the row count, so probes stay short. Rows are < 2^32 (tables are bounded
-  // by max_browse_rows long before that).
-  size_t cap = 16;
-  int bits = 4;
-  while (cap < 2 * n) cap <<= 1, ++bits;
-  std::vector<uint64_t> slots(cap, 0);
-  const size_t mask = cap - 1;
-  std::vector<uint8_t> keep(n, 0);
-  const bool last = params.value("keep", std::string("first")) == "last";
-  auto insert = [&](size_t row) {
-    // Fibonacci hashing: the top bits of the product mix every input bit.
-    const uint64_t h = hash[row];
-    const uint64_t tag = h & 0xFFFFFFFF00000000ULL;
-    size_t at = static_cast<size_t>((h * 0x9e3779b97f4a7c15ULL) >> (64 - bits));
-    while (true) {
-      const uint64_t s = slots[at];
-      if (s == 0) {
-        slots[at] = tag | (row + 1);
-        return true;
-      }
-      if ((s & 0xFFFFFFFF00000000ULL) == tag) {
-        const size_t other = static_cast<size_t>((s & 0xFFFFFFFFULL) - 1);
-        if (hash[other] == h && equal(other, row)) return false;
-      }
-      at = (at + 1) & mask;
-    }
+  // Rows are first scattered into 2^pbits partitions by the top bits of their mixed hash (stable, so each
+  // partition lists its rows in table order), then each partition is deduplicated with its own small
+  // open-addressing table that stays in cache. Rows are < 2^32 (tables are bounded by max_browse_rows long
+  // before that).
+  int pbits = 0;
+  while (pbits < 12 && (n >> pbits) > 4096) ++pbits;
+  const size_t parts = size_t{1} << pbits;
+  auto part_of = [&](size_t row) {
+    return pbits == 0 ? size_t{0} : static_cast<size_t>((hash[row] * 0x9e3779b97f4a7c15ULL) >> (64 - pbits));
   };
-  if (last) {
-    for (size_t i = n; i-- > 0;) keep[i] = insert(i);
-  } else {
-    for (size_t i = 0; i < n; ++i) keep[i] = insert(i);
+  std::vector<uint32_t> start(parts + 1, 0);
+  for (size_t r = 0; r < n; ++r) ++start[part_of(r) + 1];
+  for (size_t p = 0; p < parts; ++p) start[p + 1] += start[p];
+  // order[i]: the rows of each partition in turn; ohash[i] = hash[order[i]], so probing reads memory in
+  // partition order instead of at random rows.
+  std::unique_ptr<uint32_t[]> order(new uint32_t[std::max<size_t>(1, n)]);
+  std::unique_ptr<uint64_t[]> ohash(new uint64_t[std::max<size_t>(1, n)]);
+  {
+    std::vector<uint32_t> fill(start.begin(), start.end() - 1);
+    for (size_t r = 0; r < n; ++r) {
+      const uint32_t pos = fill[part_of(r)]++;
+      order[pos] = static_cast<uint32_t>(r);
+      ohash[pos] = hash[r];
+    }
   }
+  // One key column without missing values: Mix(0, key) is a bijection of the key, and every type's key is
+  // canonical (strings by canonical id, floats with one zero and one NaN), so equal hashes mean equal rows
+  // and the rows themselves need not be read.
+  const bool hash_decides = cols.size() == 1 && std::memchr(t.columns[cols[0]].valid.data(), 0, n) == nullptr;
+  // Each thread takes a contiguous run of partitions and writes its verdicts in partition order (`first`),
+  // so no two threads write into the same cache line; they go back to table order afterwards.
+  std::unique_ptr<uint8_t[]> first(new uint8_t[std::max<size_t>(1, n)]);
+  const bool last = params.value("keep", std::string("first")) == "last";
+  ParallelFor(threads, threads, [&](size_t tid) {
+    std::vector<uint64_t> slots;
+    const size_t p_lo = parts * tid / static_cast<size_t>(threads), p_hi = parts * (tid + 1) / static_cast<size_t>(threads);
+    for (size_t p = p_lo; p < p_hi; ++p) {
+      const size_t b = start[p], e = start[p + 1];
+      size_t cap = 16;
+      int bits = 4;
+      while (cap < 2 * (e - b)) cap <<= 1, ++bits;
+      slots.assign(cap, 0);
+      const size_t mask = cap - 1;
+      // A slot holds the position in `order` + 1 (low 32 bits; 0 = empty) and the hash's top 32 bits as a
+      // tag, so a probe reads the table only unless the tags match.
+      auto insert = [&](size_t pos) {
+        const uint64_t h = ohash[pos];
+        const uint64_t tag = h & 0xFFFFFFFF00000000ULL;
+        size_t at = static_cast<size_t>(((h * 0x9e3779b97f4a7c15ULL) << pbits) >> (64 - bits));  // bits below the partition's
+        while (true) {
+          const uint64_t s = slots[at];
+          if (s == 0) {
+            slots[at] = tag | (pos + 1);
+            return true;
+          }
+          if ((s & 0xFFFFFFFF00000000ULL) == tag) {
+            const size_t other = static_cast<size_t>((s & 0xFFFFFFFFULL) - 1);
+            if (ohash[other] == h && (hash_decides || equal(order[other], order[pos]))) return false;
+          }
+          at = (at + 1) & mask;
+        }
+      };
+      if (last) {
+        for (size_t i = e; i-- > b;) first[i] = insert(i);
+      } else {
+        for (size_t i = b; i < e; ++i) first[i] = insert(i);
+      }
+    }
+  });
+  std::vector<uint8_t> keep(n);
+  for (size_t i = 0; i < n; ++i) keep[order[i]] = first[i];
   KeepRowsInPlace(t, keep);
   return Status::Ok();
 }

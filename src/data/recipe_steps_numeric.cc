@@ -4,6 +4,7 @@
 // ApplyFitted only the transform, so a served row gets exactly the training value.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <unordered_map>
 
@@ -26,16 +27,69 @@ Status RequireNumeric(const StepCtx& ctx, const Table& t, const std::vector<size
   return Status::Ok();
 }
 
+// Calls f(x) for every non-missing, non-NaN value of a numeric column in row order, with the type
+// switch outside the loop.
+template <class F>
+void ForNumbers(const Column& c, F f) {
+  const uint8_t* v = c.valid.data();
+  const size_t n = c.size();
+  switch (c.type) {
+    case ColumnType::kFloat64:
+      for (size_t r = 0; r < n; ++r) {
+        if (v[r] && !std::isnan(c.f64[r])) f(c.f64[r]);
+      }
+      return;
+    case ColumnType::kInt64:
+      for (size_t r = 0; r < n; ++r) {
+        if (v[r]) f(static_cast<double>(c.i64[r]));
+      }
+      return;
+    default:
+      for (size_t r = 0; r < n; ++r) {
+        if (v[r]) f(c.NumericAt(r));
+      }
+  }
+}
+
 std::vector<double> NonNullValues(const Column& c) {
   std::vector<double> v;
   v.reserve(c.size());
-  for (size_t r = 0; r < c.size(); ++r) {
-    if (c.valid[r]) {
-      const double x = c.NumericAt(r);
-      if (!std::isnan(x)) v.push_back(x);
-    }
-  }
+  ForNumbers(c, [&](double x) { v.push_back(x); });
   return v;
+}
+
+// Count, sum (in long double, in row order: the same as MeanOf over NonNullValues), min and max of a
+// numeric column in one pass without copying it.
+struct NumberSummary {
+  size_t count = 0;
+  long double sum = 0;
+  double min = 0, max = 0;
+  double Mean() const { return static_cast<double>(sum / static_cast<long double>(count)); }
+};
+
+NumberSummary Summarize(const Column& c) {
+  NumberSummary out;
+  double mn = std::numeric_limits<double>::infinity(), mx = -mn;
+  size_t k = 0;
+  long double sum = 0;
+  ForNumbers(c, [&](double x) {
+    ++k;
+    sum += x;
+    mn = std::min(mn, x);
+    mx = std::max(mx, x);
+  });
+  out.count = k;
+  out.sum = sum;
+  out.min = mn;
+  out.max = mx;
+  return out;
+}
+
+// Population standard deviation around `mean`.
+double StdAround(const Column& c, size_t count, double mean) {
+  long double s = 0;
+  ForNumbers(c, [&](double x) { s += (x - mean) * (x - mean); });
+  return static_cast<double>(std::sqrt(s / static_cast<long double>(count)));
 }
 
 // Linear-interpolated quantile of sorted values (pandas/numpy default).
@@ -45,18 +99,6 @@ double Quantile(const std::vector<double>& sorted, double q) {
   const size_t hi = std::min(lo + 1, sorted.size() - 1);
   const double frac = pos - static_cast<double>(lo);
   return sorted[lo] + (sorted[hi] - sorted[lo]) * frac;
-}
-
-double MeanOf(const std::vector<double>& v) {
-  long double s = 0;
-  for (double x : v) s += x;
-  return static_cast<double>(s / static_cast<long double>(v.size()));
-}
-
-double StdOf(const std::vector<double>& v, double mean) {
-  long double s = 0;
-  for (double x : v) s += (x - mean) * (x - mean);
-  return static_cast<double>(std::sqrt(s / static_cast<long double>(v.size())));
 }
 
 Json JsonNum(double x) { return std::isfinite(x) ? Json(x) : Json(); }
@@ -104,13 +146,17 @@ Result<Json> ImputeFit(const StepCtx& ctx, const Json& params, const Table& t) {
         return ctx.Error("columns[" + std::to_string(j) + "]", "column '" + c.name + "' is " + ColumnTypeName(c.type) +
                                                                    "; strategy " + strategy + " needs a numeric column");
       }
-      std::vector<double> v = NonNullValues(c);
-      if (!v.empty()) {
-        if (strategy == "mean") {
-          fill = JsonNum(MeanOf(v));
-        } else {
-          std::sort(v.begin(), v.end());
-          fill = JsonNum(Quantile(v, 0.5));
+      if (strategy == "mean") {
+        const NumberSummary sum = Summarize(c);
+        if (sum.count > 0) fill = JsonNum(sum.Mean());
+      } else {
+        std::vector<double> v = NonNullValues(c);
+        if (!v.empty()) {  // Quantile(sorted v, 0.5) without sorting: the middle one or two values
+          const size_t lo = (v.size() - 1) / 2;
+          std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(lo), v.end());
+          const double a = v[lo];
+          const double b = v.size() % 2 == 0 ? *std::min_element(v.begin() + static_cast<std::ptrdiff_t>(lo) + 1, v.end()) : a;
+          fill = JsonNum(a + (b - a) * (v.size() % 2 == 0 ? 0.5 : 0.0));
         }
       }
       type = "float";
@@ -234,8 +280,11 @@ Status ImputeApply(const StepCtx& ctx, const Json& params, const Json& state, Ta
     }
     if (c.type == ColumnType::kFloat64 && fill.is_number()) {
       const double v = fill.get<double>();
-      for (size_t r = 0; r < c.size(); ++r) {
-        if (!c.valid[r]) c.valid[r] = 1, c.f64[r] = v;
+      double* x = c.f64.data();
+      uint8_t* ok = c.valid.data();
+      for (size_t r = 0; r < c.size(); ++r) {  // branch-free, so it vectorizes
+        x[r] = ok[r] ? x[r] : v;
+        ok[r] = 1;
       }
       continue;
     }
@@ -255,6 +304,7 @@ Status ImputeServe(const StepCtx& ctx, const Json& params, const Json& state, Ta
 
 // ---- clip_outliers / scale_minmax / scale_zscore: per-column numeric statistics
 
+// stats(column, summary, entry) fills the entry of a column with at least one number.
 template <class F>
 Result<Json> FitNumeric(const StepCtx& ctx, const Json& params, const Table& t, const char* op, F stats) {
   ASSIGN_OR_RETURN(auto cols, FindCols(ctx, t, params, "columns"));
@@ -262,8 +312,8 @@ Result<Json> FitNumeric(const StepCtx& ctx, const Json& params, const Table& t, 
   Json out = Json::array();
   for (size_t c : cols) {
     Json e = {{"name", t.columns[c].name}};
-    std::vector<double> v = NonNullValues(t.columns[c]);
-    if (!v.empty()) stats(v, e);
+    const NumberSummary sum = Summarize(t.columns[c]);
+    if (sum.count > 0) stats(t.columns[c], sum, e);
     out.push_back(std::move(e));
   }
   return Json{{"columns", out}};
@@ -272,15 +322,16 @@ Result<Json> FitNumeric(const StepCtx& ctx, const Json& params, const Table& t, 
 Result<Json> ClipFit(const StepCtx& ctx, const Json& params, const Table& t) {
   const std::string method = params.value("method", std::string("iqr"));
   const double k = params.value("k", 1.5), z = params.value("z", 3.0);
-  return FitNumeric(ctx, params, t, "clip_outliers", [&](std::vector<double>& v, Json& e) {
+  return FitNumeric(ctx, params, t, "clip_outliers", [&](const Column& c, const NumberSummary& sum, Json& e) {
     double lo, hi;
     if (method == "iqr") {
+      std::vector<double> v = NonNullValues(c);
       std::sort(v.begin(), v.end());
       const double q1 = Quantile(v, 0.25), q3 = Quantile(v, 0.75);
       lo = q1 - k * (q3 - q1);
       hi = q3 + k * (q3 - q1);
     } else {
-      const double m = MeanOf(v), s = StdOf(v, m);
+      const double m = sum.Mean(), s = StdAround(c, sum.count, m);
       lo = m - z * s;
       hi = m + z * s;
     }
@@ -328,10 +379,9 @@ Status ClipTransform(const StepCtx& ctx, const Json&, const Json& state, Table& 
 }
 
 Result<Json> MinMaxFit(const StepCtx& ctx, const Json& params, const Table& t) {
-  return FitNumeric(ctx, params, t, "scale_minmax", [](std::vector<double>& v, Json& e) {
-    auto [mn, mx] = std::minmax_element(v.begin(), v.end());
-    e["min"] = JsonNum(*mn);
-    e["max"] = JsonNum(*mx);
+  return FitNumeric(ctx, params, t, "scale_minmax", [](const Column&, const NumberSummary& sum, Json& e) {
+    e["min"] = JsonNum(sum.min);
+    e["max"] = JsonNum(sum.max);
   });
 }
 
@@ -346,19 +396,23 @@ Status MinMaxTransform(const StepCtx& ctx, const Json& params, const Json& state
     ToFloatColumn(c);
     const double mn = Get(e, "min", 0), mx = Get(e, "max", 0);
     const double range = mx - mn;
-    for (size_t r = 0; r < c.size(); ++r) {
-      if (!c.valid[r]) continue;
-      c.f64[r] = range > 0 ? lo + (c.f64[r] - mn) / range * (hi - lo) : lo;
+    double* x = c.f64.data();
+    const uint8_t* ok = c.valid.data();
+    // Missing rows keep their (unspecified) slot; the select keeps the loop branch-free.
+    if (range > 0) {
+      for (size_t r = 0; r < c.size(); ++r) x[r] = ok[r] ? lo + (x[r] - mn) / range * (hi - lo) : x[r];
+    } else {
+      for (size_t r = 0; r < c.size(); ++r) x[r] = ok[r] ? lo : x[r];
     }
     return Status::Ok();
   });
 }
 
 Result<Json> ZFit(const StepCtx& ctx, const Json& params, const Table& t) {
-  return FitNumeric(ctx, params, t, "scale_zscore", [](std::vector<double>& v, Json& e) {
-    const double m = MeanOf(v);
+  return FitNumeric(ctx, params, t, "scale_zscore", [](const Column& c, const NumberSummary& sum, Json& e) {
+    const double m = sum.Mean();
     e["mean"] = JsonNum(m);
-    e["std"] = JsonNum(StdOf(v, m));
+    e["std"] = JsonNum(StdAround(c, sum.count, m));
   });
 }
 
@@ -366,8 +420,12 @@ Status ZTransform(const StepCtx& ctx, const Json&, const Json& state, Table& t) 
   return ForStateColumns(ctx, state, t, "scale_zscore", [&](Column& c, const Json& e) -> Status {
     ToFloatColumn(c);
     const double m = Get(e, "mean", 0), s = Get(e, "std", 0);
-    for (size_t r = 0; r < c.size(); ++r) {
-      if (c.valid[r]) c.f64[r] = s > 0 ? (c.f64[r] - m) / s : 0.0;
+    double* x = c.f64.data();
+    const uint8_t* ok = c.valid.data();
+    if (s > 0) {
+      for (size_t r = 0; r < c.size(); ++r) x[r] = ok[r] ? (x[r] - m) / s : x[r];
+    } else {
+      for (size_t r = 0; r < c.size(); ++r) x[r] = ok[r] ? 0.0 : x[r];
     }
     return Status::Ok();
   });
@@ -376,7 +434,7 @@ Status ZTransform(const StepCtx& ctx, const Json&, const Json& state, Table& t) 
 // ---- log_transform
 
 Result<Json> NumericColumnsFit(const StepCtx& ctx, const Json& params, const Table& t) {
-  return FitNumeric(ctx, params, t, "log_transform", [](std::vector<double>&, Json&) {});
+  return FitNumeric(ctx, params, t, "log_transform", [](const Column&, const NumberSummary&, Json&) {});
 }
 
 Status LogTransform(const StepCtx& ctx, const Json& params, const Json& state, Table& t) {

@@ -3,9 +3,15 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstring>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+#include <memory>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "common/parallel.h"
 #include "data/value_parse.h"
 
 namespace lathe {
@@ -108,15 +114,71 @@ Table SelectRows(const Table& t, const std::vector<uint8_t>& keep) {
 }
 
 namespace {
+
 template <class T>
-void Compact(std::vector<T>& v, const std::vector<uint32_t>& idx) {
+void Compact(std::vector<T>& v, const uint32_t* ix, size_t m) {
   if (v.empty()) return;
   T* p = v.data();
-  const uint32_t* ix = idx.data();
-  const size_t m = idx.size();
   for (size_t j = 0; j < m; ++j) p[j] = p[ix[j]];  // ix[j] >= j: reads stay ahead of writes
   v.resize(m);
 }
+
+#if defined(__x86_64__)
+// In-place compaction of `n` elements of `width` bytes (1, 4 or 8) by keep[i] != 0, 64 rows per step with
+// AVX-512 compress. Each store lands at or before the block being read (the output never overtakes the
+// input), so reading ahead of it is safe. Returns the number kept.
+__attribute__((target("avx512f,avx512bw,avx512vbmi2"))) size_t CompactAvx512(void* data, size_t width,
+                                                                              const uint8_t* keep, size_t n) {
+  auto* p = static_cast<uint8_t*>(data);
+  size_t i = 0, j = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m512i k = _mm512_loadu_si512(keep + i);
+    const uint64_t mask = _mm512_test_epi8_mask(k, k);
+    if (width == 1) {
+      const __m512i v = _mm512_loadu_si512(p + i);
+      _mm512_storeu_si512(p + j, _mm512_maskz_compress_epi8(mask, v));
+      j += static_cast<size_t>(__builtin_popcountll(mask));
+    } else if (width == 4) {
+      for (size_t s = 0; s < 4; ++s) {
+        const auto m16 = static_cast<__mmask16>(mask >> (16 * s));
+        const __m512i v = _mm512_loadu_si512(p + (i + 16 * s) * 4);
+        _mm512_storeu_si512(p + j * 4, _mm512_maskz_compress_epi32(m16, v));
+        j += static_cast<size_t>(__builtin_popcount(m16));
+      }
+    } else {
+      for (size_t s = 0; s < 8; ++s) {
+        const auto m8 = static_cast<__mmask8>(mask >> (8 * s));
+        const __m512i v = _mm512_loadu_si512(p + (i + 8 * s) * 8);
+        _mm512_storeu_si512(p + j * 8, _mm512_maskz_compress_epi64(m8, v));
+        j += static_cast<size_t>(__builtin_popcount(m8));
+      }
+    }
+  }
+  for (; i < n; ++i) {
+    std::memmove(p + j * width, p + i * width, width);
+    j += keep[i] != 0;
+  }
+  return j;
+}
+
+bool HasAvx512Compress() {
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vbmi2");
+  return has;
+}
+#else
+size_t CompactAvx512(void*, size_t, const uint8_t*, size_t) { return 0; }
+bool HasAvx512Compress() { return false; }
+#endif
+
+template <class T>
+void CompactByMask(std::vector<T>& v, const uint8_t* keep, size_t m) {
+  if (v.empty()) return;
+  static_assert(sizeof(T) == 1 || sizeof(T) == 4 || sizeof(T) == 8);
+  CompactAvx512(v.data(), sizeof(T), keep, v.size());
+  v.resize(m);
+}
+
 }  // namespace
 
 void KeepRowsInPlace(Table& t, const std::vector<uint8_t>& keep) {
@@ -124,20 +186,40 @@ void KeepRowsInPlace(Table& t, const std::vector<uint8_t>& keep) {
     t = SelectRows(t, keep);
     return;
   }
-  std::vector<uint32_t> idx;
-  idx.reserve(keep.size());
-  for (size_t i = 0; i < keep.size(); ++i) {
-    if (keep[i]) idx.push_back(static_cast<uint32_t>(i));
+  const size_t n = keep.size();
+  const bool simd = HasAvx512Compress();
+  // The kept row numbers (for the portable gather), written without a branch per row (the slot after the
+  // last kept row is scratch).
+  std::unique_ptr<uint32_t[]> idx;
+  size_t m = 0;
+  if (simd) {
+    for (size_t i = 0; i < n; ++i) m += keep[i] != 0;
+  } else {
+    idx.reset(new uint32_t[n + 1]);
+    for (size_t i = 0; i < n; ++i) {
+      idx[m] = static_cast<uint32_t>(i);
+      m += keep[i] != 0;
+    }
   }
-  if (idx.size() == keep.size()) return;
-  for (Column& c : t.columns) {
-    Compact(c.valid, idx);
-    Compact(c.i64, idx);
-    Compact(c.f64, idx);
-    Compact(c.b, idx);
-    Compact(c.codes, idx);
-  }
-  t.num_rows = static_cast<int64_t>(idx.size());
+  if (m == n) return;
+  // One task per column; a validity mask without a missing row needs no gather (kept rows stay valid).
+  ParallelFor(t.columns.size(), ThreadsFor(m * t.columns.size(), size_t{1} << 20), [&](size_t ci) {
+    Column& c = t.columns[ci];
+    auto compact = [&](auto& v) {
+      if (simd) CompactByMask(v, keep.data(), m);
+      else Compact(v, idx.get(), m);
+    };
+    if (std::memchr(c.valid.data(), 0, c.valid.size()) == nullptr) {
+      c.valid.resize(m);
+    } else {
+      compact(c.valid);
+    }
+    compact(c.i64);
+    compact(c.f64);
+    compact(c.b);
+    compact(c.codes);
+  });
+  t.num_rows = static_cast<int64_t>(m);
 }
 
 Table TakeRows(const Table& t, const std::vector<int64_t>& rows) { return GatherTable(t, rows); }

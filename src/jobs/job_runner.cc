@@ -1,5 +1,7 @@
 #include "jobs/job_runner.h"
 
+#include <malloc.h>
+
 #include <chrono>
 
 #include "common/clock.h"
@@ -150,7 +152,8 @@ void JobRunner::RunOne(JobRecord job) {
     auto fresh = store_->GetJob(job.id);
     if (fresh.ok()) it->second.on_finished(*fresh);
   }
-  running_--;
+  // The allocator keeps freed memory for reuse while work runs (TuneAllocator); an idle runner gives it back.
+  if (--running_ == 0) ::malloc_trim(0);
 }
 
 Result<JobRecord> JobRunner::Wait(const std::string& id, int64_t timeout_ms) {

@@ -1,0 +1,18 @@
+// Process-wide allocator settings. glibc's malloc returns freed memory above its trim threshold to the kernel
+// and serves allocations above its (adaptive) mmap threshold with fresh mappings; both mean every column
+// buffer of a recipe step, profile pass or import chunk is faulted in page by page again. On virtual machines
+// a page fault costs microseconds (measured: two thirds of a 1M-row recipe's time), so lathe keeps freed
+// memory in the process up to a bound and reuses it. Jobs that free a lot call malloc_trim(0) at their end,
+// so the retained memory does not outlive the work that needed it.
+#pragma once
+
+#include <cstddef>
+
+namespace lathe {
+
+// Column-sized blocks (up to 32 MiB, glibc's largest mmap threshold) come from the heap, and up to
+// `retain_bytes` of freed heap stays mapped for reuse. Call once, early in main(). A no-op under sanitizers
+// (their allocators do not use glibc's).
+void TuneAllocator(size_t retain_bytes = size_t{256} << 20);
+
+}  // namespace lathe
