@@ -8,6 +8,7 @@
 #include <map>
 #include <unordered_map>
 
+#include "common/parallel.h"
 #include "data/recipe_internal.h"
 #include "data/value_parse.h"
 
@@ -603,9 +604,9 @@ std::vector<int32_t> RowIndex(const Column& c, const std::unordered_map<std::str
       auto it = lookup.find(c.dict[k]);
       per[k] = it == lookup.end() ? -1 : it->second;
     }
-    for (size_t r = 0; r < c.size(); ++r) {
-      if (c.valid[r]) out[r] = per[static_cast<size_t>(c.codes[r])];
-    }
+    const int32_t* codes = c.codes.data();
+    const uint8_t* valid = c.valid.data();
+    for (size_t r = 0; r < c.size(); ++r) out[r] = valid[r] ? per[static_cast<size_t>(codes[r])] : -2;
     return out;
   }
   for (size_t r = 0; r < c.size(); ++r) {
@@ -667,25 +668,28 @@ Status OneHotTransform(const StepCtx& ctx, const Json& params, const Json& state
     const bool other = cols[j].value("other", false);
     const std::vector<int32_t> idx = RowIndex(t.columns[ci], lookup);
     const size_t n = idx.size();
-    std::vector<Column> added;
-    for (size_t k = 0; k < cats.size() + (other ? 1 : 0); ++k) {
+    std::vector<Column> added(cats.size() + (other ? 1 : 0));
+    for (size_t k = 0; k < added.size(); ++k) {
       const std::string cname = name + "_" + (k < cats.size() ? cats[k] : std::string("_other"));
       if (t.FindColumn(cname) >= 0 && !(drop && cname == name)) {
         return ctx.Error("columns[" + std::to_string(j) + "]", "one_hot would create column '" + cname +
                                                                    "', which already exists");
       }
-      Column o;
-      o.name = cname;
-      o.type = ColumnType::kBool;
+      added[k].name = cname;
+      added[k].type = ColumnType::kBool;
+    }
+    // One output column per task: b[r] = (the row's category is k), a compare that vectorizes; the "other"
+    // column takes the known values outside the categories (-1); missing rows (-2) are all false.
+    ParallelFor(added.size(), ThreadsFor(n * added.size(), size_t{1} << 20), [&](size_t k) {
+      Column& o = added[k];
       o.valid.assign(n, 1);
-      o.b.assign(n, 0);
-      added.push_back(std::move(o));
-    }
-    for (size_t r = 0; r < n; ++r) {
-      const int32_t k = idx[r];
-      if (k >= 0) added[static_cast<size_t>(k)].b[r] = 1;
-      else if (k == -1 && other) added.back().b[r] = 1;
-    }
+      o.b.resize(n);
+      const int32_t want = k < cats.size() ? static_cast<int32_t>(k) : -1;
+      const int32_t* __restrict in = idx.data();
+      uint8_t* __restrict out = o.b.data();
+      const size_t rows = n;  // a local bound: a byte store could alias the captured one
+      for (size_t r = 0; r < rows; ++r) out[r] = static_cast<uint8_t>(in[r] == want);
+    });
     auto pos = t.columns.begin() + static_cast<std::ptrdiff_t>(ci);
     if (drop) pos = t.columns.erase(pos);
     else ++pos;
