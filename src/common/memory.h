@@ -15,4 +15,29 @@ namespace lathe {
 // (their allocators do not use glibc's).
 void TuneAllocator(size_t retain_bytes = size_t{256} << 20);
 
+// A large, uninitialized byte buffer mapped straight from the kernel and, where transparent huge pages are
+// enabled (always or madvise), backed by 2 MiB pages: touching 16 MiB costs 8 page faults instead of 4096.
+// For buffers of megabytes that are filled once and read (file segments); smaller ones use new[].
+// Move-only; the memory is unmapped by the destructor.
+class LargeBuffer {
+ public:
+  LargeBuffer() = default;
+  explicit LargeBuffer(size_t bytes);
+  ~LargeBuffer();
+  LargeBuffer(LargeBuffer&& o) noexcept;
+  LargeBuffer& operator=(LargeBuffer&& o) noexcept;
+  LargeBuffer(const LargeBuffer&) = delete;
+  LargeBuffer& operator=(const LargeBuffer&) = delete;
+
+  char* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  void Release();
+  char* data_ = nullptr;
+  size_t size_ = 0;
+  void* map_ = nullptr;  // the mapping (data_ is inside it, 2 MiB-aligned), or nullptr when data_ is new[]
+  size_t map_bytes_ = 0;
+};
+
 }  // namespace lathe

@@ -21,6 +21,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "common/memory.h"
 #include "data/checksum.h"
 #include "data/csv_tokenizer.h"
 #include "data/lcol_format.h"
@@ -39,29 +40,26 @@ __attribute__((noinline, flatten)) bool DefaultMissing(std::string_view s) { ret
 // A growable byte buffer that does not zero-initialize (reads overwrite it anyway).
 class ByteBuffer {
  public:
-  char* data() { return data_.get(); }
+  char* data() { return mem_.data(); }
   size_t size() const { return size_; }
-  size_t capacity() const { return cap_; }
+  size_t capacity() const { return mem_.size(); }
   void Reserve(size_t n) {
     size_t keep = size_;
     Resize(n);
     size_ = keep;
   }
   void Resize(size_t n) {
-    if (n > cap_) {
-      size_t cap = std::max(n, cap_ + cap_ / 2);
-      std::unique_ptr<char[]> next(new char[cap]);
-      if (size_ > 0) std::memcpy(next.get(), data_.get(), size_);
-      data_ = std::move(next);
-      cap_ = cap;
+    if (n > mem_.size()) {
+      LargeBuffer next(std::max(n, mem_.size() + mem_.size() / 2));
+      if (size_ > 0) std::memcpy(next.data(), mem_.data(), size_);
+      mem_ = std::move(next);
     }
     size_ = n;
   }
 
  private:
-  std::unique_ptr<char[]> data_;
+  LargeBuffer mem_;  // segment-sized: huge pages where the kernel offers them
   size_t size_ = 0;
-  size_t cap_ = 0;
 };
 
 class InputFile {
