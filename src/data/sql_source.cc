@@ -475,7 +475,14 @@ Result<SourceFetch> FetchPostgres(const SqlSource& src, const std::string& out_p
     char* data = nullptr;
     int n = PQgetCopyData(s.conn.get(), &data, 1);
     if (n > 0) {
-      buf.append(data, static_cast<size_t>(n));
+      // COPY writes NULL as an empty field; in a one-column result that is a blank line, which CSV readers
+      // skip, so it is written as "" (also read as missing) — the SQLite source does the same.
+      if (nfields == 1 && (std::string_view(data, static_cast<size_t>(n)) == "\n" ||
+                           std::string_view(data, static_cast<size_t>(n)) == "\r\n")) {
+        buf.append("\"\"\n");
+      } else {
+        buf.append(data, static_cast<size_t>(n));
+      }
       PQfreemem(data);
       ++rows;
       if (rows > src.max_rows) {

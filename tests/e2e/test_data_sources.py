@@ -95,6 +95,17 @@ def test_inline_postgres_source_is_sealed_in_the_job(client, pg):
     assert r.json()["rows"] == 3
 
 
+def test_postgres_one_column_nulls_are_rows_not_blank_lines(client, pg):
+    # COPY writes a NULL as an empty field, so a one-column NULL row is a blank line a CSV reader would skip.
+    source = {"kind": "postgres", "dsn": f"host=127.0.0.1 port={pg} dbname=lathe_test user=lathe_pw",
+              "password": PG_PASSWORD, "query": "SELECT score FROM people ORDER BY id"}
+    r = client.post(f"{P}/datasets/scores/imports?wait=true", json={"source": source})
+    assert r.status_code == 201, r.text
+    assert r.json()["rows"] == 3
+    rows = client.get(f"{P}/datasets/scores/versions/1/rows").json()["rows"]
+    assert [row["score"] for row in rows] == [3.5, None, -1.25]
+
+
 def test_postgres_errors_are_4xx_and_write_nothing(client, pg):
     base = {"kind": "postgres", "dsn": f"host=127.0.0.1 port={pg} dbname=lathe_test user=lathe_pw"}
     r = client.post(f"{P}/datasets/broken/imports?wait=true",
