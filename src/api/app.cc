@@ -316,12 +316,13 @@ Status App::CheckApiKeyScope(const RequestContext& ctx, const Route& route) {
   return Status::Ok();
 }
 
-// Audited: every call that changes something (any method but GET/HEAD), except calls of deployments, which are
+// Audited: every call that changes something (any method but GET/HEAD, less routes marked changes_nothing),
+// except calls of deployments, which are
 // the data plane (an API key's use of them, and of read routes, is recorded once per key per minute as
 // "key.use"); every login attempt (password or single sign-on); and every refusal by authentication or
 // authorization, whatever the method.
 void App::AuditRequest(const RequestContext& ctx, const Route& route, const Status& st, bool denied) {
-  const bool read_only = ctx.req.method == "GET" || ctx.req.method == "HEAD";
+  const bool read_only = ctx.req.method == "GET" || ctx.req.method == "HEAD" || route.changes_nothing;
   const bool data_plane = route.permission == Permission::kPredict;
   // Decided before anything is allocated: this runs for every prediction.
   bool key_use = false;
@@ -414,7 +415,7 @@ void RegisterSystemRoutes(Router& router, App& app) {
                 return Status::Ok();
               },
               .summary = "Authenticated no-op: the floor of the HTTP + auth path (used by benchmarks)",
-              .tag = "system"});
+              .tag = "system", .changes_nothing = true});
   router.Add({.method = "GET", .pattern = "/api/v1/openapi.json", .permission = Permission::kAuthenticated,
               .handler = [&app](RequestContext& ctx) {
                 WriteJson(200, app.router().OpenApi(LATHE_VERSION), ctx.res);

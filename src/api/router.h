@@ -55,6 +55,8 @@ struct Route {
   std::string project_in;
   // Routes an API key may not call (they act for a user across projects: creating or listing projects).
   bool user_only = false;
+  // A non-GET route that changes nothing (the no-op ping, recipe previews): audited like a read.
+  bool changes_nothing = false;
 
   std::vector<std::string> segments;  // compiled from pattern
 };

@@ -158,7 +158,8 @@ void RegisterRecipeRoutes(Router& router, App& app) {
                          "(over the first 100000 rows)",
               .tag = "recipes",
               .request_example = {{"steps", {{{"op", "drop_columns"}, {"params", {{"columns", {"id"}}}}}}},
-                                  {"limit", 20}}});
+                                  {"limit", 20}},
+              .changes_nothing = true});
   router.Add({.method = "POST", .pattern = version + "/apply", .permission = Permission::kProjectWrite,
               .handler = [&app](RequestContext& ctx) -> Status {
                 ASSIGN_OR_RETURN(int64_t vnum, ParseVersion(ctx.Param("version"), "dataset"));

@@ -56,9 +56,12 @@ def activity(server, admin):
     key = Client(server.url, r.json()["key"])
     for _ in range(3):
         assert key.get("/api/v1/projects/sales/datasets").status_code == 200
-    # Reading is not audited, for users.
+    # Reading is not audited, for users; nor are POSTs that change nothing (the no-op ping, recipe previews).
     for _ in range(3):
         assert alice.get("/api/v1/projects/sales/datasets").status_code == 200
+        assert alice.post("/api/v1/ping").status_code == 200
+        assert alice.post("/api/v1/projects/sales/datasets/leads/versions/1/preview",
+                          json={"steps": [{"op": "drop_columns", "params": {"columns": ["a"]}}]}).status_code == 200
     return {"alice": alice, "victor": victor, "key_id": r.json()["id"]}
 
 
@@ -79,6 +82,7 @@ def test_mutations_logins_denials_and_key_use_are_recorded(admin, activity):
     uses = [e for e in log if e["action"] == "key.use"]
     assert len(uses) == 1 and uses[0]["api_key"] == activity["key_id"] and uses[0]["actor"] == "alice", uses
     assert not [e for e in log if e["action"].startswith("GET") and e["outcome"] == "ok"]
+    assert not [e for e in log if e["action"].endswith(("/ping", "/preview"))], "no-op POSTs are not audited"
     # Passwords never reach the log.
     assert "wrong-password" not in json.dumps(log) and PASSWORD not in json.dumps(log)
     # The chain links each entry to the one before.
