@@ -52,31 +52,32 @@ double KeyFloat(uint64_t k) {
   return v;
 }
 
-// LSD radix sort, 11 bits per pass; digits that are the same in every key are skipped (small integer ranges
-// sort in one or two passes).
-void RadixSort(std::vector<uint64_t>& v, std::vector<uint64_t>& tmp) {
+// LSD radix sort of v[0, n), 11 bits per pass, ping-ponging between v and tmp (n slots); returns whichever holds
+// the sorted keys. Digits that are the same in every key are skipped (small integer ranges sort in one or two
+// passes).
+const uint64_t* RadixSort(uint64_t* v, size_t n, uint64_t* tmp) {
   constexpr int kBits = 11, kPasses = 6;
   constexpr size_t kBuckets = size_t{1} << kBits;
-  size_t n = v.size();
-  if (n < 2) return;
+  if (n < 2) return v;
   if (n < 256) {
-    std::sort(v.begin(), v.end());
-    return;
+    std::sort(v, v + n);
+    return v;
   }
   uint64_t all_and = ~uint64_t{0}, all_or = 0;
-  for (uint64_t x : v) all_and &= x, all_or |= x;
+  for (size_t i = 0; i < n; ++i) all_and &= v[i], all_or |= v[i];
   uint64_t varying = all_and ^ all_or;
   int passes[kPasses];
   int np = 0;
   for (int p = 0; p < kPasses; ++p) {
     if ((varying >> (p * kBits)) & (kBuckets - 1)) passes[np++] = p;
   }
-  if (np == 0) return;
-  std::vector<uint32_t> hist(static_cast<size_t>(np) * kBuckets, 0);
-  for (uint64_t x : v) {
+  if (np == 0) return v;
+  thread_local std::vector<uint32_t> hist;
+  hist.assign(static_cast<size_t>(np) * kBuckets, 0);
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t x = v[i];
     for (int q = 0; q < np; ++q) ++hist[static_cast<size_t>(q) * kBuckets + ((x >> (passes[q] * kBits)) & (kBuckets - 1))];
   }
-  tmp.resize(n);
   for (int q = 0; q < np; ++q) {
     uint32_t* h = hist.data() + static_cast<size_t>(q) * kBuckets;
     uint32_t sum = 0;
@@ -86,18 +87,19 @@ void RadixSort(std::vector<uint64_t>& v, std::vector<uint64_t>& tmp) {
       sum += c;
     }
     int shift = passes[q] * kBits;
-    for (uint64_t x : v) tmp[h[(x >> shift) & (kBuckets - 1)]++] = x;
-    v.swap(tmp);
+    for (size_t i = 0; i < n; ++i) tmp[h[(v[i] >> shift) & (kBuckets - 1)]++] = v[i];
+    std::swap(v, tmp);
   }
+  return v;
 }
 
 using Runs = std::vector<std::pair<uint64_t, int64_t>>;
 
-void MakeRuns(const std::vector<uint64_t>& sorted, Runs* runs) {
+void MakeRuns(const uint64_t* sorted, size_t n, Runs* runs) {
   runs->clear();
-  for (size_t i = 0; i < sorted.size();) {
+  for (size_t i = 0; i < n;) {
     size_t j = i + 1;
-    while (j < sorted.size() && sorted[j] == sorted[i]) ++j;
+    while (j < n && sorted[j] == sorted[i]) ++j;
     runs->emplace_back(sorted[i], static_cast<int64_t>(j - i));
     i = j;
   }
@@ -365,14 +367,84 @@ struct CategoryMap {
   bool overflow = false;
 };
 
+// One column of one row group, rows [0, rows): views into a decoded chunk or into an in-memory table.
+struct ColView {
+  ColumnType type = ColumnType::kString;
+  const uint8_t* valid = nullptr;
+  const int64_t* i64 = nullptr;  // kInt64, kDatetime
+  const double* f64 = nullptr;   // kFloat64
+  const uint8_t* b = nullptr;    // kBool
+  const int32_t* codes = nullptr;
+  const std::string_view* dict = nullptr;  // kString: codes index into dict[0, dict_size)
+  size_t dict_size = 0;
+  // Hints from the storage that let ProcessNumeric sort small integers instead of 64-bit keys:
+  // kFloat64 with decimal_scale >= 0: mantissa[i] is row i's value times 10^scale (f64[i] ==
+  // DecimalValue(mantissa[i], decimal_scale)); kInt64/kDatetime: the values are likely all congruent modulo
+  // int_step (checked before it is used).
+  const int64_t* mantissa = nullptr;
+  int decimal_scale = -1;
+  int64_t int_step = 1;
+
+  std::string_view StringAt(size_t i) const { return dict[static_cast<size_t>(codes[i])]; }
+};
+
+struct GroupView {
+  size_t rows = 0;
+  std::vector<ColView> cols;
+};
+
+// How a column's values map to small non-negative integers u in the same order: value(u) = lo + u * step for
+// integers (whose sources are IntKeys), DecimalValue(lo + u, scale) for decimal floats (sources: mantissas).
+// `max_u` is the largest u.
+struct Ordinals {
+  bool decimal = false;
+  int scale = 0;
+  int64_t lo = 0;
+  uint64_t max_u = 0;
+  uint64_t step = 1;
+  // Exact division by step = odd * 2^shift: shift right, then multiply by the inverse of odd modulo 2^64.
+  int shift = 0;
+  uint64_t inverse = 1;
+
+  void SetStep(uint64_t s) {
+    step = s;
+    shift = __builtin_ctzll(s);
+    const uint64_t odd = s >> shift;
+    uint64_t x = odd;                              // correct to 3 bits (odd * odd == 1 mod 8)
+    for (int i = 0; i < 5; ++i) x *= 2 - odd * x;  // Newton: each step doubles the correct bits
+    inverse = x;
+    max_u /= s;
+  }
+  uint64_t Delta(uint64_t src) const {
+    return decimal ? static_cast<uint64_t>(src) - static_cast<uint64_t>(lo)
+                   : static_cast<uint64_t>(KeyInt(src)) - static_cast<uint64_t>(lo);
+  }
+  uint64_t U(uint64_t src) const { return (Delta(src) >> shift) * inverse; }
+  // Whether src's value is lo + u * step for some u <= max_u (then U(src) is that u).
+  bool Fits(uint64_t src) const {
+    const uint64_t u = U(src);
+    return u <= max_u && u * step == Delta(src);
+  }
+  uint64_t Key(uint64_t u) const {
+    return decimal ? FloatKey(DecimalValue(lo + static_cast<int64_t>(u), scale))
+                   : IntKey(static_cast<int64_t>(static_cast<uint64_t>(lo) + u * step));
+  }
+};
+
 struct WorkerState {
   std::vector<ColumnAcc> cols;
   std::vector<PairAcc> pearson;               // pairs (i < j) of pearson_cols_, row-major upper triangle
   std::vector<std::vector<int64_t>> cramer;   // pairs of cramer_cols_, kMaxCategories^2 cells each
-  // Scratch.
-  std::vector<uint64_t> keys, tmp, row_hash;
-  std::vector<double> finite;
+  // Buffers reused from group to group (allocating them per group costs page faults).
+  std::vector<DecodedChunk> chunks;
+  GroupView view;
+  std::vector<uint64_t> keys, ords, sort_a, sort_b, row_hash;
+  std::vector<uint32_t> counts;  // counting sort; all zero between uses
+  std::vector<double> finite, pearson_buf;
   std::vector<uint32_t> sample_rows;
+  std::vector<std::vector<int16_t>> cramer_ids;
+  std::vector<int16_t> code_id;
+  std::vector<uint64_t> code_hash;
   Runs runs;
 };
 
@@ -380,8 +452,8 @@ struct Source {
   int64_t rows = 0;
   int64_t num_groups = 0;
   std::vector<ColumnInfo> columns;
-  // Produces the table holding group g and the row range [lo, hi) of that group inside it.
-  std::function<Status(int64_t g, Table* holder, const Table** view, size_t* lo, size_t* hi)> read;
+  // Makes `view` show row group g (at most kGroupRows rows), decoding into `chunks` if it needs to.
+  std::function<Status(int64_t g, std::vector<DecodedChunk>* chunks, GroupView* view)> read;
 };
 
 class Profiler {
@@ -393,12 +465,15 @@ class Profiler {
 
  private:
   Status RunPass(bool correlations_only);
-  Status ProcessGroup(WorkerState& w, const Table& t, size_t lo, size_t hi, bool correlations_only);
-  void ProcessNumeric(WorkerState& w, ColumnAcc& a, const Column& c, size_t lo, size_t hi, uint64_t* rh);
-  void ProcessString(WorkerState& w, ColumnAcc& a, const Column& c, size_t lo, size_t hi, uint64_t* rh);
-  void ProcessPearson(WorkerState& w, const Table& t, size_t lo, size_t hi);
-  void ProcessCramer(WorkerState& w, const Table& t, size_t lo, size_t hi);
-  void CheckTargetEquality(WorkerState& w, const Table& t, size_t lo, size_t hi);
+  Status ProcessGroup(WorkerState& w, const GroupView& t, bool correlations_only);
+  void ProcessNumeric(WorkerState& w, ColumnAcc& a, const ColView& c, size_t n, uint64_t* rh);
+  void ProcessString(WorkerState& w, ColumnAcc& a, const ColView& c, size_t n, uint64_t* rh);
+  void ProcessPearson(WorkerState& w, const GroupView& t);
+  void ProcessCramer(WorkerState& w, const GroupView& t);
+  void CheckTargetEquality(WorkerState& w, const GroupView& t);
+  // Sorted (key, count) runs of `count` values into w.runs, through their ordinals: src[i] is IntKey(value)
+  // for integers, the mantissa for decimals.
+  void OrdinalRuns(WorkerState& w, const Ordinals& ord, const uint64_t* src, size_t count);
   void AddNumericRuns(ColumnAcc& a, ColumnType type, const Runs& runs);
   // Sorted (value, count) runs into the sketches of a column past the exact limit; hll: also count the
   // values as distinct (false when the caller already added every value to the HyperLogLog).
@@ -418,6 +493,9 @@ class Profiler {
   std::vector<int> cramer_cols_;
   std::vector<int64_t> cramer_int_min_;  // integer Cramér column (the target): id = value - min
   std::vector<std::unique_ptr<CategoryMap>> categories_;
+  // Positions in a group (ascending) of the deterministic 1-in-kSampleEvery samples: of a column's present
+  // values for its sketches, and of rows for Pearson sums.
+  std::vector<uint32_t> sketch_sample_, pearson_sample_;
   RowHashSet row_set_;
   std::vector<WorkerState> workers_;
 };
@@ -468,24 +546,94 @@ void Profiler::Overflow(ColumnAcc& a, ColumnType type) {
   AddNumericRuns(a, type, runs);
 }
 
-void Profiler::ProcessNumeric(WorkerState& w, ColumnAcc& a, const Column& c, size_t lo, size_t hi, uint64_t* rh) {
+void Profiler::OrdinalRuns(WorkerState& w, const Ordinals& ord, const uint64_t* src, size_t count) {
+  Runs& runs = w.runs;
+  runs.clear();
+  if (count == 0) return;
+  const uint64_t range = ord.max_u + 1;
+  if (range <= 4 * static_cast<uint64_t>(count) + 1024 && range <= (uint64_t{1} << 22)) {
+    // Few possible values: count them in a direct-address table and read the runs off it in order.
+    if (w.counts.size() < range) w.counts.resize(static_cast<size_t>(range), 0);
+    uint32_t* cn = w.counts.data();
+    for (size_t i = 0; i < count; ++i) ++cn[ord.U(src[i])];
+    runs.resize(static_cast<size_t>(std::min<uint64_t>(range, count)) + 1);
+    size_t r = 0;
+    for (uint64_t u = 0; u < range; ++u) {
+      const uint32_t k = cn[u];
+      runs[r] = {u, k};  // written always, kept only if k > 0: no unpredictable branch
+      r += k != 0;
+      cn[u] = 0;
+    }
+    runs.resize(r);
+  } else {
+    // Otherwise a radix sort of the ordinals: they span fewer bits than the keys, so it takes fewer passes.
+    if (w.sort_a.size() < count) w.sort_a.resize(count);
+    if (w.sort_b.size() < count) w.sort_b.resize(count);
+    uint64_t* us = w.sort_a.data();
+    for (size_t i = 0; i < count; ++i) us[i] = ord.U(src[i]);
+    MakeRuns(RadixSort(us, count, w.sort_b.data()), count, &runs);
+  }
+  // Back to keys. Distinct decimal mantissas give distinct doubles in any file the encoder wrote; merge equal
+  // neighbours anyway so a crafted file cannot produce a duplicate key.
+  size_t out = 0;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const uint64_t key = ord.Key(runs[i].first);
+    if (out > 0 && runs[out - 1].first == key) {
+      runs[out - 1].second += runs[i].second;
+    } else {
+      runs[out++] = {key, runs[i].second};
+    }
+  }
+  runs.resize(out);
+}
+
+void Profiler::ProcessNumeric(WorkerState& w, ColumnAcc& a, const ColView& c, size_t n, uint64_t* rh) {
   const ColumnType type = c.type;
-  const size_t n = hi - lo;
   // Outputs through raw pointers and counters in locals: one tight loop per column type.
   if (w.keys.size() < n) w.keys.resize(n);
+  if (w.ords.size() < n) w.ords.resize(n);
   if (w.finite.size() < n) w.finite.resize(n);
   uint64_t* keys = w.keys.data();
   double* fin = w.finite.data();
   size_t nk = 0, nf = 0;
   int64_t missing = 0, nan = 0, inf = 0, zeros = 0, negatives = 0;
-  const uint8_t* valid = c.valid.data();
-  auto mix_row = [rh, lo](size_t i, uint64_t vh) {
-    uint64_t& h = rh[i - lo];
+  const uint8_t* valid = c.valid;
+  auto mix_row = [rh](size_t i, uint64_t vh) {
+    uint64_t& h = rh[i];
     h = (((h << 23) | (h >> 41)) ^ (vh * 0xff51afd7ed558ccdULL)) * 0x9e3779b97f4a7c15ULL;
   };
-  if (type == ColumnType::kFloat64) {
-    const double* f = c.f64.data();
-    for (size_t i = lo; i < hi; ++i) {
+  // The values' ordinals (Ordinals), when the storage or the type gives them: decimal floats and integers.
+  bool have_ordinals = false;
+  int64_t lo_ord = std::numeric_limits<int64_t>::max(), hi_ord = std::numeric_limits<int64_t>::min();
+  if (type == ColumnType::kFloat64 && c.mantissa != nullptr && c.decimal_scale >= 0 && c.decimal_scale <= 9) {
+    // Decimal chunk: every value is finite; its mantissa is its ordinal source.
+    have_ordinals = true;
+    const double* f = c.f64;
+    const int64_t* mant = c.mantissa;
+    uint64_t* ords = w.ords.data();
+    for (size_t i = 0; i < n; ++i) {
+      uint64_t vh;
+      if (!valid[i]) {
+        ++missing;
+        vh = kMissingHash;
+      } else {
+        const double v = f[i];
+        const int64_t m = mant[i];
+        const uint64_t k = FloatKey(v);
+        keys[nk] = k;
+        ords[nk++] = static_cast<uint64_t>(m);
+        lo_ord = std::min(lo_ord, m);
+        hi_ord = std::max(hi_ord, m);
+        vh = k;
+        fin[nf++] = v;
+        zeros += v == 0;
+        negatives += v < 0;
+      }
+      mix_row(i, vh);
+    }
+  } else if (type == ColumnType::kFloat64) {
+    const double* f = c.f64;
+    for (size_t i = 0; i < n; ++i) {
       uint64_t vh;
       if (!valid[i]) {
         ++missing;
@@ -511,7 +659,8 @@ void Profiler::ProcessNumeric(WorkerState& w, ColumnAcc& a, const Column& c, siz
       mix_row(i, vh);
     }
   } else {
-    for (size_t i = lo; i < hi; ++i) {
+    have_ordinals = true;
+    for (size_t i = 0; i < n; ++i) {
       uint64_t vh;
       if (!valid[i]) {
         ++missing;
@@ -520,6 +669,8 @@ void Profiler::ProcessNumeric(WorkerState& w, ColumnAcc& a, const Column& c, siz
         const int64_t v = type == ColumnType::kBool ? int64_t{c.b[i] != 0} : c.i64[i];
         const uint64_t k = IntKey(v);
         keys[nk++] = k;
+        lo_ord = std::min(lo_ord, v);
+        hi_ord = std::max(hi_ord, v);
         // Datetime moments are in seconds.
         fin[nf++] = type == ColumnType::kDatetime ? static_cast<double>(v) / 1e6 : static_cast<double>(v);
         vh = k;
@@ -529,8 +680,6 @@ void Profiler::ProcessNumeric(WorkerState& w, ColumnAcc& a, const Column& c, siz
       mix_row(i, vh);
     }
   }
-  w.keys.resize(nk);
-  w.finite.resize(nf);
   a.missing += missing;
   a.nan += nan;
   a.inf += inf;
@@ -538,76 +687,139 @@ void Profiler::ProcessNumeric(WorkerState& w, ColumnAcc& a, const Column& c, siz
   a.negatives += negatives;
   a.count += static_cast<int64_t>(nk);  // NaN values are added by the caller
   // Moments over finite values: group mean and M2, merged with Chan et al.'s formula.
-  if (!w.finite.empty()) {
+  if (nf > 0) {
     double sum = 0;
-    for (double v : w.finite) sum += v;
-    double n = static_cast<double>(w.finite.size());
-    double mean = sum / n;
+    for (size_t i = 0; i < nf; ++i) sum += fin[i];
+    double dn = static_cast<double>(nf);
+    double mean = sum / dn;
     double m2 = 0;
-    for (double v : w.finite) m2 += (v - mean) * (v - mean);
+    for (size_t i = 0; i < nf; ++i) m2 += (fin[i] - mean) * (fin[i] - mean);
     double na = static_cast<double>(a.n_finite);
     double delta = mean - a.mean;
-    double tot = na + n;
-    a.mean += delta * n / tot;
-    a.m2 += m2 + delta * delta * na * n / tot;
-    a.n_finite += static_cast<int64_t>(w.finite.size());
+    double tot = na + dn;
+    a.mean += delta * dn / tot;
+    a.m2 += m2 + delta * delta * na * dn / tot;
+    a.n_finite += static_cast<int64_t>(nf);
   }
-  if (!a.exact && w.keys.size() >= kSampleBelow) {
+  if (nk == 0) return;
+  Ordinals ord;
+  uint64_t* ord_src = keys;  // what OrdinalRuns reads: IntKeys, or mantissas for decimals
+  if (have_ordinals) {
+    ord.lo = lo_ord;
+    ord.max_u = static_cast<uint64_t>(hi_ord) - static_cast<uint64_t>(lo_ord);
+    if (type == ColumnType::kFloat64) {
+      ord.decimal = true;
+      ord.scale = c.decimal_scale;
+      ord_src = w.ords.data();
+    } else if (c.int_step > 1 && ord.max_u % static_cast<uint64_t>(c.int_step) == 0) {
+      // Values stored as base + u * step (datetimes in whole days, say): use the step if every value fits it.
+      Ordinals stepped = ord;
+      stepped.SetStep(static_cast<uint64_t>(c.int_step));
+      bool fits = true;
+      for (size_t i = 0; i < nk; ++i) fits &= stepped.Fits(keys[i]);
+      if (fits) ord = stepped;
+    }
+    // A span wider than 2^40 sorts no faster than the keys themselves.
+    if (ord.max_u >= (uint64_t{1} << 40)) have_ordinals = false;
+  }
+  if (!a.exact && nk >= kSampleBelow) {
     // Past the exact-distinct limit every statistic from here on is a sketch. The range and the distinct
     // estimate still see every value; the top values and quantiles see a deterministic 1-in-kSampleEvery
-    // sample of the rows (chosen by a hash of the row's position, so periodic data cannot alias), weighted
+    // sample of the values (chosen by a hash of the value's position, so periodic data cannot alias), weighted
     // up: sorting every value of a high-cardinality column was the profile's largest cost.
     uint64_t lo_key = ~uint64_t{0}, hi_key = 0;
-    size_t kept = 0;
-    for (size_t i = 0; i < w.keys.size(); ++i) {
-      const uint64_t k = w.keys[i];
+    for (size_t i = 0; i < nk; ++i) {
+      const uint64_t k = keys[i];
       lo_key = std::min(lo_key, k);
       hi_key = std::max(hi_key, k);
       a.hll->Add(MixHash64(k));
-      if ((MixHash64(i + 0x5bd1e995) & (kSampleEvery - 1)) == 0) w.keys[kept++] = k;
     }
     if (!a.has_range || lo_key < a.min_key) a.min_key = lo_key;
     if (!a.has_range || hi_key > a.max_key) a.max_key = hi_key;
     a.has_range = true;
-    w.keys.resize(kept);
-    RadixSort(w.keys, w.tmp);
-    MakeRuns(w.keys, &w.runs);
+    // Gather the sample in place: sample positions ascend, so slot j is written only after it was read.
+    uint64_t* src = have_ordinals ? ord_src : keys;
+    size_t kept = 0;
+    for (uint32_t pos : sketch_sample_) {
+      if (pos >= nk) break;
+      src[kept++] = src[pos];
+    }
+    if (have_ordinals) {
+      OrdinalRuns(w, ord, src, kept);
+    } else {
+      if (w.sort_b.size() < kept) w.sort_b.resize(kept);
+      MakeRuns(RadixSort(src, kept, w.sort_b.data()), kept, &w.runs);
+    }
     for (auto& r : w.runs) r.second *= static_cast<int64_t>(kSampleEvery);
     AddSketchRuns(a, type, w.runs, /*hll=*/false);
     return;
   }
-  RadixSort(w.keys, w.tmp);
-  if (!w.keys.empty()) {
-    if (!a.has_range || w.keys.front() < a.min_key) a.min_key = w.keys.front();
-    if (!a.has_range || w.keys.back() > a.max_key) a.max_key = w.keys.back();
+  if (have_ordinals) {
+    OrdinalRuns(w, ord, ord_src, nk);
+  } else {
+    if (w.sort_b.size() < nk) w.sort_b.resize(nk);
+    MakeRuns(RadixSort(keys, nk, w.sort_b.data()), nk, &w.runs);
+  }
+  if (!w.runs.empty()) {
+    if (!a.has_range || w.runs.front().first < a.min_key) a.min_key = w.runs.front().first;
+    if (!a.has_range || w.runs.back().first > a.max_key) a.max_key = w.runs.back().first;
     a.has_range = true;
   }
-  MakeRuns(w.keys, &w.runs);
   AddNumericRuns(a, type, w.runs);
 }
 
-void Profiler::ProcessString(WorkerState& w, ColumnAcc& a, const Column& c, size_t lo, size_t hi, uint64_t* rh) {
-  w.keys.clear();
-  const uint8_t* valid = c.valid.data();
-  for (size_t i = lo; i < hi; ++i) {
-    if (!valid[i]) {
-      ++a.missing;
-    } else {
-      w.keys.push_back(static_cast<uint64_t>(static_cast<uint32_t>(c.codes[i])));
+void Profiler::ProcessString(WorkerState& w, ColumnAcc& a, const ColView& c, size_t n, uint64_t* rh) {
+  const uint8_t* valid = c.valid;
+  const int32_t* codes = c.codes;
+  const size_t dict_size = c.dict_size;
+  size_t present = 0;
+  int64_t missing = 0;
+  Runs& runs = w.runs;
+  runs.clear();
+  // Codes used in this range with their counts: counted in a direct-address table when the dictionary is not
+  // much larger than the range (always for decoded chunks), else sorted.
+  const bool dense = dict_size <= 4 * n + 64;
+  if (dense) {
+    if (w.counts.size() < dict_size) w.counts.resize(dict_size, 0);
+    uint32_t* cn = w.counts.data();
+    for (size_t i = 0; i < n; ++i) {
+      if (!valid[i]) {
+        ++missing;
+        continue;
+      }
+      ++present;
+      const uint32_t code = static_cast<uint32_t>(codes[i]);
+      if (code < dict_size) ++cn[code];  // Table invariant; never false for decoded files
     }
+    for (size_t k = 0; k < dict_size; ++k) {
+      if (cn[k] != 0) {
+        runs.emplace_back(k, cn[k]);
+        cn[k] = 0;
+      }
+    }
+  } else {
+    if (w.keys.size() < n) w.keys.resize(n);
+    if (w.sort_b.size() < n) w.sort_b.resize(n);
+    uint64_t* keys = w.keys.data();
+    for (size_t i = 0; i < n; ++i) {
+      if (!valid[i]) {
+        ++missing;
+      } else {
+        keys[present++] = static_cast<uint64_t>(static_cast<uint32_t>(codes[i]));
+      }
+    }
+    MakeRuns(RadixSort(keys, present, w.sort_b.data()), present, &runs);
   }
-  a.count += static_cast<int64_t>(w.keys.size());
-  RadixSort(w.keys, w.tmp);
-  MakeRuns(w.keys, &w.runs);
+  a.missing += missing;
+  a.count += static_cast<int64_t>(present);
   // Hash of each code used in this range (a dense table when the dictionary is not much larger than the range).
-  bool dense = c.dict.size() <= 4 * (hi - lo) + 64;
-  std::vector<uint64_t> code_hash;
+  std::vector<uint64_t>& code_hash = w.code_hash;
   std::unordered_map<uint32_t, uint64_t> sparse_hash;
-  if (dense) code_hash.assign(c.dict.size(), 0);
+  if (dense && code_hash.size() < dict_size) code_hash.resize(dict_size);  // only entries of used codes are read
   std::vector<std::pair<std::string, int64_t>> batch;
-  for (const auto& [key, n] : w.runs) {
+  for (const auto& [key, cnt] : runs) {
     uint32_t code = static_cast<uint32_t>(key);
-    if (code >= c.dict.size()) continue;  // Table invariant; never true for decoded files
+    if (code >= dict_size) continue;  // Table invariant; never true for decoded files
     std::string_view s = c.dict[code];
     uint64_t h = Hash64(s.data(), s.size());
     if (dense) {
@@ -618,47 +830,44 @@ void Profiler::ProcessString(WorkerState& w, ColumnAcc& a, const Column& c, size
     int64_t len = static_cast<int64_t>(s.size());
     a.len_min = std::min(a.len_min, len);
     a.len_max = std::max(a.len_max, len);
-    a.len_sum += static_cast<double>(len) * static_cast<double>(n);
+    a.len_sum += static_cast<double>(len) * static_cast<double>(cnt);
     if (a.pattern_checked < kPatternCheckLimit) {
-      a.pattern_checked += n;
-      double dn = static_cast<double>(n);
+      a.pattern_checked += cnt;
+      double dn = static_cast<double>(cnt);
       a.checked_len_sum += static_cast<double>(len) * dn;
       a.token_sum += static_cast<double>(CountTokens(s)) * dn;
-      if (LooksLikeEmail(s)) a.pattern_hits[kEmail] += n;
-      if (LooksLikePhone(s)) a.pattern_hits[kPhone] += n;
-      if (LooksLikeIdCard(s)) a.pattern_hits[kIdCard] += n;
-      if (LooksLikeUrl(s)) a.pattern_hits[kUrl] += n;
-      if (LooksLikeCode(s)) a.pattern_hits[kCodeLike] += n;
+      if (LooksLikeEmail(s)) a.pattern_hits[kEmail] += cnt;
+      if (LooksLikePhone(s)) a.pattern_hits[kPhone] += cnt;
+      if (LooksLikeIdCard(s)) a.pattern_hits[kIdCard] += cnt;
+      if (LooksLikeUrl(s)) a.pattern_hits[kUrl] += cnt;
+      if (LooksLikeCode(s)) a.pattern_hits[kCodeLike] += cnt;
     }
     if (a.exact) {
       auto [it, inserted] = a.str_counts.try_emplace(std::string(s), 0);
-      it->second += n;
+      it->second += cnt;
       if (inserted) a.distinct_bytes += len;
     } else {
       a.hll->Add(h);
-      batch.emplace_back(std::string(s), n);
+      batch.emplace_back(std::string(s), cnt);
     }
   }
   if (!a.exact) a.str_freq->AddBatch(std::move(batch));
   if (a.exact && static_cast<int64_t>(a.str_counts.size()) > opt_.exact_distinct_limit) Overflow(a, ColumnType::kString);
-  for (size_t i = lo; i < hi; ++i) {
+  for (size_t i = 0; i < n; ++i) {
     uint64_t vh = kMissingHash;
     if (valid[i]) {
-      uint32_t code = static_cast<uint32_t>(c.codes[i]);
+      uint32_t code = static_cast<uint32_t>(codes[i]);
       if (dense) {
-        vh = code < code_hash.size() ? code_hash[code] : 0;
+        vh = code < dict_size ? code_hash[code] : 0;
       } else {
         auto it = sparse_hash.find(code);
         vh = it == sparse_hash.end() ? 0 : it->second;
       }
     }
-    rh[i - lo] = (((rh[i - lo] << 23) | (rh[i - lo] >> 41)) ^ (vh * 0xff51afd7ed558ccdULL)) * 0x9e3779b97f4a7c15ULL;
+    rh[i] = (((rh[i] << 23) | (rh[i] >> 41)) ^ (vh * 0xff51afd7ed558ccdULL)) * 0x9e3779b97f4a7c15ULL;
   }
 }
 
-// Sums over one block for a Pearson pair: sxy, sx, sy, sxx, syy, n (rows where both are finite). x is 0 where
-// its column is missing, so masking by the other column alone restricts every sum to rows where both exist.
-// Written with GCC vector extensions: four independent lanes per sum instead of one serial chain.
 // Σ x[i]·y[i] over n values, two accumulators of two SSE2 lanes.
 double Dot(const double* x, const double* y, size_t n) {
   typedef double V __attribute__((vector_size(16)));
@@ -675,29 +884,37 @@ double Dot(const double* x, const double* y, size_t n) {
   return r;
 }
 
-void Profiler::ProcessPearson(WorkerState& w, const Table& t, size_t lo, size_t hi) {
+void Profiler::ProcessPearson(WorkerState& w, const GroupView& t) {
   size_t m = pearson_cols_.size();
   if (m < 2) return;
+  const size_t n_rows = t.rows;
   // Rows go in blocks small enough for every column's centred values, squares and masks to stay in cache.
   // Per pair only the sums that depend on both columns are computed: Σxy always; with one column partly
   // missing, that column's mask restricts the other's Σx and Σx²; a column's own sums over its valid rows
   // are computed once per block. (Values are 0 where missing, so Σxy needs no mask.)
   constexpr size_t kBlock = 512;
-  std::vector<double>& buf = w.finite;
-  buf.assign(3 * m * kBlock, 0.0);
+  std::vector<double>& buf = w.pearson_buf;
+  buf.resize(3 * m * kBlock);
   std::vector<double> cnt(m), sum(m), sq(m);
   // The rows that take part: all of them, or a deterministic sample for large datasets.
-  std::vector<uint32_t>& rows = w.sample_rows;
-  rows.clear();
-  const bool sampled = src_.rows > opt_.correlation_exact_rows;
-  for (size_t i = lo; i < hi; ++i) {
-    if (!sampled || (MixHash64((i - lo) + 0x6a09e667) & 3) == 0) rows.push_back(static_cast<uint32_t>(i));
+  const uint32_t* rows = nullptr;
+  size_t num_rows = 0;
+  if (src_.rows > opt_.correlation_exact_rows) {
+    rows = pearson_sample_.data();
+    num_rows = static_cast<size_t>(std::lower_bound(pearson_sample_.begin(), pearson_sample_.end(), n_rows) - pearson_sample_.begin());
+  } else {
+    if (w.sample_rows.size() < n_rows) {
+      w.sample_rows.resize(n_rows);
+      for (size_t i = 0; i < n_rows; ++i) w.sample_rows[i] = static_cast<uint32_t>(i);
+    }
+    rows = w.sample_rows.data();
+    num_rows = n_rows;
   }
-  for (size_t b0 = 0; b0 < rows.size(); b0 += kBlock) {
-    size_t n = std::min(kBlock, rows.size() - b0);
-    const uint32_t* at = rows.data() + b0;
+  for (size_t b0 = 0; b0 < num_rows; b0 += kBlock) {
+    size_t n = std::min(kBlock, num_rows - b0);
+    const uint32_t* at = rows + b0;
     for (size_t k = 0; k < m; ++k) {
-      const Column& c = t.columns[static_cast<size_t>(pearson_cols_[k])];
+      const ColView& c = t.cols[static_cast<size_t>(pearson_cols_[k])];
       double shift = shift_[static_cast<size_t>(pearson_cols_[k])];
       double* xc = buf.data() + 3 * k * kBlock;
       double* xc2 = xc + kBlock;
@@ -739,31 +956,34 @@ void Profiler::ProcessPearson(WorkerState& w, const Table& t, size_t lo, size_t 
   }
 }
 
-void Profiler::ProcessCramer(WorkerState& w, const Table& t, size_t lo, size_t hi) {
+void Profiler::ProcessCramer(WorkerState& w, const GroupView& t) {
   size_t m = cramer_cols_.size();
   if (m < 2) return;
-  size_t n = hi - lo;
-  std::vector<std::vector<int16_t>> ids(m, std::vector<int16_t>(n, -1));
+  size_t n = t.rows;
+  std::vector<std::vector<int16_t>>& ids = w.cramer_ids;
+  ids.resize(m);
   for (size_t k = 0; k < m; ++k) {
-    const Column& c = t.columns[static_cast<size_t>(cramer_cols_[k])];
+    ids[k].assign(n, -1);
+    const ColView& c = t.cols[static_cast<size_t>(cramer_cols_[k])];
     CategoryMap& cat = *categories_[k];
     if (c.type == ColumnType::kBool) {
       for (size_t i = 0; i < n; ++i) {
-        if (c.valid[lo + i]) ids[k][i] = c.b[lo + i] ? 1 : 0;
+        if (c.valid[i]) ids[k][i] = c.b[i] ? 1 : 0;
       }
       continue;
     }
     if (c.type == ColumnType::kInt64) {
       for (size_t i = 0; i < n; ++i) {
-        if (!c.valid[lo + i]) continue;
-        int64_t id = c.i64[lo + i] - cramer_int_min_[k];
+        if (!c.valid[i]) continue;
+        int64_t id = c.i64[i] - cramer_int_min_[k];
         if (id >= 0 && id < kMaxCategories) ids[k][i] = static_cast<int16_t>(id);
       }
       continue;
     }
     // Strings: find the codes used in this range, give them shared category ids (under the column's lock,
     // once per code), then translate the rows without the lock.
-    std::vector<int16_t> code_id(c.dict.size() <= 4 * n + 64 ? c.dict.size() : 0, -2);
+    std::vector<int16_t>& code_id = w.code_id;
+    code_id.assign(c.dict_size <= 4 * n + 64 ? c.dict_size : 0, -2);
     std::unordered_map<int32_t, int16_t> sparse;
     auto slot = [&](int32_t code) -> int16_t& {
       if (!code_id.empty()) return code_id[static_cast<size_t>(code)];
@@ -771,9 +991,9 @@ void Profiler::ProcessCramer(WorkerState& w, const Table& t, size_t lo, size_t h
     };
     std::vector<int32_t> used;
     for (size_t i = 0; i < n; ++i) {
-      if (!c.valid[lo + i]) continue;
-      int32_t code = c.codes[lo + i];
-      if (code < 0 || static_cast<size_t>(code) >= c.dict.size()) continue;
+      if (!c.valid[i]) continue;
+      int32_t code = c.codes[i];
+      if (code < 0 || static_cast<size_t>(code) >= c.dict_size) continue;
       int16_t& s = slot(code);
       if (s == -2) {
         s = -1;
@@ -802,9 +1022,9 @@ void Profiler::ProcessCramer(WorkerState& w, const Table& t, size_t lo, size_t h
       if (cat.overflow) continue;
     }
     for (size_t i = 0; i < n; ++i) {
-      if (!c.valid[lo + i]) continue;
-      int32_t code = c.codes[lo + i];
-      if (code < 0 || static_cast<size_t>(code) >= c.dict.size()) continue;
+      if (!c.valid[i]) continue;
+      int32_t code = c.codes[i];
+      if (code < 0 || static_cast<size_t>(code) >= c.dict_size) continue;
       int16_t id = slot(code);
       if (id >= 0) ids[k][i] = id;
     }
@@ -822,17 +1042,18 @@ void Profiler::ProcessCramer(WorkerState& w, const Table& t, size_t lo, size_t h
   }
 }
 
-void Profiler::CheckTargetEquality(WorkerState& w, const Table& t, size_t lo, size_t hi) {
-  const Column& tc = t.columns[static_cast<size_t>(target_)];
-  for (size_t c = 0; c < t.columns.size(); ++c) {
+void Profiler::CheckTargetEquality(WorkerState& w, const GroupView& t) {
+  const ColView& tc = t.cols[static_cast<size_t>(target_)];
+  const size_t n = t.rows;
+  for (size_t c = 0; c < t.cols.size(); ++c) {
     ColumnAcc& a = w.cols[c];
-    const Column& col = t.columns[c];
+    const ColView& col = t.cols[c];
     if (static_cast<int>(c) == target_ || !a.equals_target) continue;
     if (col.type != tc.type) {
       a.equals_target = false;
       continue;
     }
-    for (size_t i = lo; i < hi && a.equals_target; ++i) {
+    for (size_t i = 0; i < n && a.equals_target; ++i) {
       if (col.valid[i] != tc.valid[i]) {
         a.equals_target = false;
       } else if (col.valid[i]) {
@@ -850,26 +1071,27 @@ void Profiler::CheckTargetEquality(WorkerState& w, const Table& t, size_t lo, si
   }
 }
 
-Status Profiler::ProcessGroup(WorkerState& w, const Table& t, size_t lo, size_t hi, bool correlations_only) {
-  if (t.columns.size() != src_.columns.size()) return Status::Internal("row group has the wrong column count");
+Status Profiler::ProcessGroup(WorkerState& w, const GroupView& t, bool correlations_only) {
+  if (t.cols.size() != src_.columns.size()) return Status::Internal("row group has the wrong column count");
+  if (t.rows > static_cast<size_t>(kGroupRows)) return Status::Internal("row group is too large");
   if (!correlations_only) {
-    w.row_hash.assign(hi - lo, 0x243f6a8885a308d3ULL);
-    for (size_t c = 0; c < t.columns.size(); ++c) {
-      const Column& col = t.columns[c];
+    w.row_hash.assign(t.rows, 0x243f6a8885a308d3ULL);
+    for (size_t c = 0; c < t.cols.size(); ++c) {
+      const ColView& col = t.cols[c];
       if (col.type == ColumnType::kString) {
-        ProcessString(w, w.cols[c], col, lo, hi, w.row_hash.data());
+        ProcessString(w, w.cols[c], col, t.rows, w.row_hash.data());
       } else {
         int64_t nan_before = w.cols[c].nan;
-        ProcessNumeric(w, w.cols[c], col, lo, hi, w.row_hash.data());
+        ProcessNumeric(w, w.cols[c], col, t.rows, w.row_hash.data());
         w.cols[c].count += w.cols[c].nan - nan_before;  // NaN is a present value, just not a number
       }
     }
     for (uint64_t& h : w.row_hash) h = MixHash64(h);
     row_set_.Insert(w.row_hash.data(), w.row_hash.size());
-    ProcessCramer(w, t, lo, hi);
-    if (target_ >= 0) CheckTargetEquality(w, t, lo, hi);
+    ProcessCramer(w, t);
+    if (target_ >= 0) CheckTargetEquality(w, t);
   }
-  ProcessPearson(w, t, lo, hi);
+  ProcessPearson(w, t);
   return Status::Ok();
 }
 
@@ -954,7 +1176,6 @@ Status Profiler::RunPass(bool correlations_only) {
   std::mutex err_mu;
   Status first_error;
   auto work = [&](WorkerState& w, bool calling_thread) {
-    Table holder;
     for (;;) {
       if (stop.load()) return;
       int64_t g = next.fetch_add(1);
@@ -963,10 +1184,8 @@ Status Profiler::RunPass(bool correlations_only) {
       if (calling_thread && cancel_ && cancel_()) {
         s = Status::Cancelled("profiling was cancelled");
       } else {
-        const Table* view = nullptr;
-        size_t lo = 0, hi = 0;
-        s = src_.read(g, &holder, &view, &lo, &hi);
-        if (s.ok()) s = ProcessGroup(w, *view, lo, hi, correlations_only);
+        s = src_.read(g, &w.chunks, &w.view);
+        if (s.ok()) s = ProcessGroup(w, w.view, correlations_only);
       }
       if (!s.ok()) {
         std::lock_guard<std::mutex> lock(err_mu);
@@ -1332,6 +1551,10 @@ Result<Json> Profiler::Run(const Json& footer_stats, int64_t file_bytes) {
   cramer_cols_ = categorical;
   for (size_t i = 0; i < cramer_cols_.size(); ++i) categories_.push_back(std::make_unique<CategoryMap>());
 
+  for (uint32_t i = 0; i < static_cast<uint32_t>(kGroupRows); ++i) {
+    if ((MixHash64(i + 0x5bd1e995) & (kSampleEvery - 1)) == 0) sketch_sample_.push_back(i);
+    if ((MixHash64(i + 0x6a09e667) & 3) == 0) pearson_sample_.push_back(i);
+  }
   bool two_pass = numeric.size() > static_cast<size_t>(opt_.max_correlation_columns);
   pearson_cols_ = two_pass ? std::vector<int>() : numeric;
   RETURN_IF_ERROR(RunPass(false));
@@ -1562,13 +1785,43 @@ Result<Json> Profiler::Run(const Json& footer_stats, int64_t file_bytes) {
 Result<Json> ProfileDataset(const DatasetFile& file, const ProfileOptions& options, const std::function<bool()>& cancel) {
   Source src;
   src.rows = file.num_rows();
-  src.num_groups = (src.rows + kGroupRows - 1) / kGroupRows;
+  src.num_groups = file.num_groups();
   src.columns = file.columns();
-  src.read = [&file](int64_t g, Table* holder, const Table** view, size_t* lo, size_t* hi) -> Status {
-    ASSIGN_OR_RETURN(*holder, file.ReadRows(g * kGroupRows, kGroupRows));
-    *view = holder;
-    *lo = 0;
-    *hi = static_cast<size_t>(holder->num_rows);
+  src.read = [&file](int64_t g, std::vector<DecodedChunk>* chunks, GroupView* view) -> Status {
+    RETURN_IF_ERROR(file.DecodeGroup(g, chunks));
+    const size_t num_cols = file.columns().size();
+    view->rows = static_cast<size_t>(file.group_rows(g));
+    view->cols.resize(num_cols);
+    for (size_t c = 0; c < num_cols; ++c) {
+      const DecodedChunk& d = (*chunks)[c];
+      const ChunkMeta& m = file.chunk_meta(g, c);
+      ColView& v = view->cols[c];
+      v = ColView();
+      v.type = file.columns()[c].type;
+      v.valid = d.valid.data();
+      switch (v.type) {
+        case ColumnType::kInt64:
+        case ColumnType::kDatetime:
+          v.i64 = d.i64.data();
+          if (m.encoding == ChunkEncoding::kScaled) v.int_step = m.step;
+          break;
+        case ColumnType::kFloat64:
+          v.f64 = d.f64.data();
+          // Decimal chunks keep their mantissas in i64 (DecodeChunk).
+          if ((m.encoding == ChunkEncoding::kDecimal || m.encoding == ChunkEncoding::kDecimalNegZero) &&
+              d.i64.size() >= view->rows) {
+            v.mantissa = d.i64.data();
+            v.decimal_scale = m.scale;
+          }
+          break;
+        case ColumnType::kBool: v.b = d.b.data(); break;
+        case ColumnType::kString:
+          v.codes = d.codes.data();
+          v.dict = d.dict.data();
+          v.dict_size = d.dict.size();
+          break;
+      }
+    }
     return Status::Ok();
   };
   Profiler p(src, options, cancel);
@@ -1620,10 +1873,31 @@ Result<Json> ProfileTable(const Table& table, const ProfileOptions& options, con
     }
     stats_cols.push_back(std::move(s));
   }
-  src.read = [&table](int64_t g, Table*, const Table** view, size_t* lo, size_t* hi) -> Status {
-    *view = &table;
-    *lo = static_cast<size_t>(g * kGroupRows);
-    *hi = static_cast<size_t>(std::min<int64_t>(table.num_rows, (g + 1) * kGroupRows));
+  std::vector<std::vector<std::string_view>> dicts(table.columns.size());
+  for (size_t c = 0; c < table.columns.size(); ++c) dicts[c].assign(table.columns[c].dict.begin(), table.columns[c].dict.end());
+  src.read = [&table, &dicts](int64_t g, std::vector<DecodedChunk>*, GroupView* view) -> Status {
+    const size_t lo = static_cast<size_t>(g * kGroupRows);
+    const size_t hi = static_cast<size_t>(std::min<int64_t>(table.num_rows, (g + 1) * kGroupRows));
+    view->rows = hi - lo;
+    view->cols.resize(table.columns.size());
+    for (size_t c = 0; c < table.columns.size(); ++c) {
+      const Column& col = table.columns[c];
+      ColView& v = view->cols[c];
+      v = ColView();
+      v.type = col.type;
+      v.valid = col.valid.data() + lo;
+      switch (col.type) {
+        case ColumnType::kInt64:
+        case ColumnType::kDatetime: v.i64 = col.i64.data() + lo; break;
+        case ColumnType::kFloat64: v.f64 = col.f64.data() + lo; break;
+        case ColumnType::kBool: v.b = col.b.data() + lo; break;
+        case ColumnType::kString:
+          v.codes = col.codes.data() + lo;
+          v.dict = dicts[c].data();
+          v.dict_size = dicts[c].size();
+          break;
+      }
+    }
     return Status::Ok();
   };
   Profiler p(src, options, cancel);
