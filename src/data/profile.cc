@@ -1,6 +1,8 @@
 #include "data/profile.h"
 #include "data/table_ops.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -10,6 +12,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -105,8 +108,11 @@ void MakeRuns(const uint64_t* sorted, size_t n, Runs* runs) {
   }
 }
 
-void MergeRuns(Runs* into, const Runs& add) {
-  Runs out;
+// Merges `add` into `into`; `scratch` is a buffer kept between calls (allocating a fresh one per merge costs page
+// faults for columns with many distinct values).
+void MergeRuns(Runs* into, const Runs& add, Runs* scratch) {
+  Runs& out = *scratch;
+  out.clear();
   out.reserve(into->size() + add.size());
   size_t i = 0, j = 0;
   while (i < into->size() || j < add.size()) {
@@ -257,6 +263,15 @@ struct ColumnAcc {
   // Exact value counts while `exact`; afterwards the sketches.
   bool exact = true;
   Runs num_counts;  // numeric keys, ascending
+  // While exact, integer and decimal-float columns whose range is known and small count into a direct-address
+  // table instead (no per-group sort or merge): dense[g] counts the value of global ordinal g (Profiler::
+  // DenseKey). num_counts is empty while it is in use; DenseFlush folds it into num_counts.
+  enum class Dense : uint8_t { kUntried, kActive, kOff };
+  Dense dense_state = Dense::kUntried;
+  int dense_scale = -1;  // decimal floats: value(g) = DecimalValue(dense_lo + g, dense_scale); -1: integers
+  int64_t dense_lo = 0;  // integers: value(g) = dense_lo + g
+  int64_t dense_distinct = 0;
+  std::vector<uint32_t> dense;
   std::unordered_map<std::string, int64_t> str_counts;
   int64_t distinct_bytes = 0;  // summed lengths of distinct strings (exact mode)
   std::unique_ptr<HyperLogLog> hll;
@@ -288,69 +303,115 @@ double KeyToDouble(ColumnType t, uint64_t k) {
 
 class Profiler;
 
+// A zero-filled array of trivially copyable T taken straight from mmap: fresh anonymous pages are already zero
+// (no memset), and from 2 MiB up it asks for transparent huge pages (a page fault per 2 MiB instead of per 4 KiB;
+// faults are expensive on virtual machines). Move-only.
+template <class T>
+class ZeroedArray {
+ public:
+  ZeroedArray() = default;
+  explicit ZeroedArray(size_t n) : size_(n) {
+    if (n == 0) return;
+    bytes_ = n * sizeof(T);
+    void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();  // as std::vector would
+    if (bytes_ >= (size_t{2} << 20)) ::madvise(p, bytes_, MADV_HUGEPAGE);  // a hint: failure is harmless
+    data_ = static_cast<T*>(p);
+  }
+  ZeroedArray(ZeroedArray&& o) noexcept { *this = std::move(o); }
+  ZeroedArray& operator=(ZeroedArray&& o) noexcept {
+    std::swap(data_, o.data_);
+    std::swap(size_, o.size_);
+    std::swap(bytes_, o.bytes_);
+    return *this;
+  }
+  ZeroedArray(const ZeroedArray&) = delete;
+  ZeroedArray& operator=(const ZeroedArray&) = delete;
+  ~ZeroedArray() {
+    if (data_ != nullptr) ::munmap(data_, bytes_);
+  }
+  T& operator[](size_t i) { return data_[i]; }
+  const T& operator[](size_t i) const { return data_[i]; }
+  size_t size() const { return size_; }
+
+ private:
+  T* data_ = nullptr;
+  size_t size_ = 0, bytes_ = 0;
+};
+
 // Duplicate-row detection: 64-bit row hashes in an open-addressing set with per-hash counts. Above
 // kRowSetMaxEntries distinct hashes it keeps only hashes whose top `sample_bits_` bits are zero (a consistent
 // sample: all copies of a row share its hash) and scales the duplicate count up.
 class RowHashSet {
  public:
   RowHashSet() { Rehash(size_t{1} << 16); }
+  // Sizes the table for `rows` distinct rows up front (no rehash on the way).
+  void Reserve(int64_t rows) {
+    size_t want = size_t{1} << 16;
+    const size_t entries = static_cast<size_t>(std::min<int64_t>(std::max<int64_t>(rows, 0), kRowSetMaxEntries));
+    while (want < 2 * entries && want < 2 * kRowSetMaxEntries) want *= 2;
+    if (want > slots_.size()) Rehash(want);
+  }
   void Insert(const uint64_t* hashes, size_t n) {
     std::lock_guard<std::mutex> lock(mu_);
     for (size_t i = 0; i < n; ++i) {
       uint64_t h = hashes[i] | 1;  // 0 marks an empty slot
       if (sample_bits_ > 0 && (h >> (64 - sample_bits_)) != 0) continue;
       InsertOne(h, 1);
-      if (used_ * 2 > keys_.size()) {
+      if (used_ * 2 > slots_.size()) {
         if (used_ >= kRowSetMaxEntries) {
           Downsample();
         } else {
-          Rehash(keys_.size() * 2);
+          Rehash(slots_.size() * 2);
         }
       }
     }
   }
   int64_t Duplicates() const {
     int64_t dup = 0;
-    for (size_t i = 0; i < keys_.size(); ++i) {
-      if (keys_[i] != 0) dup += counts_[i] - 1;
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].key != 0) dup += static_cast<int64_t>(slots_[i].count) - 1;
     }
     return dup << sample_bits_;
   }
   bool approximate() const { return sample_bits_ > 0; }
 
  private:
-  void InsertOne(uint64_t h, uint32_t c) {
-    size_t mask = keys_.size() - 1;
+  struct Slot {
+    uint64_t key;  // 0: empty
+    uint64_t count;
+  };
+  void InsertOne(uint64_t h, uint64_t c) {
+    size_t mask = slots_.size() - 1;
     for (size_t i = MixHash64(h) & mask;; i = (i + 1) & mask) {
-      if (keys_[i] == h) {
-        counts_[i] += c;
+      Slot& s = slots_[i];
+      if (s.key == h) {
+        s.count += c;
         return;
       }
-      if (keys_[i] == 0) {
-        keys_[i] = h;
-        counts_[i] = c;
+      if (s.key == 0) {
+        s.key = h;
+        s.count = c;
         ++used_;
         return;
       }
     }
   }
   void Rehash(size_t slots) {
-    std::vector<uint64_t> keys(slots, 0);
-    std::vector<uint32_t> counts(slots, 0);
-    keys.swap(keys_);
-    counts.swap(counts_);
+    ZeroedArray<Slot> old(slots);
+    std::swap(old, slots_);
     used_ = 0;
-    for (size_t i = 0; i < keys.size(); ++i) {
-      if (keys[i] != 0 && (sample_bits_ == 0 || (keys[i] >> (64 - sample_bits_)) == 0)) InsertOne(keys[i], counts[i]);
+    for (size_t i = 0; i < old.size(); ++i) {
+      const Slot& s = old[i];
+      if (s.key != 0 && (sample_bits_ == 0 || (s.key >> (64 - sample_bits_)) == 0)) InsertOne(s.key, s.count);
     }
   }
   void Downsample() {
     ++sample_bits_;
-    Rehash(keys_.size());
+    Rehash(slots_.size());
   }
   std::mutex mu_;
-  std::vector<uint64_t> keys_;
-  std::vector<uint32_t> counts_;
+  ZeroedArray<Slot> slots_;  // a key and its count share a cache line
   size_t used_ = 0;
   int sample_bits_ = 0;
 };
@@ -445,7 +506,7 @@ struct WorkerState {
   std::vector<std::vector<int16_t>> cramer_ids;
   std::vector<int16_t> code_id;
   std::vector<uint64_t> code_hash;
-  Runs runs;
+  Runs runs, merge_scratch;
 };
 
 struct Source {
@@ -466,7 +527,7 @@ class Profiler {
  private:
   Status RunPass(bool correlations_only);
   Status ProcessGroup(WorkerState& w, const GroupView& t, bool correlations_only);
-  void ProcessNumeric(WorkerState& w, ColumnAcc& a, const ColView& c, size_t n, uint64_t* rh);
+  void ProcessNumeric(WorkerState& w, size_t col, const ColView& c, size_t n, uint64_t* rh);
   void ProcessString(WorkerState& w, ColumnAcc& a, const ColView& c, size_t n, uint64_t* rh);
   void ProcessPearson(WorkerState& w, const GroupView& t);
   void ProcessCramer(WorkerState& w, const GroupView& t);
@@ -474,7 +535,12 @@ class Profiler {
   // Sorted (key, count) runs of `count` values into w.runs, through their ordinals: src[i] is IntKey(value)
   // for integers, the mantissa for decimals.
   void OrdinalRuns(WorkerState& w, const Ordinals& ord, const uint64_t* src, size_t count);
-  void AddNumericRuns(ColumnAcc& a, ColumnType type, const Runs& runs);
+  void AddNumericRuns(ColumnAcc& a, ColumnType type, const Runs& runs, Runs* scratch);
+  // The dense exact-count table of a column (ColumnAcc::dense): set up on first use, fed per group (false:
+  // the group does not fit the table, which is then folded into num_counts and given up), folded at the end.
+  bool DenseAdd(ColumnAcc& a, const ColView& c, size_t col, const uint64_t* keys, const uint64_t* ords, size_t nk,
+                int64_t lo_ord, int64_t hi_ord);
+  void DenseFlush(ColumnAcc& a);
   // Sorted (value, count) runs into the sketches of a column past the exact limit; hll: also count the
   // values as distinct (false when the caller already added every value to the HyperLogLog).
   void AddSketchRuns(ColumnAcc& a, ColumnType type, const Runs& runs, bool hll);
@@ -496,15 +562,22 @@ class Profiler {
   // Positions in a group (ascending) of the deterministic 1-in-kSampleEvery samples: of a column's present
   // values for its sketches, and of rows for Pearson sums.
   std::vector<uint32_t> sketch_sample_, pearson_sample_;
+  // Per column, the value range from the footer statistics (integer and float columns), for dense tables.
+  struct KnownRange {
+    bool known = false;
+    int64_t lo_i = 0, hi_i = 0;
+    double lo_f = 0, hi_f = 0;
+  };
+  std::vector<KnownRange> ranges_;
   RowHashSet row_set_;
   std::vector<WorkerState> workers_;
 };
 
 // ---------------------------------------------------------------- group processing
 
-void Profiler::AddNumericRuns(ColumnAcc& a, ColumnType type, const Runs& runs) {
+void Profiler::AddNumericRuns(ColumnAcc& a, ColumnType type, const Runs& runs, Runs* scratch) {
   if (a.exact) {
-    MergeRuns(&a.num_counts, runs);
+    MergeRuns(&a.num_counts, runs, scratch);
     if (static_cast<int64_t>(a.num_counts.size()) > opt_.exact_distinct_limit) Overflow(a, type);
     return;
   }
@@ -515,9 +588,11 @@ void Profiler::AddSketchRuns(ColumnAcc& a, ColumnType type, const Runs& runs, bo
   if (hll) {
     for (const auto& r : runs) a.hll->Add(MixHash64(r.first));
   }
-  a.num_freq->AddBatch(runs);
-  std::vector<double> values(runs.size());
-  std::vector<int64_t> counts(runs.size());
+  a.num_freq->AddSorted(runs.data(), runs.size());
+  thread_local std::vector<double> values;
+  thread_local std::vector<int64_t> counts;
+  values.resize(runs.size());
+  counts.resize(runs.size());
   for (size_t i = 0; i < runs.size(); ++i) values[i] = KeyToDouble(type, runs[i].first), counts[i] = runs[i].second;
   a.qs->AddSortedWeighted(values.data(), counts.data(), runs.size());
 }
@@ -543,7 +618,91 @@ void Profiler::Overflow(ColumnAcc& a, ColumnType type) {
   a.qs = std::make_unique<QuantileSketch>(2048);
   Runs runs;
   runs.swap(a.num_counts);
-  AddNumericRuns(a, type, runs);
+  AddSketchRuns(a, type, runs, /*hll=*/true);
+}
+
+bool Profiler::DenseAdd(ColumnAcc& a, const ColView& c, size_t col, const uint64_t* keys, const uint64_t* ords, size_t nk,
+                        int64_t lo_ord, int64_t hi_ord) {
+  constexpr int64_t kMaxMantissa = int64_t{1} << 53;
+  // Floats reach here only from decimal chunks (the ordinals are their mantissas).
+  const bool decimal = c.type == ColumnType::kFloat64;
+  if (a.dense_state == ColumnAcc::Dense::kUntried) {
+    a.dense_state = ColumnAcc::Dense::kOff;
+    const KnownRange& r = ranges_[col];
+    // At most 2^19 counters (2 MiB), and not many more than the distinct values the exact mode may hold.
+    const uint64_t max_slots = static_cast<uint64_t>(std::min<int64_t>(int64_t{1} << 19, 8 * opt_.exact_distinct_limit + 1024));
+    if (!r.known || c.type == ColumnType::kDatetime || src_.rows >= (int64_t{1} << 32)) return false;
+    int64_t lo = r.lo_i, hi = r.hi_i;
+    if (decimal) {
+      // The footer's range at this chunk's scale, widened by one step each way against rounding.
+      const double p = kLcolPow10[c.decimal_scale];
+      const double dlo = std::floor(r.lo_f * p) - 1, dhi = std::ceil(r.hi_f * p) + 1;
+      if (!(dlo >= -static_cast<double>(kMaxMantissa) && dhi <= static_cast<double>(kMaxMantissa))) return false;
+      lo = static_cast<int64_t>(dlo), hi = static_cast<int64_t>(dhi);
+    }
+    if (static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo) >= max_slots) return false;
+    a.dense_scale = decimal ? c.decimal_scale : -1;
+    a.dense_lo = lo;
+    a.dense.assign(static_cast<size_t>(hi - lo) + 1, 0);
+    a.dense_distinct = 0;
+    a.dense_state = ColumnAcc::Dense::kActive;
+  }
+  if (a.dense_state != ColumnAcc::Dense::kActive) return false;
+  // This group's ordinals in the table's terms: decimals of a smaller scale are scaled up (exactly: the
+  // mantissas stay below 2^53); a larger scale, or values outside the table, give it up.
+  const int64_t table_hi = a.dense_lo + static_cast<int64_t>(a.dense.size()) - 1;
+  int64_t mult = 1;
+  if (decimal) {
+    if (a.dense_scale < 0 || c.decimal_scale > a.dense_scale) return false;
+    mult = static_cast<int64_t>(kLcolPow10[a.dense_scale - c.decimal_scale]);
+    if (lo_ord < -kMaxMantissa / mult || hi_ord > kMaxMantissa / mult) return false;
+  } else if (a.dense_scale >= 0) {
+    return false;
+  }
+  if (lo_ord * mult < a.dense_lo || hi_ord * mult > table_hi) return false;
+  uint32_t* table = a.dense.data();
+  int64_t distinct = 0;
+  if (decimal) {
+    const int64_t base = a.dense_lo;
+    for (size_t i = 0; i < nk; ++i) distinct += table[static_cast<int64_t>(ords[i]) * mult - base]++ == 0;
+  } else {
+    const uint64_t base = static_cast<uint64_t>(a.dense_lo);
+    for (size_t i = 0; i < nk; ++i) distinct += table[static_cast<uint64_t>(KeyInt(keys[i])) - base]++ == 0;
+  }
+  a.dense_distinct += distinct;
+  const uint64_t kmin = decimal ? FloatKey(DecimalValue(lo_ord, c.decimal_scale)) : IntKey(lo_ord);
+  const uint64_t kmax = decimal ? FloatKey(DecimalValue(hi_ord, c.decimal_scale)) : IntKey(hi_ord);
+  if (!a.has_range || kmin < a.min_key) a.min_key = kmin;
+  if (!a.has_range || kmax > a.max_key) a.max_key = kmax;
+  a.has_range = true;
+  if (a.dense_distinct > opt_.exact_distinct_limit) {
+    DenseFlush(a);
+    Overflow(a, c.type);
+  }
+  return true;
+}
+
+void Profiler::DenseFlush(ColumnAcc& a) {
+  if (a.dense_state == ColumnAcc::Dense::kUntried) a.dense_state = ColumnAcc::Dense::kOff;
+  if (a.dense_state != ColumnAcc::Dense::kActive) return;
+  a.dense_state = ColumnAcc::Dense::kOff;
+  Runs runs;
+  runs.reserve(static_cast<size_t>(a.dense_distinct));
+  for (size_t g = 0; g < a.dense.size(); ++g) {
+    if (a.dense[g] == 0) continue;
+    const int64_t x = a.dense_lo + static_cast<int64_t>(g);
+    const uint64_t key = a.dense_scale < 0 ? IntKey(x) : FloatKey(DecimalValue(x, a.dense_scale));
+    // Equal neighbours only from a crafted file (distinct mantissas give distinct doubles otherwise).
+    if (!runs.empty() && runs.back().first == key) {
+      runs.back().second += a.dense[g];
+    } else {
+      runs.emplace_back(key, a.dense[g]);
+    }
+  }
+  std::vector<uint32_t>().swap(a.dense);
+  a.dense_distinct = 0;
+  Runs scratch;
+  MergeRuns(&a.num_counts, runs, &scratch);  // num_counts is empty while the table is in use
 }
 
 void Profiler::OrdinalRuns(WorkerState& w, const Ordinals& ord, const uint64_t* src, size_t count) {
@@ -587,7 +746,8 @@ void Profiler::OrdinalRuns(WorkerState& w, const Ordinals& ord, const uint64_t* 
   runs.resize(out);
 }
 
-void Profiler::ProcessNumeric(WorkerState& w, ColumnAcc& a, const ColView& c, size_t n, uint64_t* rh) {
+void Profiler::ProcessNumeric(WorkerState& w, size_t col, const ColView& c, size_t n, uint64_t* rh) {
+  ColumnAcc& a = w.cols[col];
   const ColumnType type = c.type;
   // Outputs through raw pointers and counters in locals: one tight loop per column type.
   if (w.keys.size() < n) w.keys.resize(n);
@@ -754,6 +914,10 @@ void Profiler::ProcessNumeric(WorkerState& w, ColumnAcc& a, const ColView& c, si
     AddSketchRuns(a, type, w.runs, /*hll=*/false);
     return;
   }
+  if (a.exact && a.dense_state != ColumnAcc::Dense::kOff) {
+    if (have_ordinals && DenseAdd(a, c, col, keys, w.ords.data(), nk, lo_ord, hi_ord)) return;
+    DenseFlush(a);  // the group does not fit the table: counts go on as sorted runs
+  }
   if (have_ordinals) {
     OrdinalRuns(w, ord, ord_src, nk);
   } else {
@@ -765,7 +929,7 @@ void Profiler::ProcessNumeric(WorkerState& w, ColumnAcc& a, const ColView& c, si
     if (!a.has_range || w.runs.back().first > a.max_key) a.max_key = w.runs.back().first;
     a.has_range = true;
   }
-  AddNumericRuns(a, type, w.runs);
+  AddNumericRuns(a, type, w.runs, &w.merge_scratch);
 }
 
 void Profiler::ProcessString(WorkerState& w, ColumnAcc& a, const ColView& c, size_t n, uint64_t* rh) {
@@ -1082,7 +1246,7 @@ Status Profiler::ProcessGroup(WorkerState& w, const GroupView& t, bool correlati
         ProcessString(w, w.cols[c], col, t.rows, w.row_hash.data());
       } else {
         int64_t nan_before = w.cols[c].nan;
-        ProcessNumeric(w, w.cols[c], col, t.rows, w.row_hash.data());
+        ProcessNumeric(w, c, col, t.rows, w.row_hash.data());
         w.cols[c].count += w.cols[c].nan - nan_before;  // NaN is a present value, just not a number
       }
     }
@@ -1129,7 +1293,8 @@ void Profiler::MergeInto(ColumnAcc& a, ColumnAcc& b, ColumnType type) {
       }
       if (static_cast<int64_t>(a.str_counts.size()) > opt_.exact_distinct_limit) Overflow(a, type);
     } else {
-      MergeRuns(&a.num_counts, b.num_counts);
+      Runs scratch;
+      MergeRuns(&a.num_counts, b.num_counts, &scratch);
       if (static_cast<int64_t>(a.num_counts.size()) > opt_.exact_distinct_limit) Overflow(a, type);
     }
     return;
@@ -1200,6 +1365,9 @@ Status Profiler::RunPass(bool correlations_only) {
   work(workers_[0], true);
   for (std::thread& t : pool) t.join();
   RETURN_IF_ERROR(first_error);
+  for (WorkerState& w : workers_) {
+    for (ColumnAcc& a : w.cols) DenseFlush(a);
+  }
   for (size_t i = 1; i < workers_.size(); ++i) {
     MergeWorker(workers_[0], workers_[i]);
     workers_[i] = WorkerState();
@@ -1507,6 +1675,10 @@ Result<Json> Profiler::Run(const Json& footer_stats, int64_t file_bytes) {
   // shift and the Cramér candidates, so every worker uses the same ones.
   const Json* stats = footer_stats.contains("columns") ? &footer_stats["columns"] : nullptr;
   shift_.assign(cols.size(), 0.0);
+  ranges_.assign(cols.size(), KnownRange());
+  for (size_t c = 0; c < cols.size(); ++c) {
+    if (cols[c].type == ColumnType::kBool) ranges_[c].known = true, ranges_[c].lo_i = 0, ranges_[c].hi_i = 1;
+  }
   std::vector<int> numeric;
   std::vector<int> categorical;
   for (size_t c = 0; c < cols.size(); ++c) {
@@ -1517,6 +1689,14 @@ Result<Json> Profiler::Run(const Json& footer_stats, int64_t file_bytes) {
       if (s.contains("min") && s.contains("max") && s["min"].is_number() && s["max"].is_number()) {
         double mid = 0.5 * s["min"].get<double>() + 0.5 * s["max"].get<double>();
         if (std::isfinite(mid)) shift_[c] = mid;
+        KnownRange& r = ranges_[c];
+        if (t == ColumnType::kInt64 && s["min"].is_number_integer() && s["max"].is_number_integer()) {
+          r.lo_i = s["min"].get<int64_t>(), r.hi_i = s["max"].get<int64_t>();
+          r.known = r.lo_i <= r.hi_i;
+        } else if (t == ColumnType::kFloat64) {
+          r.lo_f = s["min"].get<double>(), r.hi_f = s["max"].get<double>();
+          r.known = std::isfinite(r.lo_f) && std::isfinite(r.hi_f) && r.lo_f <= r.hi_f;
+        }
       }
     }
     bool candidate = false;
@@ -1551,6 +1731,7 @@ Result<Json> Profiler::Run(const Json& footer_stats, int64_t file_bytes) {
   cramer_cols_ = categorical;
   for (size_t i = 0; i < cramer_cols_.size(); ++i) categories_.push_back(std::make_unique<CategoryMap>());
 
+  row_set_.Reserve(src_.rows);
   for (uint32_t i = 0; i < static_cast<uint32_t>(kGroupRows); ++i) {
     if ((MixHash64(i + 0x5bd1e995) & (kSampleEvery - 1)) == 0) sketch_sample_.push_back(i);
     if ((MixHash64(i + 0x6a09e667) & 3) == 0) pearson_sample_.push_back(i);
