@@ -26,25 +26,36 @@ int WidthFor(uint64_t range) {
 
 // Unpacks n values of W bytes each (little-endian) as base + value, 0 where invalid. W is a template
 // parameter so each load is a fixed-size, inlined copy (a variable-size memcpy is a libc call per value).
-template <int W>
-void UnpackOffsets(const char* src, const uint8_t* valid, size_t n, uint64_t base, int64_t* out) {
+// `valid` may be null (no missing rows): then the loop has no select and vectorizes for W = 1, 2, 4, 8.
+template <int W, class Out>
+void UnpackOffsets(const char* src, const uint8_t* valid, size_t n, uint64_t base, Out* out) {
   size_t i = 0;
   if constexpr (W == 3) {
     // One 4-byte load and a mask instead of a 2-byte and a 1-byte load; the last value is read exactly.
     for (; i + 1 < n; ++i) {
       uint32_t v;
       std::memcpy(&v, src + i * 3, 4);
-      out[i] = valid[i] ? static_cast<int64_t>(base + (v & 0xFFFFFFu)) : 0;
+      const uint64_t x = base + (v & 0xFFFFFFu);
+      out[i] = static_cast<Out>(valid == nullptr || valid[i] ? x : 0);
     }
+  }
+  if (valid == nullptr) {
+    for (; i < n; ++i) {
+      uint64_t v = 0;
+      std::memcpy(&v, src + i * W, W);
+      out[i] = static_cast<Out>(base + v);
+    }
+    return;
   }
   for (; i < n; ++i) {
     uint64_t v = 0;
     std::memcpy(&v, src + i * W, W);
-    out[i] = valid[i] ? static_cast<int64_t>(base + v) : 0;
+    out[i] = static_cast<Out>(valid[i] ? base + v : 0);
   }
 }
 
-void UnpackOffsetsWidth(const char* src, int width, const uint8_t* valid, size_t n, uint64_t base, int64_t* out) {
+template <class Out>
+void UnpackOffsetsWidth(const char* src, int width, const uint8_t* valid, size_t n, uint64_t base, Out* out) {
   switch (width) {
     case 1: UnpackOffsets<1>(src, valid, n, base, out); break;
     case 2: UnpackOffsets<2>(src, valid, n, base, out); break;
@@ -821,7 +832,8 @@ Status DecodeChunk(std::string_view stored, const ChunkMeta& m, ColumnType type,
     case ColumnType::kInt64:
     case ColumnType::kDatetime: {
       out->i64.resize(rows);
-      UnpackOffsetsWidth(p, m.width, out->valid.data(), rows, static_cast<uint64_t>(m.base), out->i64.data());
+      UnpackOffsetsWidth(p, m.width, bitmap_bytes > 0 ? out->valid.data() : nullptr, rows, static_cast<uint64_t>(m.base),
+                         out->i64.data());
       break;
     }
     case ColumnType::kFloat64: {
@@ -858,16 +870,12 @@ Status DecodeChunk(std::string_view stored, const ChunkMeta& m, ColumnType type,
       if (total != static_cast<uint64_t>(m.dict_bytes)) return Corrupt("dictionary lengths do not add up");
       const char* cd = bytes + total;
       out->codes.resize(rows);
-      // Unpack as offsets from 0 (in i64 as scratch), then range-check the valid ones in one pass.
-      out->i64.resize(rows);
-      UnpackOffsetsWidth(cd, m.width, out->valid.data(), rows, 0, out->i64.data());
-      uint64_t bad = 0;
-      for (size_t i = 0; i < rows; ++i) {
-        const uint64_t c = static_cast<uint64_t>(out->i64[i]);
-        bad |= c >= dc;
-        out->codes[i] = static_cast<int32_t>(c);
-      }
-      if (bad != 0) return Corrupt("dictionary code out of range");
+      // Unpack straight into the codes (width <= 4: they fit 32 bits; missing rows get 0), then range-check.
+      UnpackOffsetsWidth(cd, m.width, bitmap_bytes > 0 ? out->valid.data() : nullptr, rows, 0,
+                         reinterpret_cast<uint32_t*>(out->codes.data()));
+      uint32_t max_code = 0;
+      for (size_t i = 0; i < rows; ++i) max_code = std::max(max_code, static_cast<uint32_t>(out->codes[i]));
+      if (rows > 0 && max_code >= dc) return Corrupt("dictionary code out of range");
       break;
     }
   }

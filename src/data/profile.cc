@@ -37,6 +37,7 @@ constexpr uint64_t kMissingHash = 0x6d697373696e6721ULL;
 // each group of at least kSampleBelow values (see ProcessNumeric).
 constexpr size_t kSampleEvery = 4;
 constexpr size_t kSampleBelow = 4096;
+constexpr int64_t kMaxDenseSlots = int64_t{1} << 20;  // counters of a direct-address exact-count table
 
 // ---------------------------------------------------------------- keys: order-preserving uint64 encodings
 
@@ -126,6 +127,28 @@ void MergeRuns(Runs* into, const Runs& add, Runs* scratch) {
     }
   }
   into->swap(out);
+}
+
+// Σ x[i] (centre unused) or Σ (x[i] - centre)² over n values: four lanes in two SSE2 accumulators, so the loop
+// runs at vector speed (a single serial sum cannot be vectorized without reassociating it).
+double SumOf(const double* x, size_t n, double centre, bool squares) {
+  typedef double V __attribute__((vector_size(16)));
+  V acc0 = {0, 0}, acc1 = {0, 0};
+  const V c = {centre, centre};
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    V a0, a1;
+    std::memcpy(&a0, x + i, sizeof(V)), std::memcpy(&a1, x + i + 2, sizeof(V));
+    if (squares) {
+      a0 -= c, a1 -= c;
+      acc0 += a0 * a0, acc1 += a1 * a1;
+    } else {
+      acc0 += a0, acc1 += a1;
+    }
+  }
+  double r = (acc0[0] + acc0[1]) + (acc1[0] + acc1[1]);
+  for (; i < n; ++i) r += squares ? (x[i] - centre) * (x[i] - centre) : x[i];
+  return r;
 }
 
 // ---------------------------------------------------------------- semantic patterns of strings
@@ -251,58 +274,6 @@ int64_t CountTokens(std::string_view s) {
   return tokens;
 }
 
-// ---------------------------------------------------------------- per-column accumulator
-
-struct ColumnAcc {
-  int64_t count = 0, missing = 0;
-  int64_t nan = 0, inf = 0, zeros = 0, negatives = 0;
-  bool has_range = false;
-  uint64_t min_key = 0, max_key = 0;
-  int64_t n_finite = 0;
-  double mean = 0, m2 = 0;
-  // Exact value counts while `exact`; afterwards the sketches.
-  bool exact = true;
-  Runs num_counts;  // numeric keys, ascending
-  // While exact, integer and decimal-float columns whose range is known and small count into a direct-address
-  // table instead (no per-group sort or merge): dense[g] counts the value of global ordinal g (Profiler::
-  // DenseKey). num_counts is empty while it is in use; DenseFlush folds it into num_counts.
-  enum class Dense : uint8_t { kUntried, kActive, kOff };
-  Dense dense_state = Dense::kUntried;
-  int dense_scale = -1;  // decimal floats: value(g) = DecimalValue(dense_lo + g, dense_scale); -1: integers
-  int64_t dense_lo = 0;  // integers: value(g) = dense_lo + g
-  int64_t dense_distinct = 0;
-  std::vector<uint32_t> dense;
-  std::unordered_map<std::string, int64_t> str_counts;
-  int64_t distinct_bytes = 0;  // summed lengths of distinct strings (exact mode)
-  std::unique_ptr<HyperLogLog> hll;
-  std::unique_ptr<FrequentItems<uint64_t>> num_freq;
-  std::unique_ptr<FrequentItems<std::string>> str_freq;
-  std::unique_ptr<QuantileSketch> qs;
-  // Strings.
-  int64_t len_min = std::numeric_limits<int64_t>::max(), len_max = 0;
-  double len_sum = 0;
-  int64_t pattern_checked = 0;
-  double token_sum = 0, checked_len_sum = 0;
-  int64_t pattern_hits[kNumPatterns] = {};
-  // Target leakage: every row equal to the target (missing == missing).
-  bool equals_target = true;
-};
-
-bool IsNumericType(ColumnType t) { return t != ColumnType::kString; }
-
-double KeyToDouble(ColumnType t, uint64_t k) {
-  switch (t) {
-    case ColumnType::kFloat64: return KeyFloat(k);
-    case ColumnType::kDatetime:
-    case ColumnType::kInt64:
-    case ColumnType::kBool: return static_cast<double>(KeyInt(k));
-    case ColumnType::kString: return 0;
-  }
-  return 0;
-}
-
-class Profiler;
-
 // A zero-filled array of trivially copyable T taken straight from mmap: fresh anonymous pages are already zero
 // (no memset), and from 2 MiB up it asks for transparent huge pages (a page fault per 2 MiB instead of per 4 KiB;
 // faults are expensive on virtual machines). Move-only.
@@ -339,6 +310,58 @@ class ZeroedArray {
   size_t size_ = 0, bytes_ = 0;
 };
 
+// ---------------------------------------------------------------- per-column accumulator
+
+struct ColumnAcc {
+  int64_t count = 0, missing = 0;
+  int64_t nan = 0, inf = 0, zeros = 0, negatives = 0;
+  bool has_range = false;
+  uint64_t min_key = 0, max_key = 0;
+  int64_t n_finite = 0;
+  double mean = 0, m2 = 0;
+  // Exact value counts while `exact`; afterwards the sketches.
+  bool exact = true;
+  Runs num_counts;  // numeric keys, ascending
+  // While exact, integer and decimal-float columns whose range is known and small count into a direct-address
+  // table instead (no per-group sort or merge): dense[g] counts the value of global ordinal g (Profiler::
+  // DenseKey). num_counts is empty while it is in use; DenseFlush folds it into num_counts.
+  enum class Dense : uint8_t { kUntried, kActive, kOff };
+  Dense dense_state = Dense::kUntried;
+  int dense_scale = -1;  // decimal floats: value(g) = DecimalValue(dense_lo + g, dense_scale); -1: integers
+  int64_t dense_lo = 0;  // integers: value(g) = dense_lo + g
+  int64_t dense_distinct = 0;
+  ZeroedArray<uint32_t> dense;
+  std::unordered_map<std::string, int64_t> str_counts;
+  int64_t distinct_bytes = 0;  // summed lengths of distinct strings (exact mode)
+  std::unique_ptr<HyperLogLog> hll;
+  std::unique_ptr<FrequentItems<uint64_t>> num_freq;
+  std::unique_ptr<FrequentItems<std::string>> str_freq;
+  std::unique_ptr<QuantileSketch> qs;
+  // Strings.
+  int64_t len_min = std::numeric_limits<int64_t>::max(), len_max = 0;
+  double len_sum = 0;
+  int64_t pattern_checked = 0;
+  double token_sum = 0, checked_len_sum = 0;
+  int64_t pattern_hits[kNumPatterns] = {};
+  // Target leakage: every row equal to the target (missing == missing).
+  bool equals_target = true;
+};
+
+bool IsNumericType(ColumnType t) { return t != ColumnType::kString; }
+
+double KeyToDouble(ColumnType t, uint64_t k) {
+  switch (t) {
+    case ColumnType::kFloat64: return KeyFloat(k);
+    case ColumnType::kDatetime:
+    case ColumnType::kInt64:
+    case ColumnType::kBool: return static_cast<double>(KeyInt(k));
+    case ColumnType::kString: return 0;
+  }
+  return 0;
+}
+
+class Profiler;
+
 // Duplicate-row detection: 64-bit row hashes in an open-addressing set with per-hash counts. Above
 // kRowSetMaxEntries distinct hashes it keeps only hashes whose top `sample_bits_` bits are zero (a consistent
 // sample: all copies of a row share its hash) and scales the duplicate count up.
@@ -354,7 +377,9 @@ class RowHashSet {
   }
   void Insert(const uint64_t* hashes, size_t n) {
     std::lock_guard<std::mutex> lock(mu_);
+    constexpr size_t kAhead = 16;  // the table is far larger than the caches: fetch slots before they are probed
     for (size_t i = 0; i < n; ++i) {
+      if (i + kAhead < n) __builtin_prefetch(&slots_[MixHash64(hashes[i + kAhead] | 1) & (slots_.size() - 1)], 1);
       uint64_t h = hashes[i] | 1;  // 0 marks an empty slot
       if (sample_bits_ > 0 && (h >> (64 - sample_bits_)) != 0) continue;
       InsertOne(h, 1);
@@ -502,6 +527,7 @@ struct WorkerState {
   std::vector<uint64_t> keys, ords, sort_a, sort_b, row_hash;
   std::vector<uint32_t> counts;  // counting sort; all zero between uses
   std::vector<double> finite, pearson_buf;
+  std::vector<uint16_t> pearson_miss;
   std::vector<uint32_t> sample_rows;
   std::vector<std::vector<int16_t>> cramer_ids;
   std::vector<int16_t> code_id;
@@ -629,8 +655,8 @@ bool Profiler::DenseAdd(ColumnAcc& a, const ColView& c, size_t col, const uint64
   if (a.dense_state == ColumnAcc::Dense::kUntried) {
     a.dense_state = ColumnAcc::Dense::kOff;
     const KnownRange& r = ranges_[col];
-    // At most 2^19 counters (2 MiB), and not many more than the distinct values the exact mode may hold.
-    const uint64_t max_slots = static_cast<uint64_t>(std::min<int64_t>(int64_t{1} << 19, 8 * opt_.exact_distinct_limit + 1024));
+    // At most 2^20 counters (4 MiB), and not many more than the distinct values the exact mode may hold.
+    const uint64_t max_slots = static_cast<uint64_t>(std::min<int64_t>(kMaxDenseSlots, 8 * opt_.exact_distinct_limit + 1024));
     if (!r.known || c.type == ColumnType::kDatetime || src_.rows >= (int64_t{1} << 32)) return false;
     int64_t lo = r.lo_i, hi = r.hi_i;
     if (decimal) {
@@ -643,7 +669,7 @@ bool Profiler::DenseAdd(ColumnAcc& a, const ColView& c, size_t col, const uint64
     if (static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo) >= max_slots) return false;
     a.dense_scale = decimal ? c.decimal_scale : -1;
     a.dense_lo = lo;
-    a.dense.assign(static_cast<size_t>(hi - lo) + 1, 0);
+    a.dense = ZeroedArray<uint32_t>(static_cast<size_t>(hi - lo) + 1);
     a.dense_distinct = 0;
     a.dense_state = ColumnAcc::Dense::kActive;
   }
@@ -660,7 +686,7 @@ bool Profiler::DenseAdd(ColumnAcc& a, const ColView& c, size_t col, const uint64
     return false;
   }
   if (lo_ord * mult < a.dense_lo || hi_ord * mult > table_hi) return false;
-  uint32_t* table = a.dense.data();
+  uint32_t* table = &a.dense[0];
   int64_t distinct = 0;
   if (decimal) {
     const int64_t base = a.dense_lo;
@@ -699,10 +725,14 @@ void Profiler::DenseFlush(ColumnAcc& a) {
       runs.emplace_back(key, a.dense[g]);
     }
   }
-  std::vector<uint32_t>().swap(a.dense);
+  a.dense = ZeroedArray<uint32_t>();
   a.dense_distinct = 0;
-  Runs scratch;
-  MergeRuns(&a.num_counts, runs, &scratch);  // num_counts is empty while the table is in use
+  if (a.num_counts.empty()) {  // always, while the table was in use
+    a.num_counts.swap(runs);
+  } else {
+    Runs scratch;
+    MergeRuns(&a.num_counts, runs, &scratch);
+  }
 }
 
 void Profiler::OrdinalRuns(WorkerState& w, const Ordinals& ord, const uint64_t* src, size_t count) {
@@ -848,12 +878,9 @@ void Profiler::ProcessNumeric(WorkerState& w, size_t col, const ColView& c, size
   a.count += static_cast<int64_t>(nk);  // NaN values are added by the caller
   // Moments over finite values: group mean and M2, merged with Chan et al.'s formula.
   if (nf > 0) {
-    double sum = 0;
-    for (size_t i = 0; i < nf; ++i) sum += fin[i];
     double dn = static_cast<double>(nf);
-    double mean = sum / dn;
-    double m2 = 0;
-    for (size_t i = 0; i < nf; ++i) m2 += (fin[i] - mean) * (fin[i] - mean);
+    double mean = SumOf(fin, nf, 0.0, /*squares=*/false) / dn;
+    double m2 = SumOf(fin, nf, mean, /*squares=*/true);
     double na = static_cast<double>(a.n_finite);
     double delta = mean - a.mean;
     double tot = na + dn;
@@ -1053,13 +1080,17 @@ void Profiler::ProcessPearson(WorkerState& w, const GroupView& t) {
   if (m < 2) return;
   const size_t n_rows = t.rows;
   // Rows go in blocks small enough for every column's centred values, squares and masks to stay in cache.
-  // Per pair only the sums that depend on both columns are computed: Σxy always; with one column partly
-  // missing, that column's mask restricts the other's Σx and Σx²; a column's own sums over its valid rows
-  // are computed once per block. (Values are 0 where missing, so Σxy needs no mask.)
+  // Per pair only the sums that depend on both columns are computed: Σxy always (values are 0 where missing,
+  // so it needs no mask); with column b partly missing, a's Σx, Σx² and count over the rows where b is present
+  // are a's own block sums minus a's values on b's few missing rows (or, when b misses many rows, dot products
+  // with b's mask).
   constexpr size_t kBlock = 512;
   std::vector<double>& buf = w.pearson_buf;
   buf.resize(3 * m * kBlock);
+  std::vector<uint16_t>& miss = w.pearson_miss;  // per column, the block rows where it is missing
+  miss.resize(m * kBlock);
   std::vector<double> cnt(m), sum(m), sq(m);
+  std::vector<size_t> nmiss(m);
   // The rows that take part: all of them, or a deterministic sample for large datasets.
   const uint32_t* rows = nullptr;
   size_t num_rows = 0;
@@ -1074,6 +1105,10 @@ void Profiler::ProcessPearson(WorkerState& w, const GroupView& t) {
     rows = w.sample_rows.data();
     num_rows = n_rows;
   }
+  // Σ over b's missing rows of a's value, square and presence: (Σx, Σx², count).
+  struct Missed {
+    double x = 0, x2 = 0, present = 0;
+  };
   for (size_t b0 = 0; b0 < num_rows; b0 += kBlock) {
     size_t n = std::min(kBlock, num_rows - b0);
     const uint32_t* at = rows + b0;
@@ -1083,6 +1118,8 @@ void Profiler::ProcessPearson(WorkerState& w, const GroupView& t) {
       double* xc = buf.data() + 3 * k * kBlock;
       double* xc2 = xc + kBlock;
       double* md = xc2 + kBlock;
+      uint16_t* mk = miss.data() + k * kBlock;
+      size_t nm = 0;
       double nn = 0, s1 = 0, s2 = 0;
       for (size_t i = 0; i < n; ++i) {
         const size_t row = at[i];
@@ -1092,29 +1129,47 @@ void Profiler::ProcessPearson(WorkerState& w, const GroupView& t) {
         xc[i] = x;
         xc2[i] = x * x;
         md[i] = ok ? 1.0 : 0.0;
+        mk[nm] = static_cast<uint16_t>(i);
+        nm += !ok;
         nn += md[i], s1 += x, s2 += x * x;
       }
-      cnt[k] = nn, sum[k] = s1, sq[k] = s2;
+      cnt[k] = nn, sum[k] = s1, sq[k] = s2, nmiss[k] = nm;
     }
-    size_t p = 0;
-    for (size_t a = 0; a < m; ++a) {
+    // a's sums over the rows where b is present.
+    auto over_present = [&](size_t a, size_t b, Missed* out) {
       const double* xa = buf.data() + 3 * a * kBlock;
       const double* xa2 = xa + kBlock;
       const double* ma = xa2 + kBlock;
-      const bool full_a = cnt[a] == static_cast<double>(n);
+      if (nmiss[b] * 4 <= n) {
+        Missed d;
+        const uint16_t* mk = miss.data() + b * kBlock;
+        for (size_t j = 0; j < nmiss[b]; ++j) d.x += xa[mk[j]], d.x2 += xa2[mk[j]], d.present += ma[mk[j]];
+        out->x = sum[a] - d.x, out->x2 = sq[a] - d.x2, out->present = cnt[a] - d.present;
+      } else {
+        const double* mb = buf.data() + 3 * b * kBlock + 2 * kBlock;
+        out->x = Dot(xa, mb, n), out->x2 = Dot(xa2, mb, n), out->present = Dot(ma, mb, n);
+      }
+    };
+    size_t p = 0;
+    for (size_t a = 0; a < m; ++a) {
+      const double* xa = buf.data() + 3 * a * kBlock;
       for (size_t b = a + 1; b < m; ++b, ++p) {
         const double* xb = buf.data() + 3 * b * kBlock;
-        const double* xb2 = xb + kBlock;
-        const double* mb = xb2 + kBlock;
-        const bool full_b = cnt[b] == static_cast<double>(n);
         PairAcc& acc = w.pearson[p];
         acc.sxy += Dot(xa, xb, n);
-        // Sums of a over rows where b is valid, and of b over rows where a is valid.
-        acc.sx += full_b ? sum[a] : Dot(xa, mb, n);
-        acc.sxx += full_b ? sq[a] : Dot(xa2, mb, n);
-        acc.sy += full_a ? sum[b] : Dot(xb, ma, n);
-        acc.syy += full_a ? sq[b] : Dot(xb2, ma, n);
-        acc.n += full_a ? cnt[b] : (full_b ? cnt[a] : Dot(ma, mb, n));
+        Missed sa, sb;
+        if (nmiss[b] == 0) {
+          sa.x = sum[a], sa.x2 = sq[a], sa.present = cnt[a];
+        } else {
+          over_present(a, b, &sa);
+        }
+        if (nmiss[a] == 0) {
+          sb.x = sum[b], sb.x2 = sq[b];
+        } else {
+          over_present(b, a, &sb);
+        }
+        acc.sx += sa.x, acc.sxx += sa.x2, acc.sy += sb.x, acc.syy += sb.x2;
+        acc.n += sa.present;  // rows where both are present
       }
     }
   }
