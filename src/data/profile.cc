@@ -38,6 +38,7 @@ constexpr uint64_t kMissingHash = 0x6d697373696e6721ULL;
 constexpr size_t kSampleEvery = 4;
 constexpr size_t kSampleBelow = 4096;
 constexpr int64_t kMaxDenseSlots = int64_t{1} << 20;  // counters of a direct-address exact-count table
+constexpr size_t kSketchBatch = 4096;                 // (value, count) runs per numeric sketch update
 
 // ---------------------------------------------------------------- keys: order-preserving uint64 encodings
 
@@ -611,16 +612,20 @@ void Profiler::AddNumericRuns(ColumnAcc& a, ColumnType type, const Runs& runs, R
 }
 
 void Profiler::AddSketchRuns(ColumnAcc& a, ColumnType type, const Runs& runs, bool hll) {
-  if (hll) {
-    for (const auto& r : runs) a.hll->Add(MixHash64(r.first));
+  // In batches: the temporaries stay small (a column going over the exact limit hands over up to
+  // exact_distinct_limit runs at once, and fresh multi-megabyte buffers cost page faults).
+  double values[kSketchBatch];
+  int64_t counts[kSketchBatch];
+  for (size_t b = 0; b < runs.size(); b += kSketchBatch) {
+    const size_t m = std::min(kSketchBatch, runs.size() - b);
+    const std::pair<uint64_t, int64_t>* r = runs.data() + b;
+    if (hll) {
+      for (size_t i = 0; i < m; ++i) a.hll->Add(MixHash64(r[i].first));
+    }
+    a.num_freq->AddSorted(r, m);
+    for (size_t i = 0; i < m; ++i) values[i] = KeyToDouble(type, r[i].first), counts[i] = r[i].second;
+    a.qs->AddSortedWeighted(values, counts, m);
   }
-  a.num_freq->AddSorted(runs.data(), runs.size());
-  thread_local std::vector<double> values;
-  thread_local std::vector<int64_t> counts;
-  values.resize(runs.size());
-  counts.resize(runs.size());
-  for (size_t i = 0; i < runs.size(); ++i) values[i] = KeyToDouble(type, runs[i].first), counts[i] = runs[i].second;
-  a.qs->AddSortedWeighted(values.data(), counts.data(), runs.size());
 }
 
 void Profiler::Overflow(ColumnAcc& a, ColumnType type) {
@@ -645,6 +650,29 @@ void Profiler::Overflow(ColumnAcc& a, ColumnType type) {
   Runs runs;
   runs.swap(a.num_counts);
   AddSketchRuns(a, type, runs, /*hll=*/true);
+  if (a.dense_state == ColumnAcc::Dense::kActive) {
+    // Straight from the direct-address table, a batch of runs at a time.
+    a.dense_state = ColumnAcc::Dense::kOff;
+    Runs batch;
+    batch.reserve(kSketchBatch);
+    for (size_t g = 0; g < a.dense.size(); ++g) {
+      if (a.dense[g] == 0) continue;
+      const int64_t x = a.dense_lo + static_cast<int64_t>(g);
+      const uint64_t key = a.dense_scale < 0 ? IntKey(x) : FloatKey(DecimalValue(x, a.dense_scale));
+      if (!batch.empty() && batch.back().first == key) {
+        batch.back().second += a.dense[g];
+        continue;
+      }
+      if (batch.size() == kSketchBatch) {
+        AddSketchRuns(a, type, batch, /*hll=*/true);
+        batch.clear();
+      }
+      batch.emplace_back(key, a.dense[g]);
+    }
+    AddSketchRuns(a, type, batch, /*hll=*/true);
+    a.dense = ZeroedArray<uint32_t>();
+    a.dense_distinct = 0;
+  }
 }
 
 bool Profiler::DenseAdd(ColumnAcc& a, const ColView& c, size_t col, const uint64_t* keys, const uint64_t* ords, size_t nk,
@@ -701,10 +729,7 @@ bool Profiler::DenseAdd(ColumnAcc& a, const ColView& c, size_t col, const uint64
   if (!a.has_range || kmin < a.min_key) a.min_key = kmin;
   if (!a.has_range || kmax > a.max_key) a.max_key = kmax;
   a.has_range = true;
-  if (a.dense_distinct > opt_.exact_distinct_limit) {
-    DenseFlush(a);
-    Overflow(a, c.type);
-  }
+  if (a.dense_distinct > opt_.exact_distinct_limit) Overflow(a, c.type);
   return true;
 }
 
