@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -276,19 +277,34 @@ int64_t CountTokens(std::string_view s) {
 }
 
 // A zero-filled array of trivially copyable T taken straight from mmap: fresh anonymous pages are already zero
-// (no memset), and from 2 MiB up it asks for transparent huge pages (a page fault per 2 MiB instead of per 4 KiB;
-// faults are expensive on virtual machines). Move-only.
+// (no memset), and from 512 KiB up it is rounded up to whole 2 MiB huge pages (transparent huge pages, asked for
+// with madvise): a page fault per 2 MiB instead of per 4 KiB, and faults are expensive on virtual machines.
+// Move-only.
 template <class T>
 class ZeroedArray {
  public:
   ZeroedArray() = default;
   explicit ZeroedArray(size_t n) : size_(n) {
     if (n == 0) return;
+    constexpr size_t kHuge = size_t{2} << 20;
     bytes_ = n * sizeof(T);
-    void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    const bool huge = bytes_ >= kHuge / 4;
+    if (huge) bytes_ = (bytes_ + kHuge - 1) / kHuge * kHuge;
+    // Huge pages need a 2 MiB-aligned range: map one page more and trim both ends.
+    const size_t mapped = huge ? bytes_ + kHuge : bytes_;
+    void* p = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw std::bad_alloc();  // as std::vector would
-    if (bytes_ >= (size_t{2} << 20)) ::madvise(p, bytes_, MADV_HUGEPAGE);  // a hint: failure is harmless
-    data_ = static_cast<T*>(p);
+    char* start = static_cast<char*>(p);
+    if (huge) {
+      const uintptr_t at = reinterpret_cast<uintptr_t>(start);
+      char* aligned = start + ((kHuge - at % kHuge) % kHuge);
+      if (aligned > start) ::munmap(start, static_cast<size_t>(aligned - start));
+      const size_t tail = static_cast<size_t>(start + mapped - (aligned + bytes_));
+      if (tail > 0) ::munmap(aligned + bytes_, tail);
+      start = aligned;
+      ::madvise(start, bytes_, MADV_HUGEPAGE);  // a hint: failure is harmless
+    }
+    data_ = reinterpret_cast<T*>(start);
   }
   ZeroedArray(ZeroedArray&& o) noexcept { *this = std::move(o); }
   ZeroedArray& operator=(ZeroedArray&& o) noexcept {
