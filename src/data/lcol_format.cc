@@ -32,11 +32,15 @@ void UnpackOffsets(const char* src, const uint8_t* valid, size_t n, uint64_t bas
   size_t i = 0;
   if constexpr (W == 3) {
     // One 4-byte load and a mask instead of a 2-byte and a 1-byte load; the last value is read exactly.
-    for (; i + 1 < n; ++i) {
+    auto load = [src](size_t k) {
       uint32_t v;
-      std::memcpy(&v, src + i * 3, 4);
-      const uint64_t x = base + (v & 0xFFFFFFu);
-      out[i] = static_cast<Out>(valid == nullptr || valid[i] ? x : 0);
+      std::memcpy(&v, src + k * 3, 4);
+      return v & 0xFFFFFFu;
+    };
+    if (valid == nullptr) {
+      for (; i + 1 < n; ++i) out[i] = static_cast<Out>(base + load(i));
+    } else {
+      for (; i + 1 < n; ++i) out[i] = static_cast<Out>(valid[i] ? base + load(i) : 0);
     }
   }
   if (valid == nullptr) {

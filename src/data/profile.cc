@@ -31,6 +31,9 @@ constexpr int64_t kGroupRows = kLcolRowsPerGroup;
 constexpr size_t kRowSetMaxEntries = size_t{1} << 20;
 constexpr size_t kMaxCramerColumns = 30;
 constexpr int kMaxCategories = 50;
+// Contingency tables have one more row and column, for rows where that side is missing or not a category:
+// every row is counted without a branch, and the extra row and column are ignored.
+constexpr int kCellStride = kMaxCategories + 1;
 constexpr int64_t kPatternCheckLimit = 200000;  // string values examined for semantic kinds, per worker
 constexpr uint64_t kSignBit = uint64_t{1} << 63;
 constexpr uint64_t kMissingHash = 0x6d697373696e6721ULL;
@@ -548,6 +551,7 @@ struct WorkerState {
   std::vector<uint32_t> sample_rows;
   std::vector<std::vector<int16_t>> cramer_ids;
   std::vector<int16_t> code_id;
+  std::vector<std::vector<uint32_t>> used_codes;  // per string column: the codes the current group uses
   std::vector<uint64_t> code_hash;
   Runs runs, merge_scratch;
 };
@@ -571,7 +575,7 @@ class Profiler {
   Status RunPass(bool correlations_only);
   Status ProcessGroup(WorkerState& w, const GroupView& t, bool correlations_only);
   void ProcessNumeric(WorkerState& w, size_t col, const ColView& c, size_t n, uint64_t* rh);
-  void ProcessString(WorkerState& w, ColumnAcc& a, const ColView& c, size_t n, uint64_t* rh);
+  void ProcessString(WorkerState& w, size_t col, const ColView& c, size_t n, uint64_t* rh);
   void ProcessPearson(WorkerState& w, const GroupView& t);
   void ProcessCramer(WorkerState& w, const GroupView& t);
   void CheckTargetEquality(WorkerState& w, const GroupView& t);
@@ -1000,7 +1004,8 @@ void Profiler::ProcessNumeric(WorkerState& w, size_t col, const ColView& c, size
   AddNumericRuns(a, type, w.runs, &w.merge_scratch);
 }
 
-void Profiler::ProcessString(WorkerState& w, ColumnAcc& a, const ColView& c, size_t n, uint64_t* rh) {
+void Profiler::ProcessString(WorkerState& w, size_t col, const ColView& c, size_t n, uint64_t* rh) {
+  ColumnAcc& a = w.cols[col];
   const uint8_t* valid = c.valid;
   const int32_t* codes = c.codes;
   const size_t dict_size = c.dict_size;
@@ -1044,6 +1049,9 @@ void Profiler::ProcessString(WorkerState& w, ColumnAcc& a, const ColView& c, siz
   }
   a.missing += missing;
   a.count += static_cast<int64_t>(present);
+  std::vector<uint32_t>& used = w.used_codes[col];  // for ProcessCramer
+  used.clear();
+  for (const auto& r : runs) used.push_back(static_cast<uint32_t>(r.first));
   // Hash of each code used in this range (a dense table when the dictionary is not much larger than the range).
   std::vector<uint64_t>& code_hash = w.code_hash;
   std::unordered_map<uint32_t, uint64_t> sparse_hash;
@@ -1222,8 +1230,9 @@ void Profiler::ProcessCramer(WorkerState& w, const GroupView& t) {
   size_t n = t.rows;
   std::vector<std::vector<int16_t>>& ids = w.cramer_ids;
   ids.resize(m);
+  constexpr int16_t kNone = kMaxCategories;  // missing, or not one of the column's categories
   for (size_t k = 0; k < m; ++k) {
-    ids[k].assign(n, -1);
+    ids[k].assign(n, kNone);
     const ColView& c = t.cols[static_cast<size_t>(cramer_cols_[k])];
     CategoryMap& cat = *categories_[k];
     if (c.type == ColumnType::kBool) {
@@ -1249,21 +1258,14 @@ void Profiler::ProcessCramer(WorkerState& w, const GroupView& t) {
       if (!code_id.empty()) return code_id[static_cast<size_t>(code)];
       return sparse.try_emplace(code, int16_t{-2}).first->second;
     };
-    std::vector<int32_t> used;
-    for (size_t i = 0; i < n; ++i) {
-      if (!c.valid[i]) continue;
-      int32_t code = c.codes[i];
-      if (code < 0 || static_cast<size_t>(code) >= c.dict_size) continue;
-      int16_t& s = slot(code);
-      if (s == -2) {
-        s = -1;
-        used.push_back(code);
-      }
-    }
+    // The codes this range uses, found by ProcessString just before.
+    const std::vector<uint32_t>& used = w.used_codes[static_cast<size_t>(cramer_cols_[k])];
     {
       std::lock_guard<std::mutex> lock(cat.mu);
-      for (int32_t code : used) {
+      for (uint32_t u : used) {
         if (cat.overflow) break;
+        if (u >= c.dict_size) continue;
+        const int32_t code = static_cast<int32_t>(u);
         std::string s(c.dict[static_cast<size_t>(code)]);
         auto git = cat.ids.find(s);
         int id;
@@ -1295,9 +1297,7 @@ void Profiler::ProcessCramer(WorkerState& w, const GroupView& t) {
       int64_t* cells = w.cramer[p].data();
       const int16_t* ia = ids[a].data();
       const int16_t* ib = ids[b].data();
-      for (size_t i = 0; i < n; ++i) {
-        if ((ia[i] | ib[i]) >= 0) ++cells[ia[i] * kMaxCategories + ib[i]];
-      }
+      for (size_t i = 0; i < n; ++i) ++cells[ia[i] * kCellStride + ib[i]];
     }
   }
 }
@@ -1336,10 +1336,11 @@ Status Profiler::ProcessGroup(WorkerState& w, const GroupView& t, bool correlati
   if (t.rows > static_cast<size_t>(kGroupRows)) return Status::Internal("row group is too large");
   if (!correlations_only) {
     w.row_hash.assign(t.rows, 0x243f6a8885a308d3ULL);
+    w.used_codes.resize(t.cols.size());
     for (size_t c = 0; c < t.cols.size(); ++c) {
       const ColView& col = t.cols[c];
       if (col.type == ColumnType::kString) {
-        ProcessString(w, w.cols[c], col, t.rows, w.row_hash.data());
+        ProcessString(w, c, col, t.rows, w.row_hash.data());
       } else {
         int64_t nan_before = w.cols[c].nan;
         ProcessNumeric(w, c, col, t.rows, w.row_hash.data());
@@ -1429,7 +1430,7 @@ Status Profiler::RunPass(bool correlations_only) {
     w.cols.resize(src_.columns.size());
     w.pearson.assign(m * (m > 0 ? m - 1 : 0) / 2, PairAcc());
     if (!correlations_only) {
-      w.cramer.assign(cm * (cm > 0 ? cm - 1 : 0) / 2, std::vector<int64_t>(kMaxCategories * kMaxCategories, 0));
+      w.cramer.assign(cm * (cm > 0 ? cm - 1 : 0) / 2, std::vector<int64_t>(kCellStride * kCellStride, 0));
     }
   }
   std::atomic<int64_t> next{0};
@@ -1995,7 +1996,7 @@ Result<Json> Profiler::Run(const Json& footer_stats, int64_t file_bytes) {
         double n = 0;
         for (int i = 0; i < kMaxCategories; ++i) {
           for (int k = 0; k < kMaxCategories; ++k) {
-            double v = static_cast<double>(cells[static_cast<size_t>(i * kMaxCategories + k)]);
+            double v = static_cast<double>(cells[static_cast<size_t>(i * kCellStride + k)]);
             rs[static_cast<size_t>(i)] += v, cs[static_cast<size_t>(k)] += v, n += v;
           }
         }
@@ -2009,7 +2010,7 @@ Result<Json> Profiler::Run(const Json& footer_stats, int64_t file_bytes) {
             for (int k = 0; k < kMaxCategories; ++k) {
               if (cs[static_cast<size_t>(k)] == 0) continue;
               double e = rs[static_cast<size_t>(i)] * cs[static_cast<size_t>(k)] / n;
-              double d = static_cast<double>(cells[static_cast<size_t>(i * kMaxCategories + k)]) - e;
+              double d = static_cast<double>(cells[static_cast<size_t>(i * kCellStride + k)]) - e;
               chi2 += d * d / e;
             }
           }
