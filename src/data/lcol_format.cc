@@ -69,7 +69,6 @@ void UnpackOffsetsWidth(const char* src, int width, const uint8_t* valid, size_t
   }
 }
 
-
 struct CCtxDeleter {
   void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
 };
@@ -813,14 +812,17 @@ Status DecodeChunk(std::string_view stored, const ChunkMeta& m, ColumnType type,
     out->valid.assign(rows, 1);
   } else {
     out->valid.resize(rows);  // every byte is written below
-    // Eight rows per bitmap byte: spread its bits to one byte each with a multiply and add them up with another.
+    // Eight rows per bitmap byte: spread its bits to one byte each with a multiply and add them up with
+    // another.
     int64_t present = 0;
     uint8_t* dst = out->valid.data();
     const size_t full = rows / 8;
     for (size_t k = 0; k < full; ++k) {
       const uint64_t bits = static_cast<uint8_t>(p[k]);
-      // Copies of the low seven bits 7 apart never overlap, so bit i lands alone at bit 8i; bit 7 goes to bit 56.
-      const uint64_t spread = (((bits & 0x7f) * 0x0002040810204081ULL) & 0x0101010101010101ULL) | ((bits >> 7) << 56);
+      // Copies of the low seven bits 7 apart never overlap, so bit i lands alone at bit 8i; bit 7 goes to
+      // bit 56.
+      const uint64_t spread =
+          (((bits & 0x7f) * 0x0002040810204081ULL) & 0x0101010101010101ULL) | ((bits >> 7) << 56);
       std::memcpy(dst + 8 * k, &spread, 8);
       present += static_cast<int64_t>((spread * 0x0101010101010101ULL) >> 56);  // sum of the eight bytes
     }
@@ -829,15 +831,16 @@ Status DecodeChunk(std::string_view stored, const ChunkMeta& m, ColumnType type,
       dst[i] = v;
       present += v;
     }
-    if (static_cast<int64_t>(rows) - present != m.nulls) return Corrupt("validity bitmap disagrees with the null count");
+    if (static_cast<int64_t>(rows) - present != m.nulls)
+      return Corrupt("validity bitmap disagrees with the null count");
     p += bitmap_bytes;
   }
   switch (type) {
     case ColumnType::kInt64:
     case ColumnType::kDatetime: {
       out->i64.resize(rows);
-      UnpackOffsetsWidth(p, m.width, bitmap_bytes > 0 ? out->valid.data() : nullptr, rows, static_cast<uint64_t>(m.base),
-                         out->i64.data());
+      UnpackOffsetsWidth(p, m.width, bitmap_bytes > 0 ? out->valid.data() : nullptr, rows,
+                         static_cast<uint64_t>(m.base), out->i64.data());
       break;
     }
     case ColumnType::kFloat64: {

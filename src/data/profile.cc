@@ -1,5 +1,4 @@
 #include "data/profile.h"
-#include "data/table_ops.h"
 
 #include <sys/mman.h>
 
@@ -7,8 +6,8 @@
 #include <atomic>
 #include <cctype>
 #include <cmath>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -21,6 +20,7 @@
 #include "data/checksum.h"
 #include "data/lcol_format.h"
 #include "data/sketches.h"
+#include "data/table_ops.h"
 #include "data/value_parse.h"
 
 namespace lathe {
@@ -61,9 +61,9 @@ double KeyFloat(uint64_t k) {
   return v;
 }
 
-// LSD radix sort of v[0, n), 11 bits per pass, ping-ponging between v and tmp (n slots); returns whichever holds
-// the sorted keys. Digits that are the same in every key are skipped (small integer ranges sort in one or two
-// passes).
+// LSD radix sort of v[0, n), 11 bits per pass, ping-ponging between v and tmp (n slots); returns whichever
+// holds the sorted keys. Digits that are the same in every key are skipped (small integer ranges sort in one
+// or two passes).
 const uint64_t* RadixSort(uint64_t* v, size_t n, uint64_t* tmp) {
   constexpr int kBits = 11, kPasses = 6;
   constexpr size_t kBuckets = size_t{1} << kBits;
@@ -114,8 +114,8 @@ void MakeRuns(const uint64_t* sorted, size_t n, Runs* runs) {
   }
 }
 
-// Merges `add` into `into`; `scratch` is a buffer kept between calls (allocating a fresh one per merge costs page
-// faults for columns with many distinct values).
+// Merges `add` into `into`; `scratch` is a buffer kept between calls (allocating a fresh one per merge costs
+// page faults for columns with many distinct values).
 void MergeRuns(Runs* into, const Runs& add, Runs* scratch) {
   Runs& out = *scratch;
   out.clear();
@@ -134,8 +134,8 @@ void MergeRuns(Runs* into, const Runs& add, Runs* scratch) {
   into->swap(out);
 }
 
-// Σ x[i] (centre unused) or Σ (x[i] - centre)² over n values: four lanes in two SSE2 accumulators, so the loop
-// runs at vector speed (a single serial sum cannot be vectorized without reassociating it).
+// Σ x[i] (centre unused) or Σ (x[i] - centre)² over n values: four lanes in two SSE2 accumulators, so the
+// loop runs at vector speed (a single serial sum cannot be vectorized without reassociating it).
 double SumOf(const double* x, size_t n, double centre, bool squares) {
   typedef double V __attribute__((vector_size(16)));
   V acc0 = {0, 0}, acc1 = {0, 0};
@@ -279,10 +279,10 @@ int64_t CountTokens(std::string_view s) {
   return tokens;
 }
 
-// A zero-filled array of trivially copyable T taken straight from mmap: fresh anonymous pages are already zero
-// (no memset), and from 512 KiB up it is rounded up to whole 2 MiB huge pages (transparent huge pages, asked for
-// with madvise): a page fault per 2 MiB instead of per 4 KiB, and faults are expensive on virtual machines.
-// Move-only.
+// A zero-filled array of trivially copyable T taken straight from mmap: fresh anonymous pages are already
+// zero (no memset), and from 512 KiB up it is rounded up to whole 2 MiB huge pages (transparent huge pages,
+// asked for with madvise): a page fault per 2 MiB instead of per 4 KiB, and faults are expensive on virtual
+// machines. Move-only.
 template <class T>
 class ZeroedArray {
  public:
@@ -391,15 +391,18 @@ class RowHashSet {
   // Sizes the table for `rows` distinct rows up front (no rehash on the way).
   void Reserve(int64_t rows) {
     size_t want = size_t{1} << 16;
-    const size_t entries = static_cast<size_t>(std::min<int64_t>(std::max<int64_t>(rows, 0), kRowSetMaxEntries));
+    const size_t entries =
+        static_cast<size_t>(std::min<int64_t>(std::max<int64_t>(rows, 0), kRowSetMaxEntries));
     while (want < 2 * entries && want < 2 * kRowSetMaxEntries) want *= 2;
     if (want > slots_.size()) Rehash(want);
   }
   void Insert(const uint64_t* hashes, size_t n) {
     std::lock_guard<std::mutex> lock(mu_);
-    constexpr size_t kAhead = 16;  // the table is far larger than the caches: fetch slots before they are probed
+    constexpr size_t kAhead =
+        16;  // the table is far larger than the caches: fetch slots before they are probed
     for (size_t i = 0; i < n; ++i) {
-      if (i + kAhead < n) __builtin_prefetch(&slots_[MixHash64(hashes[i + kAhead] | 1) & (slots_.size() - 1)], 1);
+      if (i + kAhead < n)
+        __builtin_prefetch(&slots_[MixHash64(hashes[i + kAhead] | 1) & (slots_.size() - 1)], 1);
       uint64_t h = hashes[i] | 1;  // 0 marks an empty slot
       if (sample_bits_ > 0 && (h >> (64 - sample_bits_)) != 0) continue;
       InsertOne(h, 1);
@@ -585,8 +588,8 @@ class Profiler {
   void AddNumericRuns(ColumnAcc& a, ColumnType type, const Runs& runs, Runs* scratch);
   // The dense exact-count table of a column (ColumnAcc::dense): set up on first use, fed per group (false:
   // the group does not fit the table, which is then folded into num_counts and given up), folded at the end.
-  bool DenseAdd(ColumnAcc& a, const ColView& c, size_t col, const uint64_t* keys, const uint64_t* ords, size_t nk,
-                int64_t lo_ord, int64_t hi_ord);
+  bool DenseAdd(ColumnAcc& a, const ColView& c, size_t col, const uint64_t* keys, const uint64_t* ords,
+                size_t nk, int64_t lo_ord, int64_t hi_ord);
   void DenseFlush(ColumnAcc& a);
   // Sorted (value, count) runs into the sketches of a column past the exact limit; hll: also count the
   // values as distinct (false when the caller already added every value to the HyperLogLog).
@@ -695,8 +698,8 @@ void Profiler::Overflow(ColumnAcc& a, ColumnType type) {
   }
 }
 
-bool Profiler::DenseAdd(ColumnAcc& a, const ColView& c, size_t col, const uint64_t* keys, const uint64_t* ords, size_t nk,
-                        int64_t lo_ord, int64_t hi_ord) {
+bool Profiler::DenseAdd(ColumnAcc& a, const ColView& c, size_t col, const uint64_t* keys,
+                        const uint64_t* ords, size_t nk, int64_t lo_ord, int64_t hi_ord) {
   constexpr int64_t kMaxMantissa = int64_t{1} << 53;
   // Floats reach here only from decimal chunks (the ordinals are their mantissas).
   const bool decimal = c.type == ColumnType::kFloat64;
@@ -704,14 +707,16 @@ bool Profiler::DenseAdd(ColumnAcc& a, const ColView& c, size_t col, const uint64
     a.dense_state = ColumnAcc::Dense::kOff;
     const KnownRange& r = ranges_[col];
     // At most 2^20 counters (4 MiB), and not many more than the distinct values the exact mode may hold.
-    const uint64_t max_slots = static_cast<uint64_t>(std::min<int64_t>(kMaxDenseSlots, 8 * opt_.exact_distinct_limit + 1024));
+    const uint64_t max_slots =
+        static_cast<uint64_t>(std::min<int64_t>(kMaxDenseSlots, 8 * opt_.exact_distinct_limit + 1024));
     if (!r.known || c.type == ColumnType::kDatetime || src_.rows >= (int64_t{1} << 32)) return false;
     int64_t lo = r.lo_i, hi = r.hi_i;
     if (decimal) {
       // The footer's range at this chunk's scale, widened by one step each way against rounding.
       const double p = kLcolPow10[c.decimal_scale];
       const double dlo = std::floor(r.lo_f * p) - 1, dhi = std::ceil(r.hi_f * p) + 1;
-      if (!(dlo >= -static_cast<double>(kMaxMantissa) && dhi <= static_cast<double>(kMaxMantissa))) return false;
+      if (!(dlo >= -static_cast<double>(kMaxMantissa) && dhi <= static_cast<double>(kMaxMantissa)))
+        return false;
       lo = static_cast<int64_t>(dlo), hi = static_cast<int64_t>(dhi);
     }
     if (static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo) >= max_slots) return false;
@@ -957,8 +962,8 @@ void Profiler::ProcessNumeric(WorkerState& w, size_t col, const ColView& c, size
   if (!a.exact && nk >= kSampleBelow) {
     // Past the exact-distinct limit every statistic from here on is a sketch. The range and the distinct
     // estimate still see every value; the top values and quantiles see a deterministic 1-in-kSampleEvery
-    // sample of the values (chosen by a hash of the value's position, so periodic data cannot alias), weighted
-    // up: sorting every value of a high-cardinality column was the profile's largest cost.
+    // sample of the values (chosen by a hash of the value's position, so periodic data cannot alias),
+    // weighted up: sorting every value of a high-cardinality column was the profile's largest cost.
     uint64_t lo_key = ~uint64_t{0}, hi_key = 0;
     for (size_t i = 0; i < nk; ++i) {
       const uint64_t k = keys[i];
@@ -1055,7 +1060,8 @@ void Profiler::ProcessString(WorkerState& w, size_t col, const ColView& c, size_
   // Hash of each code used in this range (a dense table when the dictionary is not much larger than the range).
   std::vector<uint64_t>& code_hash = w.code_hash;
   std::unordered_map<uint32_t, uint64_t> sparse_hash;
-  if (dense && code_hash.size() < dict_size) code_hash.resize(dict_size);  // only entries of used codes are read
+  if (dense && code_hash.size() < dict_size)
+    code_hash.resize(dict_size);  // only entries of used codes are read
   std::vector<std::pair<std::string, int64_t>> batch;
   for (const auto& [key, cnt] : runs) {
     uint32_t code = static_cast<uint32_t>(key);
@@ -1130,9 +1136,9 @@ void Profiler::ProcessPearson(WorkerState& w, const GroupView& t) {
   const size_t n_rows = t.rows;
   // Rows go in blocks small enough for every column's centred values, squares and masks to stay in cache.
   // Per pair only the sums that depend on both columns are computed: Σxy always (values are 0 where missing,
-  // so it needs no mask); with column b partly missing, a's Σx, Σx² and count over the rows where b is present
-  // are a's own block sums minus a's values on b's few missing rows (or, when b misses many rows, dot products
-  // with b's mask).
+  // so it needs no mask); with column b partly missing, a's Σx, Σx² and count over the rows where b is
+  // present are a's own block sums minus a's values on b's few missing rows (or, when b misses many rows, dot
+  // products with b's mask).
   constexpr size_t kBlock = 512;
   std::vector<double>& buf = w.pearson_buf;
   buf.resize(3 * m * kBlock);
@@ -1145,7 +1151,8 @@ void Profiler::ProcessPearson(WorkerState& w, const GroupView& t) {
   size_t num_rows = 0;
   if (src_.rows > opt_.correlation_exact_rows) {
     rows = pearson_sample_.data();
-    num_rows = static_cast<size_t>(std::lower_bound(pearson_sample_.begin(), pearson_sample_.end(), n_rows) - pearson_sample_.begin());
+    num_rows = static_cast<size_t>(std::lower_bound(pearson_sample_.begin(), pearson_sample_.end(), n_rows) -
+                                   pearson_sample_.begin());
   } else {
     if (w.sample_rows.size() < n_rows) {
       w.sample_rows.resize(n_rows);
@@ -2092,7 +2099,9 @@ Result<Json> ProfileDataset(const DatasetFile& file, const ProfileOptions& optio
             v.decimal_scale = m.scale;
           }
           break;
-        case ColumnType::kBool: v.b = d.b.data(); break;
+        case ColumnType::kBool:
+          v.b = d.b.data();
+          break;
         case ColumnType::kString:
           v.codes = d.codes.data();
           v.dict = d.dict.data();
@@ -2152,7 +2161,8 @@ Result<Json> ProfileTable(const Table& table, const ProfileOptions& options, con
     stats_cols.push_back(std::move(s));
   }
   std::vector<std::vector<std::string_view>> dicts(table.columns.size());
-  for (size_t c = 0; c < table.columns.size(); ++c) dicts[c].assign(table.columns[c].dict.begin(), table.columns[c].dict.end());
+  for (size_t c = 0; c < table.columns.size(); ++c)
+    dicts[c].assign(table.columns[c].dict.begin(), table.columns[c].dict.end());
   src.read = [&table, &dicts](int64_t g, std::vector<DecodedChunk>*, GroupView* view) -> Status {
     const size_t lo = static_cast<size_t>(g * kGroupRows);
     const size_t hi = static_cast<size_t>(std::min<int64_t>(table.num_rows, (g + 1) * kGroupRows));
@@ -2166,9 +2176,15 @@ Result<Json> ProfileTable(const Table& table, const ProfileOptions& options, con
       v.valid = col.valid.data() + lo;
       switch (col.type) {
         case ColumnType::kInt64:
-        case ColumnType::kDatetime: v.i64 = col.i64.data() + lo; break;
-        case ColumnType::kFloat64: v.f64 = col.f64.data() + lo; break;
-        case ColumnType::kBool: v.b = col.b.data() + lo; break;
+        case ColumnType::kDatetime:
+          v.i64 = col.i64.data() + lo;
+          break;
+        case ColumnType::kFloat64:
+          v.f64 = col.f64.data() + lo;
+          break;
+        case ColumnType::kBool:
+          v.b = col.b.data() + lo;
+          break;
         case ColumnType::kString:
           v.codes = col.codes.data() + lo;
           v.dict = dicts[c].data();

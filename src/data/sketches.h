@@ -76,7 +76,7 @@ class QuantileSketch {
   int64_t count_ = 0;
   bool exact_ = true;
   std::vector<std::vector<double>> levels_;  // levels_[h] ascending, each item weighs 2^h
-  std::vector<double> scratch_, run_;  // buffers kept between calls
+  std::vector<double> scratch_, run_;        // buffers kept between calls
 };
 
 // Misra-Gries frequent items over keys K (ordered by operator<). Items are kept sorted by key.

@@ -156,16 +156,21 @@ TEST(DatasetFile, DecodeGroupMatchesTheTable) {
         const bool ok = col.valid[src] != 0;
         switch (col.type) {
           case ColumnType::kInt64:
-          case ColumnType::kDatetime: ASSERT_EQ(d.i64[r], ok ? col.i64[src] : 0) << col.name << " row " << src; break;
+          case ColumnType::kDatetime:
+            ASSERT_EQ(d.i64[r], ok ? col.i64[src] : 0) << col.name << " row " << src;
+            break;
           case ColumnType::kFloat64: {
             const double want = ok ? col.f64[src] : 0.0;
             ASSERT_EQ(std::memcmp(&d.f64[r], &want, 8), 0) << col.name << " row " << src;
             break;
           }
-          case ColumnType::kBool: ASSERT_EQ(d.b[r], ok ? col.b[src] : 0) << col.name; break;
+          case ColumnType::kBool:
+            ASSERT_EQ(d.b[r], ok ? col.b[src] : 0) << col.name;
+            break;
           case ColumnType::kString:
             if (ok) {
-              ASSERT_EQ(d.dict[static_cast<size_t>(d.codes[r])], col.StringAt(src)) << col.name << " row " << src;
+              ASSERT_EQ(d.dict[static_cast<size_t>(d.codes[r])], col.StringAt(src))
+                  << col.name << " row " << src;
             }
             break;
         }

@@ -2,11 +2,10 @@
 
 #include <gtest/gtest.h>
 
-#include <random>
-
 #include <cmath>
 #include <limits>
 #include <map>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -440,9 +439,9 @@ void ExpectSameProfile(const Json& a, const Json& b, const std::string& path) {
 }
 
 // The file path counts exact values through the storage's ordinals (decimal mantissas of any scale, integer
-// offsets, datetime steps) and direct-address tables; the table path sorts 64-bit keys. Both must give the same
-// profile, including columns whose chunks switch encoding or scale, negatives, -0.0, NaN, infinities and nulls,
-// and when the exact limit is crossed while counting in a table.
+// offsets, datetime steps) and direct-address tables; the table path sorts 64-bit keys. Both must give the
+// same profile, including columns whose chunks switch encoding or scale, negatives, -0.0, NaN, infinities and
+// nulls, and when the exact limit is crossed while counting in a table.
 TEST(ProfileTest, StorageOrdinalsAndDenseTablesMatchTheSortPath) {
   const size_t n = 150000;  // three row groups
   const size_t half = 70000;
@@ -461,10 +460,13 @@ TEST(ProfileTest, StorageOrdinalsAndDenseTablesMatchTheSortPath) {
     stepped[i] = 1000 * uniform(-5000, 5000);
     day[i] = int64_t{86400000000} * uniform(16000, 19000);
     // Two decimals, then four (and the other way round): chunk scales differ.
-    const double two = static_cast<double>(uniform(-5000, 5000)) / 100, four = static_cast<double>(uniform(-500000, 500000)) / 10000;
+    const double two = static_cast<double>(uniform(-5000, 5000)) / 100,
+                 four = static_cast<double>(uniform(-500000, 500000)) / 10000;
     dec_a[i] = i < half ? two : four;
-    // Narrower, so that even at four decimals the range fits a direct-address table (then scale 2 is scaled up).
-    const double two_b = static_cast<double>(uniform(-2000, 2000)) / 100, four_b = static_cast<double>(uniform(-200000, 200000)) / 10000;
+    // Narrower, so that even at four decimals the range fits a direct-address table (then scale 2 is scaled
+    // up).
+    const double two_b = static_cast<double>(uniform(-2000, 2000)) / 100,
+                 four_b = static_cast<double>(uniform(-200000, 200000)) / 10000;
     dec_b[i] = i < half ? four_b : two_b;
     if (i % 1000 == 7) dec_b[i] = -0.0;
     plain[i] = g(rng);
@@ -482,8 +484,9 @@ TEST(ProfileTest, StorageOrdinalsAndDenseTablesMatchTheSortPath) {
   fl.valid.assign(n, 1);
   Column pl = FloatCol("plain", plain);
   for (size_t i = 0; i < n; i += 13) pl.valid[i] = 0;
-  Table t = MakeTable({IntCol("small", small, small_valid), IntCol("wide", wide), IntCol("stepped", stepped), dt,
-                       FloatCol("dec_a", dec_a), FloatCol("dec_b", dec_b), pl, FloatCol("mixed", mixed), fl});
+  Table t =
+      MakeTable({IntCol("small", small, small_valid), IntCol("wide", wide), IntCol("stepped", stepped), dt,
+                 FloatCol("dec_a", dec_a), FloatCol("dec_b", dec_b), pl, FloatCol("mixed", mixed), fl});
   ScratchDir dir;
   ASSERT_TRUE(WriteDatasetFile(t, dir.Path("o.lcol")).ok());
   auto f = DatasetFile::Open(dir.Path("o.lcol"));
@@ -525,12 +528,16 @@ TEST(ProfileTest, StorageOrdinalsAndDenseTablesMatchTheSortPath) {
         EXPECT_EQ(Col(*a, "plain")["nan"], Col(*b, "plain")["nan"]);
       } else {
         // Past the limit: the same columns turn approximate, with the same exact range and counts.
-        for (const char* name : {"small", "wide", "stepped", "day", "dec_a", "dec_b", "plain", "mixed", "flag"}) {
+        for (const char* name :
+             {"small", "wide", "stepped", "day", "dec_a", "dec_b", "plain", "mixed", "flag"}) {
           const Json& ca = Col(*a, name);
           const Json& cb = Col(*b, name);
           EXPECT_EQ(ca["distinct_approximate"], cb["distinct_approximate"]) << name;
-          for (const char* k : {"count", "missing", "min", "max", "zeros", "negatives"}) EXPECT_EQ(ca[k], cb[k]) << name << " " << k;
-          EXPECT_NEAR(ca["distinct"].get<double>(), cb["distinct"].get<double>(), 0.05 * cb["distinct"].get<double>()) << name;
+          for (const char* k : {"count", "missing", "min", "max", "zeros", "negatives"})
+            EXPECT_EQ(ca[k], cb[k]) << name << " " << k;
+          EXPECT_NEAR(ca["distinct"].get<double>(), cb["distinct"].get<double>(),
+                      0.05 * cb["distinct"].get<double>())
+              << name;
         }
         EXPECT_TRUE(Col(*a, "small")["distinct_approximate"].get<bool>());  // 41 values > 30
         EXPECT_FALSE(Col(*a, "flag")["distinct_approximate"].get<bool>());
