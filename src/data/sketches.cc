@@ -77,14 +77,16 @@ void QuantileSketch::AddSorted(const double* values, size_t n) {
 
 void QuantileSketch::AddSortedWeighted(const double* values, const int64_t* counts, size_t n) {
   if (n == 0) return;
-  int64_t max_count = 0;
+  uint64_t any_bits = 0;
   for (size_t i = 0; i < n; ++i) {
     count_ += counts[i];
-    max_count = std::max(max_count, counts[i]);
+    any_bits |= static_cast<uint64_t>(counts[i]);
   }
-  // A weight w is the sum of its binary digits: one item at each level h whose bit is set.
+  // A weight w is the sum of its binary digits: one item at each level h whose bit is set. Only the levels
+  // some weight has a bit for are visited (sampled runs all weigh 4: one level, not three).
   std::vector<double>& run = run_;
-  for (int h = 0; h < 63 && (max_count >> h) != 0; ++h) {
+  for (int h = 0; h < 63 && (any_bits >> h) != 0; ++h) {
+    if (((any_bits >> h) & 1) == 0) continue;
     run.clear();
     for (size_t i = 0; i < n; ++i) {
       if ((counts[i] >> h) & 1) run.push_back(values[i]);
