@@ -423,6 +423,36 @@ void DatasetFile::ReleaseMappedRange(uint64_t offset, uint64_t size) const {
   }
 }
 
+Status DatasetFile::DecodeGroup(int64_t g, std::vector<DecodedChunk>* chunks) const {
+  if (g < 0 || g >= num_groups())
+    return Status::InvalidArgument("row group " + std::to_string(g) + " out of range");
+  const RowGroup& rg = groups_[static_cast<size_t>(g)];
+  chunks->resize(columns_.size());
+  for (size_t c = 0; c < columns_.size(); ++c) {
+    const ChunkMeta& m = rg.chunks[c];
+    Status s = DecodeChunk(std::string_view(data_ + m.offset, m.size), m, columns_[c].type,
+                           static_cast<size_t>(rg.rows), &(*chunks)[c]);
+    if (!s.ok()) {
+      return s.Annotate("column '" + columns_[c].name + "', rows " + std::to_string(rg.first_row) + "-" +
+                        std::to_string(rg.first_row + rg.rows - 1));
+    }
+  }
+  // One madvise per run of adjacent chunks (a group's chunks are normally written back to back) instead of
+  // one per chunk: each call flushes the TLB. Views into uncompressed payloads stay valid: the pages are read
+  // again from the file if touched.
+  uint64_t run_begin = 0, run_end = 0;
+  for (const ChunkMeta& m : rg.chunks) {
+    if (m.size == 0) continue;
+    if (m.offset != run_end) {
+      if (run_end > run_begin) ReleaseMappedRange(run_begin, run_end - run_begin);
+      run_begin = m.offset;
+    }
+    run_end = m.offset + m.size;
+  }
+  if (run_end > run_begin) ReleaseMappedRange(run_begin, run_end - run_begin);
+  return Status::Ok();
+}
+
 Result<Table> DatasetFile::ReadRows(int64_t offset, int64_t limit) const {
   if (offset < 0 || limit < 0) {
     return Status::InvalidArgument("row window must have a non-negative offset and limit");

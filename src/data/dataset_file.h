@@ -48,6 +48,21 @@ class DatasetFile {
   // kInvalidArgument for a negative offset or limit.
   Result<Table> ReadRows(int64_t offset, int64_t limit) const;
 
+  // Row groups as stored (1..kLcolRowsPerGroup rows each), for readers that stream a file one group at a time
+  // without building a Table (the profiler): no copies, and the caller's buffers are reused group after
+  // group.
+  int64_t num_groups() const { return static_cast<int64_t>(groups_.size()); }
+  int64_t group_rows(int64_t g) const { return groups_[static_cast<size_t>(g)].rows; }
+  // Metadata of chunk (g, column); g < num_groups(), column < columns().size().
+  const ChunkMeta& chunk_meta(int64_t g, size_t column) const {
+    return groups_[static_cast<size_t>(g)].chunks[column];
+  }
+  // Decodes every column chunk of row group g into (*chunks)[c] (resized to the column count; the buffers of
+  // earlier calls are reused), then releases the group's mapped pages. String dictionaries are views into the
+  // chunk payloads: valid while this file is open and (*chunks)[c] is not decoded into again.
+  // kInvalidArgument if g is out of range; kDataLoss if a chunk is corrupt.
+  Status DecodeGroup(int64_t g, std::vector<DecodedChunk>* chunks) const;
+
  private:
   DatasetFile() = default;
   Status MapAndParse(const std::string& path);

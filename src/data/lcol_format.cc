@@ -26,16 +26,40 @@ int WidthFor(uint64_t range) {
 
 // Unpacks n values of W bytes each (little-endian) as base + value, 0 where invalid. W is a template
 // parameter so each load is a fixed-size, inlined copy (a variable-size memcpy is a libc call per value).
-template <int W>
-void UnpackOffsets(const char* src, const uint8_t* valid, size_t n, uint64_t base, int64_t* out) {
-  for (size_t i = 0; i < n; ++i) {
+// `valid` may be null (no missing rows): then the loop has no select and vectorizes for W = 1, 2, 4, 8.
+template <int W, class Out>
+void UnpackOffsets(const char* src, const uint8_t* valid, size_t n, uint64_t base, Out* out) {
+  size_t i = 0;
+  if constexpr (W == 3) {
+    // One 4-byte load and a mask instead of a 2-byte and a 1-byte load; the last value is read exactly.
+    auto load = [src](size_t k) {
+      uint32_t v;
+      std::memcpy(&v, src + k * 3, 4);
+      return v & 0xFFFFFFu;
+    };
+    if (valid == nullptr) {
+      for (; i + 1 < n; ++i) out[i] = static_cast<Out>(base + load(i));
+    } else {
+      for (; i + 1 < n; ++i) out[i] = static_cast<Out>(valid[i] ? base + load(i) : 0);
+    }
+  }
+  if (valid == nullptr) {
+    for (; i < n; ++i) {
+      uint64_t v = 0;
+      std::memcpy(&v, src + i * W, W);
+      out[i] = static_cast<Out>(base + v);
+    }
+    return;
+  }
+  for (; i < n; ++i) {
     uint64_t v = 0;
     std::memcpy(&v, src + i * W, W);
-    out[i] = valid[i] ? static_cast<int64_t>(base + v) : 0;
+    out[i] = static_cast<Out>(valid[i] ? base + v : 0);
   }
 }
 
-void UnpackOffsetsWidth(const char* src, int width, const uint8_t* valid, size_t n, uint64_t base, int64_t* out) {
+template <class Out>
+void UnpackOffsetsWidth(const char* src, int width, const uint8_t* valid, size_t n, uint64_t base, Out* out) {
   switch (width) {
     case 1: UnpackOffsets<1>(src, valid, n, base, out); break;
     case 2: UnpackOffsets<2>(src, valid, n, base, out); break;
@@ -44,7 +68,6 @@ void UnpackOffsetsWidth(const char* src, int width, const uint8_t* valid, size_t
     default: UnpackOffsets<8>(src, valid, n, base, out); break;
   }
 }
-
 
 struct CCtxDeleter {
   void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
@@ -56,7 +79,7 @@ struct DCtxDeleter {
 Status Corrupt(const std::string& what) { return Status::DataLoss("dataset file is corrupt: " + what); }
 
 constexpr int kMaxDecimalScale = 9;
-constexpr double kPow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+constexpr auto& kPow10 = kLcolPow10;
 constexpr double kTwo53 = 9007199254740992.0;
 constexpr uint64_t kNegZeroBits = uint64_t{1} << 63;
 
@@ -730,10 +753,7 @@ Status DecodeChunk(std::string_view stored, const ChunkMeta& m, ColumnType type,
     inner.neg_zeros = nz ? m.neg_zeros : 0;  // the plain decoder leaves the row list at the payload's end
     RETURN_IF_ERROR(DecodeChunk(stored, inner, ColumnType::kInt64, rows, out));
     out->f64.resize(rows);
-    const double p10 = kPow10[m.scale];
-    for (size_t i = 0; i < rows; ++i) {
-      out->f64[i] = m.scale == 0 ? static_cast<double>(out->i64[i]) : static_cast<double>(out->i64[i]) / p10;
-    }
+    for (size_t i = 0; i < rows; ++i) out->f64[i] = DecimalValue(out->i64[i], m.scale);
     if (nz) {
       const char* idx = out->payload.data() + out->payload.size() - static_cast<size_t>(m.neg_zeros) * 4;
       int64_t prev = -1;
@@ -788,22 +808,39 @@ Status DecodeChunk(std::string_view stored, const ChunkMeta& m, ColumnType type,
     out->payload = stored;  // read in place: no copy
   }
   const char* p = out->payload.data();
-  out->valid.assign(rows, 1);
-  if (bitmap_bytes > 0) {
-    int64_t nulls = 0;
-    for (size_t i = 0; i < rows; ++i) {
-      uint8_t v = (static_cast<uint8_t>(p[i >> 3]) >> (i & 7)) & 1;
-      out->valid[i] = v;
-      nulls += !v;
+  if (bitmap_bytes == 0) {
+    out->valid.assign(rows, 1);
+  } else {
+    out->valid.resize(rows);  // every byte is written below
+    // Eight rows per bitmap byte: spread its bits to one byte each with a multiply and add them up with
+    // another.
+    int64_t present = 0;
+    uint8_t* dst = out->valid.data();
+    const size_t full = rows / 8;
+    for (size_t k = 0; k < full; ++k) {
+      const uint64_t bits = static_cast<uint8_t>(p[k]);
+      // Copies of the low seven bits 7 apart never overlap, so bit i lands alone at bit 8i; bit 7 goes to
+      // bit 56.
+      const uint64_t spread =
+          (((bits & 0x7f) * 0x0002040810204081ULL) & 0x0101010101010101ULL) | ((bits >> 7) << 56);
+      std::memcpy(dst + 8 * k, &spread, 8);
+      present += static_cast<int64_t>((spread * 0x0101010101010101ULL) >> 56);  // sum of the eight bytes
     }
-    if (nulls != m.nulls) return Corrupt("validity bitmap disagrees with the null count");
+    for (size_t i = full * 8; i < rows; ++i) {
+      uint8_t v = (static_cast<uint8_t>(p[i >> 3]) >> (i & 7)) & 1;
+      dst[i] = v;
+      present += v;
+    }
+    if (static_cast<int64_t>(rows) - present != m.nulls)
+      return Corrupt("validity bitmap disagrees with the null count");
     p += bitmap_bytes;
   }
   switch (type) {
     case ColumnType::kInt64:
     case ColumnType::kDatetime: {
       out->i64.resize(rows);
-      UnpackOffsetsWidth(p, m.width, out->valid.data(), rows, static_cast<uint64_t>(m.base), out->i64.data());
+      UnpackOffsetsWidth(p, m.width, bitmap_bytes > 0 ? out->valid.data() : nullptr, rows,
+                         static_cast<uint64_t>(m.base), out->i64.data());
       break;
     }
     case ColumnType::kFloat64: {
@@ -840,16 +877,12 @@ Status DecodeChunk(std::string_view stored, const ChunkMeta& m, ColumnType type,
       if (total != static_cast<uint64_t>(m.dict_bytes)) return Corrupt("dictionary lengths do not add up");
       const char* cd = bytes + total;
       out->codes.resize(rows);
-      // Unpack as offsets from 0 (in i64 as scratch), then range-check the valid ones in one pass.
-      out->i64.resize(rows);
-      UnpackOffsetsWidth(cd, m.width, out->valid.data(), rows, 0, out->i64.data());
-      uint64_t bad = 0;
-      for (size_t i = 0; i < rows; ++i) {
-        const uint64_t c = static_cast<uint64_t>(out->i64[i]);
-        bad |= c >= dc;
-        out->codes[i] = static_cast<int32_t>(c);
-      }
-      if (bad != 0) return Corrupt("dictionary code out of range");
+      // Unpack straight into the codes (width <= 4: they fit 32 bits; missing rows get 0), then range-check.
+      UnpackOffsetsWidth(cd, m.width, bitmap_bytes > 0 ? out->valid.data() : nullptr, rows, 0,
+                         reinterpret_cast<uint32_t*>(out->codes.data()));
+      uint32_t max_code = 0;
+      for (size_t i = 0; i < rows; ++i) max_code = std::max(max_code, static_cast<uint32_t>(out->codes[i]));
+      if (rows > 0 && max_code >= dc) return Corrupt("dictionary code out of range");
       break;
     }
   }

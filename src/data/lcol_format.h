@@ -33,6 +33,13 @@ inline constexpr size_t kLcolMaxFooterBytes = size_t{256} << 20;
 // Readers from before kDecimalNegZero / kScaled reject them as an unknown encoding (never misread them).
 enum class ChunkEncoding : uint8_t { kPlain = 0, kNull = 1, kDecimal = 2, kDecimalNegZero = 3, kScaled = 4 };
 
+// The value a kDecimal / kDecimalNegZero chunk stores as `mantissa` at `scale` (0..9): mantissa / 10^scale,
+// rounded once (DecodeChunk computes exactly this). Non-decreasing in the mantissa for a fixed scale.
+inline constexpr double kLcolPow10[10] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+inline double DecimalValue(int64_t mantissa, int scale) {
+  return static_cast<double>(mantissa) / kLcolPow10[scale];
+}
+
 // Where and how one column chunk is stored; serialized in the footer.
 struct ChunkMeta {
   ChunkEncoding encoding = ChunkEncoding::kPlain;

@@ -1,15 +1,18 @@
 #include "data/profile.h"
-#include "data/table_ops.h"
+
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -17,6 +20,7 @@
 #include "data/checksum.h"
 #include "data/lcol_format.h"
 #include "data/sketches.h"
+#include "data/table_ops.h"
 #include "data/value_parse.h"
 
 namespace lathe {
@@ -27,6 +31,9 @@ constexpr int64_t kGroupRows = kLcolRowsPerGroup;
 constexpr size_t kRowSetMaxEntries = size_t{1} << 20;
 constexpr size_t kMaxCramerColumns = 30;
 constexpr int kMaxCategories = 50;
+// Contingency tables have one more row and column, for rows where that side is missing or not a category:
+// every row is counted without a branch, and the extra row and column are ignored.
+constexpr int kCellStride = kMaxCategories + 1;
 constexpr int64_t kPatternCheckLimit = 200000;  // string values examined for semantic kinds, per worker
 constexpr uint64_t kSignBit = uint64_t{1} << 63;
 constexpr uint64_t kMissingHash = 0x6d697373696e6721ULL;
@@ -34,6 +41,8 @@ constexpr uint64_t kMissingHash = 0x6d697373696e6721ULL;
 // each group of at least kSampleBelow values (see ProcessNumeric).
 constexpr size_t kSampleEvery = 4;
 constexpr size_t kSampleBelow = 4096;
+constexpr int64_t kMaxDenseSlots = int64_t{1} << 20;  // counters of a direct-address exact-count table
+constexpr size_t kSketchBatch = 4096;                 // (value, count) runs per numeric sketch update
 
 // ---------------------------------------------------------------- keys: order-preserving uint64 encodings
 
@@ -52,31 +61,32 @@ double KeyFloat(uint64_t k) {
   return v;
 }
 
-// LSD radix sort, 11 bits per pass; digits that are the same in every key are skipped (small integer ranges
-// sort in one or two passes).
-void RadixSort(std::vector<uint64_t>& v, std::vector<uint64_t>& tmp) {
+// LSD radix sort of v[0, n), 11 bits per pass, ping-ponging between v and tmp (n slots); returns whichever
+// holds the sorted keys. Digits that are the same in every key are skipped (small integer ranges sort in one
+// or two passes).
+const uint64_t* RadixSort(uint64_t* v, size_t n, uint64_t* tmp) {
   constexpr int kBits = 11, kPasses = 6;
   constexpr size_t kBuckets = size_t{1} << kBits;
-  size_t n = v.size();
-  if (n < 2) return;
+  if (n < 2) return v;
   if (n < 256) {
-    std::sort(v.begin(), v.end());
-    return;
+    std::sort(v, v + n);
+    return v;
   }
   uint64_t all_and = ~uint64_t{0}, all_or = 0;
-  for (uint64_t x : v) all_and &= x, all_or |= x;
+  for (size_t i = 0; i < n; ++i) all_and &= v[i], all_or |= v[i];
   uint64_t varying = all_and ^ all_or;
   int passes[kPasses];
   int np = 0;
   for (int p = 0; p < kPasses; ++p) {
     if ((varying >> (p * kBits)) & (kBuckets - 1)) passes[np++] = p;
   }
-  if (np == 0) return;
-  std::vector<uint32_t> hist(static_cast<size_t>(np) * kBuckets, 0);
-  for (uint64_t x : v) {
+  if (np == 0) return v;
+  thread_local std::vector<uint32_t> hist;
+  hist.assign(static_cast<size_t>(np) * kBuckets, 0);
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t x = v[i];
     for (int q = 0; q < np; ++q) ++hist[static_cast<size_t>(q) * kBuckets + ((x >> (passes[q] * kBits)) & (kBuckets - 1))];
   }
-  tmp.resize(n);
   for (int q = 0; q < np; ++q) {
     uint32_t* h = hist.data() + static_cast<size_t>(q) * kBuckets;
     uint32_t sum = 0;
@@ -86,25 +96,29 @@ void RadixSort(std::vector<uint64_t>& v, std::vector<uint64_t>& tmp) {
       sum += c;
     }
     int shift = passes[q] * kBits;
-    for (uint64_t x : v) tmp[h[(x >> shift) & (kBuckets - 1)]++] = x;
-    v.swap(tmp);
+    for (size_t i = 0; i < n; ++i) tmp[h[(v[i] >> shift) & (kBuckets - 1)]++] = v[i];
+    std::swap(v, tmp);
   }
+  return v;
 }
 
 using Runs = std::vector<std::pair<uint64_t, int64_t>>;
 
-void MakeRuns(const std::vector<uint64_t>& sorted, Runs* runs) {
+void MakeRuns(const uint64_t* sorted, size_t n, Runs* runs) {
   runs->clear();
-  for (size_t i = 0; i < sorted.size();) {
+  for (size_t i = 0; i < n;) {
     size_t j = i + 1;
-    while (j < sorted.size() && sorted[j] == sorted[i]) ++j;
+    while (j < n && sorted[j] == sorted[i]) ++j;
     runs->emplace_back(sorted[i], static_cast<int64_t>(j - i));
     i = j;
   }
 }
 
-void MergeRuns(Runs* into, const Runs& add) {
-  Runs out;
+// Merges `add` into `into`; `scratch` is a buffer kept between calls (allocating a fresh one per merge costs
+// page faults for columns with many distinct values).
+void MergeRuns(Runs* into, const Runs& add, Runs* scratch) {
+  Runs& out = *scratch;
+  out.clear();
   out.reserve(into->size() + add.size());
   size_t i = 0, j = 0;
   while (i < into->size() || j < add.size()) {
@@ -118,6 +132,28 @@ void MergeRuns(Runs* into, const Runs& add) {
     }
   }
   into->swap(out);
+}
+
+// Σ x[i] (centre unused) or Σ (x[i] - centre)² over n values: four lanes in two SSE2 accumulators, so the
+// loop runs at vector speed (a single serial sum cannot be vectorized without reassociating it).
+double SumOf(const double* x, size_t n, double centre, bool squares) {
+  typedef double V __attribute__((vector_size(16)));
+  V acc0 = {0, 0}, acc1 = {0, 0};
+  const V c = {centre, centre};
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    V a0, a1;
+    std::memcpy(&a0, x + i, sizeof(V)), std::memcpy(&a1, x + i + 2, sizeof(V));
+    if (squares) {
+      a0 -= c, a1 -= c;
+      acc0 += a0 * a0, acc1 += a1 * a1;
+    } else {
+      acc0 += a0, acc1 += a1;
+    }
+  }
+  double r = (acc0[0] + acc0[1]) + (acc1[0] + acc1[1]);
+  for (; i < n; ++i) r += squares ? (x[i] - centre) * (x[i] - centre) : x[i];
+  return r;
 }
 
 // ---------------------------------------------------------------- semantic patterns of strings
@@ -243,6 +279,57 @@ int64_t CountTokens(std::string_view s) {
   return tokens;
 }
 
+// A zero-filled array of trivially copyable T taken straight from mmap: fresh anonymous pages are already
+// zero (no memset), and from 512 KiB up it is rounded up to whole 2 MiB huge pages (transparent huge pages,
+// asked for with madvise): a page fault per 2 MiB instead of per 4 KiB, and faults are expensive on virtual
+// machines. Move-only.
+template <class T>
+class ZeroedArray {
+ public:
+  ZeroedArray() = default;
+  explicit ZeroedArray(size_t n) : size_(n) {
+    if (n == 0) return;
+    constexpr size_t kHuge = size_t{2} << 20;
+    bytes_ = n * sizeof(T);
+    const bool huge = bytes_ >= kHuge / 4;
+    if (huge) bytes_ = (bytes_ + kHuge - 1) / kHuge * kHuge;
+    // Huge pages need a 2 MiB-aligned range: map one page more and trim both ends.
+    const size_t mapped = huge ? bytes_ + kHuge : bytes_;
+    void* p = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();  // as std::vector would
+    char* start = static_cast<char*>(p);
+    if (huge) {
+      const uintptr_t at = reinterpret_cast<uintptr_t>(start);
+      char* aligned = start + ((kHuge - at % kHuge) % kHuge);
+      if (aligned > start) ::munmap(start, static_cast<size_t>(aligned - start));
+      const size_t tail = static_cast<size_t>(start + mapped - (aligned + bytes_));
+      if (tail > 0) ::munmap(aligned + bytes_, tail);
+      start = aligned;
+      ::madvise(start, bytes_, MADV_HUGEPAGE);  // a hint: failure is harmless
+    }
+    data_ = reinterpret_cast<T*>(start);
+  }
+  ZeroedArray(ZeroedArray&& o) noexcept { *this = std::move(o); }
+  ZeroedArray& operator=(ZeroedArray&& o) noexcept {
+    std::swap(data_, o.data_);
+    std::swap(size_, o.size_);
+    std::swap(bytes_, o.bytes_);
+    return *this;
+  }
+  ZeroedArray(const ZeroedArray&) = delete;
+  ZeroedArray& operator=(const ZeroedArray&) = delete;
+  ~ZeroedArray() {
+    if (data_ != nullptr) ::munmap(data_, bytes_);
+  }
+  T& operator[](size_t i) { return data_[i]; }
+  const T& operator[](size_t i) const { return data_[i]; }
+  size_t size() const { return size_; }
+
+ private:
+  T* data_ = nullptr;
+  size_t size_ = 0, bytes_ = 0;
+};
+
 // ---------------------------------------------------------------- per-column accumulator
 
 struct ColumnAcc {
@@ -255,6 +342,15 @@ struct ColumnAcc {
   // Exact value counts while `exact`; afterwards the sketches.
   bool exact = true;
   Runs num_counts;  // numeric keys, ascending
+  // While exact, integer and decimal-float columns whose range is known and small count into a direct-address
+  // table instead (no per-group sort or merge): dense[g] counts the value of global ordinal g (Profiler::
+  // DenseKey). num_counts is empty while it is in use; DenseFlush folds it into num_counts.
+  enum class Dense : uint8_t { kUntried, kActive, kOff };
+  Dense dense_state = Dense::kUntried;
+  int dense_scale = -1;  // decimal floats: value(g) = DecimalValue(dense_lo + g, dense_scale); -1: integers
+  int64_t dense_lo = 0;  // integers: value(g) = dense_lo + g
+  int64_t dense_distinct = 0;
+  ZeroedArray<uint32_t> dense;
   std::unordered_map<std::string, int64_t> str_counts;
   int64_t distinct_bytes = 0;  // summed lengths of distinct strings (exact mode)
   std::unique_ptr<HyperLogLog> hll;
@@ -292,63 +388,78 @@ class Profiler;
 class RowHashSet {
  public:
   RowHashSet() { Rehash(size_t{1} << 16); }
+  // Sizes the table for `rows` distinct rows up front (no rehash on the way).
+  void Reserve(int64_t rows) {
+    size_t want = size_t{1} << 16;
+    const size_t entries =
+        static_cast<size_t>(std::min<int64_t>(std::max<int64_t>(rows, 0), kRowSetMaxEntries));
+    while (want < 2 * entries && want < 2 * kRowSetMaxEntries) want *= 2;
+    if (want > slots_.size()) Rehash(want);
+  }
   void Insert(const uint64_t* hashes, size_t n) {
     std::lock_guard<std::mutex> lock(mu_);
+    constexpr size_t kAhead =
+        16;  // the table is far larger than the caches: fetch slots before they are probed
     for (size_t i = 0; i < n; ++i) {
+      if (i + kAhead < n)
+        __builtin_prefetch(&slots_[MixHash64(hashes[i + kAhead] | 1) & (slots_.size() - 1)], 1);
       uint64_t h = hashes[i] | 1;  // 0 marks an empty slot
       if (sample_bits_ > 0 && (h >> (64 - sample_bits_)) != 0) continue;
       InsertOne(h, 1);
-      if (used_ * 2 > keys_.size()) {
+      if (used_ * 2 > slots_.size()) {
         if (used_ >= kRowSetMaxEntries) {
           Downsample();
         } else {
-          Rehash(keys_.size() * 2);
+          Rehash(slots_.size() * 2);
         }
       }
     }
   }
   int64_t Duplicates() const {
     int64_t dup = 0;
-    for (size_t i = 0; i < keys_.size(); ++i) {
-      if (keys_[i] != 0) dup += counts_[i] - 1;
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].key != 0) dup += static_cast<int64_t>(slots_[i].count) - 1;
     }
     return dup << sample_bits_;
   }
   bool approximate() const { return sample_bits_ > 0; }
 
  private:
-  void InsertOne(uint64_t h, uint32_t c) {
-    size_t mask = keys_.size() - 1;
+  struct Slot {
+    uint64_t key;  // 0: empty
+    uint64_t count;
+  };
+  void InsertOne(uint64_t h, uint64_t c) {
+    size_t mask = slots_.size() - 1;
     for (size_t i = MixHash64(h) & mask;; i = (i + 1) & mask) {
-      if (keys_[i] == h) {
-        counts_[i] += c;
+      Slot& s = slots_[i];
+      if (s.key == h) {
+        s.count += c;
         return;
       }
-      if (keys_[i] == 0) {
-        keys_[i] = h;
-        counts_[i] = c;
+      if (s.key == 0) {
+        s.key = h;
+        s.count = c;
         ++used_;
         return;
       }
     }
   }
   void Rehash(size_t slots) {
-    std::vector<uint64_t> keys(slots, 0);
-    std::vector<uint32_t> counts(slots, 0);
-    keys.swap(keys_);
-    counts.swap(counts_);
+    ZeroedArray<Slot> old(slots);
+    std::swap(old, slots_);
     used_ = 0;
-    for (size_t i = 0; i < keys.size(); ++i) {
-      if (keys[i] != 0 && (sample_bits_ == 0 || (keys[i] >> (64 - sample_bits_)) == 0)) InsertOne(keys[i], counts[i]);
+    for (size_t i = 0; i < old.size(); ++i) {
+      const Slot& s = old[i];
+      if (s.key != 0 && (sample_bits_ == 0 || (s.key >> (64 - sample_bits_)) == 0)) InsertOne(s.key, s.count);
     }
   }
   void Downsample() {
     ++sample_bits_;
-    Rehash(keys_.size());
+    Rehash(slots_.size());
   }
   std::mutex mu_;
-  std::vector<uint64_t> keys_;
-  std::vector<uint32_t> counts_;
+  ZeroedArray<Slot> slots_;  // a key and its count share a cache line
   size_t used_ = 0;
   int sample_bits_ = 0;
 };
@@ -365,23 +476,95 @@ struct CategoryMap {
   bool overflow = false;
 };
 
+// One column of one row group, rows [0, rows): views into a decoded chunk or into an in-memory table.
+struct ColView {
+  ColumnType type = ColumnType::kString;
+  const uint8_t* valid = nullptr;
+  const int64_t* i64 = nullptr;  // kInt64, kDatetime
+  const double* f64 = nullptr;   // kFloat64
+  const uint8_t* b = nullptr;    // kBool
+  const int32_t* codes = nullptr;
+  const std::string_view* dict = nullptr;  // kString: codes index into dict[0, dict_size)
+  size_t dict_size = 0;
+  // Hints from the storage that let ProcessNumeric sort small integers instead of 64-bit keys:
+  // kFloat64 with decimal_scale >= 0: mantissa[i] is row i's value times 10^scale (f64[i] ==
+  // DecimalValue(mantissa[i], decimal_scale)); kInt64/kDatetime: the values are likely all congruent modulo
+  // int_step (checked before it is used).
+  const int64_t* mantissa = nullptr;
+  int decimal_scale = -1;
+  int64_t int_step = 1;
+
+  std::string_view StringAt(size_t i) const { return dict[static_cast<size_t>(codes[i])]; }
+};
+
+struct GroupView {
+  size_t rows = 0;
+  std::vector<ColView> cols;
+};
+
+// How a column's values map to small non-negative integers u in the same order: value(u) = lo + u * step for
+// integers (whose sources are IntKeys), DecimalValue(lo + u, scale) for decimal floats (sources: mantissas).
+// `max_u` is the largest u.
+struct Ordinals {
+  bool decimal = false;
+  int scale = 0;
+  int64_t lo = 0;
+  uint64_t max_u = 0;
+  uint64_t step = 1;
+  // Exact division by step = odd * 2^shift: shift right, then multiply by the inverse of odd modulo 2^64.
+  int shift = 0;
+  uint64_t inverse = 1;
+
+  void SetStep(uint64_t s) {
+    step = s;
+    shift = __builtin_ctzll(s);
+    const uint64_t odd = s >> shift;
+    uint64_t x = odd;                              // correct to 3 bits (odd * odd == 1 mod 8)
+    for (int i = 0; i < 5; ++i) x *= 2 - odd * x;  // Newton: each step doubles the correct bits
+    inverse = x;
+    max_u /= s;
+  }
+  uint64_t Delta(uint64_t src) const {
+    return decimal ? static_cast<uint64_t>(src) - static_cast<uint64_t>(lo)
+                   : static_cast<uint64_t>(KeyInt(src)) - static_cast<uint64_t>(lo);
+  }
+  uint64_t U(uint64_t src) const { return (Delta(src) >> shift) * inverse; }
+  // Whether src's value is lo + u * step for some u <= max_u (then U(src) is that u).
+  bool Fits(uint64_t src) const {
+    const uint64_t u = U(src);
+    return u <= max_u && u * step == Delta(src);
+  }
+  uint64_t Key(uint64_t u) const {
+    return decimal ? FloatKey(DecimalValue(lo + static_cast<int64_t>(u), scale))
+                   : IntKey(static_cast<int64_t>(static_cast<uint64_t>(lo) + u * step));
+  }
+};
+
 struct WorkerState {
   std::vector<ColumnAcc> cols;
   std::vector<PairAcc> pearson;               // pairs (i < j) of pearson_cols_, row-major upper triangle
   std::vector<std::vector<int64_t>> cramer;   // pairs of cramer_cols_, kMaxCategories^2 cells each
-  // Scratch.
-  std::vector<uint64_t> keys, tmp, row_hash;
-  std::vector<double> finite;
+  // Buffers reused from group to group (allocating them per group costs page faults).
+  std::vector<DecodedChunk> chunks;
+  GroupView view;
+  std::vector<uint64_t> keys, ords, sort_a, sort_b, row_hash;
+  std::vector<uint32_t> counts;  // counting sort; all zero between uses
+  std::vector<double> finite, pearson_buf;
+  std::vector<uint16_t> pearson_miss;
   std::vector<uint32_t> sample_rows;
-  Runs runs;
+  std::vector<std::vector<int16_t>> cramer_ids;
+  std::vector<int16_t> code_id;
+  std::vector<std::vector<uint32_t>> used_codes;  // per string column: the codes the current group uses
+  std::vector<uint64_t> code_hash;
+  Runs runs, merge_scratch;
 };
 
 struct Source {
   int64_t rows = 0;
   int64_t num_groups = 0;
   std::vector<ColumnInfo> columns;
-  // Produces the table holding group g and the row range [lo, hi) of that group inside it.
-  std::function<Status(int64_t g, Table* holder, const Table** view, size_t* lo, size_t* hi)> read;
+  // Makes `view` show row group g (at most kGroupRows rows), decoding into `chunks` if it needs to.
+  std::function<Status(int64_t g, std::vector<DecodedChunk>* chunks, GroupView* view)> read;
 };
 
 class Profiler {
@@ -393,13 +576,21 @@ class Profiler {
 
  private:
   Status RunPass(bool correlations_only);
-  Status ProcessGroup(WorkerState& w, const Table& t, size_t lo, size_t hi, bool correlations_only);
-  void ProcessNumeric(WorkerState& w, ColumnAcc& a, const Column& c, size_t lo, size_t hi, uint64_t* rh);
-  void ProcessString(WorkerState& w, ColumnAcc& a, const Column& c, size_t lo, size_t hi, uint64_t* rh);
-  void ProcessPearson(WorkerState& w, const Table& t, size_t lo, size_t hi);
-  void ProcessCramer(WorkerState& w, const Table& t, size_t lo, size_t hi);
-  void CheckTargetEquality(WorkerState& w, const Table& t, size_t lo, size_t hi);
-  void AddNumericRuns(ColumnAcc& a, ColumnType type, const Runs& runs);
+  Status ProcessGroup(WorkerState& w, const GroupView& t, bool correlations_only);
+  void ProcessNumeric(WorkerState& w, size_t col, const ColView& c, size_t n, uint64_t* rh);
+  void ProcessString(WorkerState& w, size_t col, const ColView& c, size_t n, uint64_t* rh);
+  void ProcessPearson(WorkerState& w, const GroupView& t);
+  void ProcessCramer(WorkerState& w, const GroupView& t);
+  void CheckTargetEquality(WorkerState& w, const GroupView& t);
+  // Sorted (key, count) runs of `count` values into w.runs, through their ordinals: src[i] is IntKey(value)
+  // for integers, the mantissa for decimals.
+  void OrdinalRuns(WorkerState& w, const Ordinals& ord, const uint64_t* src, size_t count);
+  void AddNumericRuns(ColumnAcc& a, ColumnType type, const Runs& runs, Runs* scratch);
+  // The dense exact-count table of a column (ColumnAcc::dense): set up on first use, fed per group (false:
+  // the group does not fit the table, which is then folded into num_counts and given up), folded at the end.
+  bool DenseAdd(ColumnAcc& a, const ColView& c, size_t col, const uint64_t* keys, const uint64_t* ords,
+                size_t nk, int64_t lo_ord, int64_t hi_ord);
+  void DenseFlush(ColumnAcc& a);
   // Sorted (value, count) runs into the sketches of a column past the exact limit; hll: also count the
   // values as distinct (false when the caller already added every value to the HyperLogLog).
   void AddSketchRuns(ColumnAcc& a, ColumnType type, const Runs& runs, bool hll);
@@ -418,15 +609,25 @@ class Profiler {
   std::vector<int> cramer_cols_;
   std::vector<int64_t> cramer_int_min_;  // integer Cramér column (the target): id = value - min
   std::vector<std::unique_ptr<CategoryMap>> categories_;
+  // Positions in a group (ascending) of the deterministic 1-in-kSampleEvery samples: of a column's present
+  // values for its sketches, and of rows for Pearson sums.
+  std::vector<uint32_t> sketch_sample_, pearson_sample_;
+  // Per column, the value range from the footer statistics (integer and float columns), for dense tables.
+  struct KnownRange {
+    bool known = false;
+    int64_t lo_i = 0, hi_i = 0;
+    double lo_f = 0, hi_f = 0;
+  };
+  std::vector<KnownRange> ranges_;
   RowHashSet row_set_;
   std::vector<WorkerState> workers_;
 };
 
 // ---------------------------------------------------------------- group processing
 
-void Profiler::AddNumericRuns(ColumnAcc& a, ColumnType type, const Runs& runs) {
+void Profiler::AddNumericRuns(ColumnAcc& a, ColumnType type, const Runs& runs, Runs* scratch) {
   if (a.exact) {
-    MergeRuns(&a.num_counts, runs);
+    MergeRuns(&a.num_counts, runs, scratch);
     if (static_cast<int64_t>(a.num_counts.size()) > opt_.exact_distinct_limit) Overflow(a, type);
     return;
   }
@@ -434,14 +635,20 @@ void Profiler::AddNumericRuns(ColumnAcc& a, ColumnType type, const Runs& runs) {
 }
 
 void Profiler::AddSketchRuns(ColumnAcc& a, ColumnType type, const Runs& runs, bool hll) {
-  if (hll) {
-    for (const auto& r : runs) a.hll->Add(MixHash64(r.first));
+  // In batches: the temporaries stay small (a column going over the exact limit hands over up to
+  // exact_distinct_limit runs at once, and fresh multi-megabyte buffers cost page faults).
+  double values[kSketchBatch];
+  int64_t counts[kSketchBatch];
+  for (size_t b = 0; b < runs.size(); b += kSketchBatch) {
+    const size_t m = std::min(kSketchBatch, runs.size() - b);
+    const std::pair<uint64_t, int64_t>* r = runs.data() + b;
+    if (hll) {
+      for (size_t i = 0; i < m; ++i) a.hll->Add(MixHash64(r[i].first));
+    }
+    a.num_freq->AddSorted(r, m);
+    for (size_t i = 0; i < m; ++i) values[i] = KeyToDouble(type, r[i].first), counts[i] = r[i].second;
+    a.qs->AddSortedWeighted(values, counts, m);
   }
-  a.num_freq->AddBatch(runs);
-  std::vector<double> values(runs.size());
-  std::vector<int64_t> counts(runs.size());
-  for (size_t i = 0; i < runs.size(); ++i) values[i] = KeyToDouble(type, runs[i].first), counts[i] = runs[i].second;
-  a.qs->AddSortedWeighted(values.data(), counts.data(), runs.size());
 }
 
 void Profiler::Overflow(ColumnAcc& a, ColumnType type) {
@@ -465,27 +672,208 @@ void Profiler::Overflow(ColumnAcc& a, ColumnType type) {
   a.qs = std::make_unique<QuantileSketch>(2048);
   Runs runs;
   runs.swap(a.num_counts);
-  AddNumericRuns(a, type, runs);
+  AddSketchRuns(a, type, runs, /*hll=*/true);
+  if (a.dense_state == ColumnAcc::Dense::kActive) {
+    // Straight from the direct-address table, a batch of runs at a time.
+    a.dense_state = ColumnAcc::Dense::kOff;
+    Runs batch;
+    batch.reserve(kSketchBatch);
+    for (size_t g = 0; g < a.dense.size(); ++g) {
+      if (a.dense[g] == 0) continue;
+      const int64_t x = a.dense_lo + static_cast<int64_t>(g);
+      const uint64_t key = a.dense_scale < 0 ? IntKey(x) : FloatKey(DecimalValue(x, a.dense_scale));
+      if (!batch.empty() && batch.back().first == key) {
+        batch.back().second += a.dense[g];
+        continue;
+      }
+      if (batch.size() == kSketchBatch) {
+        AddSketchRuns(a, type, batch, /*hll=*/true);
+        batch.clear();
+      }
+      batch.emplace_back(key, a.dense[g]);
+    }
+    AddSketchRuns(a, type, batch, /*hll=*/true);
+    a.dense = ZeroedArray<uint32_t>();
+    a.dense_distinct = 0;
+  }
 }
 
-void Profiler::ProcessNumeric(WorkerState& w, ColumnAcc& a, const Column& c, size_t lo, size_t hi, uint64_t* rh) {
+bool Profiler::DenseAdd(ColumnAcc& a, const ColView& c, size_t col, const uint64_t* keys,
+                        const uint64_t* ords, size_t nk, int64_t lo_ord, int64_t hi_ord) {
+  constexpr int64_t kMaxMantissa = int64_t{1} << 53;
+  // Floats reach here only from decimal chunks (the ordinals are their mantissas).
+  const bool decimal = c.type == ColumnType::kFloat64;
+  if (a.dense_state == ColumnAcc::Dense::kUntried) {
+    a.dense_state = ColumnAcc::Dense::kOff;
+    const KnownRange& r = ranges_[col];
+    // At most 2^20 counters (4 MiB), and not many more than the distinct values the exact mode may hold.
+    const uint64_t max_slots =
+        static_cast<uint64_t>(std::min<int64_t>(kMaxDenseSlots, 8 * opt_.exact_distinct_limit + 1024));
+    if (!r.known || c.type == ColumnType::kDatetime || src_.rows >= (int64_t{1} << 32)) return false;
+    int64_t lo = r.lo_i, hi = r.hi_i;
+    if (decimal) {
+      // The footer's range at this chunk's scale, widened by one step each way against rounding.
+      const double p = kLcolPow10[c.decimal_scale];
+      const double dlo = std::floor(r.lo_f * p) - 1, dhi = std::ceil(r.hi_f * p) + 1;
+      if (!(dlo >= -static_cast<double>(kMaxMantissa) && dhi <= static_cast<double>(kMaxMantissa)))
+        return false;
+      lo = static_cast<int64_t>(dlo), hi = static_cast<int64_t>(dhi);
+    }
+    if (static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo) >= max_slots) return false;
+    a.dense_scale = decimal ? c.decimal_scale : -1;
+    a.dense_lo = lo;
+    a.dense = ZeroedArray<uint32_t>(static_cast<size_t>(hi - lo) + 1);
+    a.dense_distinct = 0;
+    a.dense_state = ColumnAcc::Dense::kActive;
+  }
+  if (a.dense_state != ColumnAcc::Dense::kActive) return false;
+  // This group's ordinals in the table's terms: decimals of a smaller scale are scaled up (exactly: the
+  // mantissas stay below 2^53); a larger scale, or values outside the table, give it up.
+  const int64_t table_hi = a.dense_lo + static_cast<int64_t>(a.dense.size()) - 1;
+  int64_t mult = 1;
+  if (decimal) {
+    if (a.dense_scale < 0 || c.decimal_scale > a.dense_scale) return false;
+    mult = static_cast<int64_t>(kLcolPow10[a.dense_scale - c.decimal_scale]);
+    if (lo_ord < -kMaxMantissa / mult || hi_ord > kMaxMantissa / mult) return false;
+  } else if (a.dense_scale >= 0) {
+    return false;
+  }
+  if (lo_ord * mult < a.dense_lo || hi_ord * mult > table_hi) return false;
+  uint32_t* table = &a.dense[0];
+  int64_t distinct = 0;
+  if (decimal) {
+    const int64_t base = a.dense_lo;
+    for (size_t i = 0; i < nk; ++i) distinct += table[static_cast<int64_t>(ords[i]) * mult - base]++ == 0;
+  } else {
+    const uint64_t base = static_cast<uint64_t>(a.dense_lo);
+    for (size_t i = 0; i < nk; ++i) distinct += table[static_cast<uint64_t>(KeyInt(keys[i])) - base]++ == 0;
+  }
+  a.dense_distinct += distinct;
+  const uint64_t kmin = decimal ? FloatKey(DecimalValue(lo_ord, c.decimal_scale)) : IntKey(lo_ord);
+  const uint64_t kmax = decimal ? FloatKey(DecimalValue(hi_ord, c.decimal_scale)) : IntKey(hi_ord);
+  if (!a.has_range || kmin < a.min_key) a.min_key = kmin;
+  if (!a.has_range || kmax > a.max_key) a.max_key = kmax;
+  a.has_range = true;
+  if (a.dense_distinct > opt_.exact_distinct_limit) Overflow(a, c.type);
+  return true;
+}
+
+void Profiler::DenseFlush(ColumnAcc& a) {
+  if (a.dense_state == ColumnAcc::Dense::kUntried) a.dense_state = ColumnAcc::Dense::kOff;
+  if (a.dense_state != ColumnAcc::Dense::kActive) return;
+  a.dense_state = ColumnAcc::Dense::kOff;
+  Runs runs;
+  runs.reserve(static_cast<size_t>(a.dense_distinct));
+  for (size_t g = 0; g < a.dense.size(); ++g) {
+    if (a.dense[g] == 0) continue;
+    const int64_t x = a.dense_lo + static_cast<int64_t>(g);
+    const uint64_t key = a.dense_scale < 0 ? IntKey(x) : FloatKey(DecimalValue(x, a.dense_scale));
+    // Equal neighbours only from a crafted file (distinct mantissas give distinct doubles otherwise).
+    if (!runs.empty() && runs.back().first == key) {
+      runs.back().second += a.dense[g];
+    } else {
+      runs.emplace_back(key, a.dense[g]);
+    }
+  }
+  a.dense = ZeroedArray<uint32_t>();
+  a.dense_distinct = 0;
+  if (a.num_counts.empty()) {  // always, while the table was in use
+    a.num_counts.swap(runs);
+  } else {
+    Runs scratch;
+    MergeRuns(&a.num_counts, runs, &scratch);
+  }
+}
+
+void Profiler::OrdinalRuns(WorkerState& w, const Ordinals& ord, const uint64_t* src, size_t count) {
+  Runs& runs = w.runs;
+  runs.clear();
+  if (count == 0) return;
+  const uint64_t range = ord.max_u + 1;
+  if (range <= 4 * static_cast<uint64_t>(count) + 1024 && range <= (uint64_t{1} << 22)) {
+    // Few possible values: count them in a direct-address table and read the runs off it in order.
+    if (w.counts.size() < range) w.counts.resize(static_cast<size_t>(range), 0);
+    uint32_t* cn = w.counts.data();
+    for (size_t i = 0; i < count; ++i) ++cn[ord.U(src[i])];
+    runs.resize(static_cast<size_t>(std::min<uint64_t>(range, count)) + 1);
+    size_t r = 0;
+    for (uint64_t u = 0; u < range; ++u) {
+      const uint32_t k = cn[u];
+      runs[r] = {u, k};  // written always, kept only if k > 0: no unpredictable branch
+      r += k != 0;
+      cn[u] = 0;
+    }
+    runs.resize(r);
+  } else {
+    // Otherwise a radix sort of the ordinals: they span fewer bits than the keys, so it takes fewer passes.
+    if (w.sort_a.size() < count) w.sort_a.resize(count);
+    if (w.sort_b.size() < count) w.sort_b.resize(count);
+    uint64_t* us = w.sort_a.data();
+    for (size_t i = 0; i < count; ++i) us[i] = ord.U(src[i]);
+    MakeRuns(RadixSort(us, count, w.sort_b.data()), count, &runs);
+  }
+  // Back to keys. Distinct decimal mantissas give distinct doubles in any file the encoder wrote; merge equal
+  // neighbours anyway so a crafted file cannot produce a duplicate key.
+  size_t out = 0;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const uint64_t key = ord.Key(runs[i].first);
+    if (out > 0 && runs[out - 1].first == key) {
+      runs[out - 1].second += runs[i].second;
+    } else {
+      runs[out++] = {key, runs[i].second};
+    }
+  }
+  runs.resize(out);
+}
+
+void Profiler::ProcessNumeric(WorkerState& w, size_t col, const ColView& c, size_t n, uint64_t* rh) {
+  ColumnAcc& a = w.cols[col];
   const ColumnType type = c.type;
-  const size_t n = hi - lo;
   // Outputs through raw pointers and counters in locals: one tight loop per column type.
   if (w.keys.size() < n) w.keys.resize(n);
+  if (w.ords.size() < n) w.ords.resize(n);
   if (w.finite.size() < n) w.finite.resize(n);
   uint64_t* keys = w.keys.data();
   double* fin = w.finite.data();
   size_t nk = 0, nf = 0;
   int64_t missing = 0, nan = 0, inf = 0, zeros = 0, negatives = 0;
-  const uint8_t* valid = c.valid.data();
-  auto mix_row = [rh, lo](size_t i, uint64_t vh) {
-    uint64_t& h = rh[i - lo];
+  const uint8_t* valid = c.valid;
+  auto mix_row = [rh](size_t i, uint64_t vh) {
+    uint64_t& h = rh[i];
     h = (((h << 23) | (h >> 41)) ^ (vh * 0xff51afd7ed558ccdULL)) * 0x9e3779b97f4a7c15ULL;
   };
-  if (type == ColumnType::kFloat64) {
-    const double* f = c.f64.data();
-    for (size_t i = lo; i < hi; ++i) {
+  // The values' ordinals (Ordinals), when the storage or the type gives them: decimal floats and integers.
+  bool have_ordinals = false;
+  int64_t lo_ord = std::numeric_limits<int64_t>::max(), hi_ord = std::numeric_limits<int64_t>::min();
+  if (type == ColumnType::kFloat64 && c.mantissa != nullptr && c.decimal_scale >= 0 && c.decimal_scale <= 9) {
+    // Decimal chunk: every value is finite; its mantissa is its ordinal source.
+    have_ordinals = true;
+    const double* f = c.f64;
+    const int64_t* mant = c.mantissa;
+    uint64_t* ords = w.ords.data();
+    for (size_t i = 0; i < n; ++i) {
+      uint64_t vh;
+      if (!valid[i]) {
+        ++missing;
+        vh = kMissingHash;
+      } else {
+        const double v = f[i];
+        const int64_t m = mant[i];
+        const uint64_t k = FloatKey(v);
+        keys[nk] = k;
+        ords[nk++] = static_cast<uint64_t>(m);
+        lo_ord = std::min(lo_ord, m);
+        hi_ord = std::max(hi_ord, m);
+        vh = k;
+        fin[nf++] = v;
+        zeros += v == 0;
+        negatives += v < 0;
+      }
+      mix_row(i, vh);
+    }
+  } else if (type == ColumnType::kFloat64) {
+    const double* f = c.f64;
+    for (size_t i = 0; i < n; ++i) {
       uint64_t vh;
       if (!valid[i]) {
         ++missing;
@@ -511,7 +899,8 @@ void Profiler::ProcessNumeric(WorkerState& w, ColumnAcc& a, const Column& c, siz
       mix_row(i, vh);
     }
   } else {
-    for (size_t i = lo; i < hi; ++i) {
+    have_ordinals = true;
+    for (size_t i = 0; i < n; ++i) {
       uint64_t vh;
       if (!valid[i]) {
         ++missing;
@@ -520,6 +909,8 @@ void Profiler::ProcessNumeric(WorkerState& w, ColumnAcc& a, const Column& c, siz
         const int64_t v = type == ColumnType::kBool ? int64_t{c.b[i] != 0} : c.i64[i];
         const uint64_t k = IntKey(v);
         keys[nk++] = k;
+        lo_ord = std::min(lo_ord, v);
+        hi_ord = std::max(hi_ord, v);
         // Datetime moments are in seconds.
         fin[nf++] = type == ColumnType::kDatetime ? static_cast<double>(v) / 1e6 : static_cast<double>(v);
         vh = k;
@@ -529,8 +920,6 @@ void Profiler::ProcessNumeric(WorkerState& w, ColumnAcc& a, const Column& c, siz
       mix_row(i, vh);
     }
   }
-  w.keys.resize(nk);
-  w.finite.resize(nf);
   a.missing += missing;
   a.nan += nan;
   a.inf += inf;
@@ -538,76 +927,145 @@ void Profiler::ProcessNumeric(WorkerState& w, ColumnAcc& a, const Column& c, siz
   a.negatives += negatives;
   a.count += static_cast<int64_t>(nk);  // NaN values are added by the caller
   // Moments over finite values: group mean and M2, merged with Chan et al.'s formula.
-  if (!w.finite.empty()) {
-    double sum = 0;
-    for (double v : w.finite) sum += v;
-    double n = static_cast<double>(w.finite.size());
-    double mean = sum / n;
-    double m2 = 0;
-    for (double v : w.finite) m2 += (v - mean) * (v - mean);
+  if (nf > 0) {
+    double dn = static_cast<double>(nf);
+    double mean = SumOf(fin, nf, 0.0, /*squares=*/false) / dn;
+    double m2 = SumOf(fin, nf, mean, /*squares=*/true);
     double na = static_cast<double>(a.n_finite);
     double delta = mean - a.mean;
-    double tot = na + n;
-    a.mean += delta * n / tot;
-    a.m2 += m2 + delta * delta * na * n / tot;
-    a.n_finite += static_cast<int64_t>(w.finite.size());
+    double tot = na + dn;
+    a.mean += delta * dn / tot;
+    a.m2 += m2 + delta * delta * na * dn / tot;
+    a.n_finite += static_cast<int64_t>(nf);
   }
-  if (!a.exact && w.keys.size() >= kSampleBelow) {
+  if (nk == 0) return;
+  Ordinals ord;
+  uint64_t* ord_src = keys;  // what OrdinalRuns reads: IntKeys, or mantissas for decimals
+  if (have_ordinals) {
+    ord.lo = lo_ord;
+    ord.max_u = static_cast<uint64_t>(hi_ord) - static_cast<uint64_t>(lo_ord);
+    if (type == ColumnType::kFloat64) {
+      ord.decimal = true;
+      ord.scale = c.decimal_scale;
+      ord_src = w.ords.data();
+    } else if (c.int_step > 1 && ord.max_u % static_cast<uint64_t>(c.int_step) == 0) {
+      // Values stored as base + u * step (datetimes in whole days, say): use the step if every value fits it.
+      Ordinals stepped = ord;
+      stepped.SetStep(static_cast<uint64_t>(c.int_step));
+      bool fits = true;
+      for (size_t i = 0; i < nk; ++i) fits &= stepped.Fits(keys[i]);
+      if (fits) ord = stepped;
+    }
+    // A span wider than 2^40 sorts no faster than the keys themselves.
+    if (ord.max_u >= (uint64_t{1} << 40)) have_ordinals = false;
+  }
+  if (!a.exact && nk >= kSampleBelow) {
     // Past the exact-distinct limit every statistic from here on is a sketch. The range and the distinct
     // estimate still see every value; the top values and quantiles see a deterministic 1-in-kSampleEvery
-    // sample of the rows (chosen by a hash of the row's position, so periodic data cannot alias), weighted
-    // up: sorting every value of a high-cardinality column was the profile's largest cost.
+    // sample of the values (chosen by a hash of the value's position, so periodic data cannot alias),
+    // weighted up: sorting every value of a high-cardinality column was the profile's largest cost.
     uint64_t lo_key = ~uint64_t{0}, hi_key = 0;
-    size_t kept = 0;
-    for (size_t i = 0; i < w.keys.size(); ++i) {
-      const uint64_t k = w.keys[i];
+    for (size_t i = 0; i < nk; ++i) {
+      const uint64_t k = keys[i];
       lo_key = std::min(lo_key, k);
       hi_key = std::max(hi_key, k);
       a.hll->Add(MixHash64(k));
-      if ((MixHash64(i + 0x5bd1e995) & (kSampleEvery - 1)) == 0) w.keys[kept++] = k;
     }
     if (!a.has_range || lo_key < a.min_key) a.min_key = lo_key;
     if (!a.has_range || hi_key > a.max_key) a.max_key = hi_key;
     a.has_range = true;
-    w.keys.resize(kept);
-    RadixSort(w.keys, w.tmp);
-    MakeRuns(w.keys, &w.runs);
+    // Gather the sample in place: sample positions ascend, so slot j is written only after it was read.
+    uint64_t* src = have_ordinals ? ord_src : keys;
+    size_t kept = 0;
+    for (uint32_t pos : sketch_sample_) {
+      if (pos >= nk) break;
+      src[kept++] = src[pos];
+    }
+    if (have_ordinals) {
+      OrdinalRuns(w, ord, src, kept);
+    } else {
+      if (w.sort_b.size() < kept) w.sort_b.resize(kept);
+      MakeRuns(RadixSort(src, kept, w.sort_b.data()), kept, &w.runs);
+    }
     for (auto& r : w.runs) r.second *= static_cast<int64_t>(kSampleEvery);
     AddSketchRuns(a, type, w.runs, /*hll=*/false);
     return;
   }
-  RadixSort(w.keys, w.tmp);
-  if (!w.keys.empty()) {
-    if (!a.has_range || w.keys.front() < a.min_key) a.min_key = w.keys.front();
-    if (!a.has_range || w.keys.back() > a.max_key) a.max_key = w.keys.back();
+  if (a.exact && a.dense_state != ColumnAcc::Dense::kOff) {
+    if (have_ordinals && DenseAdd(a, c, col, keys, w.ords.data(), nk, lo_ord, hi_ord)) return;
+    DenseFlush(a);  // the group does not fit the table: counts go on as sorted runs
+  }
+  if (have_ordinals) {
+    OrdinalRuns(w, ord, ord_src, nk);
+  } else {
+    if (w.sort_b.size() < nk) w.sort_b.resize(nk);
+    MakeRuns(RadixSort(keys, nk, w.sort_b.data()), nk, &w.runs);
+  }
+  if (!w.runs.empty()) {
+    if (!a.has_range || w.runs.front().first < a.min_key) a.min_key = w.runs.front().first;
+    if (!a.has_range || w.runs.back().first > a.max_key) a.max_key = w.runs.back().first;
     a.has_range = true;
   }
-  MakeRuns(w.keys, &w.runs);
-  AddNumericRuns(a, type, w.runs);
+  AddNumericRuns(a, type, w.runs, &w.merge_scratch);
 }
 
-void Profiler::ProcessString(WorkerState& w, ColumnAcc& a, const Column& c, size_t lo, size_t hi, uint64_t* rh) {
-  w.keys.clear();
-  const uint8_t* valid = c.valid.data();
-  for (size_t i = lo; i < hi; ++i) {
-    if (!valid[i]) {
-      ++a.missing;
-    } else {
-      w.keys.push_back(static_cast<uint64_t>(static_cast<uint32_t>(c.codes[i])));
+void Profiler::ProcessString(WorkerState& w, size_t col, const ColView& c, size_t n, uint64_t* rh) {
+  ColumnAcc& a = w.cols[col];
+  const uint8_t* valid = c.valid;
+  const int32_t* codes = c.codes;
+  const size_t dict_size = c.dict_size;
+  size_t present = 0;
+  int64_t missing = 0;
+  Runs& runs = w.runs;
+  runs.clear();
+  // Codes used in this range with their counts: counted in a direct-address table when the dictionary is not
+  // much larger than the range (always for decoded chunks), else sorted.
+  const bool dense = dict_size <= 4 * n + 64;
+  if (dense) {
+    if (w.counts.size() < dict_size) w.counts.resize(dict_size, 0);
+    uint32_t* cn = w.counts.data();
+    for (size_t i = 0; i < n; ++i) {
+      if (!valid[i]) {
+        ++missing;
+        continue;
+      }
+      ++present;
+      const uint32_t code = static_cast<uint32_t>(codes[i]);
+      if (code < dict_size) ++cn[code];  // Table invariant; never false for decoded files
     }
+    for (size_t k = 0; k < dict_size; ++k) {
+      if (cn[k] != 0) {
+        runs.emplace_back(k, cn[k]);
+        cn[k] = 0;
+      }
+    }
+  } else {
+    if (w.keys.size() < n) w.keys.resize(n);
+    if (w.sort_b.size() < n) w.sort_b.resize(n);
+    uint64_t* keys = w.keys.data();
+    for (size_t i = 0; i < n; ++i) {
+      if (!valid[i]) {
+        ++missing;
+      } else {
+        keys[present++] = static_cast<uint64_t>(static_cast<uint32_t>(codes[i]));
+      }
+    }
+    MakeRuns(RadixSort(keys, present, w.sort_b.data()), present, &runs);
   }
-  a.count += static_cast<int64_t>(w.keys.size());
-  RadixSort(w.keys, w.tmp);
-  MakeRuns(w.keys, &w.runs);
+  a.missing += missing;
+  a.count += static_cast<int64_t>(present);
+  std::vector<uint32_t>& used = w.used_codes[col];  // for ProcessCramer
+  used.clear();
+  for (const auto& r : runs) used.push_back(static_cast<uint32_t>(r.first));
   // Hash of each code used in this range (a dense table when the dictionary is not much larger than the range).
-  bool dense = c.dict.size() <= 4 * (hi - lo) + 64;
-  std::vector<uint64_t> code_hash;
+  std::vector<uint64_t>& code_hash = w.code_hash;
   std::unordered_map<uint32_t, uint64_t> sparse_hash;
-  if (dense) code_hash.assign(c.dict.size(), 0);
+  if (dense && code_hash.size() < dict_size)
+    code_hash.resize(dict_size);  // only entries of used codes are read
   std::vector<std::pair<std::string, int64_t>> batch;
-  for (const auto& [key, n] : w.runs) {
+  for (const auto& [key, cnt] : runs) {
     uint32_t code = static_cast<uint32_t>(key);
-    if (code >= c.dict.size()) continue;  // Table invariant; never true for decoded files
+    if (code >= dict_size) continue;  // Table invariant; never true for decoded files
     std::string_view s = c.dict[code];
     uint64_t h = Hash64(s.data(), s.size());
     if (dense) {
@@ -618,47 +1076,44 @@ void Profiler::ProcessString(WorkerState& w, ColumnAcc& a, const Column& c, size
     int64_t len = static_cast<int64_t>(s.size());
     a.len_min = std::min(a.len_min, len);
     a.len_max = std::max(a.len_max, len);
-    a.len_sum += static_cast<double>(len) * static_cast<double>(n);
+    a.len_sum += static_cast<double>(len) * static_cast<double>(cnt);
     if (a.pattern_checked < kPatternCheckLimit) {
-      a.pattern_checked += n;
-      double dn = static_cast<double>(n);
+      a.pattern_checked += cnt;
+      double dn = static_cast<double>(cnt);
       a.checked_len_sum += static_cast<double>(len) * dn;
       a.token_sum += static_cast<double>(CountTokens(s)) * dn;
-      if (LooksLikeEmail(s)) a.pattern_hits[kEmail] += n;
-      if (LooksLikePhone(s)) a.pattern_hits[kPhone] += n;
-      if (LooksLikeIdCard(s)) a.pattern_hits[kIdCard] += n;
-      if (LooksLikeUrl(s)) a.pattern_hits[kUrl] += n;
-      if (LooksLikeCode(s)) a.pattern_hits[kCodeLike] += n;
+      if (LooksLikeEmail(s)) a.pattern_hits[kEmail] += cnt;
+      if (LooksLikePhone(s)) a.pattern_hits[kPhone] += cnt;
+      if (LooksLikeIdCard(s)) a.pattern_hits[kIdCard] += cnt;
+      if (LooksLikeUrl(s)) a.pattern_hits[kUrl] += cnt;
+      if (LooksLikeCode(s)) a.pattern_hits[kCodeLike] += cnt;
     }
     if (a.exact) {
       auto [it, inserted] = a.str_counts.try_emplace(std::string(s), 0);
-      it->second += n;
+      it->second += cnt;
       if (inserted) a.distinct_bytes += len;
     } else {
       a.hll->Add(h);
-      batch.emplace_back(std::string(s), n);
+      batch.emplace_back(std::string(s), cnt);
     }
   }
   if (!a.exact) a.str_freq->AddBatch(std::move(batch));
   if (a.exact && static_cast<int64_t>(a.str_counts.size()) > opt_.exact_distinct_limit) Overflow(a, ColumnType::kString);
-  for (size_t i = lo; i < hi; ++i) {
+  for (size_t i = 0; i < n; ++i) {
     uint64_t vh = kMissingHash;
     if (valid[i]) {
-      uint32_t code = static_cast<uint32_t>(c.codes[i]);
+      uint32_t code = static_cast<uint32_t>(codes[i]);
       if (dense) {
-        vh = code < code_hash.size() ? code_hash[code] : 0;
+        vh = code < dict_size ? code_hash[code] : 0;
       } else {
         auto it = sparse_hash.find(code);
         vh = it == sparse_hash.end() ? 0 : it->second;
       }
     }
-    rh[i - lo] = (((rh[i - lo] << 23) | (rh[i - lo] >> 41)) ^ (vh * 0xff51afd7ed558ccdULL)) * 0x9e3779b97f4a7c15ULL;
+    rh[i] = (((rh[i] << 23) | (rh[i] >> 41)) ^ (vh * 0xff51afd7ed558ccdULL)) * 0x9e3779b97f4a7c15ULL;
   }
 }
 
-// Sums over one block for a Pearson pair: sxy, sx, sy, sxx, syy, n (rows where both are finite). x is 0 where
-// its column is missing, so masking by the other column alone restricts every sum to rows where both exist.
-// Written with GCC vector extensions: four independent lanes per sum instead of one serial chain.
 // Σ x[i]·y[i] over n values, two accumulators of two SSE2 lanes.
 double Dot(const double* x, const double* y, size_t n) {
   typedef double V __attribute__((vector_size(16)));
@@ -675,33 +1130,52 @@ double Dot(const double* x, const double* y, size_t n) {
   return r;
 }
 
-void Profiler::ProcessPearson(WorkerState& w, const Table& t, size_t lo, size_t hi) {
+void Profiler::ProcessPearson(WorkerState& w, const GroupView& t) {
   size_t m = pearson_cols_.size();
   if (m < 2) return;
+  const size_t n_rows = t.rows;
   // Rows go in blocks small enough for every column's centred values, squares and masks to stay in cache.
-  // Per pair only the sums that depend on both columns are computed: Σxy always; with one column partly
-  // missing, that column's mask restricts the other's Σx and Σx²; a column's own sums over its valid rows
-  // are computed once per block. (Values are 0 where missing, so Σxy needs no mask.)
+  // Per pair only the sums that depend on both columns are computed: Σxy always (values are 0 where missing,
+  // so it needs no mask); with column b partly missing, a's Σx, Σx² and count over the rows where b is
+  // present are a's own block sums minus a's values on b's few missing rows (or, when b misses many rows, dot
+  // products with b's mask).
   constexpr size_t kBlock = 512;
-  std::vector<double>& buf = w.finite;
-  buf.assign(3 * m * kBlock, 0.0);
+  std::vector<double>& buf = w.pearson_buf;
+  buf.resize(3 * m * kBlock);
+  std::vector<uint16_t>& miss = w.pearson_miss;  // per column, the block rows where it is missing
+  miss.resize(m * kBlock);
   std::vector<double> cnt(m), sum(m), sq(m);
+  std::vector<size_t> nmiss(m);
   // The rows that take part: all of them, or a deterministic sample for large datasets.
-  std::vector<uint32_t>& rows = w.sample_rows;
-  rows.clear();
-  const bool sampled = src_.rows > opt_.correlation_exact_rows;
-  for (size_t i = lo; i < hi; ++i) {
-    if (!sampled || (MixHash64((i - lo) + 0x6a09e667) & 3) == 0) rows.push_back(static_cast<uint32_t>(i));
+  const uint32_t* rows = nullptr;
+  size_t num_rows = 0;
+  if (src_.rows > opt_.correlation_exact_rows) {
+    rows = pearson_sample_.data();
+    num_rows = static_cast<size_t>(std::lower_bound(pearson_sample_.begin(), pearson_sample_.end(), n_rows) -
+                                   pearson_sample_.begin());
+  } else {
+    if (w.sample_rows.size() < n_rows) {
+      w.sample_rows.resize(n_rows);
+      for (size_t i = 0; i < n_rows; ++i) w.sample_rows[i] = static_cast<uint32_t>(i);
+    }
+    rows = w.sample_rows.data();
+    num_rows = n_rows;
   }
-  for (size_t b0 = 0; b0 < rows.size(); b0 += kBlock) {
-    size_t n = std::min(kBlock, rows.size() - b0);
-    const uint32_t* at = rows.data() + b0;
+  // Σ over b's missing rows of a's value, square and presence: (Σx, Σx², count).
+  struct Missed {
+    double x = 0, x2 = 0, present = 0;
+  };
+  for (size_t b0 = 0; b0 < num_rows; b0 += kBlock) {
+    size_t n = std::min(kBlock, num_rows - b0);
+    const uint32_t* at = rows + b0;
     for (size_t k = 0; k < m; ++k) {
-      const Column& c = t.columns[static_cast<size_t>(pearson_cols_[k])];
+      const ColView& c = t.cols[static_cast<size_t>(pearson_cols_[k])];
       double shift = shift_[static_cast<size_t>(pearson_cols_[k])];
       double* xc = buf.data() + 3 * k * kBlock;
       double* xc2 = xc + kBlock;
       double* md = xc2 + kBlock;
+      uint16_t* mk = miss.data() + k * kBlock;
+      size_t nm = 0;
       double nn = 0, s1 = 0, s2 = 0;
       for (size_t i = 0; i < n; ++i) {
         const size_t row = at[i];
@@ -711,79 +1185,94 @@ void Profiler::ProcessPearson(WorkerState& w, const Table& t, size_t lo, size_t 
         xc[i] = x;
         xc2[i] = x * x;
         md[i] = ok ? 1.0 : 0.0;
+        mk[nm] = static_cast<uint16_t>(i);
+        nm += !ok;
         nn += md[i], s1 += x, s2 += x * x;
       }
-      cnt[k] = nn, sum[k] = s1, sq[k] = s2;
+      cnt[k] = nn, sum[k] = s1, sq[k] = s2, nmiss[k] = nm;
     }
-    size_t p = 0;
-    for (size_t a = 0; a < m; ++a) {
+    // a's sums over the rows where b is present.
+    auto over_present = [&](size_t a, size_t b, Missed* out) {
       const double* xa = buf.data() + 3 * a * kBlock;
       const double* xa2 = xa + kBlock;
       const double* ma = xa2 + kBlock;
-      const bool full_a = cnt[a] == static_cast<double>(n);
+      if (nmiss[b] * 4 <= n) {
+        Missed d;
+        const uint16_t* mk = miss.data() + b * kBlock;
+        for (size_t j = 0; j < nmiss[b]; ++j) d.x += xa[mk[j]], d.x2 += xa2[mk[j]], d.present += ma[mk[j]];
+        out->x = sum[a] - d.x, out->x2 = sq[a] - d.x2, out->present = cnt[a] - d.present;
+      } else {
+        const double* mb = buf.data() + 3 * b * kBlock + 2 * kBlock;
+        out->x = Dot(xa, mb, n), out->x2 = Dot(xa2, mb, n), out->present = Dot(ma, mb, n);
+      }
+    };
+    size_t p = 0;
+    for (size_t a = 0; a < m; ++a) {
+      const double* xa = buf.data() + 3 * a * kBlock;
       for (size_t b = a + 1; b < m; ++b, ++p) {
         const double* xb = buf.data() + 3 * b * kBlock;
-        const double* xb2 = xb + kBlock;
-        const double* mb = xb2 + kBlock;
-        const bool full_b = cnt[b] == static_cast<double>(n);
         PairAcc& acc = w.pearson[p];
         acc.sxy += Dot(xa, xb, n);
-        // Sums of a over rows where b is valid, and of b over rows where a is valid.
-        acc.sx += full_b ? sum[a] : Dot(xa, mb, n);
-        acc.sxx += full_b ? sq[a] : Dot(xa2, mb, n);
-        acc.sy += full_a ? sum[b] : Dot(xb, ma, n);
-        acc.syy += full_a ? sq[b] : Dot(xb2, ma, n);
-        acc.n += full_a ? cnt[b] : (full_b ? cnt[a] : Dot(ma, mb, n));
+        Missed sa, sb;
+        if (nmiss[b] == 0) {
+          sa.x = sum[a], sa.x2 = sq[a], sa.present = cnt[a];
+        } else {
+          over_present(a, b, &sa);
+        }
+        if (nmiss[a] == 0) {
+          sb.x = sum[b], sb.x2 = sq[b];
+        } else {
+          over_present(b, a, &sb);
+        }
+        acc.sx += sa.x, acc.sxx += sa.x2, acc.sy += sb.x, acc.syy += sb.x2;
+        acc.n += sa.present;  // rows where both are present
       }
     }
   }
 }
 
-void Profiler::ProcessCramer(WorkerState& w, const Table& t, size_t lo, size_t hi) {
+void Profiler::ProcessCramer(WorkerState& w, const GroupView& t) {
   size_t m = cramer_cols_.size();
   if (m < 2) return;
-  size_t n = hi - lo;
-  std::vector<std::vector<int16_t>> ids(m, std::vector<int16_t>(n, -1));
+  size_t n = t.rows;
+  std::vector<std::vector<int16_t>>& ids = w.cramer_ids;
+  ids.resize(m);
+  constexpr int16_t kNone = kMaxCategories;  // missing, or not one of the column's categories
   for (size_t k = 0; k < m; ++k) {
-    const Column& c = t.columns[static_cast<size_t>(cramer_cols_[k])];
+    ids[k].assign(n, kNone);
+    const ColView& c = t.cols[static_cast<size_t>(cramer_cols_[k])];
     CategoryMap& cat = *categories_[k];
     if (c.type == ColumnType::kBool) {
       for (size_t i = 0; i < n; ++i) {
-        if (c.valid[lo + i]) ids[k][i] = c.b[lo + i] ? 1 : 0;
+        if (c.valid[i]) ids[k][i] = c.b[i] ? 1 : 0;
       }
       continue;
     }
     if (c.type == ColumnType::kInt64) {
       for (size_t i = 0; i < n; ++i) {
-        if (!c.valid[lo + i]) continue;
-        int64_t id = c.i64[lo + i] - cramer_int_min_[k];
+        if (!c.valid[i]) continue;
+        int64_t id = c.i64[i] - cramer_int_min_[k];
         if (id >= 0 && id < kMaxCategories) ids[k][i] = static_cast<int16_t>(id);
       }
       continue;
     }
     // Strings: find the codes used in this range, give them shared category ids (under the column's lock,
     // once per code), then translate the rows without the lock.
-    std::vector<int16_t> code_id(c.dict.size() <= 4 * n + 64 ? c.dict.size() : 0, -2);
+    std::vector<int16_t>& code_id = w.code_id;
+    code_id.assign(c.dict_size <= 4 * n + 64 ? c.dict_size : 0, -2);
     std::unordered_map<int32_t, int16_t> sparse;
     auto slot = [&](int32_t code) -> int16_t& {
       if (!code_id.empty()) return code_id[static_cast<size_t>(code)];
       return sparse.try_emplace(code, int16_t{-2}).first->second;
     };
-    std::vector<int32_t> used;
-    for (size_t i = 0; i < n; ++i) {
-      if (!c.valid[lo + i]) continue;
-      int32_t code = c.codes[lo + i];
-      if (code < 0 || static_cast<size_t>(code) >= c.dict.size()) continue;
-      int16_t& s = slot(code);
-      if (s == -2) {
-        s = -1;
-        used.push_back(code);
-      }
-    }
+    // The codes this range uses, found by ProcessString just before.
+    const std::vector<uint32_t>& used = w.used_codes[static_cast<size_t>(cramer_cols_[k])];
     {
       std::lock_guard<std::mutex> lock(cat.mu);
-      for (int32_t code : used) {
+      for (uint32_t u : used) {
         if (cat.overflow) break;
+        if (u >= c.dict_size) continue;
+        const int32_t code = static_cast<int32_t>(u);
         std::string s(c.dict[static_cast<size_t>(code)]);
         auto git = cat.ids.find(s);
         int id;
@@ -802,9 +1291,9 @@ void Profiler::ProcessCramer(WorkerState& w, const Table& t, size_t lo, size_t h
       if (cat.overflow) continue;
     }
     for (size_t i = 0; i < n; ++i) {
-      if (!c.valid[lo + i]) continue;
-      int32_t code = c.codes[lo + i];
-      if (code < 0 || static_cast<size_t>(code) >= c.dict.size()) continue;
+      if (!c.valid[i]) continue;
+      int32_t code = c.codes[i];
+      if (code < 0 || static_cast<size_t>(code) >= c.dict_size) continue;
       int16_t id = slot(code);
       if (id >= 0) ids[k][i] = id;
     }
@@ -815,24 +1304,23 @@ void Profiler::ProcessCramer(WorkerState& w, const Table& t, size_t lo, size_t h
       int64_t* cells = w.cramer[p].data();
       const int16_t* ia = ids[a].data();
       const int16_t* ib = ids[b].data();
-      for (size_t i = 0; i < n; ++i) {
-        if ((ia[i] | ib[i]) >= 0) ++cells[ia[i] * kMaxCategories + ib[i]];
-      }
+      for (size_t i = 0; i < n; ++i) ++cells[ia[i] * kCellStride + ib[i]];
     }
   }
 }
 
-void Profiler::CheckTargetEquality(WorkerState& w, const Table& t, size_t lo, size_t hi) {
-  const Column& tc = t.columns[static_cast<size_t>(target_)];
-  for (size_t c = 0; c < t.columns.size(); ++c) {
+void Profiler::CheckTargetEquality(WorkerState& w, const GroupView& t) {
+  const ColView& tc = t.cols[static_cast<size_t>(target_)];
+  const size_t n = t.rows;
+  for (size_t c = 0; c < t.cols.size(); ++c) {
     ColumnAcc& a = w.cols[c];
-    const Column& col = t.columns[c];
+    const ColView& col = t.cols[c];
     if (static_cast<int>(c) == target_ || !a.equals_target) continue;
     if (col.type != tc.type) {
       a.equals_target = false;
       continue;
     }
-    for (size_t i = lo; i < hi && a.equals_target; ++i) {
+    for (size_t i = 0; i < n && a.equals_target; ++i) {
       if (col.valid[i] != tc.valid[i]) {
         a.equals_target = false;
       } else if (col.valid[i]) {
@@ -850,26 +1338,28 @@ void Profiler::CheckTargetEquality(WorkerState& w, const Table& t, size_t lo, si
   }
 }
 
-Status Profiler::ProcessGroup(WorkerState& w, const Table& t, size_t lo, size_t hi, bool correlations_only) {
-  if (t.columns.size() != src_.columns.size()) return Status::Internal("row group has the wrong column count");
+Status Profiler::ProcessGroup(WorkerState& w, const GroupView& t, bool correlations_only) {
+  if (t.cols.size() != src_.columns.size()) return Status::Internal("row group has the wrong column count");
+  if (t.rows > static_cast<size_t>(kGroupRows)) return Status::Internal("row group is too large");
   if (!correlations_only) {
-    w.row_hash.assign(hi - lo, 0x243f6a8885a308d3ULL);
-    for (size_t c = 0; c < t.columns.size(); ++c) {
-      const Column& col = t.columns[c];
+    w.row_hash.assign(t.rows, 0x243f6a8885a308d3ULL);
+    w.used_codes.resize(t.cols.size());
+    for (size_t c = 0; c < t.cols.size(); ++c) {
+      const ColView& col = t.cols[c];
       if (col.type == ColumnType::kString) {
-        ProcessString(w, w.cols[c], col, lo, hi, w.row_hash.data());
+        ProcessString(w, c, col, t.rows, w.row_hash.data());
       } else {
         int64_t nan_before = w.cols[c].nan;
-        ProcessNumeric(w, w.cols[c], col, lo, hi, w.row_hash.data());
+        ProcessNumeric(w, c, col, t.rows, w.row_hash.data());
         w.cols[c].count += w.cols[c].nan - nan_before;  // NaN is a present value, just not a number
       }
     }
     for (uint64_t& h : w.row_hash) h = MixHash64(h);
     row_set_.Insert(w.row_hash.data(), w.row_hash.size());
-    ProcessCramer(w, t, lo, hi);
-    if (target_ >= 0) CheckTargetEquality(w, t, lo, hi);
+    ProcessCramer(w, t);
+    if (target_ >= 0) CheckTargetEquality(w, t);
   }
-  ProcessPearson(w, t, lo, hi);
+  ProcessPearson(w, t);
   return Status::Ok();
 }
 
@@ -907,7 +1397,8 @@ void Profiler::MergeInto(ColumnAcc& a, ColumnAcc& b, ColumnType type) {
       }
       if (static_cast<int64_t>(a.str_counts.size()) > opt_.exact_distinct_limit) Overflow(a, type);
     } else {
-      MergeRuns(&a.num_counts, b.num_counts);
+      Runs scratch;
+      MergeRuns(&a.num_counts, b.num_counts, &scratch);
       if (static_cast<int64_t>(a.num_counts.size()) > opt_.exact_distinct_limit) Overflow(a, type);
     }
     return;
@@ -946,7 +1437,7 @@ Status Profiler::RunPass(bool correlations_only) {
     w.cols.resize(src_.columns.size());
     w.pearson.assign(m * (m > 0 ? m - 1 : 0) / 2, PairAcc());
     if (!correlations_only) {
-      w.cramer.assign(cm * (cm > 0 ? cm - 1 : 0) / 2, std::vector<int64_t>(kMaxCategories * kMaxCategories, 0));
+      w.cramer.assign(cm * (cm > 0 ? cm - 1 : 0) / 2, std::vector<int64_t>(kCellStride * kCellStride, 0));
     }
   }
   std::atomic<int64_t> next{0};
@@ -954,7 +1445,6 @@ Status Profiler::RunPass(bool correlations_only) {
   std::mutex err_mu;
   Status first_error;
   auto work = [&](WorkerState& w, bool calling_thread) {
-    Table holder;
     for (;;) {
       if (stop.load()) return;
       int64_t g = next.fetch_add(1);
@@ -963,10 +1453,8 @@ Status Profiler::RunPass(bool correlations_only) {
       if (calling_thread && cancel_ && cancel_()) {
         s = Status::Cancelled("profiling was cancelled");
       } else {
-        const Table* view = nullptr;
-        size_t lo = 0, hi = 0;
-        s = src_.read(g, &holder, &view, &lo, &hi);
-        if (s.ok()) s = ProcessGroup(w, *view, lo, hi, correlations_only);
+        s = src_.read(g, &w.chunks, &w.view);
+        if (s.ok()) s = ProcessGroup(w, w.view, correlations_only);
       }
       if (!s.ok()) {
         std::lock_guard<std::mutex> lock(err_mu);
@@ -981,6 +1469,9 @@ Status Profiler::RunPass(bool correlations_only) {
   work(workers_[0], true);
   for (std::thread& t : pool) t.join();
   RETURN_IF_ERROR(first_error);
+  for (WorkerState& w : workers_) {
+    for (ColumnAcc& a : w.cols) DenseFlush(a);
+  }
   for (size_t i = 1; i < workers_.size(); ++i) {
     MergeWorker(workers_[0], workers_[i]);
     workers_[i] = WorkerState();
@@ -1288,6 +1779,10 @@ Result<Json> Profiler::Run(const Json& footer_stats, int64_t file_bytes) {
   // shift and the Cramér candidates, so every worker uses the same ones.
   const Json* stats = footer_stats.contains("columns") ? &footer_stats["columns"] : nullptr;
   shift_.assign(cols.size(), 0.0);
+  ranges_.assign(cols.size(), KnownRange());
+  for (size_t c = 0; c < cols.size(); ++c) {
+    if (cols[c].type == ColumnType::kBool) ranges_[c].known = true, ranges_[c].lo_i = 0, ranges_[c].hi_i = 1;
+  }
   std::vector<int> numeric;
   std::vector<int> categorical;
   for (size_t c = 0; c < cols.size(); ++c) {
@@ -1298,6 +1793,14 @@ Result<Json> Profiler::Run(const Json& footer_stats, int64_t file_bytes) {
       if (s.contains("min") && s.contains("max") && s["min"].is_number() && s["max"].is_number()) {
         double mid = 0.5 * s["min"].get<double>() + 0.5 * s["max"].get<double>();
         if (std::isfinite(mid)) shift_[c] = mid;
+        KnownRange& r = ranges_[c];
+        if (t == ColumnType::kInt64 && s["min"].is_number_integer() && s["max"].is_number_integer()) {
+          r.lo_i = s["min"].get<int64_t>(), r.hi_i = s["max"].get<int64_t>();
+          r.known = r.lo_i <= r.hi_i;
+        } else if (t == ColumnType::kFloat64) {
+          r.lo_f = s["min"].get<double>(), r.hi_f = s["max"].get<double>();
+          r.known = std::isfinite(r.lo_f) && std::isfinite(r.hi_f) && r.lo_f <= r.hi_f;
+        }
       }
     }
     bool candidate = false;
@@ -1332,6 +1835,11 @@ Result<Json> Profiler::Run(const Json& footer_stats, int64_t file_bytes) {
   cramer_cols_ = categorical;
   for (size_t i = 0; i < cramer_cols_.size(); ++i) categories_.push_back(std::make_unique<CategoryMap>());
 
+  row_set_.Reserve(src_.rows);
+  for (uint32_t i = 0; i < static_cast<uint32_t>(kGroupRows); ++i) {
+    if ((MixHash64(i + 0x5bd1e995) & (kSampleEvery - 1)) == 0) sketch_sample_.push_back(i);
+    if ((MixHash64(i + 0x6a09e667) & 3) == 0) pearson_sample_.push_back(i);
+  }
   bool two_pass = numeric.size() > static_cast<size_t>(opt_.max_correlation_columns);
   pearson_cols_ = two_pass ? std::vector<int>() : numeric;
   RETURN_IF_ERROR(RunPass(false));
@@ -1495,7 +2003,7 @@ Result<Json> Profiler::Run(const Json& footer_stats, int64_t file_bytes) {
         double n = 0;
         for (int i = 0; i < kMaxCategories; ++i) {
           for (int k = 0; k < kMaxCategories; ++k) {
-            double v = static_cast<double>(cells[static_cast<size_t>(i * kMaxCategories + k)]);
+            double v = static_cast<double>(cells[static_cast<size_t>(i * kCellStride + k)]);
             rs[static_cast<size_t>(i)] += v, cs[static_cast<size_t>(k)] += v, n += v;
           }
         }
@@ -1509,7 +2017,7 @@ Result<Json> Profiler::Run(const Json& footer_stats, int64_t file_bytes) {
             for (int k = 0; k < kMaxCategories; ++k) {
               if (cs[static_cast<size_t>(k)] == 0) continue;
               double e = rs[static_cast<size_t>(i)] * cs[static_cast<size_t>(k)] / n;
-              double d = static_cast<double>(cells[static_cast<size_t>(i * kMaxCategories + k)]) - e;
+              double d = static_cast<double>(cells[static_cast<size_t>(i * kCellStride + k)]) - e;
               chi2 += d * d / e;
             }
           }
@@ -1562,13 +2070,45 @@ Result<Json> Profiler::Run(const Json& footer_stats, int64_t file_bytes) {
 Result<Json> ProfileDataset(const DatasetFile& file, const ProfileOptions& options, const std::function<bool()>& cancel) {
   Source src;
   src.rows = file.num_rows();
-  src.num_groups = (src.rows + kGroupRows - 1) / kGroupRows;
+  src.num_groups = file.num_groups();
   src.columns = file.columns();
-  src.read = [&file](int64_t g, Table* holder, const Table** view, size_t* lo, size_t* hi) -> Status {
-    ASSIGN_OR_RETURN(*holder, file.ReadRows(g * kGroupRows, kGroupRows));
-    *view = holder;
-    *lo = 0;
-    *hi = static_cast<size_t>(holder->num_rows);
+  src.read = [&file](int64_t g, std::vector<DecodedChunk>* chunks, GroupView* view) -> Status {
+    RETURN_IF_ERROR(file.DecodeGroup(g, chunks));
+    const size_t num_cols = file.columns().size();
+    view->rows = static_cast<size_t>(file.group_rows(g));
+    view->cols.resize(num_cols);
+    for (size_t c = 0; c < num_cols; ++c) {
+      const DecodedChunk& d = (*chunks)[c];
+      const ChunkMeta& m = file.chunk_meta(g, c);
+      ColView& v = view->cols[c];
+      v = ColView();
+      v.type = file.columns()[c].type;
+      v.valid = d.valid.data();
+      switch (v.type) {
+        case ColumnType::kInt64:
+        case ColumnType::kDatetime:
+          v.i64 = d.i64.data();
+          if (m.encoding == ChunkEncoding::kScaled) v.int_step = m.step;
+          break;
+        case ColumnType::kFloat64:
+          v.f64 = d.f64.data();
+          // Decimal chunks keep their mantissas in i64 (DecodeChunk).
+          if ((m.encoding == ChunkEncoding::kDecimal || m.encoding == ChunkEncoding::kDecimalNegZero) &&
+              d.i64.size() >= view->rows) {
+            v.mantissa = d.i64.data();
+            v.decimal_scale = m.scale;
+          }
+          break;
+        case ColumnType::kBool:
+          v.b = d.b.data();
+          break;
+        case ColumnType::kString:
+          v.codes = d.codes.data();
+          v.dict = d.dict.data();
+          v.dict_size = d.dict.size();
+          break;
+      }
+    }
     return Status::Ok();
   };
   Profiler p(src, options, cancel);
@@ -1620,10 +2160,38 @@ Result<Json> ProfileTable(const Table& table, const ProfileOptions& options, con
     }
     stats_cols.push_back(std::move(s));
   }
-  src.read = [&table](int64_t g, Table*, const Table** view, size_t* lo, size_t* hi) -> Status {
-    *view = &table;
-    *lo = static_cast<size_t>(g * kGroupRows);
-    *hi = static_cast<size_t>(std::min<int64_t>(table.num_rows, (g + 1) * kGroupRows));
+  std::vector<std::vector<std::string_view>> dicts(table.columns.size());
+  for (size_t c = 0; c < table.columns.size(); ++c)
+    dicts[c].assign(table.columns[c].dict.begin(), table.columns[c].dict.end());
+  src.read = [&table, &dicts](int64_t g, std::vector<DecodedChunk>*, GroupView* view) -> Status {
+    const size_t lo = static_cast<size_t>(g * kGroupRows);
+    const size_t hi = static_cast<size_t>(std::min<int64_t>(table.num_rows, (g + 1) * kGroupRows));
+    view->rows = hi - lo;
+    view->cols.resize(table.columns.size());
+    for (size_t c = 0; c < table.columns.size(); ++c) {
+      const Column& col = table.columns[c];
+      ColView& v = view->cols[c];
+      v = ColView();
+      v.type = col.type;
+      v.valid = col.valid.data() + lo;
+      switch (col.type) {
+        case ColumnType::kInt64:
+        case ColumnType::kDatetime:
+          v.i64 = col.i64.data() + lo;
+          break;
+        case ColumnType::kFloat64:
+          v.f64 = col.f64.data() + lo;
+          break;
+        case ColumnType::kBool:
+          v.b = col.b.data() + lo;
+          break;
+        case ColumnType::kString:
+          v.codes = col.codes.data() + lo;
+          v.dict = dicts[c].data();
+          v.dict_size = dicts[c].size();
+          break;
+      }
+    }
     return Status::Ok();
   };
   Profiler p(src, options, cancel);

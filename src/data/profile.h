@@ -4,10 +4,13 @@
 // class imbalance).
 //
 // Guarantees
-//  - Memory is bounded for any row count: one decoded row group (65536 rows) per worker thread plus
-//    fixed-size summaries per column (exact value counts up to `exact_distinct_limit` distinct values, then a
-//    HyperLogLog, a quantile sketch and a frequent-items sketch — sketches.h) and a duplicate-row hash set of
-//    at most 2^20 entries (then a hash-sampled estimate).
+//  - Memory is bounded for any row count: one decoded row group (at most 65536 rows; a dataset file is read
+//    by its stored row groups, in place) per worker thread plus fixed-size summaries per column (exact value
+//    counts up to `exact_distinct_limit` distinct values — sorted runs, or for integer and decimal-float
+//    columns whose footer range spans at most min(2^20, 8 * exact_distinct_limit + 1024) values a
+//    direct-address table of that many 32-bit counters — then a HyperLogLog, a quantile sketch and a
+//    frequent-items sketch — sketches.h) and a duplicate-row hash set of at most 2^20 entries (then a
+//    hash-sampled estimate).
 //  - Row groups are processed in parallel (`num_threads`, 0 = one per core); results do not depend on the
 //    thread count except for approximate (sketch) figures, which may differ slightly.
 //  - Errors: kDataLoss if the file is corrupt (from DatasetFile::ReadRows), kInvalidArgument if `target`
@@ -20,7 +23,10 @@
 // (0.8 % standard error, "distinct_approximate": true), top values come from a Misra-Gries sketch
 // ("top_values_approximate": true, each count is a lower bound, at most "top_values_max_error" below the true
 // count), and quantiles/histograms come from a quantile sketch with k = 2048 (rank error typically < 0.1 % of
-// the count; "quantiles_approximate": true). Quantiles in exact mode use linear interpolation between order
+// the count; "quantiles_approximate": true); from then on the top values and quantiles see a deterministic
+// 1-in-4 sample of each row group's values (by a hash of the position; weighted up, histogram bins rescaled to
+// the exact count). How exact counts are kept (sorting, counting tables, the storage's decimal mantissas and
+// datetime steps) never changes a result. Quantiles in exact mode use linear interpolation between order
 // statistics (numpy's default). NaN is excluded from numeric statistics and counted in "nan"; +-inf take part
 // in min/max/quantiles but not in mean/std/histogram ("infinite" counts them).
 //

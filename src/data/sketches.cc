@@ -1,6 +1,7 @@
 #include "data/sketches.h"
 
 #include <cmath>
+#include <iterator>
 #include <limits>
 
 namespace lathe {
@@ -61,8 +62,9 @@ void QuantileSketch::MergeIntoLevel(size_t level, const double* values, size_t n
   if (n == 0) return;
   if (levels_.size() <= level) levels_.resize(level + 1);
   std::vector<double>& dst = levels_[level];
-  scratch_.resize(dst.size() + n);
-  std::merge(dst.begin(), dst.end(), values, values + n, scratch_.begin());
+  scratch_.clear();  // keeps its capacity: no allocation or zero-fill per merge
+  scratch_.reserve(dst.size() + n);
+  std::merge(dst.begin(), dst.end(), values, values + n, std::back_inserter(scratch_));
   dst.swap(scratch_);
 }
 
@@ -75,14 +77,16 @@ void QuantileSketch::AddSorted(const double* values, size_t n) {
 
 void QuantileSketch::AddSortedWeighted(const double* values, const int64_t* counts, size_t n) {
   if (n == 0) return;
-  int64_t max_count = 0;
+  uint64_t any_bits = 0;
   for (size_t i = 0; i < n; ++i) {
     count_ += counts[i];
-    max_count = std::max(max_count, counts[i]);
+    any_bits |= static_cast<uint64_t>(counts[i]);
   }
-  // A weight w is the sum of its binary digits: one item at each level h whose bit is set.
-  std::vector<double> run;
-  for (int h = 0; h < 63 && (max_count >> h) != 0; ++h) {
+  // A weight w is the sum of its binary digits: one item at each level h whose bit is set. Only the levels
+  // some weight has a bit for are visited (sampled runs all weigh 4: one level, not three).
+  std::vector<double>& run = run_;
+  for (int h = 0; h < 63 && (any_bits >> h) != 0; ++h) {
+    if (((any_bits >> h) & 1) == 0) continue;
     run.clear();
     for (size_t i = 0; i < n; ++i) {
       if ((counts[i] >> h) & 1) run.push_back(values[i]);

@@ -76,7 +76,7 @@ class QuantileSketch {
   int64_t count_ = 0;
   bool exact_ = true;
   std::vector<std::vector<double>> levels_;  // levels_[h] ascending, each item weighs 2^h
-  std::vector<double> scratch_;
+  std::vector<double> scratch_, run_;        // buffers kept between calls
 };
 
 // Misra-Gries frequent items over keys K (ordered by operator<). Items are kept sorted by key.
@@ -87,33 +87,38 @@ class FrequentItems {
 
   // Adds (key, count) pairs; keys may repeat and need not be sorted.
   void AddBatch(std::vector<std::pair<K, int64_t>> batch) {
-    if (batch.empty()) return;
     auto by_key = [](const std::pair<K, int64_t>& a, const std::pair<K, int64_t>& b) { return a.first < b.first; };
     if (!std::is_sorted(batch.begin(), batch.end(), by_key)) std::sort(batch.begin(), batch.end(), by_key);
-    for (const auto& p : batch) total_ += p.second;
-    std::vector<std::pair<K, int64_t>> merged;
-    merged.reserve(items_.size() + batch.size());
+    AddSorted(batch.data(), batch.size());
+  }
+  // The same for n pairs already sorted by key (no copy of them is made).
+  void AddSorted(const std::pair<K, int64_t>* batch, size_t n) {
+    if (n == 0) return;
+    for (size_t j = 0; j < n; ++j) total_ += batch[j].second;
+    std::vector<std::pair<K, int64_t>>& merged = scratch_;  // kept between calls: no allocation per batch
+    merged.clear();
+    merged.reserve(items_.size() + n);
     size_t i = 0, j = 0;
-    auto push = [&](std::pair<K, int64_t>&& p) {
+    auto push = [&](auto&& p) {
       if (!merged.empty() && !(merged.back().first < p.first)) {
         merged.back().second += p.second;
       } else {
-        merged.push_back(std::move(p));
+        merged.push_back(std::forward<decltype(p)>(p));
       }
     };
-    while (i < items_.size() || j < batch.size()) {
-      if (j >= batch.size() || (i < items_.size() && !(batch[j].first < items_[i].first))) {
+    while (i < items_.size() || j < n) {
+      if (j >= n || (i < items_.size() && !(batch[j].first < items_[i].first))) {
         push(std::move(items_[i++]));
       } else {
-        push(std::move(batch[j++]));
+        push(batch[j++]);
       }
     }
-    items_ = std::move(merged);
+    items_.swap(merged);
     Purge();
   }
   void Merge(const FrequentItems& other) {
     int64_t before = total_;
-    AddBatch(other.items_);
+    AddSorted(other.items_.data(), other.items_.size());
     total_ = before + other.total_;
     error_ += other.error_;
   }
@@ -138,8 +143,8 @@ class FrequentItems {
  private:
   void Purge() {
     if (items_.size() <= capacity_) return;
-    std::vector<int64_t> counts;
-    counts.reserve(items_.size());
+    std::vector<int64_t>& counts = counts_scratch_;
+    counts.clear();
     for (const auto& p : items_) counts.push_back(p.second);
     // Subtract the (capacity+1)-th largest count from every counter and drop the ones that reach zero.
     auto nth = counts.begin() + static_cast<std::ptrdiff_t>(capacity_);
@@ -161,6 +166,8 @@ class FrequentItems {
   int64_t total_ = 0;
   int64_t error_ = 0;
   std::vector<std::pair<K, int64_t>> items_;
+  std::vector<std::pair<K, int64_t>> scratch_;  // buffers kept between calls
+  std::vector<int64_t> counts_scratch_;
 };
 
 }  // namespace lathe

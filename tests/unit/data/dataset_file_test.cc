@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <random>
@@ -127,6 +128,59 @@ TEST(DatasetFile, WindowsAcrossChunkBoundaries) {
   }
   EXPECT_EQ((*f)->ReadRows(-1, 5).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ((*f)->ReadRows(0, -5).status().code(), StatusCode::kInvalidArgument);
+}
+
+// DecodeGroup hands out the stored row groups one at a time in reused buffers: the same values as the table,
+// missing slots 0, for a last group whose length is not a multiple of 8 (the bitmap's tail).
+TEST(DatasetFile, DecodeGroupMatchesTheTable) {
+  ScratchDir dir;
+  Table t = MakeTable(140003, 7);
+  std::string path = dir.Path("g.lcol");
+  ASSERT_TRUE(WriteDatasetFile(t, path).ok());
+  auto f = DatasetFile::Open(path);
+  ASSERT_TRUE(f.ok());
+  ASSERT_EQ((*f)->num_groups(), 3);
+  std::vector<DecodedChunk> chunks;
+  int64_t first = 0;
+  for (int64_t g = 0; g < (*f)->num_groups(); ++g) {
+    ASSERT_TRUE((*f)->DecodeGroup(g, &chunks).ok());
+    const size_t rows = static_cast<size_t>((*f)->group_rows(g));
+    ASSERT_EQ(chunks.size(), t.columns.size());
+    for (size_t c = 0; c < t.columns.size(); ++c) {
+      const Column& col = t.columns[c];
+      const DecodedChunk& d = chunks[c];
+      ASSERT_EQ(d.valid.size(), rows) << col.name;
+      for (size_t r = 0; r < rows; ++r) {
+        const size_t src = static_cast<size_t>(first) + r;
+        ASSERT_EQ(d.valid[r], col.valid[src]) << col.name << " row " << src;
+        const bool ok = col.valid[src] != 0;
+        switch (col.type) {
+          case ColumnType::kInt64:
+          case ColumnType::kDatetime:
+            ASSERT_EQ(d.i64[r], ok ? col.i64[src] : 0) << col.name << " row " << src;
+            break;
+          case ColumnType::kFloat64: {
+            const double want = ok ? col.f64[src] : 0.0;
+            ASSERT_EQ(std::memcmp(&d.f64[r], &want, 8), 0) << col.name << " row " << src;
+            break;
+          }
+          case ColumnType::kBool:
+            ASSERT_EQ(d.b[r], ok ? col.b[src] : 0) << col.name;
+            break;
+          case ColumnType::kString:
+            if (ok) {
+              ASSERT_EQ(d.dict[static_cast<size_t>(d.codes[r])], col.StringAt(src))
+                  << col.name << " row " << src;
+            }
+            break;
+        }
+      }
+    }
+    first += static_cast<int64_t>(rows);
+  }
+  EXPECT_EQ(first, 140003);
+  EXPECT_EQ((*f)->DecodeGroup(-1, &chunks).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*f)->DecodeGroup(3, &chunks).code(), StatusCode::kInvalidArgument);
 }
 
 TEST(DatasetFile, StatsFromFooter) {

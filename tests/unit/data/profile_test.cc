@@ -2,10 +2,10 @@
 
 #include <gtest/gtest.h>
 
-#include <random>
-
 #include <cmath>
 #include <limits>
+#include <map>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -414,6 +414,135 @@ TEST(ProfileTest, PearsonOnASampleOfLargeDatasets) {
     // The same rows on every run and thread count (sums may differ in the last bits by merge order).
     EXPECT_EQ(ps["pairs"][0]["n"], first["pairs"][0]["n"]);
     EXPECT_NEAR(PairValue(ps, "x", "y"), PairValue(first, "x", "y"), 1e-12);
+  }
+}
+
+// Equal JSON, except that non-integer numbers may differ in the last bits (sums merged in another order, a
+// different Pearson shift).
+void ExpectSameProfile(const Json& a, const Json& b, const std::string& path) {
+  if (a.is_number_float() || b.is_number_float()) {
+    ASSERT_TRUE(a.is_number() && b.is_number()) << path << ": " << a << " vs " << b;
+    if (a.get<double>() == b.get<double>()) return;  // also +-inf
+    EXPECT_NEAR(a.get<double>(), b.get<double>(), 1e-12 * std::max(1.0, std::fabs(b.get<double>()))) << path;
+  } else if (a.is_object() && b.is_object()) {
+    EXPECT_EQ(a.size(), b.size()) << path;
+    for (auto it = b.begin(); it != b.end(); ++it) {
+      ASSERT_TRUE(a.contains(it.key())) << path << "." << it.key();
+      ExpectSameProfile(a[it.key()], it.value(), path + "." + it.key());
+    }
+  } else if (a.is_array() && b.is_array()) {
+    ASSERT_EQ(a.size(), b.size()) << path;
+    for (size_t i = 0; i < a.size(); ++i) ExpectSameProfile(a[i], b[i], path + "[" + std::to_string(i) + "]");
+  } else {
+    EXPECT_EQ(a, b) << path;
+  }
+}
+
+// The file path counts exact values through the storage's ordinals (decimal mantissas of any scale, integer
+// offsets, datetime steps) and direct-address tables; the table path sorts 64-bit keys. Both must give the
+// same profile, including columns whose chunks switch encoding or scale, negatives, -0.0, NaN, infinities and
+// nulls, and when the exact limit is crossed while counting in a table.
+TEST(ProfileTest, StorageOrdinalsAndDenseTablesMatchTheSortPath) {
+  const size_t n = 150000;  // three row groups
+  const size_t half = 70000;
+  std::mt19937_64 rng(11);
+  auto uniform = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+  std::normal_distribution<double> g(0, 3);
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  std::vector<int64_t> small(n), wide(n), stepped(n), day(n), pool(5000);
+  std::vector<double> dec_a(n), dec_b(n), plain(n), mixed(n);
+  std::vector<uint8_t> small_valid(n), flag(n);
+  for (int64_t& v : pool) v = uniform(-1000000000000, 1000000000000);
+  for (size_t i = 0; i < n; ++i) {
+    small[i] = uniform(-20, 20);
+    small_valid[i] = uniform(0, 99) >= 3;
+    wide[i] = pool[static_cast<size_t>(uniform(0, 4999))];
+    stepped[i] = 1000 * uniform(-5000, 5000);
+    day[i] = int64_t{86400000000} * uniform(16000, 19000);
+    // Two decimals, then four (and the other way round): chunk scales differ.
+    const double two = static_cast<double>(uniform(-5000, 5000)) / 100,
+                 four = static_cast<double>(uniform(-500000, 500000)) / 10000;
+    dec_a[i] = i < half ? two : four;
+    // Narrower, so that even at four decimals the range fits a direct-address table (then scale 2 is scaled
+    // up).
+    const double two_b = static_cast<double>(uniform(-2000, 2000)) / 100,
+                 four_b = static_cast<double>(uniform(-200000, 200000)) / 10000;
+    dec_b[i] = i < half ? four_b : two_b;
+    if (i % 1000 == 7) dec_b[i] = -0.0;
+    plain[i] = g(rng);
+    if (i % 997 == 3) plain[i] = nan;
+    if (i % 1999 == 5) plain[i] = i % 2 ? inf : -inf;
+    mixed[i] = i < half ? two : plain[i];  // decimal chunks, then plain ones
+    flag[i] = static_cast<uint8_t>(uniform(0, 1));
+  }
+  Column dt = IntCol("day", day);
+  dt.type = ColumnType::kDatetime;
+  Column fl;
+  fl.name = "flag";
+  fl.type = ColumnType::kBool;
+  fl.b = flag;
+  fl.valid.assign(n, 1);
+  Column pl = FloatCol("plain", plain);
+  for (size_t i = 0; i < n; i += 13) pl.valid[i] = 0;
+  Table t =
+      MakeTable({IntCol("small", small, small_valid), IntCol("wide", wide), IntCol("stepped", stepped), dt,
+                 FloatCol("dec_a", dec_a), FloatCol("dec_b", dec_b), pl, FloatCol("mixed", mixed), fl});
+  ScratchDir dir;
+  ASSERT_TRUE(WriteDatasetFile(t, dir.Path("o.lcol")).ok());
+  auto f = DatasetFile::Open(dir.Path("o.lcol"));
+  ASSERT_TRUE(f.ok());
+  for (int64_t limit : {int64_t{100000}, int64_t{30}}) {
+    for (int threads : {1, 2}) {
+      ProfileOptions o;
+      o.exact_distinct_limit = limit;
+      o.num_threads = threads;
+      auto a = ProfileDataset(**f, o, nullptr);
+      auto b = ProfileTable(t, o, nullptr);
+      ASSERT_TRUE(a.ok()) << a.status().ToString();
+      ASSERT_TRUE(b.ok()) << b.status().ToString();
+      if (limit > 1000) {
+        Json ja = *a, jb = *b;
+        ja.erase("file_bytes");
+        jb.erase("file_bytes");
+        ExpectSameProfile(ja["columns"], jb["columns"], "columns");
+        ExpectSameProfile(ja["correlations"], jb["correlations"], "correlations");
+        // An independent check of the exact counts.
+        std::map<int64_t, int64_t> counts;
+        for (size_t i = 0; i < n; ++i) {
+          if (small_valid[i]) ++counts[small[i]];
+        }
+        const Json& sc = Col(*a, "small");
+        EXPECT_EQ(sc["distinct"].get<size_t>(), counts.size());
+        EXPECT_EQ(sc["min"], counts.begin()->first);
+        EXPECT_EQ(sc["max"], counts.rbegin()->first);
+        int64_t best = 0;
+        for (const auto& [v, c] : counts) best = std::max(best, c);
+        EXPECT_EQ(sc["top_values"][0]["count"], best);
+        std::map<double, int64_t> dcounts;
+        for (double v : dec_b) ++dcounts[v == 0 ? 0.0 : v];
+        const Json& dc = Col(*a, "dec_b");
+        EXPECT_FALSE(dc["distinct_approximate"].get<bool>());
+        EXPECT_EQ(dc["distinct"].get<size_t>(), dcounts.size());
+        EXPECT_EQ(dc["min"].get<double>(), dcounts.begin()->first);
+        EXPECT_EQ(dc["max"].get<double>(), dcounts.rbegin()->first);
+        EXPECT_EQ(Col(*a, "plain")["nan"], Col(*b, "plain")["nan"]);
+      } else {
+        // Past the limit: the same columns turn approximate, with the same exact range and counts.
+        for (const char* name :
+             {"small", "wide", "stepped", "day", "dec_a", "dec_b", "plain", "mixed", "flag"}) {
+          const Json& ca = Col(*a, name);
+          const Json& cb = Col(*b, name);
+          EXPECT_EQ(ca["distinct_approximate"], cb["distinct_approximate"]) << name;
+          for (const char* k : {"count", "missing", "min", "max", "zeros", "negatives"})
+            EXPECT_EQ(ca[k], cb[k]) << name << " " << k;
+          EXPECT_NEAR(ca["distinct"].get<double>(), cb["distinct"].get<double>(),
+                      0.05 * cb["distinct"].get<double>())
+              << name;
+        }
+        EXPECT_TRUE(Col(*a, "small")["distinct_approximate"].get<bool>());  // 41 values > 30
+        EXPECT_FALSE(Col(*a, "flag")["distinct_approximate"].get<bool>());
+      }
+    }
   }
 }
 
