@@ -70,6 +70,7 @@ struct NumberSummary {
 
 NumberSummary Summarize(const Column& c) {
   NumberSummary out;
+
   double mn = std::numeric_limits<double>::infinity(), mx = -mn;
   size_t k = 0;
   long double sum = 0;
@@ -281,9 +282,10 @@ Status ImputeApply(const StepCtx& ctx, const Json& params, const Json& state, Ta
     }
     if (c.type == ColumnType::kFloat64 && fill.is_number()) {
       const double v = fill.get<double>();
-      double* x = c.f64.data();
-      uint8_t* ok = c.valid.data();
-      for (size_t r = 0; r < c.size(); ++r) {  // branch-free, so it vectorizes
+      double* __restrict x = c.f64.data();
+      uint8_t* __restrict ok = c.valid.data();
+      const size_t n = c.size();
+      for (size_t r = 0; r < n; ++r) {  // branch-free, so it vectorizes
         x[r] = ok[r] ? x[r] : v;
         ok[r] = 1;
       }
@@ -397,13 +399,14 @@ Status MinMaxTransform(const StepCtx& ctx, const Json& params, const Json& state
     ToFloatColumn(c);
     const double mn = Get(e, "min", 0), mx = Get(e, "max", 0);
     const double range = mx - mn;
-    double* x = c.f64.data();
-    const uint8_t* ok = c.valid.data();
+    double* __restrict x = c.f64.data();
+    const uint8_t* __restrict ok = c.valid.data();
+    const size_t n = c.size();
     // Missing rows keep their (unspecified) slot; the select keeps the loop branch-free.
     if (range > 0) {
-      for (size_t r = 0; r < c.size(); ++r) x[r] = ok[r] ? lo + (x[r] - mn) / range * (hi - lo) : x[r];
+      for (size_t r = 0; r < n; ++r) x[r] = ok[r] ? lo + (x[r] - mn) / range * (hi - lo) : x[r];
     } else {
-      for (size_t r = 0; r < c.size(); ++r) x[r] = ok[r] ? lo : x[r];
+      for (size_t r = 0; r < n; ++r) x[r] = ok[r] ? lo : x[r];
     }
     return Status::Ok();
   });
@@ -421,12 +424,13 @@ Status ZTransform(const StepCtx& ctx, const Json&, const Json& state, Table& t) 
   return ForStateColumns(ctx, state, t, "scale_zscore", [&](Column& c, const Json& e) -> Status {
     ToFloatColumn(c);
     const double m = Get(e, "mean", 0), s = Get(e, "std", 0);
-    double* x = c.f64.data();
-    const uint8_t* ok = c.valid.data();
+    double* __restrict x = c.f64.data();
+    const uint8_t* __restrict ok = c.valid.data();
+    const size_t n = c.size();
     if (s > 0) {
-      for (size_t r = 0; r < c.size(); ++r) x[r] = ok[r] ? (x[r] - m) / s : x[r];
+      for (size_t r = 0; r < n; ++r) x[r] = ok[r] ? (x[r] - m) / s : x[r];
     } else {
-      for (size_t r = 0; r < c.size(); ++r) x[r] = ok[r] ? 0.0 : x[r];
+      for (size_t r = 0; r < n; ++r) x[r] = ok[r] ? 0.0 : x[r];
     }
     return Status::Ok();
   });
