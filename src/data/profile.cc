@@ -619,6 +619,7 @@ class Profiler {
     double lo_f = 0, hi_f = 0;
   };
   std::vector<KnownRange> ranges_;
+  std::atomic<int64_t> dense_bytes_{0};  // all live dense tables (ProfileOptions::max_dense_table_bytes)
   RowHashSet row_set_;
   std::vector<WorkerState> workers_;
 };
@@ -693,6 +694,7 @@ void Profiler::Overflow(ColumnAcc& a, ColumnType type) {
       batch.emplace_back(key, a.dense[g]);
     }
     AddSketchRuns(a, type, batch, /*hll=*/true);
+    dense_bytes_.fetch_sub(static_cast<int64_t>(a.dense.size() * sizeof(uint32_t)));
     a.dense = ZeroedArray<uint32_t>();
     a.dense_distinct = 0;
   }
@@ -720,6 +722,13 @@ bool Profiler::DenseAdd(ColumnAcc& a, const ColView& c, size_t col, const uint64
       lo = static_cast<int64_t>(dlo), hi = static_cast<int64_t>(dhi);
     }
     if (static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo) >= max_slots) return false;
+    const int64_t bytes = (hi - lo + 1) * static_cast<int64_t>(sizeof(uint32_t));
+    // All dense tables of one profile together (every column, every thread) stay under the option: wide
+    // tables of many mid-range integer columns fall back to sorted runs, not 4 MiB per column per thread.
+    if (dense_bytes_.fetch_add(bytes) + bytes > opt_.max_dense_table_bytes) {
+      dense_bytes_.fetch_sub(bytes);
+      return false;
+    }
     a.dense_scale = decimal ? c.decimal_scale : -1;
     a.dense_lo = lo;
     a.dense = ZeroedArray<uint32_t>(static_cast<size_t>(hi - lo) + 1);

@@ -92,6 +92,9 @@ struct ProfileOptions {
   // the cost, quadratic in the columns, drops 4x. "pearson.sampled" says when it happened.
   int64_t correlation_exact_rows = 262144;
   int num_threads = 0;                   // 0 = one per core
+  // Exact counts of integer and decimal columns with a narrow value range use direct-address tables (up to
+  // 4 MiB per column per thread); all of them together stay under this, the rest use sorted runs.
+  int64_t max_dense_table_bytes = int64_t{256} << 20;
 };
 
 Result<Json> ProfileDataset(const DatasetFile& file, const ProfileOptions& options,

@@ -506,6 +506,14 @@ TEST(ProfileTest, StorageOrdinalsAndDenseTablesMatchTheSortPath) {
         jb.erase("file_bytes");
         ExpectSameProfile(ja["columns"], jb["columns"], "columns");
         ExpectSameProfile(ja["correlations"], jb["correlations"], "correlations");
+        // Without room for dense tables (the memory budget spent) the file path sorts, with the same result.
+        ProfileOptions no_dense = o;
+        no_dense.max_dense_table_bytes = 0;
+        auto c = ProfileDataset(**f, no_dense, nullptr);
+        ASSERT_TRUE(c.ok()) << c.status().ToString();
+        Json jc = *c;
+        jc.erase("file_bytes");
+        ExpectSameProfile(ja["columns"], jc["columns"], "columns without dense tables");
         // An independent check of the exact counts.
         std::map<int64_t, int64_t> counts;
         for (size_t i = 0; i < n; ++i) {
