@@ -365,8 +365,10 @@ Result<NewApiKey> AuthService::CreateApiKey(const Caller& creator, const std::st
   const int64_t now = NowMicros();
   if (expires_at != 0 && expires_at <= now) return field("expires_in_days", "must be in the future");
   NewApiKey out;
-  out.record.id = RandomToken(9);  // 12 url-safe characters: the key's public prefix
+  out.record.id = RandomToken(9);  // 9 url-safe characters (54 bits): the key's public prefix
   std::replace(out.record.id.begin(), out.record.id.end(), '_', 'x');  // keep "lk_<id>_" parseable
+  // An id is typed as a command-line argument (`lathe keys revoke ID`), where a leading '-' reads as an option.
+  if (out.record.id[0] == '-') out.record.id[0] = 'k';
   out.key = "lk_" + out.record.id + "_" + RandomToken(32);
   out.record.project = project;
   out.record.name = name;

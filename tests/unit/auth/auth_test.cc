@@ -179,3 +179,27 @@ TEST_F(AuthTest, ShortAdminPasswordIsRefused) {
 
 }  // namespace
 }  // namespace lathe
+
+namespace lathe {
+namespace {
+
+// Key ids are typed as command-line arguments (`lathe keys revoke ID`): none may start with '-' (read as an
+// option) or contain '_' (the separator in "lk_<id>_<secret>"). 300 keys: without the rule, one in 64 ids
+// would start with '-'.
+TEST_F(AuthTest, ApiKeyIdsAreSafeCommandLineArguments) {
+  AuthService auth(store_.get(), AuthOptions{});
+  ASSERT_TRUE(auth.Bootstrap("s3cret-password").ok());
+  Caller admin{.user_id = "usr_admin", .username = "admin", .is_admin = true};
+  for (int i = 0; i < 300; ++i) {
+    auto k = auth.CreateApiKey(admin, "default", "k" + std::to_string(i), {Permission::kProjectRead}, "", 0);
+    ASSERT_TRUE(k.ok()) << k.status().ToString();
+    const std::string& id = k->record.id;
+    ASSERT_FALSE(id.empty());
+    EXPECT_NE(id[0], '-') << id;
+    EXPECT_EQ(id.find('_'), std::string::npos) << id;
+    EXPECT_EQ(k->key.rfind("lk_" + id + "_", 0), 0u) << k->key;
+  }
+}
+
+}  // namespace
+}  // namespace lathe
