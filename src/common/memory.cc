@@ -17,7 +17,7 @@ void TuneAllocator(size_t retain_bytes) {
 }
 
 namespace {
-constexpr size_t kHugePage = size_t{2} << 20;
+constexpr size_t kHugePage = kLargeBufferMapBytes;
 }  // namespace
 
 LargeBuffer::LargeBuffer(size_t bytes) : size_(bytes) {

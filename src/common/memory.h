@@ -17,8 +17,11 @@ void TuneAllocator(size_t retain_bytes = size_t{256} << 20);
 
 // A large, uninitialized byte buffer mapped straight from the kernel and, where transparent huge pages are
 // enabled (always or madvise), backed by 2 MiB pages: touching 16 MiB costs 8 page faults instead of 4096.
-// For buffers of megabytes that are filled once and read (file segments); smaller ones use new[].
+// For buffers of megabytes that are filled once and read (file segments); smaller ones use new[]. From
+// kLargeBufferMapBytes up the memory is freshly mapped and reads as zero until written.
 // Move-only; the memory is unmapped by the destructor.
+constexpr size_t kLargeBufferMapBytes = size_t{2} << 20;
+
 class LargeBuffer {
  public:
   LargeBuffer() = default;

@@ -1,7 +1,5 @@
 #include "data/profile.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -17,6 +15,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "common/memory.h"
 #include "data/checksum.h"
 #include "data/lcol_format.h"
 #include "data/sketches.h"
@@ -279,55 +278,34 @@ int64_t CountTokens(std::string_view s) {
   return tokens;
 }
 
-// A zero-filled array of trivially copyable T taken straight from mmap: fresh anonymous pages are already
-// zero (no memset), and from 512 KiB up it is rounded up to whole 2 MiB huge pages (transparent huge pages,
-// asked for with madvise): a page fault per 2 MiB instead of per 4 KiB, and faults are expensive on virtual
-// machines. Move-only.
+// A zero-filled array of trivially copyable T. From 512 KiB up it is rounded up to whole 2 MiB huge pages
+// from a LargeBuffer (fresh anonymous pages are already zero: no memset; a page fault per 2 MiB instead of
+// per 4 KiB, and faults are expensive on virtual machines); smaller ones are zeroed. Move-only.
 template <class T>
 class ZeroedArray {
  public:
   ZeroedArray() = default;
   explicit ZeroedArray(size_t n) : size_(n) {
     if (n == 0) return;
-    constexpr size_t kHuge = size_t{2} << 20;
-    bytes_ = n * sizeof(T);
-    const bool huge = bytes_ >= kHuge / 4;
-    if (huge) bytes_ = (bytes_ + kHuge - 1) / kHuge * kHuge;
-    // Huge pages need a 2 MiB-aligned range: map one page more and trim both ends.
-    const size_t mapped = huge ? bytes_ + kHuge : bytes_;
-    void* p = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::bad_alloc();  // as std::vector would
-    char* start = static_cast<char*>(p);
-    if (huge) {
-      const uintptr_t at = reinterpret_cast<uintptr_t>(start);
-      char* aligned = start + ((kHuge - at % kHuge) % kHuge);
-      if (aligned > start) ::munmap(start, static_cast<size_t>(aligned - start));
-      const size_t tail = static_cast<size_t>(start + mapped - (aligned + bytes_));
-      if (tail > 0) ::munmap(aligned + bytes_, tail);
-      start = aligned;
-      ::madvise(start, bytes_, MADV_HUGEPAGE);  // a hint: failure is harmless
-    }
-    data_ = reinterpret_cast<T*>(start);
+    size_t bytes = n * sizeof(T);
+    const bool huge = bytes >= kLargeBufferMapBytes / 4;
+    if (huge) bytes = (bytes + kLargeBufferMapBytes - 1) / kLargeBufferMapBytes * kLargeBufferMapBytes;
+    mem_ = LargeBuffer(bytes);
+    if (!huge) std::memset(mem_.data(), 0, bytes);
   }
-  ZeroedArray(ZeroedArray&& o) noexcept { *this = std::move(o); }
+  ZeroedArray(ZeroedArray&& o) noexcept : mem_(std::move(o.mem_)), size_(std::exchange(o.size_, 0)) {}
   ZeroedArray& operator=(ZeroedArray&& o) noexcept {
-    std::swap(data_, o.data_);
-    std::swap(size_, o.size_);
-    std::swap(bytes_, o.bytes_);
+    mem_ = std::move(o.mem_);
+    size_ = std::exchange(o.size_, 0);
     return *this;
   }
-  ZeroedArray(const ZeroedArray&) = delete;
-  ZeroedArray& operator=(const ZeroedArray&) = delete;
-  ~ZeroedArray() {
-    if (data_ != nullptr) ::munmap(data_, bytes_);
-  }
-  T& operator[](size_t i) { return data_[i]; }
-  const T& operator[](size_t i) const { return data_[i]; }
+  T& operator[](size_t i) { return reinterpret_cast<T*>(mem_.data())[i]; }
+  const T& operator[](size_t i) const { return reinterpret_cast<const T*>(mem_.data())[i]; }
   size_t size() const { return size_; }
 
  private:
-  T* data_ = nullptr;
-  size_t size_ = 0, bytes_ = 0;
+  LargeBuffer mem_;
+  size_t size_ = 0;
 };
 
 // ---------------------------------------------------------------- per-column accumulator
