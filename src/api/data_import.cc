@@ -4,8 +4,6 @@
 // leaves nothing behind: no version, no blob, no quarantine file.
 #include "api/data_import.h"
 
-#include <malloc.h>
-
 #include <filesystem>
 #include <fstream>
 
@@ -16,6 +14,7 @@
 #include "common/compress.h"
 #include "common/crypto.h"
 #include "common/log.h"
+#include "common/memory.h"
 #include "data/csv_import.h"
 #include "data/dataset_file.h"
 #include "data/json_import.h"
@@ -212,7 +211,7 @@ Result<Json> ImportIntoVersion(App& app, JobContext& ctx, const ImportRequest& r
   auto imported = RunImporter(req.spec, format, req.input_path, out_path, import, progress, cancel);
   // The importer's per-thread buffers are free now: hand them back to the OS before profiling, so the peak
   // resident memory of an import is the larger of the two phases, not their sum.
-  ::malloc_trim(0);
+  ReleaseFreeMemory();
   if (!imported.ok()) return imported.TakeStatus().Annotate("import of '" + req.dataset + "' failed");
   ctx.Log("read " + std::to_string(imported->rows) + " rows, " + std::to_string(imported->columns.size()) +
           " columns as " + format + (imported->encoding.empty() ? "" : " (" + imported->encoding + ")") +

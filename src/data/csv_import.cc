@@ -9,7 +9,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -22,6 +21,7 @@
 #endif
 
 #include "common/memory.h"
+#include "common/parallel.h"
 #include "data/checksum.h"
 #include "data/csv_tokenizer.h"
 #include "data/lcol_format.h"
@@ -1302,37 +1302,6 @@ std::optional<ColumnType> JoinTypes(std::optional<ColumnType> a, std::optional<C
   return ColumnType::kString;
 }
 
-// Runs produce(i) for i in [0, n) on up to `threads` threads and hands results to consume(i, r) in order on
-// the calling thread. Stops submitting after the first failing consume; waits for work in flight.
-template <class R, class Produce, class Consume>
-Status RunOrdered(size_t n, int threads, const Produce& produce, const Consume& consume) {
-  std::deque<std::future<R>> inflight;
-  size_t next = 0;
-  auto fill = [&]() -> Status {
-    while (next < n && inflight.size() < static_cast<size_t>(threads)) {
-      size_t i = next++;
-      try {
-        inflight.push_back(std::async(std::launch::async, [&produce, i] { return produce(i); }));
-      } catch (const std::exception& e) {
-        return Status::Internal(std::string("cannot start a worker thread: ") + e.what());
-      }
-    }
-    return Status::Ok();
-  };
-  Status st;
-  for (size_t i = 0; i < n && st.ok(); ++i) {
-    st = fill();
-    if (!st.ok()) break;
-    R r = inflight.front().get();
-    inflight.pop_front();
-    st = fill();
-    if (!st.ok()) break;
-    st = consume(i, r);
-  }
-  for (auto& f : inflight) f.wait();
-  return st;
-}
-
 // Wraps a worker so that allocation failures and other exceptions become a Status in the result.
 template <class R, class Fn>
 R Guarded(const Fn& fn, Status R::*status_member) {
@@ -1918,19 +1887,21 @@ Result<ImportResult> Import(const std::string& input_path, const std::string& ou
   // One pass: segments are tokenized, validated, converted and compressed in parallel, each from the first
   // line start after its nominal offset; results are joined in file order on this thread. A segment whose
   // start guess was wrong (a quoted field spans the boundary) is redone from the true row boundary.
-  // Segments are at most segment_bytes; their number is rounded up to a multiple of the thread count so all
-  // threads finish together instead of one working alone on the last segment.
-  int64_t seg_bytes = static_cast<int64_t>(std::max<size_t>(opts.segment_bytes, 1024));
-  size_t nseg = body <= 0 ? 0 : static_cast<size_t>((body + seg_bytes - 1) / seg_bytes);
-  if (nseg > 1 && threads > 1) {
-    size_t t = static_cast<size_t>(threads);
-    nseg = (nseg + t - 1) / t * t;
-    seg_bytes = std::max<int64_t>(1024, (body + static_cast<int64_t>(nseg) - 1) / static_cast<int64_t>(nseg));
-    nseg = static_cast<size_t>((body + seg_bytes - 1) / seg_bytes);
+  // Segments are at most segment_bytes; towards the end of the file they shrink (each takes 1/(2 * threads)
+  // of what is left, down to a quarter of segment_bytes) so the threads run out of work at nearly the same
+  // time instead of one finishing a whole segment alone.
+  const int64_t seg_max = static_cast<int64_t>(std::max<size_t>(opts.segment_bytes, 1024));
+  const int64_t seg_min = std::max<int64_t>(1024, seg_max / 4);
+  std::vector<int64_t> bounds{plan.data_start};  // nominal segment starts, then the file size
+  for (int64_t pos = plan.data_start; pos < file_size;) {
+    const int64_t left = file_size - pos;
+    int64_t step = threads > 1 ? std::clamp<int64_t>(left / (2 * threads), seg_min, seg_max) : seg_max;
+    if (left - step < seg_min / 2) step = left;
+    pos += step;
+    bounds.push_back(pos);
   }
-  auto nominal = [&](size_t k) {
-    return k >= nseg ? file_size : plan.data_start + static_cast<int64_t>(k) * seg_bytes;
-  };
+  const size_t nseg = bounds.size() - 1;
+  auto nominal = [&](size_t k) { return k >= nseg ? file_size : bounds[k]; };
   std::vector<std::optional<ColumnType>> joined(plan.ncols);
   std::vector<GroupSpan> groups;
   int64_t rows = 0;
@@ -1952,7 +1923,8 @@ Result<ImportResult> Import(const std::string& input_path, const std::string& ou
   auto process = [&](size_t k) {
     return run_segment(k == 0 ? plan.data_start : -1, nominal(k), nominal(k + 1), nullptr, nullptr);
   };
-  Status st = RunOrdered<SegmentResult>(nseg, threads, process, [&](size_t k, SegmentResult& r) -> Status {
+  Status st = RunOrdered<SegmentResult>(nseg, threads, static_cast<size_t>(threads) + 1, process,
+                                        [&](size_t k, SegmentResult& r) -> Status {
     if (cancelled()) return Status::Cancelled("import cancelled");
     if (r.io.ok() && r.start != expected_start) {
       r = run_segment(expected_start, nominal(k), nominal(k + 1), nullptr, nullptr);

@@ -279,8 +279,8 @@ int64_t CountTokens(std::string_view s) {
 }
 
 // A zero-filled array of trivially copyable T. From 512 KiB up it is rounded up to whole 2 MiB huge pages
-// from a LargeBuffer (fresh anonymous pages are already zero: no memset; a page fault per 2 MiB instead of
-// per 4 KiB, and faults are expensive on virtual machines); smaller ones are zeroed. Move-only.
+// from a LargeBuffer (a page fault per 2 MiB instead of per 4 KiB, and faults are expensive on virtual
+// machines; fresh pages need no memset, a reused mapping is cleared). Move-only.
 template <class T>
 class ZeroedArray {
  public:
@@ -290,8 +290,7 @@ class ZeroedArray {
     size_t bytes = n * sizeof(T);
     const bool huge = bytes >= kLargeBufferMapBytes / 4;
     if (huge) bytes = (bytes + kLargeBufferMapBytes - 1) / kLargeBufferMapBytes * kLargeBufferMapBytes;
-    mem_ = LargeBuffer(bytes);
-    if (!huge) std::memset(mem_.data(), 0, bytes);
+    mem_ = LargeBuffer::Zeroed(bytes);
   }
   ZeroedArray(ZeroedArray&& o) noexcept : mem_(std::move(o.mem_)), size_(std::exchange(o.size_, 0)) {}
   ZeroedArray& operator=(ZeroedArray&& o) noexcept {

@@ -1,12 +1,11 @@
 #include "jobs/job_runner.h"
 
-#include <malloc.h>
-
 #include <chrono>
 
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "common/memory.h"
 
 namespace lathe {
 
@@ -153,7 +152,7 @@ void JobRunner::RunOne(JobRecord job) {
     if (fresh.ok()) it->second.on_finished(*fresh);
   }
   // The allocator keeps freed memory for reuse while work runs (TuneAllocator); an idle runner gives it back.
-  if (--running_ == 0) ::malloc_trim(0);
+  if (--running_ == 0) ReleaseFreeMemory();
 }
 
 Result<JobRecord> JobRunner::Wait(const std::string& id, int64_t timeout_ms) {

@@ -1,10 +1,10 @@
 #include "serving/model_cache.h"
 
-#include <malloc.h>
-
 #include <algorithm>
 #include <chrono>
 #include <vector>
+
+#include "common/memory.h"
 
 namespace lathe {
 
@@ -81,7 +81,7 @@ void ModelCache::Shared::Enforce(const ModelSlot* keep) {
     std::lock_guard lock(mu);
     loaded_bytes -= freed;
   }  // `candidates` die here, outside mu (a slot's destructor takes it)
-  if (unloaded) malloc_trim(0);  // hand the freed heap back to the system
+  if (unloaded) ReleaseFreeMemory();  // hand the freed memory back to the system
 }
 
 ModelSlot::~ModelSlot() {

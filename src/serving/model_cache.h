@@ -5,7 +5,7 @@
 // miss (lazy load; concurrent misses of one slot wait for one load). After a load, while the estimated bytes
 // of all loaded models exceed the budget, the least recently used slot that no request is using (its
 // Predictor has no other owner) is unloaded: its Predictor is destroyed and glibc is asked to return free
-// memory to the system (malloc_trim), so the process's RSS goes down. A slot in use is never unloaded; a
+// memory to the system (ReleaseFreeMemory), so the process's RSS goes down. A slot in use is never unloaded; a
 // budget smaller than the models in use is exceeded rather than failing requests. A slot dies with the last
 // deployment that refers to it, and its bytes leave the account.
 //

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 namespace lathe {
 namespace {
@@ -26,6 +27,53 @@ TEST(LargeBuffer, SmallAndHugeBuffersHoldWhatIsWrittenAndMove) {
     assigned = std::move(moved);
     ASSERT_EQ(assigned.size(), bytes);
     for (size_t i = 0; i < bytes; ++i) ASSERT_EQ(assigned.data()[i], static_cast<char>(i * 31)) << i;
+  }
+}
+
+TEST(LargeBuffer, ReusesFreedMappingsAndZeroesThemWhenAsked) {
+  ReleaseFreeMemory();
+  EXPECT_EQ(LargeBufferCachedBytes(), 0u);
+  const size_t bytes = size_t{6} << 20;
+  char* first = nullptr;
+  {
+    LargeBuffer b(bytes);
+    first = b.data();
+    std::memset(b.data(), 0x5A, bytes);
+  }
+  EXPECT_GE(LargeBufferCachedBytes(), bytes) << "a freed mapping is kept";
+  {
+    LargeBuffer again(bytes - 12345);  // fits the kept mapping
+    EXPECT_EQ(again.data(), first);
+    EXPECT_EQ(LargeBufferCachedBytes(), 0u);
+  }
+  {
+    LargeBuffer z = LargeBuffer::Zeroed(bytes);
+    ASSERT_EQ(z.data(), first) << "the kept mapping (dirty) is reused";
+    for (size_t i = 0; i < bytes; i += 4093) ASSERT_EQ(z.data()[i], 0) << i;
+    ASSERT_EQ(z.data()[bytes - 1], 0);
+  }
+  {
+    LargeBuffer bigger(bytes * 2);  // does not fit: a new mapping
+    EXPECT_NE(bigger.data(), first);
+    EXPECT_GE(LargeBufferCachedBytes(), bytes);
+  }
+  ReleaseFreeMemory();
+  EXPECT_EQ(LargeBufferCachedBytes(), 0u);
+  {
+    LargeBuffer huge(kLargeBufferCacheEach + 1);  // too large to keep
+  }
+  EXPECT_EQ(LargeBufferCachedBytes(), 0u);
+  std::vector<LargeBuffer> many;
+  for (size_t i = 0; i < kLargeBufferCacheTotal / (size_t{32} << 20) + 3; ++i) many.emplace_back(size_t{32} << 20);
+  many.clear();
+  EXPECT_LE(LargeBufferCachedBytes(), kLargeBufferCacheTotal) << "the cache stays bounded";
+  ReleaseFreeMemory();
+}
+
+TEST(LargeBuffer, SmallZeroedBuffersAreZero) {
+  for (size_t bytes : {size_t{1}, size_t{100}, size_t{1} << 20}) {
+    LargeBuffer z = LargeBuffer::Zeroed(bytes);
+    for (size_t i = 0; i < bytes; ++i) ASSERT_EQ(z.data()[i], 0);
   }
 }
 
