@@ -469,35 +469,36 @@ struct ColumnScratch {
     return PutGeneral(r, data, size, escaped);
   }
 
-  // Converts rows [row, end) given by refs[] until one does not parse; returns that row, or `end`.
-  size_t PutRange(size_t row, size_t end, const FieldRef* refs, const char* base) {
-    if (!fast) return PutRangeGeneral(row, end, refs, base);
+  // Converts rows [row, end), whose fields are refs[row - first], until one does not parse; returns that row,
+  // or `end`.
+  size_t PutRange(size_t row, size_t end, const FieldRef* refs, size_t first, const char* base) {
+    if (!fast) return PutRangeGeneral(row, end, refs, first, base);
     // One loop per type, with the output arrays in locals: no dispatch per value, and the stores through
     // uint8_t pointers do not force the vectors' data pointers to be reloaded.
     switch (type) {
-      case ColumnType::kInt64: return PutRangeInt(row, end, refs, base);
+      case ColumnType::kInt64: return PutRangeInt(row, end, refs, first, base);
       case ColumnType::kFloat64:
-        return decimal_comma ? PutRangeGeneral(row, end, refs, base) : PutRangeFloat(row, end, refs, base);
-      case ColumnType::kString: return PutRangeString(row, end, refs, base);
+        return decimal_comma ? PutRangeGeneral(row, end, refs, first, base) : PutRangeFloat(row, end, refs, first, base);
+      case ColumnType::kString: return PutRangeString(row, end, refs, first, base);
       case ColumnType::kDatetime:
-        return date != nullptr ? PutRangeGeneral(row, end, refs, base) : PutRangeDate(row, end, refs, base);
+        return date != nullptr ? PutRangeGeneral(row, end, refs, first, base) : PutRangeDate(row, end, refs, first, base);
       case ColumnType::kBool: break;
     }
-    return PutRangeGeneral(row, end, refs, base);
+    return PutRangeGeneral(row, end, refs, first, base);
   }
-  size_t PutRangeGeneral(size_t row, size_t end, const FieldRef* refs, const char* base) {
+  size_t PutRangeGeneral(size_t row, size_t end, const FieldRef* refs, size_t first, const char* base) {
     for (; row < end; ++row) {
-      const FieldRef& f = refs[row];
+      const FieldRef& f = refs[row - first];
       if (type == ColumnType::kFloat64) frac[row] = kNoDecimal;
       if (!PutGeneral(row, base + f.offset, f.len_flags & ~kEscapedBit, (f.len_flags & kEscapedBit) != 0)) break;
     }
     return row;
   }
-  size_t PutRangeInt(size_t row, size_t end, const FieldRef* refs, const char* base) {
+  size_t PutRangeInt(size_t row, size_t end, const FieldRef* refs, size_t first, const char* base) {
     uint8_t* const v = valid.data();
     int64_t* const out = i64.data();
     for (; row < end; ++row) {
-      const FieldRef f = refs[row];
+      const FieldRef f = refs[row - first];
       const char* data = base + f.offset;
       // An escaped field's flag bit makes its size too long for the fast path.
       if (PutIntTo(data, f.len_flags, &v[row], &out[row])) continue;
@@ -505,13 +506,13 @@ struct ColumnScratch {
     }
     return row;
   }
-  size_t PutRangeFloat(size_t row, size_t end, const FieldRef* refs, const char* base) {
+  size_t PutRangeFloat(size_t row, size_t end, const FieldRef* refs, size_t first, const char* base) {
     uint8_t* const v = valid.data();
     double* const out = f64.data();
     int64_t* const mt = mant.data();
     uint8_t* const fr = frac.data();
     for (; row < end; ++row) {
-      const FieldRef f = refs[row];
+      const FieldRef f = refs[row - first];
       const char* data = base + f.offset;
       if ((f.len_flags & kEscapedBit) == 0) {
         if (f.len_flags == 0) {
@@ -525,11 +526,11 @@ struct ColumnScratch {
     }
     return row;
   }
-  size_t PutRangeString(size_t row, size_t end, const FieldRef* refs, const char* base) {
+  size_t PutRangeString(size_t row, size_t end, const FieldRef* refs, size_t first, const char* base) {
     uint8_t* const v = valid.data();
     int32_t* const out = codes.data();
     for (; row < end; ++row) {
-      const FieldRef f = refs[row];
+      const FieldRef f = refs[row - first];
       const char* data = base + f.offset;
       if ((f.len_flags & kEscapedBit) == 0) {
         const uint32_t size = f.len_flags;
@@ -552,9 +553,9 @@ struct ColumnScratch {
     }
     return row;
   }
-  size_t PutRangeDate(size_t row, size_t end, const FieldRef* refs, const char* base) {
+  size_t PutRangeDate(size_t row, size_t end, const FieldRef* refs, size_t first, const char* base) {
     for (; row < end; ++row) {
-      const FieldRef f = refs[row];
+      const FieldRef f = refs[row - first];
       const char* data = base + f.offset;
       if ((f.len_flags & kEscapedBit) == 0 && PutFast<true>(row, data, f.len_flags)) continue;
       if (!PutGeneral(row, data, f.len_flags & ~kEscapedBit, (f.len_flags & kEscapedBit) != 0)) break;
@@ -915,7 +916,11 @@ std::string HintViolation(const ColumnRule& rule, std::string_view v) {
 // Per-thread working memory, reused across segments (pooled) so large buffers are faulted in only once.
 struct Workspace {
   ByteBuffer buf;
-  std::vector<FieldRef> refs;  // column-major: refs[c * stride + row]
+  // The fields of the rows tokenized but not yet converted (at most kConvertBatchRows): refs[c * kRefStride +
+  // row - first row of the batch]. Small enough to stay in the first-level cache while a batch is written and read.
+  std::vector<FieldRef> refs;
+  std::vector<FieldRef> rescan;     // the same shape: fields of earlier rows, read again to re-convert a column
+  std::vector<uint32_t> row_start;  // per row of the current group: offset in buf, | kTokenizedRow
   std::vector<ColumnScratch> cols;
 };
 
@@ -940,6 +945,16 @@ class WorkspacePool {
 
 // Readable bytes kept after the data in a segment buffer, so the row scanner may load whole 64-byte blocks.
 constexpr size_t kScanPadding = 64;
+
+// Rows are tokenized into a batch of field references and converted column by column a batch at a time.
+constexpr size_t kConvertBatchRows = 256;
+// Columns of a batch's field references are a cache line apart modulo 4 KiB (8 * 520 = 4096 + 64), so the
+// per-row writes to every column do not compete for the same cache sets.
+constexpr size_t kRefStride = 520;
+static_assert(kRefStride >= kConvertBatchRows);
+// Workspace::row_start: the row did not take the simple scanner's path (quotes, CR), so it is read again
+// with the general tokenizer.
+constexpr uint32_t kTokenizedRow = 1u << 31;
 
 // The bytes of one 64-byte block that matter to the row scanner, bit i for p[i].
 struct BlockMasks {
@@ -977,18 +992,18 @@ inline BlockMasks ScanBlock(const char* p, char delim) {
 }
 
 // The fast path for the common row: exactly `ncols` unquoted fields, no CR, ending in LF before `end`, within
-// the field and line limits. Writes the fields to refs[c * stride + row] and returns the first byte after the
+// the field and line limits. Writes the fields to refs[c * stride + slot] and returns the first byte after the
 // row, or nullptr if the row needs the general tokenizer (which also produces any error). *ascii says
 // whether the row's bytes are all ASCII. Reads up to kScanPadding bytes past `end`.
 // Per block, the delimiters before the first stop byte are walked without looking at the bytes again; field
 // lengths are checked against max_field only for rows longer than it.
 inline const char* ScanSimpleRow(const char* p, const char* end, const char* base, char delim, size_t ncols,
-                                 size_t max_field, size_t max_line, FieldRef* refs, size_t stride, size_t row,
+                                 size_t max_field, size_t max_line, FieldRef* refs, size_t stride, size_t slot,
                                  bool* ascii) {
   const char* field = p;
   size_t c = 0;
   uint64_t high = 0;
-  FieldRef* out = refs + row;
+  FieldRef* out = refs + slot;
   for (const char* blk = p; blk < end; blk += 64) {
     BlockMasks b = ScanBlock(blk, delim);
     if (end - blk < 64) {
@@ -1067,11 +1082,11 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
   auto offset_of = [&](const char* p) { return r.start + (p - base); };
   const size_t ncols = plan.ncols, cap = plan.group_rows;
   const size_t max_field = plan.opts->max_field_bytes, max_line = plan.opts->max_line_bytes;
-  // Columns of refs are a cache line apart modulo 4 KB, so the per-row writes to all columns do not compete
-  // for the same cache sets.
-  const size_t stride = cap + 8;
+  constexpr size_t stride = kRefStride;
   std::vector<FieldRef>& refs = ws.refs;
   if (refs.size() < ncols * stride) refs.resize(ncols * stride);
+  if (ws.row_start.size() < cap) ws.row_start.resize(cap);
+  uint32_t* const row_start = ws.row_start.data();
   auto changed = [](SegmentResult& res) -> SegmentResult {
     res.io = Status::Internal("the input file changed during the import (a value no longer parses)");
     return std::move(res);
@@ -1103,37 +1118,63 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
     group = GroupSpan{group.end, group.end, 0, lines};
     start_group();
   };
-  // Converts field (row, c); when a value does not fit the column's current type, moves the column to the
-  // next candidate type and converts its earlier rows of this group again.
+  // Reads the fields of rows [k0, k1) of the current group (k1 - k0 <= kConvertBatchRows) again into
+  // ws.rescan, the way they were read the first time. False if a row no longer reads the same (a bug).
+  auto rescan_rows = [&](size_t k0, size_t k1) -> bool {
+    if (ws.rescan.size() < ncols * stride) ws.rescan.resize(ncols * stride);
+    FieldRef* out = ws.rescan.data();
+    for (size_t k = k0; k < k1; ++k) {
+      const char* at = base + (row_start[k] & ~kTokenizedRow);
+      if ((row_start[k] & kTokenizedRow) == 0) {
+        bool ascii = false;
+        if (ScanSimpleRow(at, end, base, plan.delim, ncols, max_field, max_line, out, stride, k - k0, &ascii) ==
+            nullptr) {
+          return false;
+        }
+        continue;
+      }
+      tok.SetBuffer(at, end, eof);
+      if (tok.NextRow() != CsvRowStatus::kRow || tok.row_start() != at || tok.fields().size() != ncols) return false;
+      const auto& fields = tok.fields();
+      for (size_t c = 0; c < ncols; ++c) {
+        out[c * stride + (k - k0)] = {static_cast<uint32_t>(fields[c].data - base),
+                                      fields[c].size | (fields[c].escaped ? kEscapedBit : 0)};
+      }
+    }
+    return true;
+  };
+  // Converts field (row, c) of the current batch; when a value does not fit the column's current type, moves
+  // the column to the next candidate type and converts its earlier rows of this group again (the rows of
+  // earlier batches are read again from the buffer: their field references are gone).
   auto put = [&](size_t c, size_t row) -> bool {
     ColumnScratch& col = ws.cols[c];
     const FieldRef* cref = refs.data() + c * stride;
-    const FieldRef& ref = cref[row];
+    const FieldRef& ref = cref[row - converted];
     if (col.Put(row, base + ref.offset, ref.len_flags & ~kEscapedBit, (ref.len_flags & kEscapedBit) != 0)) {
       return true;
     }
     if (forced_types != nullptr || plan.rules[c].fixed) return false;
     for (;;) {
       col.Start(NextCandidate(col.type), cap);
-      size_t k = 0;
-      for (; k <= row; ++k) {
-        const FieldRef& rk = cref[k];
-        if (!col.Put(k, base + rk.offset, rk.len_flags & ~kEscapedBit, (rk.len_flags & kEscapedBit) != 0)) break;
+      bool fits = true;
+      for (size_t k0 = 0; fits && k0 < converted; k0 += kConvertBatchRows) {
+        const size_t k1 = std::min(converted, k0 + kConvertBatchRows);
+        if (!rescan_rows(k0, k1)) return false;
+        fits = col.PutRange(k0, k1, ws.rescan.data() + c * stride, k0, base) == k1;
       }
-      if (k > row) return true;
+      if (fits && col.PutRange(converted, row + 1, cref, converted, base) == row + 1) return true;
     }
   };
   // Rows are tokenized first and converted in batches, column by column: each column's values and output
   // arrays are then walked sequentially, and the row bytes are still in cache.
-  constexpr size_t kConvertBatchRows = 256;
   auto convert_pending = [&]() -> bool {
     size_t upto = static_cast<size_t>(group.rows);
     for (size_t c = 0; c < ncols; ++c) {
       if (only != nullptr && !(*only)[c]) continue;
       ColumnScratch& col = ws.cols[c];
       const FieldRef* cref = refs.data() + c * stride;
-      for (size_t row = col.PutRange(converted, upto, cref, base); row < upto;
-           row = col.PutRange(row + 1, upto, cref, base)) {
+      for (size_t row = col.PutRange(converted, upto, cref, converted, base); row < upto;
+           row = col.PutRange(row + 1, upto, cref, converted, base)) {
         if (!put(c, row)) return false;  // promotes the column's type, or fails for forced types
       }
     }
@@ -1172,8 +1213,10 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
     int64_t row_line = lines;
     size_t ragged_fields = ncols;  // != ncols: the row has that many fields
     const char* next =
-        ScanSimpleRow(p, end, base, plan.delim, ncols, max_field, max_line, refs.data(), stride, row, &ascii);
-    if (next != nullptr) {
+        ScanSimpleRow(p, end, base, plan.delim, ncols, max_field, max_line, refs.data(), stride, row - converted,
+                      &ascii);
+    const bool simple = next != nullptr;
+    if (simple) {
       p = next;
       ++lines;
     } else {
@@ -1188,8 +1231,8 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
           ragged_fields = fields.size();
         } else {
           for (size_t c = 0; c < ncols; ++c) {
-            refs[c * stride + row] = {static_cast<uint32_t>(fields[c].data - base),
-                                      fields[c].size | (fields[c].escaped ? kEscapedBit : 0)};
+            refs[c * stride + row - converted] = {static_cast<uint32_t>(fields[c].data - base),
+                                                  fields[c].size | (fields[c].escaped ? kEscapedBit : 0)};
           }
         }
         p = tok.pos();
@@ -1238,7 +1281,7 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
         uint32_t at_off = static_cast<uint32_t>(at - base);
         std::string column;
         for (size_t c = 0; c < ncols; ++c) {
-          const FieldRef& fr = refs[c * stride + row];
+          const FieldRef& fr = refs[c * stride + row - converted];
           if (at_off >= fr.offset && at_off < fr.offset + (fr.len_flags & ~kEscapedBit)) {
             column = (*plan.names)[c];
             break;
@@ -1262,7 +1305,7 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
     }
     bool hint_broken = false;
     for (size_t c : plan.checked) {
-      const FieldRef& fr = refs[c * stride + row];
+      const FieldRef& fr = refs[c * stride + row - converted];
       std::string_view raw(base + fr.offset, fr.len_flags & ~kEscapedBit);
       if ((fr.len_flags & kEscapedBit) != 0) {
         raw = CsvTokenizer::Unescape(CsvField{raw.data(), static_cast<uint32_t>(raw.size()), true, true}, &scratch);
@@ -1278,6 +1321,7 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
       if (stop) break;
       continue;
     }
+    row_start[row] = static_cast<uint32_t>(row_begin - base) | (simple ? 0 : kTokenizedRow);
     ++r.rows;
     ++group.rows;
     if (static_cast<size_t>(group.rows) - converted == kConvertBatchRows || static_cast<size_t>(group.rows) == cap) {
@@ -2021,6 +2065,10 @@ Result<ImportResult> ImportCsvFile(const std::string& input_path, const std::str
                                    const CancelFn& cancel) {
   if (options.max_field_bytes == 0 || options.max_line_bytes == 0) {
     return Status::InvalidArgument("max_field_bytes and max_line_bytes must be positive");
+  }
+  // Offsets into a segment buffer (segment plus its longest last row) are kept in 31 bits.
+  if (options.segment_bytes > (size_t{1} << 30) || options.max_line_bytes > (size_t{1} << 30)) {
+    return Status::InvalidArgument("segment_bytes and max_line_bytes must be at most 1 GiB");
   }
   try {
     return Import(input_path, output_path, options, import, progress, cancel);

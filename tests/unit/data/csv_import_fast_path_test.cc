@@ -5,9 +5,11 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <random>
 
 #include "data/csv_import.h"
+#include "data/dataset_file.h"
 #include "data/lcol_format.h"
 #include "data/value_parse.h"
 #include "data_test_util.h"
@@ -284,6 +286,77 @@ TEST(CsvImportFastPath, InvalidUtf8AndRaggedRowsAfterFastRows) {
   ASSERT_TRUE(tail.status.ok()) << tail.status.ToString();
   EXPECT_EQ(tail.table.num_rows, 3001);
   EXPECT_EQ(tail.table.columns[1].StringAt(3000), "last");
+}
+
+// A value that breaks a column's type late in a row group (after many batches of rows were converted) makes
+// the importer read the column's earlier rows of the group again from the text: rows of the simple scanner,
+// rows that needed the general tokenizer (quotes, embedded newlines, CRLF), around skipped bad rows and
+// blank lines. Every value must come out as if the column's final type had been known from the start.
+TEST(CsvImportFastPath, LatePromotionsReadEarlierRowsAgain) {
+  std::mt19937_64 rng(5);
+  const int rows = 9000;
+  std::string csv = "n,t,d,q,k\n";
+  std::vector<std::string> n, t, d, q;
+  int skipped = 0;
+  for (int r = 0; r < rows; ++r) {
+    // n: integers until row 1500, then a decimal; t: integers until row 4100, then text; d: dates until row
+    // 7000, then text; q: quoted text with delimiters and newlines on some rows.
+    std::string nv = r == 1500 ? "2.5" : std::to_string(static_cast<int64_t>(rng() % 2000000) - 1000000);
+    std::string tv = r == 4100 ? "n/a yet" : (rng() % 10 == 0 ? "" : std::to_string(rng() % 100000));
+    std::string dv = r == 7000 ? "someday" : "2020-0" + std::to_string(1 + rng() % 9) + "-2" + std::to_string(rng() % 9);
+    std::string qv = "w" + std::to_string(rng() % 50);
+    std::string qs = qv;
+    if (rng() % 7 == 0) {
+      qv = "a,\"b\"\n" + qv;
+      qs = "\"a,\"\"b\"\"\n" + qs.substr(0) + "\"";
+    }
+    n.push_back(nv), t.push_back(tv), d.push_back(dv), q.push_back(qv);
+    csv += nv + "," + tv + "," + dv + "," + qs + "," + std::to_string(r) + (rng() % 13 == 0 ? "\r\n" : "\n");
+    if (rng() % 97 == 0) csv += "\n";
+    if (rng() % 89 == 0) {
+      csv += "1,2,3\n";  // ragged: skipped
+      ++skipped;
+    }
+  }
+  ScratchDir dir;
+  for (int threads : {1, 2}) {
+    CsvOptions o;
+    o.num_threads = threads;
+    ImportOptions skip;
+    skip.bad_rows = BadRowPolicy::kSkip;
+    skip.max_bad_rows = 1000;
+    std::string dst = dir.Path("late.lcol");
+    std::filesystem::remove(dst);
+    auto r = ImportCsvFile(dir.Write("late.csv", csv), dst, o, skip, nullptr, nullptr);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->bad_rows, skipped);
+    auto f = DatasetFile::Open(dst);
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    auto table = (*f)->ReadAll();
+    ASSERT_TRUE(table.ok()) << table.status().ToString();
+    ASSERT_EQ(table->num_rows, rows);
+    const Column& cn = table->columns[0];
+    const Column& ct = table->columns[1];
+    const Column& cd = table->columns[2];
+    const Column& cq = table->columns[3];
+    ASSERT_EQ(cn.type, ColumnType::kFloat64);
+    ASSERT_EQ(ct.type, ColumnType::kString);
+    ASSERT_EQ(cd.type, ColumnType::kString);
+    ASSERT_EQ(cq.type, ColumnType::kString);
+    for (int r = 0; r < rows; ++r) {
+      double want;
+      ASSERT_TRUE(ParseFloat64(n[r], &want));
+      ASSERT_EQ(cn.f64[r], want) << r;
+      if (t[r].empty()) {
+        ASSERT_FALSE(ct.IsValid(r)) << r;
+      } else {
+        ASSERT_EQ(ct.StringAt(r), t[r]) << r;
+      }
+      ASSERT_EQ(cd.StringAt(r), d[r]) << r;
+      ASSERT_EQ(cq.StringAt(r), q[r]) << r;
+      ASSERT_EQ(table->columns[4].i64[r], r);
+    }
+  }
 }
 
 // The encoder verifies a producer's decimal claim and ignores a wrong one; width-3 offsets round-trip.
