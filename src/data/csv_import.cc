@@ -16,7 +16,9 @@
 #include <thread>
 #include <unordered_map>
 
-#if defined(__SSE2__)
+#if defined(__x86_64__)
+#include <immintrin.h>
+#elif defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
@@ -304,14 +306,29 @@ inline bool SameBytes(const char* a, const char* b, size_t n) {
 // A chunk-local string dictionary: open addressing over views into the row group's buffer. A slot holds a key
 // and the value's length and index + 1. Values of at most 8 bytes (most categories) are their own key: the
 // bytes as a little-endian word, so a lookup is one word compare and never touches the value. Longer values
-// are keyed by their hash and compared byte by byte on a key match.
+// are keyed by their hash and compared byte by byte on a key match. The fast path's lookups (FindShort) also
+// remember the default missing tokens ("NA", "null", ...) in slots of their own, so a value is checked against
+// them once per chunk instead of once per row; those slots have no value.
 class ChunkDict {
  public:
   void Clear() {
-    if (slots_.size() != 64 || !values_.empty()) slots_.assign(64, Slot{});
+    if (slots_.size() != 64 || used_ != 0) slots_.assign(64, Slot{});
+    mask_ = slots_.size() - 1;
+    used_ = 0;
     values_.clear();
     owned_.clear();
   }
+  // The code of an unpadded value of 1..8 bytes at p in the segment buffer (readable 8 bytes past p), added if
+  // new; -1 if it is a default missing token.
+  __attribute__((always_inline)) int32_t FindShort(const char* p, uint32_t n) {
+    uint64_t key;
+    std::memcpy(&key, p, 8);
+    key &= n == 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * n)) - 1;
+    const Slot& s = slots_.data()[Mix(key ^ n) & mask_];
+    if (s.key == key && s.len == n) return s.index == kMissingSlot ? -1 : static_cast<int32_t>(s.index - 1);
+    return FindShortSlow(key, p, n);
+  }
+  // The code of value v, added if new (the general path: v is not a missing token).
   // stable: v points into the segment buffer, which stays put and is readable 8 bytes past any value.
   int32_t Insert(std::string_view v, bool stable) {
     const size_t n = v.size();
@@ -328,20 +345,16 @@ class ChunkDict {
       key = DictHash(v.data(), n);
     }
     const uint64_t h = n <= 8 ? Mix(key ^ n) : key;
-    const size_t mask = slots_.size() - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
+    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
       Slot& s = slots_[i];
       if (s.index == 0) {
         if (!stable) {
           owned_.emplace_back(v);
           v = owned_.back();
         }
-        values_.push_back(v);
-        s = Slot{key, static_cast<uint32_t>(n), static_cast<uint32_t>(values_.size())};
-        if (values_.size() * 2 > slots_.size()) Grow();
-        return static_cast<int32_t>(values_.size() - 1);
+        return Add(s, key, v);
       }
-      if (s.key == key && s.len == n) {
+      if (s.key == key && s.len == n && s.index != kMissingSlot) {
         const size_t k = s.index - 1;
         if (n <= 8 || SameBytes(values_[k].data(), v.data(), n)) return static_cast<int32_t>(k);
       }
@@ -350,14 +363,36 @@ class ChunkDict {
   const std::vector<std::string_view>& values() const { return values_; }
 
  private:
+  static constexpr uint32_t kMissingSlot = ~uint32_t{0};
   struct Slot {
     uint64_t key = 0;
     uint32_t len = 0;
-    uint32_t index = 0;  // value index + 1; 0 = empty
+    uint32_t index = 0;  // value index + 1; 0 = empty; kMissingSlot = a default missing token
   };
   static uint64_t Mix(uint64_t x) {
     unsigned __int128 p = static_cast<unsigned __int128>(x) * 0x9E3779B97F4A7C15ULL;
     return static_cast<uint64_t>(p) ^ static_cast<uint64_t>(p >> 64);
+  }
+  __attribute__((noinline)) int32_t FindShortSlow(uint64_t key, const char* p, uint32_t n) {
+    for (size_t i = Mix(key ^ n) & mask_;; i = (i + 1) & mask_) {
+      Slot& s = slots_[i];
+      if (s.index == 0) {
+        const std::string_view v(p, n);
+        if (n <= 4 && IsMissingToken(v)) {
+          s = Slot{key, n, kMissingSlot};
+          if (++used_ * 2 > slots_.size()) Grow();
+          return -1;
+        }
+        return Add(s, key, v);
+      }
+      if (s.key == key && s.len == n) return s.index == kMissingSlot ? -1 : static_cast<int32_t>(s.index - 1);
+    }
+  }
+  int32_t Add(Slot& s, uint64_t key, std::string_view v) {
+    values_.push_back(v);
+    s = Slot{key, static_cast<uint32_t>(v.size()), static_cast<uint32_t>(values_.size())};
+    if (++used_ * 2 > slots_.size()) Grow();
+    return static_cast<int32_t>(values_.size() - 1);
   }
   void Grow() {
     std::vector<Slot> next(slots_.size() * 2);
@@ -369,8 +404,11 @@ class ChunkDict {
       next[i] = s;
     }
     slots_ = std::move(next);
+    mask_ = mask;
   }
   std::vector<Slot> slots_;
+  size_t mask_ = 0;
+  size_t used_ = 0;  // slots in use (values and missing tokens)
   std::vector<std::string_view> values_;
   std::deque<std::string> owned_;
 };
@@ -540,12 +578,7 @@ struct ColumnScratch {
         }
         const char first = data[0], last = data[size - 1];
         if (first != ' ' && first != '\t' && last != ' ' && last != '\t') {
-          std::string_view s(data, size);
-          if (size <= 4 && DefaultMissing(s)) {
-            v[row] = 0, out[row] = 0;
-          } else {
-            v[row] = 1, out[row] = dict.Insert(s, true);
-          }
+          PutUnpaddedString(data, size, &v[row], &out[row]);
           continue;
         }
       }
@@ -561,6 +594,14 @@ struct ColumnScratch {
       if (!PutGeneral(row, data, f.len_flags & ~kEscapedBit, (f.len_flags & kEscapedBit) != 0)) break;
     }
     return row;
+  }
+
+  // A non-empty string field without blanks around it, in the segment buffer.
+  __attribute__((always_inline)) void PutUnpaddedString(const char* data, uint32_t size, uint8_t* valid_out,
+                                                        int32_t* code_out) {
+    const int32_t code = size <= 8 ? dict.FindShort(data, size) : dict.Insert(std::string_view(data, size), true);
+    *valid_out = code >= 0;
+    *code_out = code >= 0 ? code : 0;
   }
 
   // [+-]?digits with at most 18 digits (size counts the sign); false: PutGeneral decides.
@@ -606,13 +647,7 @@ struct ColumnScratch {
         }
         char first = data[0], last = data[size - 1];
         if (first == ' ' || first == '\t' || last == ' ' || last == '\t') return false;
-        std::string_view v(data, size);
-        if (size <= 4 && DefaultMissing(v)) {
-          valid[r] = 0, codes[r] = 0;
-          return true;
-        }
-        valid[r] = 1;
-        codes[r] = dict.Insert(v, true);
+        PutUnpaddedString(data, size, &valid[r], &codes[r]);
         return true;
       }
       case ColumnType::kDatetime:
@@ -665,11 +700,10 @@ struct ColumnScratch {
     // Signs are random in real data: take them without a branch.
     const bool neg = s[0] == '-';
     const uint32_t i0 = static_cast<uint32_t>(neg || s[0] == '+');
-    uint64_t m;
-    uint32_t fr;
-    if (!(n - i0 - 1 < 8 ? ShortDecimal(s + i0, n - i0, &m, &fr) : LongDecimal(s + i0, n - i0, &m, &fr))) {
-      return false;
-    }
+    const DecimalDigits dd = n - i0 - 1 < 8 ? ShortDecimal(s + i0, n - i0) : LongDecimal(s + i0, n - i0);
+    if (!dd.ok) return false;
+    const uint64_t m = dd.m;
+    const uint32_t fr = dd.fr;
     *valid_out = 1;
     if (m == 0 && neg) {
       // -0.0 has no mantissa of its own: keep the double (the encoder lists such rows).
@@ -686,38 +720,43 @@ struct ColumnScratch {
     return PutDecimalTo(s, n, &valid[r], &f64[r], &mant[r], &frac[r]);
   }
 
+  // Unsigned decimal digits: the value of the digits, how many follow the point, and whether they parsed
+  // (returned in two registers, so the hot path keeps them out of memory).
+  struct DecimalDigits {
+    uint64_t m;
+    uint32_t fr;
+    uint32_t ok;
+  };
   // digits[.digits] in the len (1..8) bytes at p, at least one digit: the digits' value and how many follow the
   // point. One 8-byte load (the segment buffer is padded); the point is squeezed out of the word, and the
   // remaining bytes are checked and converted together.
-  static __attribute__((always_inline)) bool ShortDecimal(const char* p, uint32_t len, uint64_t* m, uint32_t* fr) {
+  static __attribute__((always_inline)) DecimalDigits ShortDecimal(const char* p, uint32_t len) {
     uint64_t w;
     std::memcpy(&w, p, 8);
     const uint64_t inside = len == 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * len)) - 1;
     // Bytes equal to '.': exact for the first one (a second point stays in the word and fails the digit check).
     const uint64_t x = w ^ 0x2E2E2E2E2E2E2E2EULL;
     const uint64_t dots = (x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL & inside;
-    uint32_t digits = len;
-    *fr = 0;
+    uint32_t digits = len, fr = 0;
     if (dots != 0) {
       const uint32_t k = static_cast<uint32_t>(__builtin_ctzll(dots)) / 8;  // byte index of the point
       const uint64_t below = (uint64_t{1} << (8 * k)) - 1;                  // k < 8
       w = (w & below) | ((w >> 8) & ~below);
       digits = len - 1;
-      *fr = digits - k;
-      if (digits == 0) return false;
+      fr = digits - k;
+      if (digits == 0) return DecimalDigits{0, 0, 0};
     }
-    if (LeadingDigitsWord(w) < digits) return false;
-    *m = DigitsValueWord(w, digits);
-    return true;
+    if (LeadingDigitsWord(w) < digits) return DecimalDigits{0, 0, 0};
+    return DecimalDigits{DigitsValueWord(w, digits), fr, 1};
   }
 
   // The general form of ShortDecimal: len bytes (0 possible), up to 19 digits, a mantissa <= 2^53.
-  static bool LongDecimal(const char* s, uint32_t n, uint64_t* m_out, uint32_t* fr_out) {
+  static DecimalDigits LongDecimal(const char* s, uint32_t n) {
     uint32_t i = 0;
     uint64_t m = 0, fm = 0;
     uint32_t digits = 0, fr = 0;
     bool too_long = false;
-    if (n == 0) return false;
+    if (n == 0) return DecimalDigits{0, 0, 0};
     digits = ParseDigitRun(s + i, n - i, &m, &too_long);
     i += digits;
     if (i < n && s[i] == '.') {
@@ -725,7 +764,7 @@ struct ColumnScratch {
       fr = ParseDigitRun(s + i, n - i, &fm, &too_long);
       i += fr;
       digits += fr;
-      if (too_long || digits > 19) return false;
+      if (too_long || digits > 19) return DecimalDigits{0, 0, 0};
       static constexpr uint64_t kPow10u[] = {1,
                                              10,
                                              100,
@@ -748,11 +787,9 @@ struct ColumnScratch {
                                              10000000000000000000ULL};
       m = m * kPow10u[fr] + fm;
     }
-    if (too_long) return false;
-    if (i != n || digits == 0 || digits > 19 || m > (uint64_t{1} << 53) || fr > 22) return false;
-    *m_out = m;
-    *fr_out = fr;
-    return true;
+    if (too_long) return DecimalDigits{0, 0, 0};
+    if (i != n || digits == 0 || digits > 19 || m > (uint64_t{1} << 53) || fr > 22) return DecimalDigits{0, 0, 0};
+    return DecimalDigits{m, fr, 1};
   }
 
   // Fills f64 for the valid rows the decimal fast path took (frac <= 22): m / 10^frac, correctly
@@ -964,32 +1001,70 @@ struct BlockMasks {
   uint64_t high;   // top bit set (not ASCII)
 };
 
-inline BlockMasks ScanBlock(const char* p, char delim) {
-  BlockMasks b{0, 0, 0, 0};
+// 64 bytes at p in the baseline instruction set (SSE2 on x86-64).
+struct BaselineBlocks {
+  static BlockMasks Scan(const char* p, char delim) {
+    BlockMasks b{0, 0, 0, 0};
 #if defined(__SSE2__)
-  const __m128i d = _mm_set1_epi8(delim), q = _mm_set1_epi8('"'), lf = _mm_set1_epi8('\n'),
-                cr = _mm_set1_epi8('\r');
-  for (int k = 0; k < 4; ++k) {
-    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * k));
-    __m128i is_lf = _mm_cmpeq_epi8(v, lf);
-    __m128i stop = _mm_or_si128(is_lf, _mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, cr)));
-    const int shift = 16 * k;
-    b.delim |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, d)))) << shift;
-    b.stop |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(stop))) << shift;
-    b.lf |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(is_lf))) << shift;
-    b.high |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(v))) << shift;
-  }
+    const __m128i d = _mm_set1_epi8(delim), q = _mm_set1_epi8('"'), lf = _mm_set1_epi8('\n'),
+                  cr = _mm_set1_epi8('\r');
+    for (int k = 0; k < 4; ++k) {
+      __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * k));
+      __m128i is_lf = _mm_cmpeq_epi8(v, lf);
+      __m128i stop = _mm_or_si128(is_lf, _mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, cr)));
+      const int shift = 16 * k;
+      b.delim |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, d)))) << shift;
+      b.stop |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(stop))) << shift;
+      b.lf |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(is_lf))) << shift;
+      b.high |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(v))) << shift;
+    }
 #else
-  for (int i = 0; i < 64; ++i) {
-    const char c = p[i];
-    b.delim |= static_cast<uint64_t>(c == delim) << i;
-    b.stop |= static_cast<uint64_t>(c == '"' || c == '\n' || c == '\r') << i;
-    b.lf |= static_cast<uint64_t>(c == '\n') << i;
-    b.high |= static_cast<uint64_t>(static_cast<unsigned char>(c) >> 7) << i;
-  }
+    for (int i = 0; i < 64; ++i) {
+      const char c = p[i];
+      b.delim |= static_cast<uint64_t>(c == delim) << i;
+      b.stop |= static_cast<uint64_t>(c == '"' || c == '\n' || c == '\r') << i;
+      b.lf |= static_cast<uint64_t>(c == '\n') << i;
+      b.high |= static_cast<uint64_t>(static_cast<unsigned char>(c) >> 7) << i;
+    }
 #endif
-  return b;
-}
+    return b;
+  }
+};
+
+#if defined(__x86_64__)
+#define LATHE_AVX2 __attribute__((target("avx2,bmi,bmi2,popcnt")))
+#define LATHE_AVX512 __attribute__((target("avx2,bmi,bmi2,popcnt,avx512f,avx512bw")))
+
+struct Avx2Blocks {
+  LATHE_AVX2 static BlockMasks Scan(const char* p, char delim) {
+    BlockMasks b{0, 0, 0, 0};
+    const __m256i d = _mm256_set1_epi8(delim), q = _mm256_set1_epi8('"'), lf = _mm256_set1_epi8('\n'),
+                  cr = _mm256_set1_epi8('\r');
+    for (int k = 0; k < 2; ++k) {
+      __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * k));
+      __m256i is_lf = _mm256_cmpeq_epi8(v, lf);
+      __m256i stop = _mm256_or_si256(is_lf, _mm256_or_si256(_mm256_cmpeq_epi8(v, q), _mm256_cmpeq_epi8(v, cr)));
+      const int shift = 32 * k;
+      b.delim |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, d)))) << shift;
+      b.stop |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_epi8(stop))) << shift;
+      b.lf |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_epi8(is_lf))) << shift;
+      b.high |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_epi8(v))) << shift;
+    }
+    return b;
+  }
+};
+
+struct Avx512Blocks {
+  LATHE_AVX512 static BlockMasks Scan(const char* p, char delim) {
+    const __m512i v = _mm512_loadu_si512(p);
+    const uint64_t lf = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\n'));
+    return BlockMasks{_mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(delim)),
+                      lf | _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('"')) |
+                          _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\r')),
+                      lf, _mm512_movepi8_mask(v)};
+  }
+};
+#endif
 
 // The fast path for the common row: exactly `ncols` unquoted fields, no CR, ending in LF before `end`, within
 // the field and line limits. Writes the fields to refs[c * stride + slot] and returns the first byte after the
@@ -997,15 +1072,18 @@ inline BlockMasks ScanBlock(const char* p, char delim) {
 // whether the row's bytes are all ASCII. Reads up to kScanPadding bytes past `end`.
 // Per block, the delimiters before the first stop byte are walked without looking at the bytes again; field
 // lengths are checked against max_field only for rows longer than it.
-inline const char* ScanSimpleRow(const char* p, const char* end, const char* base, char delim, size_t ncols,
-                                 size_t max_field, size_t max_line, FieldRef* refs, size_t stride, size_t slot,
-                                 bool* ascii) {
+template <class Blocks>
+__attribute__((always_inline)) inline const char* ScanSimpleRowWith(const char* p, const char* end,
+                                                                   const char* base, char delim, size_t ncols,
+                                                                   size_t max_field, size_t max_line,
+                                                                   FieldRef* refs, size_t stride, size_t slot,
+                                                                   bool* ascii) {
   const char* field = p;
   size_t c = 0;
   uint64_t high = 0;
   FieldRef* out = refs + slot;
   for (const char* blk = p; blk < end; blk += 64) {
-    BlockMasks b = ScanBlock(blk, delim);
+    BlockMasks b = Blocks::Scan(blk, delim);
     if (end - blk < 64) {
       const uint64_t keep = (uint64_t{1} << (end - blk)) - 1;
       b.delim &= keep, b.stop &= keep, b.high &= keep;
@@ -1039,6 +1117,78 @@ inline const char* ScanSimpleRow(const char* p, const char* end, const char* bas
     if (static_cast<size_t>(blk + 64 - p) > max_line + 64) return nullptr;
   }
   return nullptr;
+}
+
+inline const char* ScanSimpleRow(const char* p, const char* end, const char* base, char delim, size_t ncols,
+                                 size_t max_field, size_t max_line, FieldRef* refs, size_t stride, size_t slot,
+                                 bool* ascii) {
+  return ScanSimpleRowWith<BaselineBlocks>(p, end, base, delim, ncols, max_field, max_line, refs, stride, slot,
+                                           ascii);
+}
+
+// What ScanRows reads: rows of one segment buffer into a batch of field references.
+struct RowScan {
+  const char* end;    // the end of the data in the buffer (readable kScanPadding bytes further)
+  const char* limit;  // rows must start before this
+  const char* base;   // the buffer
+  char delim;
+  size_t ncols, max_field, max_line;
+  FieldRef* refs;       // the batch's field references, stride kRefStride
+  uint32_t* row_start;  // the group's row offsets, indexed by the row's number in the group
+};
+
+// Reads consecutive rows from *p while each is a simple row (ScanSimpleRow) in valid UTF-8 that starts before
+// s.limit, at most max_rows of them: row i goes to batch slot `slot + i` and row_start[row + i]. Returns how
+// many rows were read and moves *p past them; the row that stopped it is left for the caller.
+template <class Blocks>
+__attribute__((always_inline)) inline size_t ScanRowsWith(const RowScan& s, const char** p, size_t slot, size_t row,
+                                                         size_t max_rows) {
+  const char* at = *p;
+  size_t n = 0;
+  for (; n < max_rows && at < s.limit; ++n) {
+    bool ascii = false;
+    const char* next = ScanSimpleRowWith<Blocks>(at, s.end, s.base, s.delim, s.ncols, s.max_field, s.max_line,
+                                                 s.refs, kRefStride, slot + n, &ascii);
+    if (next == nullptr || (!ascii && FindInvalidUtf8(at, static_cast<size_t>(next - at)) >= 0)) break;
+    s.row_start[row + n] = static_cast<uint32_t>(at - s.base);
+    at = next;
+  }
+  *p = at;
+  return n;
+}
+
+using ScanRowsFn = size_t (*)(const RowScan&, const char**, size_t, size_t, size_t);
+
+size_t ScanRowsBaseline(const RowScan& s, const char** p, size_t slot, size_t row, size_t max_rows) {
+  return ScanRowsWith<BaselineBlocks>(s, p, slot, row, max_rows);
+}
+
+#if defined(__x86_64__)
+LATHE_AVX2 size_t ScanRowsAvx2(const RowScan& s, const char** p, size_t slot, size_t row, size_t max_rows) {
+  return ScanRowsWith<Avx2Blocks>(s, p, slot, row, max_rows);
+}
+
+LATHE_AVX512 size_t ScanRowsAvx512(const RowScan& s, const char** p, size_t slot, size_t row, size_t max_rows) {
+  return ScanRowsWith<Avx512Blocks>(s, p, slot, row, max_rows);
+}
+#endif
+
+// The widest row scanner this CPU runs, at most `level`.
+ScanRowsFn PickRowScanner(CsvOptions::Simd level) {
+#if defined(__x86_64__)
+  static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                             __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt");
+  static const bool avx2 =
+      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt");
+  const bool auto_level = level == CsvOptions::Simd::kAuto;
+  if (avx512 && (auto_level || level == CsvOptions::Simd::kAvx512)) return ScanRowsAvx512;
+  if (avx2 && (auto_level || level == CsvOptions::Simd::kAvx512 || level == CsvOptions::Simd::kAvx2)) {
+    return ScanRowsAvx2;
+  }
+#else
+  (void)level;
+#endif
+  return ScanRowsBaseline;
 }
 
 // Tokenizes the rows that start in [start, nominal_end), validating them, and converts and encodes them
@@ -1206,7 +1356,27 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
   };
   std::string scratch;
   bool stop = false;
+  // Runs of simple rows are read in bulk by the vectorized scanner, unless columns with forced types must be
+  // checked row by row.
+  const ScanRowsFn scan_rows = plan.checked.empty() ? PickRowScanner(plan.opts->simd) : nullptr;
+  RowScan bulk{end, base + len, base, plan.delim, ncols, max_field, max_line, refs.data(), row_start};
   while (offset_of(p) < nominal_end) {
+    if (scan_rows != nullptr) {
+      bulk.end = end;
+      const size_t in_batch = static_cast<size_t>(group.rows) - converted;
+      const size_t room = std::min(kConvertBatchRows - in_batch, cap - static_cast<size_t>(group.rows));
+      const size_t n = scan_rows(bulk, &p, in_batch, static_cast<size_t>(group.rows), room);
+      if (n > 0) {
+        lines += static_cast<int64_t>(n);
+        r.rows += static_cast<int64_t>(n);
+        group.rows += static_cast<int64_t>(n);
+        if (n == room) {
+          if (!convert_pending()) return changed(r);
+          if (static_cast<size_t>(group.rows) == cap) flush();
+        }
+        continue;
+      }
+    }
     size_t row = static_cast<size_t>(group.rows);
     bool ascii = false;
     const char* row_begin = p;

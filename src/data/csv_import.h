@@ -73,6 +73,10 @@ struct CsvOptions {
   int num_threads = 0;                 // 0 = one per core (ImportOptions::num_threads wins when > 0)
   int zstd_level = 1;                  // column chunk compression (ImportOptions::zstd_level wins when != 1)
   size_t segment_bytes = 16 << 20;     // pass-1 work unit; smaller in tests to exercise segment joins
+  // The widest vector instructions the row scanner may use (kAuto: the widest this CPU has; a level the CPU
+  // lacks means the next one it has). For tests and benchmarks: every level gives the same result.
+  enum class Simd : uint8_t { kAuto, kBaseline, kAvx2, kAvx512 };
+  Simd simd = Simd::kAuto;
 };
 
 Result<ImportResult> ImportCsvFile(const std::string& input_path, const std::string& output_path,

@@ -268,6 +268,86 @@ TEST(CsvImportFastPath, ThreadsAndSegmentSizesAgreeExactly) {
   }
 }
 
+// The chunk dictionary remembers the default missing tokens in slots of their own: they must stay missing
+// while the table grows past thousands of distinct short values, and never become dictionary values.
+TEST(CsvImportFastPath, MissingTokensAmongManyShortStrings) {
+  std::mt19937_64 rng(3);
+  static const char* kMissing[] = {"NA", "N/A", "NaN", "nan", "null", "NULL", "None", ""};
+  static const char* kNear[] = {"Na", "na", "NONE", "nul", "N/AA", "NaNa", "n/a", "-"};
+  std::string csv = "s,k\n";
+  std::vector<std::string> want;
+  for (int r = 0; r < 20000; ++r) {
+    std::string v;
+    switch (rng() % 4) {
+      case 0: v = kMissing[rng() % 8]; break;
+      case 1: v = kNear[rng() % 8]; break;
+      default: v = "v" + std::to_string(rng() % (r < 10000 ? 40 : 6000)); break;  // 2..5 bytes, then many
+    }
+    want.push_back(v);
+    csv += v + "," + std::to_string(r) + "\n";
+  }
+  csv += "x123456789,0\n";  // a long value too
+  want.push_back("x123456789");
+  ScratchDir dir;
+  auto x = ImportText(csv, dir);
+  ASSERT_TRUE(x.status.ok()) << x.status.ToString();
+  const Column& c = x.table.columns[0];
+  ASSERT_EQ(c.type, ColumnType::kString);
+  for (size_t r = 0; r < want.size(); ++r) {
+    if (IsMissingToken(want[r])) {
+      ASSERT_FALSE(c.IsValid(r)) << r << " '" << want[r] << "'";
+    } else {
+      ASSERT_TRUE(c.IsValid(r)) << r << " '" << want[r] << "'";
+      ASSERT_EQ(c.StringAt(r), want[r]) << r;
+    }
+  }
+  for (const std::string& v : c.dict) EXPECT_FALSE(IsMissingToken(v)) << "'" << v << "' in the dictionary";
+}
+
+// The bulk row scanner comes in vector widths picked at run time (baseline SSE2, AVX2, AVX-512, as far as the
+// CPU has them); all must read the same rows, including non-ASCII text, quotes, CRLF and blank lines.
+TEST(CsvImportFastPath, EveryScannerWidthReadsTheSame) {
+  Generated g = Generate(31, 12000);
+  ScratchDir dir;
+  CsvOptions base;
+  base.simd = CsvOptions::Simd::kBaseline;
+  auto ref = ImportText(g.csv, dir, base);
+  ASSERT_TRUE(ref.status.ok()) << ref.status.ToString();
+  for (CsvOptions::Simd level : {CsvOptions::Simd::kAvx2, CsvOptions::Simd::kAvx512, CsvOptions::Simd::kAuto}) {
+    CsvOptions o;
+    o.simd = level;
+    o.segment_bytes = 100000;
+    auto y = ImportText(g.csv, dir, o);
+    ASSERT_TRUE(y.status.ok()) << y.status.ToString();
+    ASSERT_EQ(y.table.num_rows, ref.table.num_rows);
+    for (size_t c = 0; c < ref.table.columns.size(); ++c) {
+      const Column& a = ref.table.columns[c];
+      const Column& b = y.table.columns[c];
+      ASSERT_EQ(a.type, b.type);
+      ASSERT_EQ(a.valid, b.valid);
+      for (size_t r = 0; r < a.size(); ++r) {
+        if (!a.valid[r]) continue;
+        switch (a.type) {
+          case ColumnType::kFloat64: ASSERT_EQ(std::memcmp(&a.f64[r], &b.f64[r], 8), 0) << r; break;
+          case ColumnType::kString: ASSERT_EQ(a.StringAt(r), b.StringAt(r)) << r; break;
+          default: ASSERT_EQ(a.i64[r], b.i64[r]) << r; break;
+        }
+      }
+    }
+  }
+  // A bad byte after thousands of fast rows is found at every width.
+  std::string good;
+  for (int r = 0; r < 3000; ++r) good += std::to_string(r) + ",caf\xC3\xA9 " + std::to_string(r % 7) + "\n";
+  for (CsvOptions::Simd level : {CsvOptions::Simd::kBaseline, CsvOptions::Simd::kAvx2, CsvOptions::Simd::kAvx512}) {
+    CsvOptions o;
+    o.simd = level;
+    o.encoding = "utf-8";
+    auto bad = ImportText("a,b\n" + good + "1,\xC3\x28\n" + good, dir, o);
+    ASSERT_FALSE(bad.status.ok());
+    EXPECT_NE(bad.status.message().find("line 3002"), std::string::npos) << bad.status.ToString();
+  }
+}
+
 TEST(CsvImportFastPath, InvalidUtf8AndRaggedRowsAfterFastRows) {
   std::string good;
   for (int r = 0; r < 3000; ++r) good += std::to_string(r) + ",x" + std::to_string(r % 7) + "\n";
