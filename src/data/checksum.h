@@ -1,7 +1,8 @@
 // CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320; the zlib/PNG checksum) and a fast 64-bit
 // non-cryptographic hash for dictionary building and distinct counting. Thread-safe, no allocation.
 // On x86-64 CPUs with PCLMULQDQ (checked at run time) Crc32 folds 64 bytes per step with carry-less
-// multiplication; elsewhere it uses slice-by-8 tables. Both compute the same standard CRC-32.
+// multiplication, and 256 bytes per step where the CPU has the 512-bit form (AVX-512 VPCLMULQDQ); elsewhere it
+// uses slice-by-8 tables. All compute the same standard CRC-32.
 #pragma once
 
 #include <cstddef>
