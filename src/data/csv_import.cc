@@ -867,6 +867,23 @@ struct ColumnScratch {
   // *neg_zeros: some rows hold -0.0 (mantissa 0), which only the doubles can say.
   // False: in->f64 must be materialized.
   bool DecimalHint(size_t n, ChunkInput* in, bool* neg_zeros) {
+    // Most decimal columns are written with a fixed number of decimals: one branch-free pass over the scales
+    // (bytes, vectorized) finds that case, and then the mantissas are the values as parsed. kNegZero and
+    // kNoDecimal are above 9, so a chunk with -0.0 or a value off the fast path takes the general route below.
+    uint8_t hi = 0, lo = 0xFF;
+    const uint8_t* const fr = frac.data();
+    const uint8_t* const ok = valid.data();
+    for (size_t i = 0; i < n; ++i) {
+      hi = std::max<uint8_t>(hi, ok[i] ? fr[i] : uint8_t{0});
+      lo = std::min<uint8_t>(lo, ok[i] ? fr[i] : uint8_t{0xFF});
+    }
+    if (hi <= 9 && lo == hi) {
+      in->decimal_mantissa = mant.data();  // invalid rows' mantissas are masked by the encoder
+      in->decimal_scale = hi;
+      in->f64 = nullptr;
+      *neg_zeros = false;
+      return true;
+    }
     uint8_t k = 0;
     bool any_neg_zero = false;
     for (size_t i = 0; i < n; ++i) {
