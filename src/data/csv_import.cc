@@ -482,14 +482,14 @@ struct ColumnScratch {
   // How values are read (import hints). fast == false sends every value through PutGeneral (custom missing
   // tokens may look like numbers or dates, which the fast paths would take as values).
   bool fast = true;
-  bool vector_floats = false;  // decimals eight at a time (PutRangeFloatAvx512)
+  bool vector_numbers = false;  // integers and decimals eight at a time (PutRange*Avx512)
   bool decimal_comma = false;
   const DateFormat* date = nullptr;
   const MissingTokens* missing = nullptr;  // nullptr: the default spellings
 
   void Configure(bool decimal_comma_in, const DateFormat* date_in, const MissingTokens* missing_in,
-                 bool vector_floats_in) {
-    vector_floats = vector_floats_in;
+                 bool vector_numbers_in) {
+    vector_numbers = vector_numbers_in;
     decimal_comma = decimal_comma_in;
     date = date_in;
     missing = missing_in != nullptr && missing_in->custom() ? missing_in : nullptr;
@@ -535,11 +535,15 @@ struct ColumnScratch {
     // One loop per type, with the output arrays in locals: no dispatch per value, and the stores through
     // uint8_t pointers do not force the vectors' data pointers to be reloaded.
     switch (type) {
-      case ColumnType::kInt64: return PutRangeInt(row, end, refs, first, base);
+      case ColumnType::kInt64:
+#if defined(__x86_64__)
+        if (vector_numbers) return PutRangeIntAvx512(row, end, refs, first, base);
+#endif
+        return PutRangeInt(row, end, refs, first, base);
       case ColumnType::kFloat64:
         if (decimal_comma) return PutRangeGeneral(row, end, refs, first, base);
 #if defined(__x86_64__)
-        if (vector_floats) return PutRangeFloatAvx512(row, end, refs, first, base);
+        if (vector_numbers) return PutRangeFloatAvx512(row, end, refs, first, base);
 #endif
         return PutRangeFloat(row, end, refs, first, base);
       case ColumnType::kString: return PutRangeString(row, end, refs, first, base);
@@ -603,75 +607,101 @@ struct ColumnScratch {
     return PutGeneral(row, data, f.len_flags & ~kEscapedBit, (f.len_flags & kEscapedBit) != 0);
   }
 #if defined(__x86_64__)
-  // PutRangeFloat eight rows at a time (AVX-512 with DQ for 64-bit multiplies and CD for bit counts). Lanes
-  // whose field is empty, or unescaped and at most 8 bytes with its sign, go through the steps of
-  // PutDecimalTo and ShortDecimal with the same 64-bit arithmetic per lane, so they yield the same mantissas
-  // and scales; every other lane (longer, escaped, -0, an exponent, blanks, not a number) takes PutFloatRow,
-  // in row order, and the first row that does not parse ends the range as in PutRangeFloat.
+  // Eight fields read at once (AVX-512 with DQ for 64-bit multiplies and CD for bit counts): lanes whose field
+  // is unescaped and at most 8 bytes with its sign go through the steps of the scalar fast paths (PutIntTo;
+  // PutDecimalTo and ShortDecimal with kDecimal) with the same 64-bit arithmetic per lane, so they yield the
+  // same values. ok: such lanes that parsed (decimals: not -0, which the scalar path keeps as a double);
+  // m: their digits' value (unsigned); scale: digits after the point; empty: lanes with an empty field.
+  // (The maskz_ forms with a full mask stand for the plain intrinsics, which GCC 12 builds on an undefined
+  // register that -Wmaybe-uninitialized reports.)
+  struct Lanes8 {
+    __m512i m, scale;
+    __mmask8 minus, ok, empty;
+  };
+  template <bool kDecimal>
+  LATHE_AVX512_DQ __attribute__((always_inline)) static inline Lanes8 ParseLanes8(const FieldRef* refs,
+                                                                                  const char* base) {
+    static_assert(sizeof(FieldRef) == 8 && offsetof(FieldRef, len_flags) == 4);
+    const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi64(1);
+    const __m512i c30 = _mm512_set1_epi64(0x3030303030303030LL), c76 = _mm512_set1_epi64(0x7676767676767676LL);
+    const __m512i c80 = _mm512_set1_epi64(static_cast<int64_t>(0x8080808080808080ULL));
+    const __m512i pairs = _mm512_set1_epi64(0x000000FF000000FFLL);
+    const __m512i ref = _mm512_loadu_si512(refs);  // offset: low half, len_flags: high half
+    const __m512i n = _mm512_maskz_srli_epi64(0xFF, ref, 32);  // the escaped bit makes n > 8
+    const __m512i w0 =
+        _mm512_mask_i64gather_epi64(zero, 0xFF, _mm512_and_si512(ref, _mm512_set1_epi64(0xFFFFFFFFLL)), base, 1);
+    const __m512i b0 = _mm512_and_si512(w0, _mm512_set1_epi64(0xFF));
+    Lanes8 r;
+    r.minus = _mm512_cmpeq_epi64_mask(b0, _mm512_set1_epi64('-'));
+    const __mmask8 sign = r.minus | _mm512_cmpeq_epi64_mask(b0, _mm512_set1_epi64('+'));
+    const __m512i i0 = _mm512_maskz_mov_epi64(sign, one);
+    __m512i w = _mm512_maskz_srlv_epi64(0xFF, w0, _mm512_maskz_slli_epi64(0xFF, i0, 3));  // after the sign
+    const __m512i len = _mm512_sub_epi64(n, i0);
+    r.empty = _mm512_cmpeq_epi64_mask(n, zero);
+    const __mmask8 fits = _mm512_cmple_epu64_mask(n, _mm512_set1_epi64(8)) & _mm512_cmpge_epu64_mask(len, one);
+    __m512i digits = len;
+    __mmask8 bad_dot = 0;
+    r.scale = zero;
+    if constexpr (kDecimal) {
+      // The first '.', squeezed out of the word.
+      const __m512i inside =
+          _mm512_sub_epi64(_mm512_maskz_sllv_epi64(0xFF, one, _mm512_maskz_slli_epi64(0xFF, len, 3)), one);
+      const __m512i x = _mm512_xor_si512(w, _mm512_set1_epi64(0x2E2E2E2E2E2E2E2ELL));
+      const __m512i dots = _mm512_and_si512(
+          _mm512_and_si512(_mm512_sub_epi64(x, _mm512_set1_epi64(0x0101010101010101LL)),
+                           _mm512_maskz_andnot_epi64(0xFF, x, c80)),
+          inside);
+      const __mmask8 has_dot = _mm512_test_epi64_mask(dots, dots);
+      const __m512i lowest = _mm512_and_si512(dots, _mm512_sub_epi64(zero, dots));
+      const __m512i k = _mm512_maskz_srli_epi64(
+          0xFF, _mm512_sub_epi64(_mm512_set1_epi64(63), _mm512_maskz_lzcnt_epi64(0xFF, lowest)), 3);
+      const __m512i below = _mm512_sub_epi64(_mm512_maskz_sllv_epi64(0xFF, one, _mm512_maskz_slli_epi64(0xFF, k, 3)), one);
+      const __m512i squeezed = _mm512_or_si512(
+          _mm512_and_si512(w, below), _mm512_maskz_andnot_epi64(0xFF, below, _mm512_maskz_srli_epi64(0xFF, w, 8)));
+      w = _mm512_mask_mov_epi64(w, has_dot, squeezed);
+      digits = _mm512_mask_sub_epi64(len, has_dot, len, one);
+      r.scale = _mm512_maskz_sub_epi64(has_dot, digits, k);
+      bad_dot = has_dot & _mm512_cmpeq_epi64_mask(digits, zero);
+    }
+    // LeadingDigitsWord(w) >= digits: no flagged byte among the first `digits`.
+    const __m512i d = _mm512_sub_epi64(w, c30);
+    const __m512i bad = _mm512_and_si512(_mm512_or_si512(d, _mm512_add_epi64(d, c76)), c80);
+    const __m512i first_digits =
+        _mm512_sub_epi64(_mm512_maskz_sllv_epi64(0xFF, one, _mm512_maskz_slli_epi64(0xFF, digits, 3)), one);
+    const __mmask8 not_digits = _mm512_test_epi64_mask(bad, first_digits);
+    // DigitsValueWord(w, digits).
+    __m512i m = _mm512_maskz_sllv_epi64(
+        0xFF, d, _mm512_maskz_slli_epi64(0xFF, _mm512_sub_epi64(_mm512_set1_epi64(8), digits), 3));
+    m = _mm512_add_epi64(_mm512_mullo_epi64(m, _mm512_set1_epi64(10)), _mm512_maskz_srli_epi64(0xFF, m, 8));
+    m = _mm512_maskz_srli_epi64(
+        0xFF,
+        _mm512_add_epi64(
+            _mm512_mullo_epi64(_mm512_and_si512(m, pairs),
+                               _mm512_set1_epi64(static_cast<int64_t>(100 + (1000000ULL << 32)))),
+            _mm512_mullo_epi64(_mm512_and_si512(_mm512_maskz_srli_epi64(0xFF, m, 16), pairs),
+                               _mm512_set1_epi64(static_cast<int64_t>(1 + (10000ULL << 32))))),
+        32);
+    r.m = m;
+    r.ok = fits & ~bad_dot & ~not_digits;
+    if constexpr (kDecimal) r.ok &= ~(r.minus & _mm512_cmpeq_epi64_mask(m, zero));
+    return r;
+  }
+  // PutRangeFloat / PutRangeInt eight rows at a time (ParseLanes8); the lanes it leaves take the scalar row
+  // path, in row order, and the first row that does not parse ends the range as in the scalar versions.
   LATHE_AVX512_DQ size_t PutRangeFloatAvx512(size_t row, size_t end, const FieldRef* refs, size_t first,
                                              const char* base) {
-    static_assert(sizeof(FieldRef) == 8 && offsetof(FieldRef, len_flags) == 4);
     uint8_t* const v = valid.data();
     double* const out = f64.data();
     int64_t* const mt = mant.data();
     uint8_t* const fr = frac.data();
-    // (The maskz_ forms with a full mask stand for the plain intrinsics, which GCC 12 builds on an undefined
-    // register that -Wmaybe-uninitialized reports.)
     const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi64(1);
-    const __m512i c01 = _mm512_set1_epi64(0x0101010101010101LL), c30 = _mm512_set1_epi64(0x3030303030303030LL);
-    const __m512i c2e = _mm512_set1_epi64(0x2E2E2E2E2E2E2E2ELL), c76 = _mm512_set1_epi64(0x7676767676767676LL);
-    const __m512i c80 = _mm512_set1_epi64(static_cast<int64_t>(0x8080808080808080ULL));
-    const __m512i lo32 = _mm512_set1_epi64(0xFFFFFFFFLL), byte0 = _mm512_set1_epi64(0xFF);
-    const __m512i pairs = _mm512_set1_epi64(0x000000FF000000FFLL);
-    const __m512i mul1 = _mm512_set1_epi64(static_cast<int64_t>(100 + (1000000ULL << 32)));
-    const __m512i mul2 = _mm512_set1_epi64(static_cast<int64_t>(1 + (10000ULL << 32)));
     for (; row + 8 <= end; row += 8) {
-      const __m512i ref = _mm512_loadu_si512(refs + (row - first));  // offset: low half, len_flags: high half
-      const __m512i n = _mm512_maskz_srli_epi64(0xFF, ref, 32);                   // the escaped bit makes n > 8
-      const __m512i w0 = _mm512_mask_i64gather_epi64(zero, 0xFF, _mm512_and_si512(ref, lo32), base, 1);
-      const __m512i b0 = _mm512_and_si512(w0, byte0);
-      const __mmask8 minus = _mm512_cmpeq_epi64_mask(b0, _mm512_set1_epi64('-'));
-      const __mmask8 sign = minus | _mm512_cmpeq_epi64_mask(b0, _mm512_set1_epi64('+'));
-      const __m512i i0 = _mm512_maskz_mov_epi64(sign, one);
-      const __m512i w = _mm512_maskz_srlv_epi64(0xFF, w0, _mm512_maskz_slli_epi64(0xFF, i0, 3));  // the bytes after the sign
-      const __m512i len = _mm512_sub_epi64(n, i0);
-      const __mmask8 empty = _mm512_cmpeq_epi64_mask(n, zero);
-      const __mmask8 fits =
-          _mm512_cmple_epu64_mask(n, _mm512_set1_epi64(8)) & _mm512_cmpge_epu64_mask(len, one);
-      // ShortDecimal: the first '.', squeezed out of the word.
-      const __m512i inside = _mm512_sub_epi64(_mm512_maskz_sllv_epi64(0xFF, one, _mm512_maskz_slli_epi64(0xFF, len, 3)), one);
-      const __m512i x = _mm512_xor_si512(w, c2e);
-      const __m512i dots =
-          _mm512_and_si512(_mm512_and_si512(_mm512_sub_epi64(x, c01), _mm512_maskz_andnot_epi64(0xFF, x, c80)), inside);
-      const __mmask8 has_dot = _mm512_test_epi64_mask(dots, dots);
-      const __m512i lowest = _mm512_and_si512(dots, _mm512_sub_epi64(zero, dots));
-      const __m512i k = _mm512_maskz_srli_epi64(0xFF, _mm512_sub_epi64(_mm512_set1_epi64(63), _mm512_maskz_lzcnt_epi64(0xFF, lowest)), 3);
-      const __m512i below = _mm512_sub_epi64(_mm512_maskz_sllv_epi64(0xFF, one, _mm512_maskz_slli_epi64(0xFF, k, 3)), one);
-      const __m512i squeezed =
-          _mm512_or_si512(_mm512_and_si512(w, below), _mm512_maskz_andnot_epi64(0xFF, below, _mm512_maskz_srli_epi64(0xFF, w, 8)));
-      const __m512i ws = _mm512_mask_mov_epi64(w, has_dot, squeezed);
-      const __m512i digits = _mm512_mask_sub_epi64(len, has_dot, len, one);
-      const __m512i scale = _mm512_maskz_sub_epi64(has_dot, digits, k);
-      const __mmask8 no_digits = _mm512_cmpeq_epi64_mask(digits, zero);
-      // LeadingDigitsWord(ws) >= digits: no flagged byte among the first `digits`.
-      const __m512i d = _mm512_sub_epi64(ws, c30);
-      const __m512i bad = _mm512_and_si512(_mm512_or_si512(d, _mm512_add_epi64(d, c76)), c80);
-      const __m512i first_digits = _mm512_sub_epi64(_mm512_maskz_sllv_epi64(0xFF, one, _mm512_maskz_slli_epi64(0xFF, digits, 3)), one);
-      const __mmask8 not_digits = _mm512_test_epi64_mask(bad, first_digits);
-      // DigitsValueWord(ws, digits).
-      __m512i m = _mm512_maskz_sllv_epi64(0xFF, d, _mm512_maskz_slli_epi64(0xFF, _mm512_sub_epi64(_mm512_set1_epi64(8), digits), 3));
-      m = _mm512_add_epi64(_mm512_mullo_epi64(m, _mm512_set1_epi64(10)), _mm512_maskz_srli_epi64(0xFF, m, 8));
-      m = _mm512_maskz_srli_epi64(0xFF, 
-          _mm512_add_epi64(_mm512_mullo_epi64(_mm512_and_si512(m, pairs), mul1),
-                           _mm512_mullo_epi64(_mm512_and_si512(_mm512_maskz_srli_epi64(0xFF, m, 16), pairs), mul2)),
-          32);
-      const __mmask8 neg_zero = minus & _mm512_cmpeq_epi64_mask(m, zero);  // -0.0: the scalar path keeps it
-      const __mmask8 ok = fits & ~(has_dot & no_digits) & ~not_digits & ~neg_zero;
-      const __mmask8 done = ok | empty;
-      _mm512_mask_storeu_epi64(mt + row, done, _mm512_maskz_mov_epi64(ok, _mm512_mask_sub_epi64(m, minus, zero, m)));
-      _mm_mask_storeu_epi8(fr + row, done, _mm512_maskz_cvtepi64_epi8(0xFF, _mm512_maskz_mov_epi64(ok, scale)));
-      _mm_mask_storeu_epi8(v + row, done, _mm512_maskz_cvtepi64_epi8(0xFF, _mm512_maskz_mov_epi64(ok, one)));
-      _mm512_mask_storeu_pd(out + row, empty, _mm512_setzero_pd());
+      const Lanes8 l = ParseLanes8<true>(refs + (row - first), base);
+      const __mmask8 done = l.ok | l.empty;
+      _mm512_mask_storeu_epi64(mt + row, done, _mm512_maskz_mov_epi64(l.ok, _mm512_mask_sub_epi64(l.m, l.minus, zero, l.m)));
+      _mm_mask_storeu_epi8(fr + row, done, _mm512_maskz_cvtepi64_epi8(0xFF, _mm512_maskz_mov_epi64(l.ok, l.scale)));
+      _mm_mask_storeu_epi8(v + row, done, _mm512_maskz_cvtepi64_epi8(0xFF, _mm512_maskz_mov_epi64(l.ok, one)));
+      _mm512_mask_storeu_pd(out + row, l.empty, _mm512_setzero_pd());
       if (done != 0xFF) {
         for (size_t j = 0; j < 8; ++j) {
           if (((done >> j) & 1) == 0 && !PutFloatRow(row + j, refs[row + j - first], base)) return row + j;
@@ -679,6 +709,28 @@ struct ColumnScratch {
       }
     }
     return PutRangeFloat(row, end, refs, first, base);
+  }
+  LATHE_AVX512_DQ size_t PutRangeIntAvx512(size_t row, size_t end, const FieldRef* refs, size_t first,
+                                           const char* base) {
+    uint8_t* const v = valid.data();
+    int64_t* const out = i64.data();
+    const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi64(1);
+    for (; row + 8 <= end; row += 8) {
+      const Lanes8 l = ParseLanes8<false>(refs + (row - first), base);
+      const __mmask8 done = l.ok | l.empty;
+      _mm512_mask_storeu_epi64(out + row, done, _mm512_maskz_mov_epi64(l.ok, _mm512_mask_sub_epi64(l.m, l.minus, zero, l.m)));
+      _mm_mask_storeu_epi8(v + row, done, _mm512_maskz_cvtepi64_epi8(0xFF, _mm512_maskz_mov_epi64(l.ok, one)));
+      if (done != 0xFF) {
+        for (size_t j = 0; j < 8; ++j) {
+          if (((done >> j) & 1) != 0) continue;
+          const FieldRef f = refs[row + j - first];
+          const char* data = base + f.offset;
+          if (PutIntTo(data, f.len_flags, &v[row + j], &out[row + j])) continue;
+          if (!PutGeneral(row + j, data, f.len_flags & ~kEscapedBit, (f.len_flags & kEscapedBit) != 0)) return row + j;
+        }
+      }
+    }
+    return PutRangeInt(row, end, refs, first, base);
   }
 #endif
   size_t PutRangeString(size_t row, size_t end, const FieldRef* refs, size_t first, const char* base) {
@@ -1376,13 +1428,13 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
   ws.cols.resize(ncols);
 #if defined(__x86_64__)
   const CsvOptions::Simd simd = plan.opts->simd;
-  const bool vector_floats =
+  const bool vector_numbers =
       HaveAvx512Dq() && (simd == CsvOptions::Simd::kAuto || simd == CsvOptions::Simd::kAvx512);
 #else
-  const bool vector_floats = false;
+  const bool vector_numbers = false;
 #endif
   for (size_t c = 0; c < ncols; ++c) {
-    ws.cols[c].Configure(plan.decimal_comma, plan.rules[c].date, plan.missing, vector_floats);
+    ws.cols[c].Configure(plan.decimal_comma, plan.rules[c].date, plan.missing, vector_numbers);
   }
   auto start_group = [&]() {
     for (size_t c = 0; c < ncols; ++c) {

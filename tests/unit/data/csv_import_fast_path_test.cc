@@ -304,6 +304,50 @@ TEST(CsvImportFastPath, MissingTokensAmongManyShortStrings) {
   for (const std::string& v : c.dict) EXPECT_FALSE(IsMissingToken(v)) << "'" << v << "' in the dictionary";
 }
 
+// Integers and decimals are parsed eight fields at a time where the CPU has AVX-512; lanes it cannot take go
+// through the scalar path in row order. Each tricky spelling, at every lane position among ordinary numbers,
+// must give the column type and values the scalar path gives.
+TEST(CsvImportFastPath, VectorNumberParsingMatchesTheScalarPath) {
+  const std::vector<std::string> tricky = {
+      "",        "-",        "+",         ".",          "-.",        "+.",       "0",         "-0",
+      "+0",      "-0.0",     "0.",        ".0",         "1.2.3",     "12345678", "-1234567",  "+1234567",
+      "123456789", "-12345678", "1e5",    " 1",         "1 ",        "abc",      "9.",        "-9.9999",
+      "99999.99", "0000.001", "-.0001",   "1..2",       "1-2",       "--1",      "+-1",       "NA",
+      "\"12\"",  "\"1\"\"2\"", "12345.678", "-1.234567", "1234567.", "00000000", "1.",  "1234567a"};
+  ScratchDir dir;
+  for (const std::string& t : tricky) {
+    for (size_t pos : {size_t{0}, size_t{3}, size_t{7}, size_t{8}, size_t{21}}) {
+      std::string csv = "i,f\n";
+      for (size_t r = 0; r < 40; ++r) {
+        const std::string i = r == pos ? t : std::to_string(static_cast<int64_t>(r * 7919 % 2001) - 1000);
+        const std::string f = r == pos ? t : (r % 2 ? "-" : "") + std::to_string(r % 97) + "." + std::to_string(r % 10);
+        csv += i + "," + f + "\n";
+      }
+      CsvOptions scalar, vector;
+      scalar.simd = CsvOptions::Simd::kBaseline;
+      vector.simd = CsvOptions::Simd::kAvx512;  // the widest the CPU has
+      auto a = ImportText(csv, dir, scalar);
+      auto b = ImportText(csv, dir, vector);
+      ASSERT_EQ(a.status.ok(), b.status.ok()) << "'" << t << "' at " << pos;
+      if (!a.status.ok()) continue;
+      for (size_t c = 0; c < 2; ++c) {
+        const Column& x = a.table.columns[c];
+        const Column& y = b.table.columns[c];
+        ASSERT_EQ(x.type, y.type) << "'" << t << "' at " << pos << " column " << c;
+        ASSERT_EQ(x.valid, y.valid) << "'" << t << "' at " << pos;
+        for (size_t r = 0; r < x.size(); ++r) {
+          if (!x.valid[r]) continue;
+          switch (x.type) {
+            case ColumnType::kFloat64: ASSERT_EQ(std::memcmp(&x.f64[r], &y.f64[r], 8), 0) << t << " row " << r; break;
+            case ColumnType::kString: ASSERT_EQ(x.StringAt(r), y.StringAt(r)) << t << " row " << r; break;
+            default: ASSERT_EQ(x.i64[r], y.i64[r]) << t << " row " << r; break;
+          }
+        }
+      }
+    }
+  }
+}
+
 // The bulk row scanner comes in vector widths picked at run time (baseline SSE2, AVX2, AVX-512, as far as the
 // CPU has them); all must read the same rows, including non-ASCII text, quotes, CRLF and blank lines.
 TEST(CsvImportFastPath, EveryScannerWidthReadsTheSame) {
