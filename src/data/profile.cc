@@ -837,25 +837,24 @@ void Profiler::ProcessNumeric(WorkerState& w, size_t col, const ColView& c, size
     const double* f = c.f64;
     const int64_t* mant = c.mantissa;
     uint64_t* ords = w.ords.data();
+    // Without a branch per row (missing values are scattered): every row writes its slot, and only a valid
+    // row advances the counts past it.
     for (size_t i = 0; i < n; ++i) {
-      uint64_t vh;
-      if (!valid[i]) {
-        ++missing;
-        vh = kMissingHash;
-      } else {
-        const double v = f[i];
-        const int64_t m = mant[i];
-        const uint64_t k = FloatKey(v);
-        keys[nk] = k;
-        ords[nk++] = static_cast<uint64_t>(m);
-        lo_ord = std::min(lo_ord, m);
-        hi_ord = std::max(hi_ord, m);
-        vh = k;
-        fin[nf++] = v;
-        zeros += v == 0;
-        negatives += v < 0;
-      }
-      mix_row(i, vh);
+      const bool ok = valid[i] != 0;
+      const double v = f[i];
+      const int64_t m = mant[i];
+      const uint64_t k = FloatKey(v);
+      keys[nk] = k;
+      ords[nk] = static_cast<uint64_t>(m);
+      fin[nf] = v;
+      nk += ok;
+      nf += ok;
+      lo_ord = ok && m < lo_ord ? m : lo_ord;
+      hi_ord = ok && m > hi_ord ? m : hi_ord;
+      missing += !ok;
+      zeros += ok & (v == 0);
+      negatives += ok & (v < 0);
+      mix_row(i, ok ? k : kMissingHash);
     }
   } else if (type == ColumnType::kFloat64) {
     const double* f = c.f64;
@@ -886,24 +885,22 @@ void Profiler::ProcessNumeric(WorkerState& w, size_t col, const ColView& c, size
     }
   } else {
     have_ordinals = true;
+    // Branch-free as above; datetime moments are in seconds.
+    const bool is_bool = type == ColumnType::kBool;
     for (size_t i = 0; i < n; ++i) {
-      uint64_t vh;
-      if (!valid[i]) {
-        ++missing;
-        vh = kMissingHash;
-      } else {
-        const int64_t v = type == ColumnType::kBool ? int64_t{c.b[i] != 0} : c.i64[i];
-        const uint64_t k = IntKey(v);
-        keys[nk++] = k;
-        lo_ord = std::min(lo_ord, v);
-        hi_ord = std::max(hi_ord, v);
-        // Datetime moments are in seconds.
-        fin[nf++] = type == ColumnType::kDatetime ? static_cast<double>(v) / 1e6 : static_cast<double>(v);
-        vh = k;
-        zeros += v == 0;
-        negatives += v < 0;
-      }
-      mix_row(i, vh);
+      const bool ok = valid[i] != 0;
+      const int64_t v = is_bool ? int64_t{c.b[i] != 0} : c.i64[i];
+      const uint64_t k = IntKey(v);
+      keys[nk] = k;
+      fin[nf] = type == ColumnType::kDatetime ? static_cast<double>(v) / 1e6 : static_cast<double>(v);
+      nk += ok;
+      nf += ok;
+      lo_ord = ok && v < lo_ord ? v : lo_ord;
+      hi_ord = ok && v > hi_ord ? v : hi_ord;
+      missing += !ok;
+      zeros += ok & (v == 0);
+      negatives += ok & (v < 0);
+      mix_row(i, ok ? k : kMissingHash);
     }
   }
   a.missing += missing;
