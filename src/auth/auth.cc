@@ -9,6 +9,7 @@
 #include "common/crypto.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "common/text.h"
 
 namespace lathe {
 
@@ -60,8 +61,12 @@ bool RoleAllows(Role role, Permission permission) {
 
 namespace {
 
+// 1-64 of A-Z a-z 0-9 . _ @ -, starting with a letter or digit: names appear in URL paths and command lines,
+// where ".", "..", a hidden-file name or a leading '-' (read as an option) would mean something else.
 bool ValidUsername(std::string_view u) {
   if (u.empty() || u.size() > 64) return false;
+  const char c0 = u[0];
+  if (!((c0 >= 'a' && c0 <= 'z') || (c0 >= 'A' && c0 <= 'Z') || (c0 >= '0' && c0 <= '9'))) return false;
   for (char c : u) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
                     c == '_' || c == '@' || c == '-';
@@ -167,7 +172,8 @@ Result<UserRecord> AuthService::UpsertSsoUser(const std::string& username, const
                                               std::optional<bool> is_admin) {
   if (!ValidUsername(username)) {
     return Status::InvalidArgument("the identity provider's username '" + username.substr(0, 80) +
-                                   "' is not a valid lathe username (1-64 of A-Z a-z 0-9 . _ @ -)");
+                                   "' is not a valid lathe username (1-64 of A-Z a-z 0-9 . _ @ -, starting "
+                                   "with a letter or digit)");
   }
   const std::string marker = std::string(kSsoHashPrefix) + identity;
   auto existing = store_->GetUserByName(username);
@@ -344,9 +350,8 @@ Result<NewApiKey> AuthService::CreateApiKey(const Caller& creator, const std::st
     return Status::InvalidArgument(f + ": " + m).WithDetail(ErrorDetail::Field(f, m));
   };
   if (creator.IsApiKey()) return Status::PermissionDenied("an API key cannot create API keys; log in as a user");
-  if (name.empty() || name.size() > 64 ||
-      !std::all_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f; })) {
-    return field("name", "must be 1-64 printable characters");
+  if (name.empty() || name.size() > 64 || !IsDisplaySafeText(name)) {
+    return field("name", "must be 1-64 bytes of printable UTF-8 text (no control or bidirectional characters)");
   }
   if (permissions.empty()) return field("permissions", "must name at least one of read, write, deploy, predict");
   std::string names;
@@ -451,8 +456,10 @@ Status AuthService::CheckPassword(const std::string& username, const std::string
 Result<UserRecord> AuthService::CreateUser(const std::string& username, const std::string& password,
                                            bool is_admin) {
   if (!ValidUsername(username)) {
-    return Status::InvalidArgument("username must be 1-64 characters of A-Z a-z 0-9 . _ @ -")
-        .WithDetail(ErrorDetail::Field("username", "1-64 characters of A-Z a-z 0-9 . _ @ -"));
+    return Status::InvalidArgument(
+               "username must be 1-64 characters of A-Z a-z 0-9 . _ @ -, starting with a letter or digit")
+        .WithDetail(
+            ErrorDetail::Field("username", "1-64 characters of A-Z a-z 0-9 . _ @ -, starting with a letter or digit"));
   }
   RETURN_IF_ERROR(CheckPassword(username, password));
   ASSIGN_OR_RETURN(std::string hash, HashPassword(password));

@@ -171,11 +171,13 @@ def test_hostile_usernames(env, admin):
 @pytest.mark.parametrize("name", ["<script>alert(1)</script>", "'; DROP TABLE api_keys;--", "\u202eexe.txt",
                                   "c\u0430t", "../../etc/passwd", "{{7*7}}", "${jndi:ldap://x/a}"])
 def test_free_text_names_are_stored_verbatim_and_served_as_json(server, admin, name):
-    """API key names are free text by design (1-64 printable characters): kept byte for byte, returned only
-    as JSON strings with nosniff and a CSP that forbids scripts — never interpreted (no template, no SQL)."""
+    """API key names are free text by design (1-64 bytes of printable UTF-8): kept byte for byte, returned only
+    as JSON strings with nosniff and a CSP that forbids scripts — never interpreted (no template, no SQL).
+    Bidirectional controls, which make a listed name read differently than it is, are refused."""
     r = admin.post(f"{P}/api-keys", json={"name": name, "permissions": ["read"]})
-    if r.status_code == 400:
+    if "\u202e" in name:
         is_problem(r, 400)
+        assert "bidirectional" in r.json()["detail"], r.text
         return
     assert r.status_code == 201, r.text
     made = r.json()

@@ -166,6 +166,12 @@ TEST_F(AuthTest, MembershipsComeWithTheTokenAndChangesApplyAfterInvalidation) {
   EXPECT_EQ(auth.CreateUser("carol", "short", false).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(auth.CreateUser("carol-long-name", "carol-long-name", false).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(auth.CreateUser("a b", "a-long-password", false).status().code(), StatusCode::kInvalidArgument);
+  // Names that mean something else in a URL path or on a command line.
+  for (const char* name : {".", "..", ".hidden", "-rf", "_x", "@host"}) {
+    EXPECT_EQ(auth.CreateUser(name, "a-long-password", false).status().code(), StatusCode::kInvalidArgument)
+        << name;
+  }
+  EXPECT_TRUE(auth.CreateUser("dave.o_n@example-1.org", "a-long-password", false).ok());
   // Disabled users lose their cached sessions at once.
   ASSERT_TRUE(auth.UpdateUser("bob", std::nullopt, true, std::nullopt).ok());
   EXPECT_EQ(auth.Authenticate("Bearer " + login->token).status().code(), StatusCode::kUnauthenticated);
