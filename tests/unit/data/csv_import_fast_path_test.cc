@@ -7,6 +7,8 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "data/csv_import.h"
 #include "data/dataset_file.h"
@@ -92,6 +94,26 @@ Generated Generate(uint64_t seed, int rows) {
     if (rng() % 200 == 0) g.csv += "\n";  // a blank line
   }
   return g;
+}
+
+// Two imports of the same text hold the same columns: types, validity and every value (floats bit for bit).
+void ExpectSameTable(const Table& a, const Table& b, const std::string& context) {
+  ASSERT_EQ(a.num_rows, b.num_rows) << context;
+  ASSERT_EQ(a.columns.size(), b.columns.size()) << context;
+  for (size_t c = 0; c < a.columns.size(); ++c) {
+    const Column& x = a.columns[c];
+    const Column& y = b.columns[c];
+    ASSERT_EQ(x.type, y.type) << context << ", column " << c;
+    ASSERT_EQ(x.valid, y.valid) << context << ", column " << c;
+    for (size_t r = 0; r < x.size(); ++r) {
+      if (!x.valid[r]) continue;
+      switch (x.type) {
+        case ColumnType::kFloat64: ASSERT_EQ(std::memcmp(&x.f64[r], &y.f64[r], 8), 0) << context << ", row " << r; break;
+        case ColumnType::kString: ASSERT_EQ(x.StringAt(r), y.StringAt(r)) << context << ", row " << r; break;
+        default: ASSERT_EQ(x.i64[r], y.i64[r]) << context << ", row " << r; break;
+      }
+    }
+  }
 }
 
 TEST(CsvImportFastPath, ValuesEqualTheGeneralParsers) {
@@ -249,21 +271,8 @@ TEST(CsvImportFastPath, ThreadsAndSegmentSizesAgreeExactly) {
       o.segment_bytes = seg;
       auto y = ImportText(g.csv, dir, o);
       ASSERT_TRUE(y.status.ok()) << y.status.ToString();
-      ASSERT_EQ(y.table.num_rows, ref.table.num_rows);
-      for (size_t c = 0; c < ref.table.columns.size(); ++c) {
-        const Column& a = ref.table.columns[c];
-        const Column& b = y.table.columns[c];
-        ASSERT_EQ(a.type, b.type) << threads << " " << seg;
-        ASSERT_EQ(a.valid, b.valid);
-        for (size_t r = 0; r < a.size(); ++r) {
-          if (!a.valid[r]) continue;
-          switch (a.type) {
-            case ColumnType::kFloat64: ASSERT_EQ(std::memcmp(&a.f64[r], &b.f64[r], 8), 0) << r; break;
-            case ColumnType::kString: ASSERT_EQ(a.StringAt(r), b.StringAt(r)) << r; break;
-            default: ASSERT_EQ(a.i64[r], b.i64[r]) << r; break;
-          }
-        }
-      }
+      ASSERT_NO_FATAL_FAILURE(
+          ExpectSameTable(ref.table, y.table, std::to_string(threads) + " threads, segments of " + std::to_string(seg)));
     }
   }
 }
@@ -330,20 +339,7 @@ TEST(CsvImportFastPath, VectorNumberParsingMatchesTheScalarPath) {
       auto b = ImportText(csv, dir, vector);
       ASSERT_EQ(a.status.ok(), b.status.ok()) << "'" << t << "' at " << pos;
       if (!a.status.ok()) continue;
-      for (size_t c = 0; c < 2; ++c) {
-        const Column& x = a.table.columns[c];
-        const Column& y = b.table.columns[c];
-        ASSERT_EQ(x.type, y.type) << "'" << t << "' at " << pos << " column " << c;
-        ASSERT_EQ(x.valid, y.valid) << "'" << t << "' at " << pos;
-        for (size_t r = 0; r < x.size(); ++r) {
-          if (!x.valid[r]) continue;
-          switch (x.type) {
-            case ColumnType::kFloat64: ASSERT_EQ(std::memcmp(&x.f64[r], &y.f64[r], 8), 0) << t << " row " << r; break;
-            case ColumnType::kString: ASSERT_EQ(x.StringAt(r), y.StringAt(r)) << t << " row " << r; break;
-            default: ASSERT_EQ(x.i64[r], y.i64[r]) << t << " row " << r; break;
-          }
-        }
-      }
+      ASSERT_NO_FATAL_FAILURE(ExpectSameTable(a.table, b.table, "'" + t + "' at row " + std::to_string(pos)));
     }
   }
 }
@@ -363,21 +359,7 @@ TEST(CsvImportFastPath, EveryScannerWidthReadsTheSame) {
     o.segment_bytes = 100000;
     auto y = ImportText(g.csv, dir, o);
     ASSERT_TRUE(y.status.ok()) << y.status.ToString();
-    ASSERT_EQ(y.table.num_rows, ref.table.num_rows);
-    for (size_t c = 0; c < ref.table.columns.size(); ++c) {
-      const Column& a = ref.table.columns[c];
-      const Column& b = y.table.columns[c];
-      ASSERT_EQ(a.type, b.type);
-      ASSERT_EQ(a.valid, b.valid);
-      for (size_t r = 0; r < a.size(); ++r) {
-        if (!a.valid[r]) continue;
-        switch (a.type) {
-          case ColumnType::kFloat64: ASSERT_EQ(std::memcmp(&a.f64[r], &b.f64[r], 8), 0) << r; break;
-          case ColumnType::kString: ASSERT_EQ(a.StringAt(r), b.StringAt(r)) << r; break;
-          default: ASSERT_EQ(a.i64[r], b.i64[r]) << r; break;
-        }
-      }
-    }
+    ASSERT_NO_FATAL_FAILURE(ExpectSameTable(ref.table, y.table, "width " + std::to_string(static_cast<int>(level))));
   }
   // A bad byte after thousands of fast rows is found at every width.
   std::string good;
