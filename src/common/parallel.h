@@ -30,8 +30,9 @@ void ParallelFor(size_t tasks, int threads, const std::function<void(size_t)>& f
 // on the calling thread in index order. At most `window` items (claimed or finished, not yet consumed) are
 // ahead of the consumer, which bounds the memory their results hold; window >= threads + 1 keeps the workers
 // busy while the consumer works. After the first consume that fails no new item is claimed; the call
-// returns that status once the items in flight are done. produce must not throw (wrap it and put the error
-// into R); if no worker thread can be started, the items are produced on the calling thread.
+// returns that status once the items in flight are done; an exception from consume is rethrown after that.
+// produce must not throw (wrap it and put the error into R); if no worker thread can be started, the items are
+// produced on the calling thread.
 template <class R, class Produce, class Consume>
 Status RunOrdered(size_t n, int threads, size_t window, const Produce& produce, const Consume& consume) {
   std::mutex mu;
@@ -62,32 +63,40 @@ Status RunOrdered(size_t n, int threads, size_t window, const Produce& produce, 
       break;  // fewer workers (at least the calling thread below)
     }
   }
-  Status st;
-  for (size_t i = 0; i < n; ++i) {
-    std::unique_lock<std::mutex> lock(mu);
-    if (workers.empty() && !done[i]) {
-      // No worker thread: produce here, in order.
-      ++claimed;
-      lock.unlock();
-      R r = produce(i);
-      lock.lock();
-      done[i].emplace(std::move(r));
+  auto finish = [&] {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stop = true;
     }
-    consumer_cv.wait(lock, [&] { return done[i].has_value(); });
-    R r = std::move(*done[i]);
-    done[i].reset();
-    ++consumed;
     worker_cv.notify_all();
-    lock.unlock();
-    st = consume(i, r);
-    if (!st.ok()) break;
+    for (std::thread& w : workers) w.join();
+  };
+  Status st;
+  try {
+    for (size_t i = 0; i < n; ++i) {
+      std::unique_lock<std::mutex> lock(mu);
+      if (workers.empty() && !done[i]) {
+        // No worker thread: produce here, in order.
+        ++claimed;
+        lock.unlock();
+        R r = produce(i);
+        lock.lock();
+        done[i].emplace(std::move(r));
+      }
+      consumer_cv.wait(lock, [&] { return done[i].has_value(); });
+      R r = std::move(*done[i]);
+      done[i].reset();
+      ++consumed;
+      worker_cv.notify_all();
+      lock.unlock();
+      st = consume(i, r);
+      if (!st.ok()) break;
+    }
+  } catch (...) {
+    finish();  // a consume that throws (say std::bad_alloc) still stops and joins the workers first
+    throw;
   }
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    stop = true;
-  }
-  worker_cv.notify_all();
-  for (std::thread& w : workers) w.join();
+  finish();
   return st;
 }
 

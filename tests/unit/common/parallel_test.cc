@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -83,6 +84,22 @@ TEST(RunOrdered, StopsClaimingAfterAFailedConsume) {
   // Items 0..4 were consumed; at most `window` more were claimed while item 4 was being consumed.
   EXPECT_GE(produced.load(), 5u);
   EXPECT_LE(produced.load(), 5u + 3u);
+}
+
+TEST(RunOrdered, AConsumeThatThrowsStopsTheWorkersAndRethrows) {
+  std::atomic<size_t> produced{0};
+  EXPECT_THROW(RunOrdered<size_t>(
+                   100, 2, 3,
+                   [&](size_t i) {
+                     produced.fetch_add(1);
+                     return i;
+                   },
+                   [&](size_t i, size_t&) -> Status {
+                     if (i == 2) throw std::runtime_error("consume failed");
+                     return Status::Ok();
+                   }),
+               std::runtime_error);
+  EXPECT_LE(produced.load(), 2u + 1u + 3u);
 }
 
 }  // namespace
