@@ -434,24 +434,48 @@ class ChunkDict {
 constexpr uint8_t kNoDecimal = 0xFF;  // ColumnScratch::frac: the value's digits were not seen
 constexpr uint8_t kNegZero = 0xFE;    // ColumnScratch::frac: the fast path read -0 (f64 holds -0.0)
 
-// An array of trivially copyable T that grows without initializing its elements: the conversion writes every
-// row before anything reads it, so zero-filling megabytes per row group would be wasted work.
+// Bump allocation of a worker's scratch arrays from large mappings (huge pages where the kernel offers them):
+// a cold import faults its column buffers in 2 MiB at a time instead of 4 KiB, and on virtual machines those
+// faults were most of the extra time of the first import after the server went idle. Memory goes back when
+// the arena does (with its Workspace).
+class ScratchArena {
+ public:
+  void* Allocate(size_t bytes) {
+    bytes = (bytes + 63) & ~size_t{63};
+    if (chunks_.empty() || used_ + bytes > chunks_.back().size()) {
+      chunks_.emplace_back(std::max(bytes, kChunkBytes));
+      used_ = 0;
+    }
+    void* p = chunks_.back().data() + used_;
+    used_ += bytes;
+    return p;
+  }
+
+ private:
+  static constexpr size_t kChunkBytes = size_t{8} << 20;
+  std::vector<LargeBuffer> chunks_;
+  size_t used_ = 0;
+};
+
+// An array of trivially copyable T in a ScratchArena that grows without initializing its elements: the
+// conversion writes every row before anything reads it, so zero-filling megabytes per row group would be
+// wasted work. Growing abandons the old block to the arena (arrays grow once, to the group capacity).
 template <class T>
 class ScratchArray {
  public:
   size_t size() const { return size_; }
-  void resize(size_t n) {  // contents are not kept
+  void resize(size_t n, ScratchArena* arena) {  // contents are not kept
     if (n <= size_) return;
-    data_.reset(new T[n]);
+    data_ = static_cast<T*>(arena->Allocate(n * sizeof(T)));
     size_ = n;
   }
-  T* data() { return data_.get(); }
-  const T* data() const { return data_.get(); }
+  T* data() { return data_; }
+  const T* data() const { return data_; }
   T& operator[](size_t i) { return data_[i]; }
   const T& operator[](size_t i) const { return data_[i]; }
 
  private:
-  std::unique_ptr<T[]> data_;
+  T* data_ = nullptr;
   size_t size_ = 0;
 };
 
@@ -487,8 +511,11 @@ struct ColumnScratch {
   const DateFormat* date = nullptr;
   const MissingTokens* missing = nullptr;  // nullptr: the default spellings
 
-  void Configure(bool decimal_comma_in, const DateFormat* date_in, const MissingTokens* missing_in,
-                 bool vector_numbers_in) {
+  ScratchArena* arena = nullptr;  // where the arrays live (the Workspace's)
+
+  void Configure(ScratchArena* arena_in, bool decimal_comma_in, const DateFormat* date_in,
+                 const MissingTokens* missing_in, bool vector_numbers_in) {
+    arena = arena_in;
     vector_numbers = vector_numbers_in;
     decimal_comma = decimal_comma_in;
     date = date_in;
@@ -498,22 +525,22 @@ struct ColumnScratch {
 
   void Start(ColumnType t, size_t cap) {
     type = t;
-    if (valid.size() < cap) valid.resize(cap);
+    valid.resize(cap, arena);
     switch (t) {
       case ColumnType::kInt64:
       case ColumnType::kDatetime:
-        if (i64.size() < cap) i64.resize(cap);
+        i64.resize(cap, arena);
         break;
       case ColumnType::kFloat64:
-        if (f64.size() < cap) f64.resize(cap);
-        if (mant.size() < cap) mant.resize(cap);
-        if (frac.size() < cap) frac.resize(cap);
+        f64.resize(cap, arena);
+        mant.resize(cap, arena);
+        frac.resize(cap, arena);
         break;
       case ColumnType::kBool:
-        if (b.size() < cap) b.resize(cap);
+        b.resize(cap, arena);
         break;
       case ColumnType::kString:
-        if (codes.size() < cap) codes.resize(cap);
+        codes.resize(cap, arena);
         dict.Clear();
         break;
     }
@@ -1067,7 +1094,7 @@ struct ColumnScratch {
     static constexpr int64_t kLimit[] = {kTwo53,           kTwo53 / 10,       kTwo53 / 100,       kTwo53 / 1000,
                                          kTwo53 / 10000,   kTwo53 / 100000,   kTwo53 / 1000000,   kTwo53 / 10000000,
                                          kTwo53 / 100000000, kTwo53 / 1000000000};
-    if (scaled.size() < n) scaled.resize(n);
+    scaled.resize(n, arena);
     for (size_t i = 0; i < n; ++i) {
       if (!valid[i] || frac[i] == kNegZero) {
         scaled[i] = 0;
@@ -1138,6 +1165,7 @@ std::string HintViolation(const ColumnRule& rule, std::string_view v) {
 
 // Per-thread working memory, reused across segments (pooled) so large buffers are faulted in only once.
 struct Workspace {
+  ScratchArena arena;  // before cols: their arrays live in it
   ByteBuffer buf;
   // The fields of the rows tokenized but not yet converted (at most kConvertBatchRows): refs[c * kRefStride +
   // row - first row of the batch]. Small enough to stay in the first-level cache while a batch is written and read.
@@ -1434,7 +1462,7 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
   const bool vector_numbers = false;
 #endif
   for (size_t c = 0; c < ncols; ++c) {
-    ws.cols[c].Configure(plan.decimal_comma, plan.rules[c].date, plan.missing, vector_numbers);
+    ws.cols[c].Configure(&ws.arena, plan.decimal_comma, plan.rules[c].date, plan.missing, vector_numbers);
   }
   auto start_group = [&]() {
     for (size_t c = 0; c < ncols; ++c) {
