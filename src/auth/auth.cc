@@ -170,12 +170,9 @@ Result<LoginResult> AuthService::IssueSession(const UserRecord& user) {
 
 Result<UserRecord> AuthService::UpsertSsoUser(const std::string& username, const std::string& identity,
                                               std::optional<bool> is_admin) {
-  if (!ValidUsername(username)) {
-    return Status::InvalidArgument("the identity provider's username '" + username.substr(0, 80) +
-                                   "' is not a valid lathe username (1-64 of A-Z a-z 0-9 . _ @ -, starting "
-                                   "with a letter or digit)");
-  }
   const std::string marker = std::string(kSsoHashPrefix) + identity;
+  // An existing linked user keeps signing in even if the username rules have since become stricter; only a
+  // new user's name is checked.
   auto existing = store_->GetUserByName(username);
   if (existing.ok()) {
     if (existing->password_hash != marker) {
@@ -190,6 +187,11 @@ Result<UserRecord> AuthService::UpsertSsoUser(const std::string& username, const
     return *existing;
   }
   if (existing.status().code() != StatusCode::kNotFound) return existing.status();
+  if (!ValidUsername(username)) {
+    return Status::InvalidArgument("the identity provider's username '" + username.substr(0, 80) +
+                                   "' is not a valid lathe username (1-64 of A-Z a-z 0-9 . _ @ -, starting "
+                                   "with a letter or digit)");
+  }
   UserRecord u;
   u.id = NewId("usr");
   u.username = username;

@@ -177,6 +177,15 @@ def test_a_local_user_is_never_taken_over(server, idp, admin):
     assert_problem(sso_login(server, idp), 409, "carol")
 
 
+def test_a_provider_username_lathe_cannot_use_is_refused(server, idp):
+    idp.reset()
+    for name in ("..", "-rf", ".hidden"):
+        idp.next_login(sub="u-" + name, preferred_username=name)
+        r = sso_login(server, idp)
+        assert_problem(r, 400, "not a valid lathe username")
+        assert "lathe_session" not in set_cookies(r)
+
+
 @pytest.mark.parametrize("knob,value,needle", [
     ("audience", "another-client", "audience"),
     ("expired", True, "expired"),
