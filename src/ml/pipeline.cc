@@ -6,6 +6,8 @@
 #include <map>
 #include <set>
 
+#include "common/clock.h"
+
 namespace lathe::ml {
 namespace {
 
@@ -29,28 +31,6 @@ int64_t FloorDiv(int64_t a, int64_t b) {
   int64_t q = a / b;
   if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
   return q;
-}
-
-// Howard Hinnant's civil-calendar algorithms (proleptic Gregorian, UTC).
-int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-void CivilFromDays(int64_t z, int64_t* y, int64_t* m, int64_t* d) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const int64_t doe = z - era * 146097;
-  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const int64_t mp = (5 * doy + 2) / 153;
-  *d = doy - (153 * mp + 2) / 5 + 1;
-  *m = mp < 10 ? mp + 3 : mp - 9;
-  *y = yoe + era * 400 + (*m <= 2);
 }
 
 bool IsLeap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
@@ -174,7 +154,7 @@ Result<int64_t> ParseIsoDatetimeMicros(std::string_view text) {
     }
     if (pos != text.size()) return bad();
   }
-  const int64_t days = DaysFromCivil(y, mo, d);
+  const int64_t days = DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
   const int64_t secs = days * 86400 + h * 3600 + mi * 60 + s - offset_s;
   return secs * 1000000 + frac_us;
 }
@@ -182,7 +162,8 @@ Result<int64_t> ParseIsoDatetimeMicros(std::string_view text) {
 void DatetimeFeatures(int64_t micros, float* out) {
   const int64_t secs = FloorDiv(micros, 1000000);
   const int64_t days = FloorDiv(secs, 86400);
-  int64_t y = 0, m = 0, d = 0;
+  int64_t y = 0;
+  unsigned m = 0, d = 0;
   CivilFromDays(days, &y, &m, &d);
   out[0] = static_cast<float>(static_cast<double>(micros) / 1e6);
   out[1] = static_cast<float>(m);
