@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <cstring>
 #include <mutex>
-#include <vector>
 #include <new>
 #include <utility>
+#include <vector>
 
 #include "common/clock.h"
 
@@ -138,7 +138,8 @@ LargeBuffer::LargeBuffer(size_t bytes, bool zeroed) : size_(bytes) {
   map_ = p;
   const auto addr = reinterpret_cast<uintptr_t>(p);
   data_ = reinterpret_cast<char*>((addr + kHugePage - 1) / kHugePage * kHugePage);
-  if (!reused) ::madvise(data_, map_bytes_ - kHugePage, MADV_HUGEPAGE);  // advice only: without THP, small pages
+  if (!reused)
+    ::madvise(data_, map_bytes_ - kHugePage, MADV_HUGEPAGE);  // advice only: without THP, small pages
   if (reused && zeroed) std::memset(data_, 0, bytes);
 }
 

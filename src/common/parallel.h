@@ -31,8 +31,8 @@ void ParallelFor(size_t tasks, int threads, const std::function<void(size_t)>& f
 // ahead of the consumer, which bounds the memory their results hold; window >= threads + 1 keeps the workers
 // busy while the consumer works. After the first consume that fails no new item is claimed; the call
 // returns that status once the items in flight are done; an exception from consume is rethrown after that.
-// produce must not throw (wrap it and put the error into R); if no worker thread can be started, the items are
-// produced on the calling thread.
+// produce must not throw (wrap it and put the error into R); if no worker thread can be started, the items
+// are produced on the calling thread.
 template <class R, class Produce, class Consume>
 Status RunOrdered(size_t n, int threads, size_t window, const Produce& produce, const Consume& consume) {
   std::mutex mu;

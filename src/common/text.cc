@@ -37,8 +37,9 @@ bool IsDisplaySafeText(std::string_view s) {
       if ((b & 0xC0) != 0x80) return false;
       cp = (cp << 6) | (b & 0x3F);
     }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))) return false;  // overlong, range
-    if (cp >= 0xD800 && cp <= 0xDFFF) return false;                                                  // surrogates
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+      return false;                                  // overlong, range
+    if (cp >= 0xD800 && cp <= 0xDFFF) return false;  // surrogates
     if (Hidden(cp)) return false;
     i += len;
   }

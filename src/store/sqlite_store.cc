@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <mutex>
 
 #include "common/clock.h"
@@ -319,15 +320,8 @@ class SqliteStore final : public Store {
                             .Bind(4, rec.created_at)
                             .Exec());
       }
-      int64_t next = 1;
-      {
-        Stmt s(
-            db_,
-            "SELECT COALESCE(MAX(version), 0) + 1 FROM dataset_versions WHERE project = ? AND dataset = ?");
-        s.Bind(1, rec.project).Bind(2, rec.dataset);
-        ASSIGN_OR_RETURN(bool row, s.Step());
-        if (row) next = s.Int(0);
-      }
+      ASSIGN_OR_RETURN(int64_t next, NextVersionLocked("dataset_versions", "project = ? AND dataset = ?",
+                                                       {rec.project, rec.dataset}));
       Stmt s(db_,
              "INSERT INTO dataset_versions(project, dataset, version, rows, columns, stats, blob, bytes, "
              "source, created_at, lineage, profile_blob, quarantine_blob, bad_rows, quality) "
@@ -486,13 +480,8 @@ class SqliteStore final : public Store {
           Stmt s(db_, "UPDATE datasets SET updated_at = ? WHERE project = ? AND name = ?");
           RETURN_IF_ERROR(s.Bind(1, rec.created_at).Bind(2, rec.project).Bind(3, rec.dataset).Exec());
         }
-        {
-          Stmt s(db_,
-                 "SELECT COALESCE(MAX(version), 0) + 1 FROM dataset_versions WHERE project = ? AND dataset = ?");
-          s.Bind(1, rec.project).Bind(2, rec.dataset);
-          ASSIGN_OR_RETURN(bool row, s.Step());
-          appended = row ? s.Int(0) : 1;
-        }
+        ASSIGN_OR_RETURN(appended, NextVersionLocked("dataset_versions", "project = ? AND dataset = ?",
+                                                     {rec.project, rec.dataset}));
         Stmt s(db_,
                "INSERT INTO dataset_versions(project, dataset, version, rows, columns, stats, blob, bytes, "
                "source, created_at, lineage, profile_blob, quarantine_blob, bad_rows, quality) "
@@ -525,15 +514,21 @@ class SqliteStore final : public Store {
     return InTransaction<int64_t>([&]() { return InsertDocumentLocked(doc); });
   }
 
+  // max(version) + 1 over the rows of `table` that match `where` (its ? bound to `keys` in order), 1 for none;
+  // the caller holds mu_ inside a transaction. table and where are constants of this file, never input.
+  Result<int64_t> NextVersionLocked(const char* table, const char* where,
+                                    std::initializer_list<std::string_view> keys) {
+    Stmt s(db_, std::string("SELECT COALESCE(MAX(version), 0) + 1 FROM ") + table + " WHERE " + where);
+    int i = 1;
+    for (std::string_view k : keys) s.Bind(i++, k);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    return row ? s.Int(0) : int64_t{1};
+  }
+
   // The next version of `doc` (max + 1), inserted; the caller holds mu_ inside a transaction.
   Result<int64_t> InsertDocumentLocked(const DocumentRecord& doc) {
-    int64_t next = 1;
-    {
-      Stmt s(db_, "SELECT COALESCE(MAX(version), 0) + 1 FROM documents WHERE project = ? AND kind = ? AND name = ?");
-      s.Bind(1, doc.project).Bind(2, doc.kind).Bind(3, doc.name);
-      ASSIGN_OR_RETURN(bool row, s.Step());
-      if (row) next = s.Int(0);
-    }
+    ASSIGN_OR_RETURN(int64_t next, NextVersionLocked("documents", "project = ? AND kind = ? AND name = ?",
+                                                     {doc.project, doc.kind, doc.name}));
     Stmt s(db_,
            "INSERT INTO documents(project, kind, name, version, body, created_by, created_at) "
            "VALUES (?,?,?,?,?,?,?)");
@@ -886,14 +881,8 @@ class SqliteStore final : public Store {
         Stmt s(db_, "INSERT OR IGNORE INTO models(project, name, created_at) VALUES (?,?,?)");
         RETURN_IF_ERROR(s.Bind(1, rec.project).Bind(2, rec.model).Bind(3, rec.created_at).Exec());
       }
-      int64_t next = 1;
-      {
-        Stmt s(db_,
-               "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE project = ? AND model = ?");
-        s.Bind(1, rec.project).Bind(2, rec.model);
-        ASSIGN_OR_RETURN(bool row, s.Step());
-        if (row) next = s.Int(0);
-      }
+      ASSIGN_OR_RETURN(int64_t next,
+                       NextVersionLocked("model_versions", "project = ? AND model = ?", {rec.project, rec.model}));
       Stmt s(db_,
              "INSERT INTO model_versions(project, model, version, run_id, blob, signature, metrics, task, "
              "created_at) VALUES (?,?,?,?,?,?,?,?,?)");

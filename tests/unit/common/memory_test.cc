@@ -12,7 +12,8 @@ namespace lathe {
 namespace {
 
 TEST(LargeBuffer, SmallAndHugeBuffersHoldWhatIsWrittenAndMove) {
-  for (size_t bytes : {size_t{0}, size_t{1}, size_t{4096}, (size_t{2} << 20) - 1, size_t{2} << 20, (size_t{5} << 20) + 3}) {
+  for (size_t bytes :
+       {size_t{0}, size_t{1}, size_t{4096}, (size_t{2} << 20) - 1, size_t{2} << 20, (size_t{5} << 20) + 3}) {
     LargeBuffer b(bytes);
     ASSERT_EQ(b.size(), bytes);
     ASSERT_NE(b.data(), nullptr);
@@ -64,7 +65,8 @@ TEST(LargeBuffer, ReusesFreedMappingsAndZeroesThemWhenAsked) {
   }
   EXPECT_EQ(LargeBufferCachedBytes(), 0u);
   std::vector<LargeBuffer> many;
-  for (size_t i = 0; i < kLargeBufferCacheTotal / (size_t{32} << 20) + 3; ++i) many.emplace_back(size_t{32} << 20);
+  for (size_t i = 0; i < kLargeBufferCacheTotal / (size_t{32} << 20) + 3; ++i)
+    many.emplace_back(size_t{32} << 20);
   many.clear();
   EXPECT_LE(LargeBufferCachedBytes(), kLargeBufferCacheTotal) << "the cache stays bounded";
   ReleaseFreeMemory();

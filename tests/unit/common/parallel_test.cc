@@ -18,7 +18,8 @@ TEST(ParallelFor, RunsEveryTaskOnceOnAnyThreadCount) {
     for (size_t tasks : {size_t{0}, size_t{1}, size_t{2}, size_t{7}, size_t{100}}) {
       std::vector<std::atomic<int>> runs(tasks);
       ParallelFor(tasks, threads, [&](size_t i) { runs[i].fetch_add(1); });
-      for (size_t i = 0; i < tasks; ++i) EXPECT_EQ(runs[i].load(), 1) << "task " << i << " of " << tasks << ", " << threads << " threads";
+      for (size_t i = 0; i < tasks; ++i)
+        EXPECT_EQ(runs[i].load(), 1) << "task " << i << " of " << tasks << ", " << threads << " threads";
     }
   }
 }
