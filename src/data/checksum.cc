@@ -62,6 +62,13 @@ uint32_t Crc32Tables(const unsigned char* p, size_t size, uint32_t crc) {
 // The same CRC-32 by carry-less multiplication (Gopal et al., "Fast CRC Computation for Generic Polynomials
 // Using PCLMULQDQ", Intel 2009; the folding constants are those of the reflected polynomial 0xEDB88320, as
 // in zlib). On the inverted register value; size is a multiple of 16 and at least 64.
+// Folding constants (x^(d+32) and x^(d-32) mod P, reflected, shifted), each named by the distance d it folds
+// across: 64 bytes (four 128-bit lanes), 16 bytes (one lane), and the last 128 -> 64 and Barrett steps.
+alignas(16) constexpr uint64_t kFold64[] = {0x0154442bd4, 0x01c6e41596};
+alignas(16) constexpr uint64_t kFold16[] = {0x01751997d0, 0x00ccaa009e};
+alignas(16) constexpr uint64_t kFold8[] = {0x0163cd6124, 0x0000000000};
+alignas(16) constexpr uint64_t kBarrett[] = {0x01db710641, 0x01f7011641};
+
 // x * k (both 64-bit halves, carry-less) folded onto `next`.
 __attribute__((target("pclmul,sse4.1"))) inline __m128i Fold(__m128i x, __m128i k, __m128i next) {
   __m128i lo = _mm_clmulepi64_si128(x, k, 0x00);
@@ -72,10 +79,7 @@ __attribute__((target("pclmul,sse4.1"))) inline __m128i Fold(__m128i x, __m128i 
 // The last 16-byte blocks (len of them, a multiple of 16) folded onto x1, then 128 -> 32 bits.
 __attribute__((target("pclmul,sse4.1"))) inline uint32_t FinishClmul(__m128i x1, const unsigned char* buf,
                                                                       size_t len) {
-  alignas(16) static const uint64_t k3k4[] = {0x01751997d0, 0x00ccaa009e};
-  alignas(16) static const uint64_t k5k0[] = {0x0163cd6124, 0x0000000000};
-  alignas(16) static const uint64_t poly[] = {0x01db710641, 0x01f7011641};
-  __m128i k = _mm_load_si128(reinterpret_cast<const __m128i*>(k3k4));
+  __m128i k = _mm_load_si128(reinterpret_cast<const __m128i*>(kFold16));
   while (len >= 16) {
     x1 = Fold(x1, k, _mm_loadu_si128(reinterpret_cast<const __m128i*>(buf)));
     buf += 16;
@@ -85,11 +89,11 @@ __attribute__((target("pclmul,sse4.1"))) inline uint32_t FinishClmul(__m128i x1,
   __m128i x5 = _mm_clmulepi64_si128(x1, k, 0x10);
   const __m128i mask32 = _mm_setr_epi32(~0, 0, ~0, 0);
   x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), x5);
-  k = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(k5k0));
+  k = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(kFold8));
   x5 = _mm_srli_si128(x1, 4);
   x1 = _mm_xor_si128(_mm_clmulepi64_si128(_mm_and_si128(x1, mask32), k, 0x00), x5);
   // Barrett reduction to 32 bits.
-  k = _mm_load_si128(reinterpret_cast<const __m128i*>(poly));
+  k = _mm_load_si128(reinterpret_cast<const __m128i*>(kBarrett));
   x5 = _mm_clmulepi64_si128(_mm_and_si128(x1, mask32), k, 0x10);
   x5 = _mm_clmulepi64_si128(_mm_and_si128(x5, mask32), k, 0x00);
   x1 = _mm_xor_si128(x1, x5);
@@ -97,14 +101,12 @@ __attribute__((target("pclmul,sse4.1"))) inline uint32_t FinishClmul(__m128i x1,
 }
 
 __attribute__((target("pclmul,sse4.1"))) uint32_t Crc32Clmul(const unsigned char* buf, size_t len, uint32_t crc) {
-  alignas(16) static const uint64_t k1k2[] = {0x0154442bd4, 0x01c6e41596};
-  alignas(16) static const uint64_t k3k4[] = {0x01751997d0, 0x00ccaa009e};
   auto load = [](const unsigned char* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
   __m128i x1 = _mm_xor_si128(load(buf), _mm_cvtsi32_si128(static_cast<int>(crc)));
   __m128i x2 = load(buf + 16), x3 = load(buf + 32), x4 = load(buf + 48);
   buf += 64;
   len -= 64;
-  __m128i k = _mm_load_si128(reinterpret_cast<const __m128i*>(k1k2));
+  __m128i k = _mm_load_si128(reinterpret_cast<const __m128i*>(kFold64));
   // Four independent 128-bit lanes folded 64 bytes forward at a time.
   while (len >= 64) {
     x1 = Fold(x1, k, load(buf));
@@ -115,7 +117,7 @@ __attribute__((target("pclmul,sse4.1"))) uint32_t Crc32Clmul(const unsigned char
     len -= 64;
   }
   // Fold the four lanes into one, then the rest.
-  k = _mm_load_si128(reinterpret_cast<const __m128i*>(k3k4));
+  k = _mm_load_si128(reinterpret_cast<const __m128i*>(kFold16));
   x1 = Fold(x1, k, x2);
   x1 = Fold(x1, k, x3);
   x1 = Fold(x1, k, x4);
@@ -149,8 +151,8 @@ LATHE_VPCLMUL_TARGET uint32_t Crc32Vpclmul(const unsigned char* buf, size_t len,
     buf += 256;
     len -= 256;
   }
-  const __m512i k64 = _mm512_set_epi64(0x01c6e41596, 0x0154442bd4, 0x01c6e41596, 0x0154442bd4, 0x01c6e41596,
-                                       0x0154442bd4, 0x01c6e41596, 0x0154442bd4);
+  const __m512i k64 = _mm512_set_epi64(kFold64[1], kFold64[0], kFold64[1], kFold64[0], kFold64[1], kFold64[0],
+                                       kFold64[1], kFold64[0]);
   x0 = Fold512(x0, k64, x1);
   x0 = Fold512(x0, k64, x2);
   x0 = Fold512(x0, k64, x3);
@@ -160,7 +162,7 @@ LATHE_VPCLMUL_TARGET uint32_t Crc32Vpclmul(const unsigned char* buf, size_t len,
     len -= 64;
   }
   // The four 128-bit lanes are consecutive 16-byte blocks: fold each onto the next.
-  const __m128i k16 = _mm_set_epi64x(0x00ccaa009e, 0x01751997d0);
+  const __m128i k16 = _mm_load_si128(reinterpret_cast<const __m128i*>(kFold16));
   __m128i x = _mm512_maskz_extracti32x4_epi32(0xF, x0, 0);
   x = Fold(x, k16, _mm512_maskz_extracti32x4_epi32(0xF, x0, 1));
   x = Fold(x, k16, _mm512_maskz_extracti32x4_epi32(0xF, x0, 2));

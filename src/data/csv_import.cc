@@ -1347,21 +1347,28 @@ struct RowScan {
   size_t ncols, max_field, max_line;
   FieldRef* refs;       // the batch's field references, stride kRefStride
   uint32_t* row_start;  // the group's row offsets, indexed by the row's number in the group
+  bool stopped_at_complex_row = false;  // out: the row that stopped the scan is not a simple row
 };
 
 // Reads consecutive rows from *p while each is a simple row (ScanSimpleRow) in valid UTF-8 that starts before
 // s.limit, at most max_rows of them: row i goes to batch slot `slot + i` and row_start[row + i]. Returns how
-// many rows were read and moves *p past them; the row that stopped it is left for the caller.
+// many rows were read and moves *p past them; the row that stopped it is left for the caller (with
+// s.stopped_at_complex_row telling whether it needs the general tokenizer).
 template <class Blocks>
-__attribute__((always_inline)) inline size_t ScanRowsWith(const RowScan& s, const char** p, size_t slot, size_t row,
+__attribute__((always_inline)) inline size_t ScanRowsWith(RowScan& s, const char** p, size_t slot, size_t row,
                                                          size_t max_rows) {
   const char* at = *p;
   size_t n = 0;
+  s.stopped_at_complex_row = false;
   for (; n < max_rows && at < s.limit; ++n) {
     bool ascii = false;
     const char* next = ScanSimpleRowWith<Blocks>(at, s.end, s.base, s.delim, s.ncols, s.max_field, s.max_line,
                                                  s.refs, kRefStride, slot + n, &ascii);
-    if (next == nullptr || (!ascii && FindInvalidUtf8(at, static_cast<size_t>(next - at)) >= 0)) break;
+    if (next == nullptr) {
+      s.stopped_at_complex_row = true;
+      break;
+    }
+    if (!ascii && FindInvalidUtf8(at, static_cast<size_t>(next - at)) >= 0) break;
     s.row_start[row + n] = static_cast<uint32_t>(at - s.base);
     at = next;
   }
@@ -1369,18 +1376,18 @@ __attribute__((always_inline)) inline size_t ScanRowsWith(const RowScan& s, cons
   return n;
 }
 
-using ScanRowsFn = size_t (*)(const RowScan&, const char**, size_t, size_t, size_t);
+using ScanRowsFn = size_t (*)(RowScan&, const char**, size_t, size_t, size_t);
 
-size_t ScanRowsBaseline(const RowScan& s, const char** p, size_t slot, size_t row, size_t max_rows) {
+size_t ScanRowsBaseline(RowScan& s, const char** p, size_t slot, size_t row, size_t max_rows) {
   return ScanRowsWith<BaselineBlocks>(s, p, slot, row, max_rows);
 }
 
 #if defined(__x86_64__)
-LATHE_AVX2 size_t ScanRowsAvx2(const RowScan& s, const char** p, size_t slot, size_t row, size_t max_rows) {
+LATHE_AVX2 size_t ScanRowsAvx2(RowScan& s, const char** p, size_t slot, size_t row, size_t max_rows) {
   return ScanRowsWith<Avx2Blocks>(s, p, slot, row, max_rows);
 }
 
-LATHE_AVX512 size_t ScanRowsAvx512(const RowScan& s, const char** p, size_t slot, size_t row, size_t max_rows) {
+LATHE_AVX512 size_t ScanRowsAvx512(RowScan& s, const char** p, size_t slot, size_t row, size_t max_rows) {
   return ScanRowsWith<Avx512Blocks>(s, p, slot, row, max_rows);
 }
 #endif
@@ -1603,9 +1610,12 @@ SegmentResult ProcessSegment(const ImportPlan& plan, Workspace& ws, int64_t know
     const char* row_begin = p;
     int64_t row_line = lines;
     size_t ragged_fields = ncols;  // != ncols: the row has that many fields
+    // A row the bulk scanner already found not simple goes straight to the tokenizer.
     const char* next =
-        ScanSimpleRow(p, end, base, plan.delim, ncols, max_field, max_line, refs.data(), stride, row - converted,
-                      &ascii);
+        scan_rows != nullptr && bulk.stopped_at_complex_row
+            ? nullptr
+            : ScanSimpleRow(p, end, base, plan.delim, ncols, max_field, max_line, refs.data(), stride,
+                            row - converted, &ascii);
     const bool simple = next != nullptr;
     if (simple) {
       p = next;
