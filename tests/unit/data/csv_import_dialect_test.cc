@@ -412,6 +412,19 @@ TEST(CsvImportHostile, TenMegabyteField) {
   EXPECT_NE(quoted.status.message().find("max_field_bytes"), std::string::npos) << quoted.status.ToString();
 }
 
+// Offsets in a segment buffer are 31-bit: limits past 1 GiB are refused up front, and no output is written.
+TEST(CsvImportHostile, OversizedBufferLimitsAreRefused) {
+  ScratchDir dir;
+  for (int which = 0; which < 2; ++which) {
+    CsvOptions o;
+    (which == 0 ? o.max_line_bytes : o.segment_bytes) = (size_t{1} << 30) + 1;
+    auto r = ImportBytes("a,b\n1,2\n", dir, o);
+    ASSERT_EQ(r.status.code(), StatusCode::kInvalidArgument) << r.status.ToString();
+    EXPECT_NE(r.status.message().find("at most 1 GiB"), std::string::npos) << r.status.ToString();
+    EXPECT_FALSE(std::filesystem::exists(dir.Path("out.lcol")));
+  }
+}
+
 TEST(CsvImportHostile, TruncatedMultibyteSequences) {
   ScratchDir dir;
   // UTF-8 (plenty of valid sequences) whose last byte sequence is cut.
